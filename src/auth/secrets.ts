@@ -1,0 +1,41 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** Secret generation, storage hashes and constant-time comparison. */
+
+/** A per-gateway secret or delivery key: 64 lowercase hex characters (256 bits), like the fixtures. */
+export function generateSecret(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/**
+ * A bearer-style token: `prefix` + 43 base64url characters (256 bits). The prefix (e.g. `hrt_`)
+ * lets operators and secret scanners recognise what leaked.
+ */
+export function generateToken(prefix = ''): string {
+  return prefix + randomBytes(32).toString('base64url');
+}
+
+/** SHA-256 hex of a token, for storing enrollment and tenant tokens (spec decision 12). */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/**
+ * Constant-time string equality. Both sides are hashed first so neither the content nor the
+ * length of the expected value leaks through timing.
+ */
+export function constantTimeEqual(presented: unknown, expected: string): boolean {
+  if (typeof presented !== 'string') return false;
+  const a = createHash('sha256').update(presented, 'utf8').digest();
+  const b = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(a, b) && presented.length === expected.length;
+}
+
+/** Replace every occurrence of the given secrets in `text`, for error messages and logs. */
+export function redact(text: string, secrets: readonly (string | undefined | null)[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret && secret.length >= 4) out = out.split(secret).join('[redacted]');
+  }
+  return out;
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { CliError } from './errors.js';
+import { VERSION } from './version.js';
+
+const program = new Command('hermes')
+  .description('hermes-relay: connect AI agents to chat platforms through an authenticated relay')
+  .version(VERSION, '-V, --version')
+  .option('-v, --verbose', 'show stack traces and debug logs')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+const connector = program.command('connector').description('the relay server: platforms, tenants, delivery');
+connector
+  .command('serve')
+  .description('run the connector')
+  .action(() => {
+    throw new CliError('the connector is not built yet (see issue #4)');
+  });
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are "errors" to commander; they already printed what they had to.
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
+      if (error.code === 'commander.help') return 0;
+      return 2;
+    }
+    if (error instanceof CliError) {
+      process.stderr.write(`hermes: ${error.message}\n`);
+      return error.exitCode;
+    }
+    const verbose = program.opts<{ verbose?: boolean }>().verbose;
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`hermes: ${message}\n`);
+    if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { describeZodError } from './errors.js';
+import { WireId } from './event.js';
+
+/** Outbound actions carried in `outbound.action` (reference §4.5), keyed by `op`. */
+
+const metadata = z
+  .record(z.string(), z.unknown())
+  .nullish()
+  .catch(undefined)
+  .transform((v) => v ?? {});
+const routing = {
+  platform: z.string().optional().catch(undefined),
+  botId: z.string().optional().catch(undefined),
+};
+
+export const SendActionSchema = z.object({
+  op: z.literal('send'),
+  chat_id: WireId,
+  content: z.string(),
+  reply_to: z
+    .union([z.string(), z.number(), z.null()])
+    .optional()
+    .transform((v) => (v === null || v === undefined ? null : String(v))),
+  metadata,
+  ...routing,
+});
+
+export const EditActionSchema = z.object({
+  op: z.literal('edit'),
+  chat_id: WireId,
+  message_id: WireId,
+  content: z.string(),
+  metadata,
+  ...routing,
+});
+
+/** `content: ""` means "clear the indicator" in later connectors. */
+export const TypingActionSchema = z.object({
+  op: z.literal('typing'),
+  chat_id: WireId,
+  content: z.string().optional(),
+  ...routing,
+});
+
+export const FollowUpActionSchema = z.object({
+  op: z.literal('follow_up'),
+  session_key: z.string().min(1),
+  kind: z.string().min(1),
+  content: z.string(),
+  metadata,
+  ...routing,
+});
+
+export const GetChatInfoActionSchema = z.object({
+  op: z.literal('get_chat_info'),
+  chat_id: WireId,
+  ...routing,
+});
+
+export const OutboundActionSchema = z.discriminatedUnion('op', [
+  SendActionSchema,
+  EditActionSchema,
+  TypingActionSchema,
+  FollowUpActionSchema,
+  GetChatInfoActionSchema,
+]);
+
+export type SendAction = z.output<typeof SendActionSchema>;
+export type EditAction = z.output<typeof EditActionSchema>;
+export type TypingAction = z.output<typeof TypingActionSchema>;
+export type FollowUpAction = z.output<typeof FollowUpActionSchema>;
+export type GetChatInfoAction = z.output<typeof GetChatInfoActionSchema>;
+export type OutboundAction = z.output<typeof OutboundActionSchema>;
+export type OutboundActionInput = z.input<typeof OutboundActionSchema>;
+
+const schemasByOp: Record<string, z.ZodType> = {
+  send: SendActionSchema,
+  edit: EditActionSchema,
+  typing: TypingActionSchema,
+  follow_up: FollowUpActionSchema,
+  get_chat_info: GetChatInfoActionSchema,
+};
+
+export type ActionParse =
+  | { ok: true; action: OutboundAction }
+  | { ok: false; op: string | undefined; error: string };
+
+/** Validate an action. An unknown op is an error result, never an exception. */
+export function parseOutboundAction(value: unknown): ActionParse {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { ok: false, op: undefined, error: 'action must be a JSON object' };
+  }
+  const op = (value as { op?: unknown }).op;
+  if (typeof op !== 'string') return { ok: false, op: undefined, error: 'action.op must be a string' };
+  const schema = schemasByOp[op];
+  if (!schema) return { ok: false, op, error: `unsupported op: ${op.slice(0, 64)}` };
+  const parsed = schema.safeParse(value);
+  return parsed.success
+    ? { ok: true, action: parsed.data as OutboundAction }
+    : { ok: false, op, error: `invalid ${op} action: ${describeZodError(parsed.error)}` };
+}
+
+/**
+ * `outbound_result.result`. One loose shape for every op: `get_chat_info` answers either
+ * `{chat_info:{name,type}}` or top-level `{name,type}`; later connectors add `ambiguous`.
+ */
+export const OutboundResultSchema = z.looseObject({
+  success: z.boolean().optional(),
+  message_id: WireId.optional().catch(undefined),
+  error: z.string().optional().catch(undefined),
+  ambiguous: z.boolean().optional().catch(undefined),
+  chat_info: z
+    .looseObject({ name: z.string().optional(), type: z.string().optional() })
+    .optional()
+    .catch(undefined),
+  name: z.string().optional().catch(undefined),
+  type: z.string().optional().catch(undefined),
+});
+
+export type OutboundResult = z.output<typeof OutboundResultSchema>;
+
+export function failedResult(error: string, extra: { ambiguous?: boolean } = {}): OutboundResult {
+  return { success: false, error, ...extra };
+}
+
+export interface ChatInfo {
+  name: string;
+  type: string;
+}
+
+/** Gateway reading of a `get_chat_info` result (reference §4.5): defaults name=chat_id, type=dm. */
+export function readChatInfo(result: OutboundResult, chatId: string): ChatInfo {
+  const info = result.chat_info ?? result;
+  return { name: info.name || chatId, type: info.type || 'dm' };
+}

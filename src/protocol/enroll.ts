@@ -1,0 +1,70 @@
+import { z } from 'zod';
+
+/** `/relay/enroll` and `/relay/provision` bodies (reference §5.1–§5.2, spec decision 9). */
+
+// Printable, no whitespace or control characters; may contain ':' (the token splits from the right).
+export const GatewayIdSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[^\s\p{Cc}]+$/u, 'must be printable with no whitespace');
+
+const endpoint = z
+  .string()
+  .max(2048)
+  .refine((value) => value === '' || isHttpUrl(value), 'must be an http(s) URL or empty')
+  .transform((value) => value.replace(/\/+$/, ''));
+
+const routeKeys = z.array(z.string().trim().min(1).max(256)).max(1000);
+
+export const EnrollRequestSchema = z.object({
+  enrollmentToken: z.string().min(1).max(512),
+  gatewayId: GatewayIdSchema,
+  gatewayEndpoint: endpoint.optional(),
+  routeKeys: routeKeys.optional(),
+});
+
+export const EnrollResponseSchema = z.object({
+  secret: z.string().min(1),
+  deliveryKey: z.string(),
+  tenant: z.string(),
+  gatewayId: z.string(),
+});
+
+export const ProvisionRequestSchema = z.object({
+  gatewayId: GatewayIdSchema,
+  platform: z.string().max(128).default('relay'),
+  botId: z.string().max(256).default(''),
+  gatewayEndpoint: endpoint.default(''),
+  routeKeys: routeKeys.default([]),
+  instanceId: z.string().max(256).optional(),
+  wakeUrl: z.string().max(2048).optional(),
+  displayName: z.string().max(64).optional(),
+});
+
+export const ProvisionResponseSchema = EnrollResponseSchema.extend({
+  routeKeys: z.array(z.string()).default([]),
+});
+
+export const ErrorBodySchema = z.object({ error: z.string() });
+
+export type EnrollRequest = z.output<typeof EnrollRequestSchema>;
+export type EnrollResponse = z.output<typeof EnrollResponseSchema>;
+export type ProvisionRequest = z.output<typeof ProvisionRequestSchema>;
+export type ProvisionResponse = z.output<typeof ProvisionResponseSchema>;
+export type ErrorBody = z.output<typeof ErrorBodySchema>;
+
+/** `GATEWAY_RELAY_ROUTE_KEYS`: comma-separated, trimmed, empties dropped (reference §5.4). */
+export function parseRouteKeys(value: string | readonly string[] | undefined | null): string[] {
+  const items = typeof value === 'string' ? value.split(',') : (value ?? []);
+  return items.map((item) => String(item).trim()).filter((item) => item !== '');
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}

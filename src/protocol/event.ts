@@ -1,0 +1,152 @@
+import { z } from 'zod';
+import { describeZodError } from './errors.js';
+
+/**
+ * Ids arrive as strings from the reference gateway but as numbers from some platforms (Telegram chat
+ * ids); they are always strings once parsed. `null` and absent both mean "not set".
+ */
+export const WireId = z.union([z.string(), z.number()]).transform(String);
+const optionalId = z
+  .union([z.string(), z.number(), z.null()])
+  .optional()
+  .catch(undefined)
+  .transform((v) => (v === null || v === undefined ? undefined : String(v)));
+const optionalText = z
+  .string()
+  .nullish()
+  .catch(undefined)
+  .transform((v) => v ?? undefined);
+const optionalBool = z.boolean().optional().catch(undefined);
+
+/** SessionSource (reference §7.2 plus later additive fields). */
+export const SessionSourceSchema = z.object({
+  platform: z.string().catch('relay').default('relay'),
+  chat_id: optionalId.transform((v) => v ?? ''),
+  chat_type: z
+    .string()
+    .nullish()
+    .catch(undefined)
+    .transform((v) => v || 'dm'),
+  chat_name: optionalText,
+  user_id: optionalId,
+  user_name: optionalText,
+  thread_id: optionalId,
+  chat_topic: optionalText,
+  user_id_alt: optionalId,
+  chat_id_alt: optionalId,
+  guild_id: optionalId,
+  scope_id: optionalId,
+  parent_chat_id: optionalId,
+  message_id: optionalId,
+  is_bot: optionalBool,
+  message_is_edit: optionalBool,
+});
+
+export type SessionSource = z.output<typeof SessionSourceSchema>;
+/** What a connector builds; every field but the platform may be left out. */
+export type SessionSourceInit = Partial<SessionSource> & { platform: string };
+
+export const MESSAGE_TYPES = [
+  'text',
+  'location',
+  'photo',
+  'video',
+  'audio',
+  'voice',
+  'document',
+  'sticker',
+  'command',
+] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+const messageTypes: ReadonlySet<string> = new Set(MESSAGE_TYPES);
+
+/** MessageEvent wire form (reference §7.1). Unknown message types read as `text`. */
+export const MessageEventSchema = z.object({
+  text: z.string().catch('').default(''),
+  message_type: z
+    .unknown()
+    .transform(
+      (v): MessageType => (typeof v === 'string' && messageTypes.has(v) ? (v as MessageType) : 'text'),
+    ),
+  message_id: optionalId,
+  reply_to_message_id: optionalId,
+  media_urls: z.array(z.string()).catch([]).default([]),
+  source: SessionSourceSchema.catch(() => SessionSourceSchema.parse({})).default(() =>
+    SessionSourceSchema.parse({}),
+  ),
+});
+
+export type MessageEvent = z.output<typeof MessageEventSchema>;
+
+export type EventParse = { ok: true; event: MessageEvent } | { ok: false; error: string };
+
+export function parseMessageEvent(value: unknown): EventParse {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { ok: false, error: 'event must be a JSON object' };
+  }
+  const parsed = MessageEventSchema.safeParse(value);
+  return parsed.success
+    ? { ok: true, event: parsed.data }
+    : { ok: false, error: describeZodError(parsed.error) };
+}
+
+const ALWAYS_PRESENT = [
+  'platform',
+  'chat_id',
+  'chat_name',
+  'chat_type',
+  'user_id',
+  'user_name',
+  'thread_id',
+  'chat_topic',
+] as const;
+const WHEN_TRUTHY = [
+  'user_id_alt',
+  'chat_id_alt',
+  'guild_id',
+  'scope_id',
+  'parent_chat_id',
+  'message_id',
+] as const;
+
+/**
+ * The reference `to_dict` surface: eight keys always present (null when unset), the rest only when
+ * truthy, and `is_bot`/`message_is_edit` always sent as booleans (the later wire).
+ */
+export function sessionSourceToWire(source: SessionSourceInit): Record<string, string | boolean | null> {
+  const wire: Record<string, string | boolean | null> = {};
+  for (const key of ALWAYS_PRESENT) {
+    const value = source[key];
+    wire[key] = value === undefined || value === null ? null : String(value);
+  }
+  wire.chat_type = source.chat_type || 'dm';
+  for (const key of WHEN_TRUTHY) {
+    const value = source[key];
+    if (value) wire[key] = String(value);
+  }
+  wire.is_bot = source.is_bot === true;
+  wire.message_is_edit = source.message_is_edit === true;
+  return wire;
+}
+
+export interface MessageEventInit {
+  text: string;
+  message_type?: MessageType;
+  message_id?: string;
+  reply_to_message_id?: string;
+  media_urls?: string[];
+  source: SessionSourceInit;
+}
+
+/** The wire form a connector puts in a delivery or `inbound` frame. */
+export function messageEventToWire(event: MessageEventInit): Record<string, unknown> {
+  const wire: Record<string, unknown> = {
+    text: event.text,
+    message_type: event.message_type ?? 'text',
+  };
+  if (event.message_id) wire.message_id = event.message_id;
+  if (event.reply_to_message_id) wire.reply_to_message_id = event.reply_to_message_id;
+  wire.media_urls = event.media_urls ?? [];
+  wire.source = sessionSourceToWire(event.source);
+  return wire;
+}

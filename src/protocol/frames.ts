@@ -1,0 +1,117 @@
+import { z } from 'zod';
+import { OutboundResultSchema } from './actions.js';
+import { CapabilityDescriptorSchema } from './descriptor.js';
+import { describeZodError } from './errors.js';
+import { MessageEventSchema } from './event.js';
+
+/**
+ * WebSocket frames (reference §4.2, spec decision 5). Frames a gateway sends are "G→C", frames a
+ * connector sends are "C→G". Each side parses only the other side's frames; anything else,
+ * including an echo of its own frame types, is ignored.
+ */
+
+const requestId = z.string().min(1).max(256);
+const bufferId = z.union([z.string().min(1).max(256), z.number()]);
+
+// G→C
+export const HelloFrameSchema = z.object({
+  type: z.literal('hello'),
+  platform: z.string().max(128).catch('relay').default('relay'),
+  botId: z.string().max(256).catch('').default(''),
+});
+export const OutboundFrameSchema = z.object({
+  type: z.literal('outbound'),
+  requestId,
+  // Kept loose here: the connector must answer even an action it cannot run, so the envelope
+  // parses on its own and `parseOutboundAction` judges the action.
+  action: z.looseObject({ op: z.string() }),
+});
+export const InterruptFrameSchema = z.object({
+  type: z.literal('interrupt'),
+  session_key: z.string().min(1).max(1024),
+  reason: z
+    .string()
+    .max(1024)
+    .nullish()
+    .transform((v) => v ?? null),
+});
+export const InboundAckFrameSchema = z.object({ type: z.literal('inbound_ack'), bufferId });
+
+// C→G
+export const DescriptorFrameSchema = z.object({
+  type: z.literal('descriptor'),
+  descriptor: CapabilityDescriptorSchema,
+});
+export const OutboundResultFrameSchema = z.object({
+  type: z.literal('outbound_result'),
+  requestId,
+  result: OutboundResultSchema,
+});
+export const InboundFrameSchema = z.object({
+  type: z.literal('inbound'),
+  event: MessageEventSchema,
+  bufferId: bufferId.optional(),
+});
+export const InterruptInboundFrameSchema = z.object({
+  type: z.literal('interrupt_inbound'),
+  session_key: z.string().min(1).max(1024),
+  chat_id: z
+    .union([z.string(), z.number(), z.null()])
+    .optional()
+    .transform((v) => (v === null || v === undefined ? '' : String(v))),
+});
+
+export type HelloFrame = z.output<typeof HelloFrameSchema>;
+export type OutboundFrame = z.output<typeof OutboundFrameSchema>;
+export type InterruptFrame = z.output<typeof InterruptFrameSchema>;
+export type InboundAckFrame = z.output<typeof InboundAckFrameSchema>;
+export type DescriptorFrame = z.output<typeof DescriptorFrameSchema>;
+export type OutboundResultFrame = z.output<typeof OutboundResultFrameSchema>;
+export type InboundFrame = z.output<typeof InboundFrameSchema>;
+export type InterruptInboundFrame = z.output<typeof InterruptInboundFrameSchema>;
+
+export type GatewayFrame = HelloFrame | OutboundFrame | InterruptFrame | InboundAckFrame;
+export type ConnectorFrame = DescriptorFrame | OutboundResultFrame | InboundFrame | InterruptInboundFrame;
+
+export type FrameParse<F> =
+  | { kind: 'frame'; frame: F }
+  | { kind: 'ignored'; type: string }
+  | { kind: 'invalid'; type: string | undefined; error: string };
+
+const gatewayFrameSchemas: Record<string, z.ZodType> = {
+  hello: HelloFrameSchema,
+  outbound: OutboundFrameSchema,
+  interrupt: InterruptFrameSchema,
+  inbound_ack: InboundAckFrameSchema,
+};
+const connectorFrameSchemas: Record<string, z.ZodType> = {
+  descriptor: DescriptorFrameSchema,
+  outbound_result: OutboundResultFrameSchema,
+  inbound: InboundFrameSchema,
+  interrupt_inbound: InterruptInboundFrameSchema,
+};
+
+function parseWith<F>(schemas: Record<string, z.ZodType>, value: unknown): FrameParse<F> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { kind: 'invalid', type: undefined, error: 'frame must be a JSON object' };
+  }
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== 'string')
+    return { kind: 'invalid', type: undefined, error: 'frame has no string "type"' };
+  const schema = Object.hasOwn(schemas, type) ? schemas[type] : undefined;
+  if (!schema) return { kind: 'ignored', type: type.slice(0, 64) };
+  const parsed = schema.safeParse(value);
+  return parsed.success
+    ? { kind: 'frame', frame: parsed.data as F }
+    : { kind: 'invalid', type, error: describeZodError(parsed.error) };
+}
+
+/** What the connector reads: frames the gateway sent. */
+export function parseGatewayFrame(value: unknown): FrameParse<GatewayFrame> {
+  return parseWith<GatewayFrame>(gatewayFrameSchemas, value);
+}
+
+/** What the gateway reads: frames the connector sent. */
+export function parseConnectorFrame(value: unknown): FrameParse<ConnectorFrame> {
+  return parseWith<ConnectorFrame>(connectorFrameSchemas, value);
+}

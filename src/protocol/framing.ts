@@ -1,0 +1,101 @@
+import { StringDecoder } from 'node:string_decoder';
+import { MAX_WS_MESSAGE_BYTES } from './limits.js';
+
+/**
+ * Newline-delimited JSON over WebSocket text messages (reference §4.1): every frame is JSON + "\n";
+ * a message may hold several frames or part of one; blank lines are skipped; a bad line is
+ * reported and skipped, never thrown.
+ */
+
+export function encodeFrame(frame: object): string {
+  return `${JSON.stringify(frame)}\n`;
+}
+
+export function encodeFrames(frames: readonly object[]): string {
+  return frames.map(encodeFrame).join('');
+}
+
+export interface FrameDecodeError {
+  /** The offending line, cut to 200 characters for logging. */
+  line: string;
+  error: string;
+}
+
+export interface DecodedChunk {
+  values: unknown[];
+  errors: FrameDecodeError[];
+}
+
+export interface FrameDecoderOptions {
+  /** Longest line accepted; a longer one is dropped up to its newline and reported. */
+  maxLineChars?: number;
+}
+
+export class FrameDecoder {
+  private buffer = '';
+  private discarding = false;
+  private readonly bytes = new StringDecoder('utf8');
+  private readonly maxLineChars: number;
+
+  constructor(options: FrameDecoderOptions = {}) {
+    this.maxLineChars = options.maxLineChars ?? MAX_WS_MESSAGE_BYTES;
+  }
+
+  /** Feed one WebSocket message. Binary data is UTF-8, even when a character straddles messages. */
+  push(data: string | Buffer | ArrayBuffer | Buffer[]): DecodedChunk {
+    const text = typeof data === 'string' ? data : this.bytes.write(toBuffer(data));
+    const out: DecodedChunk = { values: [], errors: [] };
+    let start = 0;
+    for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
+      const piece = text.slice(start, newline);
+      start = newline + 1;
+      if (this.discarding) {
+        this.discarding = false;
+        this.buffer = '';
+        continue;
+      }
+      const line = this.buffer + piece;
+      this.buffer = '';
+      if (line.length > this.maxLineChars) {
+        out.errors.push({
+          line: line.slice(0, 200),
+          error: `frame longer than ${this.maxLineChars} characters`,
+        });
+        continue;
+      }
+      this.decodeLine(line, out);
+    }
+    if (start < text.length && !this.discarding) {
+      this.buffer += text.slice(start);
+      if (this.buffer.length > this.maxLineChars) {
+        out.errors.push({
+          line: this.buffer.slice(0, 200),
+          error: `frame longer than ${this.maxLineChars} characters`,
+        });
+        this.buffer = '';
+        this.discarding = true;
+      }
+    }
+    return out;
+  }
+
+  /** Characters held back waiting for a newline. */
+  get pending(): number {
+    return this.buffer.length;
+  }
+
+  private decodeLine(line: string, out: DecodedChunk): void {
+    if (line.trim() === '') return;
+    try {
+      out.values.push(JSON.parse(line));
+    } catch (error) {
+      out.errors.push({ line: line.slice(0, 200), error: `invalid JSON: ${(error as Error).message}` });
+    }
+  }
+}
+
+function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}

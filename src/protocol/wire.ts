@@ -1,0 +1,33 @@
+/** Header names, paths and close codes that appear on the wire (reference §2–§5, spec decision 4). */
+
+export const HEADER_TIMESTAMP = 'x-relay-timestamp';
+export const HEADER_SIGNATURE = 'x-relay-signature';
+/** Outside the signature; reference gateways ignore it (spec decision 4). */
+export const HEADER_DELIVERY_ID = 'x-relay-delivery-id';
+/** Outside the signature; lets a load balancer pin a session to one gateway instance. */
+export const HEADER_SESSION_KEY = 'x-relay-session-key';
+
+export const RELAY_WS_PATH = '/relay';
+export const ENROLL_PATH = '/relay/enroll';
+export const PROVISION_PATH = '/relay/provision';
+/** Appended to the gateway endpoint string as given (reference §3.1). */
+export const INTERRUPT_DELIVERY_SUFFIX = '/interrupt';
+
+/** WebSocket close code for a missing, invalid, expired or revoked credential (reference §2.3). */
+export const CLOSE_UNAUTHORIZED = 4401;
+export type UnauthorizedCloseReason = 'unauthorized' | 'revoked' | 'expired';
+
+/** Exact receiver response bodies (reference §3.3). */
+export const RECEIVER_ERRORS = {
+  noKey: 'no delivery key configured',
+  badSignature: 'invalid delivery signature',
+  badJson: 'invalid JSON body',
+  missingEvent: 'missing event',
+} as const;
+
+/** Gateway-side outbound failures never throw; these are the reference result errors (§4.5). */
+export const OUTBOUND_ERRORS = {
+  notConnected: 'relay transport not connected',
+  timedOut: 'relay outbound timed out',
+  closed: 'relay transport closed',
+} as const;
