@@ -26,8 +26,9 @@ export function hashToken(token: string): string {
  */
 export function constantTimeEqual(presented: unknown, expected: string): boolean {
   if (typeof presented !== 'string') return false;
-  const a = createHash('sha256').update(presented, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
+  // UTF-16 code units, not UTF-8: UTF-8 maps every lone surrogate to U+FFFD, so distinct strings could match.
+  const a = createHash('sha256').update(presented, 'utf16le').digest();
+  const b = createHash('sha256').update(expected, 'utf16le').digest();
   return timingSafeEqual(a, b) && presented.length === expected.length;
 }
 

@@ -43,9 +43,12 @@ function decodeUpgradeToken(token: unknown): DecodedUpgradeToken | null {
   if (typeof token !== 'string' || token.length === 0 || token.length > MAX_UPGRADE_TOKEN_CHARS) return null;
   // Buffer's decoder silently skips foreign characters; the alphabet check keeps it honest.
   if (!BASE64URL.test(token) || token.length % 4 === 1) return null;
+  const bytes = Buffer.from(token, 'base64url');
+  // Only the canonical encoding: stray bits in the last character would give one token many spellings.
+  if (bytes.toString('base64url') !== token) return null;
   let raw: string;
   try {
-    raw = strictUtf8.decode(Buffer.from(token, 'base64url'));
+    raw = strictUtf8.decode(bytes);
   } catch {
     return null;
   }

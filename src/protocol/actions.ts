@@ -93,7 +93,8 @@ export function parseOutboundAction(value: unknown): ActionParse {
   }
   const op = (value as { op?: unknown }).op;
   if (typeof op !== 'string') return { ok: false, op: undefined, error: 'action.op must be a string' };
-  const schema = schemasByOp[op];
+  // Own keys only: `toString`, `constructor` and friends are unknown ops, not prototype methods.
+  const schema = Object.hasOwn(schemasByOp, op) ? schemasByOp[op] : undefined;
   if (!schema) return { ok: false, op, error: `unsupported op: ${op.slice(0, 64)}` };
   const parsed = schema.safeParse(value);
   return parsed.success

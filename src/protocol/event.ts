@@ -63,8 +63,10 @@ const messageTypes: ReadonlySet<string> = new Set(MESSAGE_TYPES);
 /** MessageEvent wire form (reference §7.1). Unknown message types read as `text`. */
 export const MessageEventSchema = z.object({
   text: z.string().catch('').default(''),
+  // `.optional()`: an absent key must read as `text`, not fail the whole event.
   message_type: z
     .unknown()
+    .optional()
     .transform(
       (v): MessageType => (typeof v === 'string' && messageTypes.has(v) ? (v as MessageType) : 'text'),
     ),
