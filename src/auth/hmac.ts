@@ -1,11 +1,26 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 
 /**
  * The one MAC of the protocol (reference §1): HMAC-SHA256 keyed with the secret string's UTF-8
  * bytes (never hex-decoded), lowercase hex output, verified against a list of candidate secrets.
  */
 
-const HEX_SIGNATURE = /^[0-9a-fA-F]{64}$/;
+const SIGNATURE_HEX_CHARS = 64;
+
+// Building the HMAC key object is a large share of one HMAC of a short message; secrets are few
+// and long-lived, so they are kept ready. Bounded so a flood of distinct keys cannot grow it.
+const keyCache = new Map<string, KeyObject>();
+const KEY_CACHE_LIMIT = 1024;
+
+function hmacKey(secret: string): KeyObject {
+  let key = keyCache.get(secret);
+  if (!key) {
+    if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear();
+    key = createSecretKey(Buffer.from(secret, 'utf8'));
+    keyCache.set(secret, key);
+  }
+  return key;
+}
 
 /** A secret that is not a string, or only whitespace, counts as unset (reference `is_usable_secret`). */
 export function isUsableSecret(secret: unknown): secret is string {
@@ -13,7 +28,7 @@ export function isUsableSecret(secret: unknown): secret is string {
 }
 
 export function hmacDigest(message: string | Uint8Array | readonly Uint8Array[], secret: string): Buffer {
-  const mac = createHmac('sha256', Buffer.from(secret, 'utf8'));
+  const mac = createHmac('sha256', hmacKey(secret));
   if (typeof message === 'string') mac.update(message, 'utf8');
   else if (message instanceof Uint8Array) mac.update(message);
   else for (const part of message) mac.update(part);
@@ -26,8 +41,10 @@ export function hmacHex(message: string | Uint8Array | readonly Uint8Array[], se
 
 /** Parse a presented signature: exactly 64 hex characters, any case. Anything else is `null`. */
 export function parseHexSignature(signature: unknown): Buffer | null {
-  if (typeof signature !== 'string' || !HEX_SIGNATURE.test(signature)) return null;
-  return Buffer.from(signature, 'hex');
+  if (typeof signature !== 'string' || signature.length !== SIGNATURE_HEX_CHARS) return null;
+  // Buffer's hex decoder stops at the first non-hex pair, so 32 bytes means all 64 were hex.
+  const bytes = Buffer.from(signature, 'hex');
+  return bytes.length === SIGNATURE_HEX_CHARS / 2 ? bytes : null;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import {
   MAX_UPGRADE_TOKEN_CHARS,
   UPGRADE_TOKEN_MAX_TTL_SECONDS,
@@ -32,33 +33,34 @@ export interface DecodedUpgradeToken {
   gatewayId: string;
   exp: number;
   signature: string;
+  /** The UTF-8 bytes of `<gatewayId>:<exp>` that the signature must cover. */
+  signed: Uint8Array;
 }
 
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const INTEGER = /^-?\d{1,16}$/;
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const COLON = 0x3a;
 
-/** Structural decoding only; says nothing about authenticity. */
+/** Structural decoding only; says nothing about authenticity. Works on the bytes (hot path). */
 function decodeUpgradeToken(token: unknown): DecodedUpgradeToken | null {
   if (typeof token !== 'string' || token.length === 0 || token.length > MAX_UPGRADE_TOKEN_CHARS) return null;
-  // Buffer's decoder silently skips foreign characters; the alphabet check keeps it honest.
-  if (!BASE64URL.test(token) || token.length % 4 === 1) return null;
+  if (token.length % 4 === 1) return null;
   const bytes = Buffer.from(token, 'base64url');
-  // Only the canonical encoding: stray bits in the last character would give one token many spellings.
-  if (bytes.toString('base64url') !== token) return null;
-  let raw: string;
-  try {
-    raw = strictUtf8.decode(bytes);
-  } catch {
-    return null;
-  }
-  const parts = raw.split(':');
-  if (parts.length < 3) return null;
-  const signature = parts[parts.length - 1] as string;
-  const expText = parts[parts.length - 2] as string;
+  // Only the canonical encoding. Buffer's decoder silently skips foreign characters and ignores
+  // stray bits in the last character; re-encoding and comparing rejects both.
+  if (bytes.toString('base64url') !== token || !isUtf8(bytes)) return null;
+  // Split from the right: the gatewayId may itself contain ':'.
+  const sigColon = bytes.lastIndexOf(COLON);
+  if (sigColon <= 0) return null;
+  const expColon = bytes.lastIndexOf(COLON, sigColon - 1);
+  if (expColon < 0) return null;
+  const expText = bytes.toString('latin1', expColon + 1, sigColon);
   if (!INTEGER.test(expText)) return null;
-  const gatewayId = parts.slice(0, -2).join(':');
-  return { gatewayId, exp: Number(expText), signature };
+  const gatewayId = bytes.toString('utf8', 0, expColon);
+  const exp = Number(expText);
+  // The reference signs the re-rendered integer; for canonical digits that is the bytes as sent.
+  const signed =
+    String(exp) === expText ? bytes.subarray(0, sigColon) : Buffer.from(`${gatewayId}:${exp}`, 'utf8');
+  return { gatewayId, exp, signature: bytes.toString('latin1', sigColon + 1), signed };
 }
 
 /**
@@ -106,7 +108,7 @@ export function verifyUpgradeToken(
 ): UpgradeTokenVerification {
   const decoded = decodeUpgradeToken(token);
   if (!decoded) return { ok: false, reason: 'malformed' };
-  const { gatewayId, exp, signature } = decoded;
+  const { gatewayId, exp, signature, signed } = decoded;
   const skew = policy.skewSeconds ?? UPGRADE_TOKEN_SKEW_SECONDS;
   const maxTtl = policy.maxTtlSeconds ?? UPGRADE_TOKEN_MAX_TTL_SECONDS;
   if (exp === 0) {
@@ -116,7 +118,7 @@ export function verifyUpgradeToken(
     if (exp - now > maxTtl) return { ok: false, reason: 'exp_too_far', gatewayId };
   }
   if (!verifyList.some(isUsableSecret)) return { ok: false, reason: 'no_secret', gatewayId };
-  if (!verifyAgainstList(`${gatewayId}:${exp}`, signature, verifyList)) {
+  if (!verifyAgainstList(signed, signature, verifyList)) {
     return { ok: false, reason: 'bad_signature', gatewayId };
   }
   return { ok: true, gatewayId, exp };

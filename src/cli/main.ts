@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { registerConnectorCommands } from './connector-commands.js';
 import { CliError } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -10,13 +11,7 @@ const program = new Command('hermes')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-const connector = program.command('connector').description('the relay server: platforms, tenants, delivery');
-connector
-  .command('serve')
-  .description('run the connector')
-  .action(() => {
-    throw new CliError('the connector is not built yet (see issue #4)');
-  });
+registerConnectorCommands(program);
 
 async function main(argv: string[]): Promise<number> {
   try {

@@ -40,6 +40,8 @@ export const TypingActionSchema = z.object({
   op: z.literal('typing'),
   chat_id: WireId,
   content: z.string().optional(),
+  // Carries e.g. a forum `thread_id` so the indicator shows in the right topic.
+  metadata,
   ...routing,
 });
 

@@ -375,11 +375,11 @@ describe('parseOutboundAction', () => {
   it('parses typing, with optional content', () => {
     expect(parseOutboundAction({ op: 'typing', chat_id: 'c' })).toEqual({
       ok: true,
-      action: { op: 'typing', chat_id: 'c' },
+      action: { op: 'typing', chat_id: 'c', metadata: {} },
     });
     expect(parseOutboundAction({ op: 'typing', chat_id: 'c', content: '' })).toEqual({
       ok: true,
-      action: { op: 'typing', chat_id: 'c', content: '' },
+      action: { op: 'typing', chat_id: 'c', content: '', metadata: {} },
     });
   });
 

@@ -1,0 +1,344 @@
+import type { Command } from 'commander';
+import {
+  AdminError,
+  addRoute,
+  createEnrollmentToken,
+  createTenant,
+  issueTenantToken,
+  listDeadLetters,
+  listDeliveries,
+  retryDeadLetter,
+  revokeGateway,
+  rotateDeliveryKey,
+  rotateGatewaySecret,
+} from '../connector/admin.js';
+import { type ConnectorConfig, connectorConfigFromEnv, parsePort } from '../connector/config.js';
+import { startConnector } from '../connector/connector.js';
+import { TelegramAdapter } from '../connector/platforms/telegram.js';
+import type { PlatformAdapter } from '../connector/platforms/types.js';
+import { WebChatAdapter } from '../connector/platforms/webchat/adapter.js';
+import { openStore } from '../connector/store/open.js';
+import type { RelayStore } from '../connector/store/types.js';
+import { ENROLLMENT_TOKEN_TTL_SECONDS, ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
+import { CliError } from './errors.js';
+import { isoTime, parseDuration, printJson, printTable } from './format.js';
+import { createLogger } from './logger.js';
+import { VERSION } from './version.js';
+
+interface DbOption {
+  db?: string;
+  json?: boolean;
+}
+
+function withDb(command: Command): Command {
+  return command
+    .option('--db <path>', 'SQLite file (default: $RELAY_DB or ./relay-data/connector.db)')
+    .option('--json', 'print JSON');
+}
+
+async function useStore<T>(options: DbOption, work: (store: RelayStore) => Promise<T>): Promise<T> {
+  const config = connectorConfigFromEnv(process.env, { db: options.db });
+  let store: RelayStore;
+  try {
+    store = await openStore(config.db);
+  } catch (error) {
+    throw new CliError(`cannot open the connector store at ${config.db}: ${(error as Error).message}`);
+  }
+  try {
+    return await work(store);
+  } catch (error) {
+    if (error instanceof AdminError) throw new CliError(error.message);
+    throw error;
+  } finally {
+    await store.close();
+  }
+}
+
+export function buildAdapters(
+  config: ConnectorConfig,
+  log: ReturnType<typeof createLogger>,
+): PlatformAdapter[] {
+  const adapters: PlatformAdapter[] = [new WebChatAdapter({ log: log.child({ platform: 'webchat' }) })];
+  if (config.telegram) {
+    adapters.push(
+      new TelegramAdapter({
+        token: config.telegram.token,
+        apiRoot: config.telegram.apiRoot,
+        log: log.child({ platform: 'telegram' }),
+      }),
+    );
+  }
+  return adapters;
+}
+
+export function registerConnectorCommands(program: Command): void {
+  const connector = program
+    .command('connector')
+    .description('the relay server: platforms, tenants, gateway credentials, durable delivery');
+
+  connector
+    .command('serve')
+    .description('run the connector in the foreground')
+    .option('--host <host>', 'bind address (default 127.0.0.1)')
+    .option('--port <port>', 'port (default 8700)')
+    .option('--db <path>', 'SQLite file (default ./relay-data/connector.db)')
+    .addHelpText('after', '\nExample:\n  hermes connector serve --port 8700 --db ./relay-data/connector.db\n')
+    .action(async (options: { host?: string; port?: string; db?: string }) => {
+      const port = options.port === undefined ? undefined : parsePort(options.port);
+      if (options.port !== undefined && port === undefined)
+        throw new CliError(`--port must be a number from 0 to 65535, got "${options.port}"`, 2);
+      const config = connectorConfigFromEnv(process.env, { host: options.host, port, db: options.db });
+      const log = createLogger(config.logLevel, 'connector');
+      let store: RelayStore;
+      try {
+        store = await openStore(config.db);
+      } catch (error) {
+        throw new CliError(`cannot open the connector store at ${config.db}: ${(error as Error).message}`);
+      }
+      let running: Awaited<ReturnType<typeof startConnector>>;
+      try {
+        running = await startConnector({
+          config,
+          store,
+          adapters: buildAdapters(config, log),
+          log,
+          version: VERSION,
+        });
+      } catch (error) {
+        await store.close().catch(() => undefined);
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE')
+          throw new CliError(
+            `port ${config.port} on ${config.host} is already in use; pick another with --port`,
+          );
+        if (code === 'EACCES') throw new CliError(`not allowed to listen on ${config.host}:${config.port}`);
+        throw error;
+      }
+      process.stdout.write(
+        `connector listening on ${running.url} (relay: ${running.url.replace(/^http/, 'ws')}/relay)\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: string) => {
+          process.stdout.write(`received ${signal}, stopping…\n`);
+          void running.stop().then(resolve, resolve);
+        };
+        process.once('SIGINT', () => shutdown('SIGINT'));
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+      });
+    });
+
+  const tenant = connector.command('tenant').description('tenants and their access tokens');
+  withDb(tenant.command('create <name>'))
+    .description('create a tenant and print its access token (shown once)')
+    .addHelpText('after', '\nExample:\n  hermes connector tenant create acme\n')
+    .action((name: string, options: DbOption) =>
+      useStore(options, async (store) => {
+        const { tenant: created, accessToken } = await createTenant(store, name);
+        if (options.json) return printJson({ id: created.id, name: created.name, accessToken });
+        process.stdout.write(
+          `tenant ${created.name} created: ${created.id}\naccess token (shown once; the bearer for /relay/enroll and /relay/provision):\n  ${accessToken}\n`,
+        );
+      }),
+    );
+  withDb(tenant.command('list'))
+    .description('list tenants')
+    .action((options: DbOption) =>
+      useStore(options, async (store) => {
+        const tenants = await store.listTenants();
+        if (options.json) return printJson(tenants);
+        printTable(
+          tenants.map((t) => ({ id: t.id, name: t.name, created: isoTime(t.createdAt) })),
+          ['id', 'name', 'created'],
+        );
+      }),
+    );
+  withDb(tenant.command('token <tenant>'))
+    .description('issue another access token for a tenant (shown once)')
+    .action((tenantRef: string, options: DbOption) =>
+      useStore(options, async (store) => {
+        const { tenant: found, accessToken } = await issueTenantToken(store, tenantRef);
+        if (options.json) return printJson({ id: found.id, accessToken });
+        process.stdout.write(`access token for ${found.name} (shown once):\n  ${accessToken}\n`);
+      }),
+    );
+
+  const enrollToken = connector.command('enroll-token').description('single-use enrollment tokens');
+  withDb(enrollToken.command('create'))
+    .description('mint a single-use enrollment token for a gateway of a tenant')
+    .requiredOption('--tenant <tenant>', 'tenant id or name')
+    .option('--ttl <duration>', 'lifetime, e.g. 30m, 24h, 7d', `${ENROLLMENT_TOKEN_TTL_SECONDS / 3600}h`)
+    .addHelpText('after', '\nExample:\n  hermes connector enroll-token create --tenant acme --ttl 24h\n')
+    .action((options: DbOption & { tenant: string; ttl: string }) =>
+      useStore(options, async (store) => {
+        const ttlMs = parseDuration(options.ttl);
+        if (!ttlMs) throw new CliError(`--ttl must look like 30m, 24h or 7d, got "${options.ttl}"`, 2);
+        const { tenant: owner, token, expiresAt } = await createEnrollmentToken(store, options.tenant, ttlMs);
+        if (options.json) return printJson({ tenant: owner.id, token, expiresAt: isoTime(expiresAt) });
+        process.stdout.write(
+          `enrollment token for ${owner.name} (single use, expires ${isoTime(expiresAt)}):\n  ${token}\n` +
+            'redeem it on the gateway with: hermes gateway enroll --token <token> --connector-url <url>\n',
+        );
+      }),
+    );
+
+  const gateway = connector.command('gateway').description('enrolled gateways');
+  withDb(gateway.command('list'))
+    .description('list gateways')
+    .option('--tenant <tenant>', 'only this tenant (id)')
+    .action((options: DbOption & { tenant?: string }) =>
+      useStore(options, async (store) => {
+        const gateways = await store.listGateways(options.tenant);
+        const rows = gateways.map((g) => ({
+          id: g.id,
+          tenant: g.tenantId,
+          platform: g.platform,
+          endpoint: g.endpoint,
+          revoked: g.revoked,
+          rotating: g.secondarySecret !== null && (g.secondaryExpiresAt ?? 0) > Date.now(),
+          lastSeen: isoTime(g.lastSeenAt),
+        }));
+        if (options.json) return printJson(rows);
+        printTable(rows, ['id', 'tenant', 'platform', 'endpoint', 'revoked', 'rotating', 'lastSeen']);
+      }),
+    );
+  withDb(gateway.command('revoke <id>'))
+    .description('kill switch: close its live socket with 4401 and refuse its upgrades from now on')
+    .action((id: string, options: DbOption) =>
+      useStore(options, async (store) => {
+        const revoked = await revokeGateway(store, id);
+        if (options.json) return printJson({ id: revoked.id, revoked: true });
+        process.stdout.write(
+          `gateway ${revoked.id} revoked; a running connector closes its socket within a second\n`,
+        );
+      }),
+    );
+  withDb(gateway.command('rotate <id>'))
+    .description('new per-gateway secret; the old one stays valid for the rotation window (24 h)')
+    .action((id: string, options: DbOption) =>
+      useStore(options, async (store) => {
+        const { secret } = await rotateGatewaySecret(store, id, ROTATION_WINDOW_SECONDS * 1000);
+        if (options.json) return printJson({ id, secret });
+        process.stdout.write(
+          `new secret for ${id} (shown once; set GATEWAY_RELAY_SECRET on the gateway):\n  ${secret}\n`,
+        );
+      }),
+    );
+
+  const deliveryKey = connector.command('delivery-key').description('tenant delivery keys');
+  withDb(deliveryKey.command('rotate'))
+    .description('new delivery key; the old one stays valid for the rotation window (24 h)')
+    .requiredOption('--tenant <tenant>', 'tenant id or name')
+    .action((options: DbOption & { tenant: string }) =>
+      useStore(options, async (store) => {
+        const { tenant: owner, keys } = await rotateDeliveryKey(
+          store,
+          options.tenant,
+          ROTATION_WINDOW_SECONDS * 1000,
+        );
+        if (options.json) return printJson({ tenant: owner.id, deliveryKey: keys.primary });
+        process.stdout.write(
+          `new delivery key for ${owner.name} (shown once; set GATEWAY_RELAY_DELIVERY_KEY on its gateways):\n  ${keys.primary}\n`,
+        );
+      }),
+    );
+
+  const route = connector.command('route').description('platform discriminators → tenants');
+  withDb(route.command('add'))
+    .description('bind a platform discriminator (chat id, web-chat room, "*" for the default) to a tenant')
+    .requiredOption('--tenant <tenant>', 'tenant id or name')
+    .requiredOption('--platform <platform>', 'webchat, telegram, …')
+    .requiredOption('--key <key>', 'the discriminator')
+    .option('--endpoint <url>', "the gateway's signed-delivery URL (omit: deliver over its socket)")
+    .option('--gateway <id>', 'prefer this gateway for socket delivery')
+    .addHelpText(
+      'after',
+      '\nExample:\n  hermes connector route add --tenant acme --platform telegram --key -100123456\n',
+    )
+    .action(
+      (
+        options: DbOption & {
+          tenant: string;
+          platform: string;
+          key: string;
+          endpoint?: string;
+          gateway?: string;
+        },
+      ) =>
+        useStore(options, async (store) => {
+          const added = await addRoute(store, {
+            tenantRef: options.tenant,
+            platform: options.platform,
+            routeKey: options.key,
+            endpoint: options.endpoint,
+            gatewayId: options.gateway,
+          });
+          if (options.json) return printJson(added);
+          process.stdout.write(
+            `route ${added.platform}:${added.routeKey} → ${added.tenantId}${added.endpoint ? ` (${added.endpoint})` : ' (socket)'}\n`,
+          );
+        }),
+    );
+  withDb(route.command('list'))
+    .description('list routes')
+    .action((options: DbOption) =>
+      useStore(options, async (store) => {
+        const routes = await store.listRoutes();
+        if (options.json) return printJson(routes);
+        printTable(
+          routes.map((r) => ({
+            platform: r.platform,
+            key: r.routeKey,
+            tenant: r.tenantId,
+            endpoint: r.endpoint,
+            gateway: r.gatewayId,
+          })),
+          ['platform', 'key', 'tenant', 'endpoint', 'gateway'],
+        );
+      }),
+    );
+
+  const deliveries = withDb(connector.command('deliveries'))
+    .description('the outbox (or, with --dead, the dead letters)')
+    .option('--dead', 'show dead letters')
+    .option('--limit <n>', 'rows', '50')
+    .action((options: DbOption & { dead?: boolean; limit: string }) =>
+      useStore(options, async (store) => {
+        const limit = Math.max(1, Math.min(10_000, Number(options.limit) || 50));
+        if (options.dead) {
+          const dead = await listDeadLetters(store, limit);
+          const rows = dead.map((d) => ({
+            id: d.id,
+            tenant: d.tenantId,
+            kind: d.kind,
+            attempts: d.attempts,
+            reason: d.reason,
+            dead: isoTime(d.deadAt),
+          }));
+          if (options.json) return printJson(dead.map(({ body: _body, ...rest }) => rest));
+          return printTable(rows, ['id', 'tenant', 'kind', 'attempts', 'reason', 'dead']);
+        }
+        const queued = await listDeliveries(store, limit);
+        if (options.json) return printJson(queued.map(({ body: _body, ...rest }) => rest));
+        printTable(
+          queued.map((d) => ({
+            id: d.id,
+            tenant: d.tenantId,
+            kind: d.kind,
+            attempts: d.attempts,
+            next: isoTime(d.nextAttemptAt),
+            lastError: d.lastError,
+          })),
+          ['id', 'tenant', 'kind', 'attempts', 'next', 'lastError'],
+        );
+      }),
+    );
+  withDb(deliveries.command('retry <id>'))
+    .description('move a dead letter back into the outbox')
+    .action((id: string, options: DbOption) =>
+      useStore(options, async (store) => {
+        await retryDeadLetter(store, id);
+        if (options.json) return printJson({ id, requeued: true });
+        process.stdout.write(`dead letter ${id} re-queued\n`);
+      }),
+    );
+}

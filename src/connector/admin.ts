@@ -1,0 +1,174 @@
+import { generateSecret, generateToken, hashToken } from '../auth/index.js';
+import type {
+  DeadLetter,
+  DeliveryKeys,
+  DeliveryRecord,
+  GatewayRecord,
+  RelayStore,
+  RouteRecord,
+  Tenant,
+} from './store/types.js';
+
+/**
+ * Operator actions behind `hermes connector …`. They act on the store directly; a running
+ * connector notices revocations within its poll interval and everything else on next use.
+ */
+
+export class AdminError extends Error {}
+
+export const TENANT_TOKEN_PREFIX = 'hrt_';
+export const ENROLLMENT_TOKEN_PREFIX = 'hre_';
+
+export async function resolveTenant(store: RelayStore, ref: string): Promise<Tenant> {
+  const tenant = (await store.getTenant(ref)) ?? (await store.findTenantByName(ref));
+  if (!tenant)
+    throw new AdminError(`no tenant with id or name "${ref}" (list them with: hermes connector tenant list)`);
+  return tenant;
+}
+
+export async function createTenant(
+  store: RelayStore,
+  name: string,
+  now = Date.now(),
+): Promise<{ tenant: Tenant; accessToken: string }> {
+  if (!/^[\w.@-]{1,64}$/.test(name))
+    throw new AdminError('tenant names are 1-64 letters, digits, ".", "@", "_" or "-"');
+  if (await store.findTenantByName(name)) throw new AdminError(`a tenant named "${name}" already exists`);
+  const tenant = await store.createTenant(name, now);
+  const accessToken = generateToken(TENANT_TOKEN_PREFIX);
+  await store.addTenantToken(tenant.id, hashToken(accessToken), now);
+  await store.audit({ at: now, event: 'tenant_created', tenantId: tenant.id, detail: { name } });
+  return { tenant, accessToken };
+}
+
+/** A fresh access token for an existing tenant (the old ones keep working). */
+export async function issueTenantToken(
+  store: RelayStore,
+  tenantRef: string,
+  now = Date.now(),
+): Promise<{ tenant: Tenant; accessToken: string }> {
+  const tenant = await resolveTenant(store, tenantRef);
+  const accessToken = generateToken(TENANT_TOKEN_PREFIX);
+  await store.addTenantToken(tenant.id, hashToken(accessToken), now);
+  await store.audit({ at: now, event: 'tenant_token_issued', tenantId: tenant.id });
+  return { tenant, accessToken };
+}
+
+export async function createEnrollmentToken(
+  store: RelayStore,
+  tenantRef: string,
+  ttlMs: number,
+  now = Date.now(),
+): Promise<{ tenant: Tenant; token: string; expiresAt: number }> {
+  const tenant = await resolveTenant(store, tenantRef);
+  const token = generateToken(ENROLLMENT_TOKEN_PREFIX);
+  const expiresAt = now + ttlMs;
+  await store.createEnrollmentToken(hashToken(token), tenant.id, expiresAt, now);
+  await store.audit({
+    at: now,
+    event: 'enrollment_token_created',
+    tenantId: tenant.id,
+    detail: { expiresAt },
+  });
+  return { tenant, token, expiresAt };
+}
+
+export async function revokeGateway(
+  store: RelayStore,
+  gatewayId: string,
+  now = Date.now(),
+): Promise<GatewayRecord> {
+  const gateway = await store.revokeGateway(gatewayId, now);
+  if (!gateway)
+    throw new AdminError(`no gateway "${gatewayId}" (list them with: hermes connector gateway list)`);
+  await store.audit({ at: now, event: 'gateway_revoked', tenantId: gateway.tenantId, gatewayId });
+  return gateway;
+}
+
+/** New primary secret; the old one stays valid for the rotation window. */
+export async function rotateGatewaySecret(
+  store: RelayStore,
+  gatewayId: string,
+  rotationWindowMs: number,
+  now = Date.now(),
+): Promise<{ gateway: GatewayRecord; secret: string }> {
+  const existing = await store.getGateway(gatewayId);
+  if (!existing) throw new AdminError(`no gateway "${gatewayId}"`);
+  if (existing.revoked)
+    throw new AdminError(`gateway "${gatewayId}" is revoked; enroll a new gateway instead`);
+  const secret = generateSecret();
+  const gateway = await store.putGatewaySecret({
+    id: gatewayId,
+    tenantId: existing.tenantId,
+    secret,
+    platform: existing.platform,
+    botId: existing.botId,
+    endpoint: undefined,
+    now,
+    rotationWindowMs,
+  });
+  await store.audit({ at: now, event: 'gateway_secret_rotated', tenantId: gateway.tenantId, gatewayId });
+  return { gateway, secret };
+}
+
+export async function rotateDeliveryKey(
+  store: RelayStore,
+  tenantRef: string,
+  rotationWindowMs: number,
+  now = Date.now(),
+): Promise<{ tenant: Tenant; keys: DeliveryKeys }> {
+  const tenant = await resolveTenant(store, tenantRef);
+  const keys = await store.rotateDeliveryKey(tenant.id, generateSecret(), now, rotationWindowMs);
+  await store.audit({ at: now, event: 'delivery_key_rotated', tenantId: tenant.id });
+  return { tenant, keys };
+}
+
+export async function addRoute(
+  store: RelayStore,
+  input: {
+    tenantRef: string;
+    platform: string;
+    routeKey: string;
+    endpoint?: string | undefined;
+    gatewayId?: string | undefined;
+  },
+  now = Date.now(),
+): Promise<RouteRecord> {
+  const tenant = await resolveTenant(store, input.tenantRef);
+  const endpoint = (input.endpoint ?? '').replace(/\/+$/, '');
+  if (endpoint && !/^https?:\/\/[^\s]+$/i.test(endpoint))
+    throw new AdminError('--endpoint must be an http(s) URL');
+  if (!/^[^\s]{1,256}$/.test(input.routeKey))
+    throw new AdminError('--key must be 1-256 characters without spaces');
+  const result = await store.upsertRoute(
+    {
+      platform: input.platform,
+      routeKey: input.routeKey,
+      tenantId: tenant.id,
+      endpoint,
+      gatewayId: input.gatewayId ?? null,
+    },
+    now,
+  );
+  if (!result.ok) throw new AdminError(`route ${input.platform}:${input.routeKey} belongs to another tenant`);
+  await store.audit({
+    at: now,
+    event: 'route_added',
+    tenantId: tenant.id,
+    detail: { platform: input.platform, routeKey: input.routeKey },
+  });
+  return result.route;
+}
+
+export async function listDeliveries(store: RelayStore, limit: number): Promise<DeliveryRecord[]> {
+  return store.listDeliveries(limit);
+}
+
+export async function listDeadLetters(store: RelayStore, limit: number): Promise<DeadLetter[]> {
+  return store.listDeadLetters(limit);
+}
+
+export async function retryDeadLetter(store: RelayStore, id: string, now = Date.now()): Promise<void> {
+  if (!(await store.retryDeadLetter(id, now))) throw new AdminError(`no dead letter "${id}"`);
+  await store.audit({ at: now, event: 'dead_letter_requeued', detail: { id } });
+}

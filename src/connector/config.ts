@@ -1,0 +1,55 @@
+import { resolve } from 'node:path';
+import { ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
+
+export interface ConnectorConfig {
+  host: string;
+  port: number;
+  /** SQLite file path (default) or `postgres://…` (scale-out, not yet supported). */
+  db: string;
+  /** Stable id of this instance: owns outbox claims, so a restart releases its own claims at once. */
+  instanceId: string;
+  allowNonExpiringTokens: boolean;
+  identityUrl: string | undefined;
+  telegram: { token: string; apiRoot: string | undefined } | undefined;
+  rotationWindowMs: number;
+  /** Platform for routes declared without one, and the descriptor for gateways saying `relay`. */
+  defaultPlatform: string;
+  logLevel: string;
+}
+
+export const DEFAULT_CONNECTOR_PORT = 8700;
+export const DEFAULT_DB_PATH = './relay-data/connector.db';
+
+export interface ConnectorFlags {
+  host?: string;
+  port?: number;
+  db?: string;
+}
+
+export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorFlags = {}): ConnectorConfig {
+  const host = flags.host ?? env.RELAY_HOST ?? '127.0.0.1';
+  const port = flags.port ?? parsePort(env.RELAY_PORT) ?? DEFAULT_CONNECTOR_PORT;
+  const db = flags.db ?? env.RELAY_DB ?? DEFAULT_DB_PATH;
+  const telegramToken = env.TELEGRAM_BOT_TOKEN?.trim();
+  return {
+    host,
+    port,
+    db:
+      db.startsWith('postgres://') || db.startsWith('postgresql://') || db === ':memory:' ? db : resolve(db),
+    instanceId: env.RELAY_INSTANCE_ID?.trim() || `connector-${port}`,
+    allowNonExpiringTokens: env.RELAY_ALLOW_NON_EXPIRING_TOKENS === '1',
+    identityUrl: env.RELAY_IDENTITY_URL?.trim() || undefined,
+    telegram: telegramToken
+      ? { token: telegramToken, apiRoot: env.TELEGRAM_API_ROOT?.trim() || undefined }
+      : undefined,
+    rotationWindowMs: ROTATION_WINDOW_SECONDS * 1000,
+    defaultPlatform: 'webchat',
+    logLevel: env.RELAY_LOG_LEVEL ?? 'info',
+  };
+}
+
+export function parsePort(value: string | undefined): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const port = Number(value);
+  return Number.isInteger(port) && port >= 0 && port <= 65535 ? port : undefined;
+}

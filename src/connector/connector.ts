@@ -1,0 +1,186 @@
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { bearerToken } from '../auth/index.js';
+import { RELAY_WS_PATH } from '../protocol/index.js';
+import type { ConnectorConfig } from './config.js';
+import { CredentialService } from './credentials.js';
+import { DeliveryEngine } from './delivery-engine.js';
+import { GatewayRegistry } from './gateway-registry.js';
+import { IdentityResolver } from './identity.js';
+import { ConnectorMetrics } from './metrics.js';
+import { OpDispatcher } from './ops.js';
+import type { PlatformAdapter } from './platforms/types.js';
+import { RelayServer } from './relay-server.js';
+import type { RelayStore } from './store/types.js';
+
+/** A running connector: HTTP API, `/relay` WebSocket, platform adapters and the delivery engine. */
+export interface RunningConnector {
+  readonly url: string;
+  readonly port: number;
+  readonly app: FastifyInstance;
+  readonly store: RelayStore;
+  readonly relay: RelayServer;
+  readonly engine: DeliveryEngine;
+  readonly metrics: ConnectorMetrics;
+  stop(): Promise<void>;
+}
+
+export interface StartConnectorOptions {
+  config: ConnectorConfig;
+  store: RelayStore;
+  adapters: PlatformAdapter[];
+  log: Logger;
+  version: string;
+}
+
+const API_BODY_LIMIT = 64 * 1024;
+
+export async function startConnector(options: StartConnectorOptions): Promise<RunningConnector> {
+  const { config, store, log } = options;
+  const metrics = new ConnectorMetrics();
+  const adapters = new Map(options.adapters.map((adapter) => [adapter.name, adapter]));
+  const registry = new GatewayRegistry();
+  const engine = new DeliveryEngine({
+    store,
+    registry,
+    metrics,
+    log: log.child({ part: 'delivery' }),
+    instanceId: config.instanceId,
+  });
+  const ops = new OpDispatcher(store, adapters, config.defaultPlatform, metrics, log.child({ part: 'ops' }));
+  const relay = new RelayServer({
+    store,
+    registry,
+    ops,
+    engine,
+    metrics,
+    log: log.child({ part: 'relay' }),
+    allowNonExpiringTokens: config.allowNonExpiringTokens,
+  });
+  const credentials = new CredentialService({
+    store,
+    identity: new IdentityResolver(store, log.child({ part: 'identity' }), config.identityUrl),
+    rotationWindowMs: config.rotationWindowMs,
+    routePlatform: (requested) =>
+      requested && adapters.has(requested)
+        ? requested
+        : adapters.has(config.defaultPlatform)
+          ? config.defaultPlatform
+          : (options.adapters[0]?.name ?? config.defaultPlatform),
+  });
+
+  const app = Fastify({ logger: false, bodyLimit: API_BODY_LIMIT, forceCloseConnections: true });
+  installErrorHandling(app, log);
+
+  app.post('/relay/enroll', async (request, reply) => {
+    const outcome = await credentials.enroll(bearerToken(request.headers.authorization), request.body);
+    return reply.code(outcome.status).send(outcome.body);
+  });
+  app.post('/relay/provision', async (request, reply) => {
+    const outcome = await credentials.provision(bearerToken(request.headers.authorization), request.body);
+    return reply.code(outcome.status).send(outcome.body);
+  });
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/readyz', async (_request, reply) => {
+    try {
+      await store.ping();
+      return { ok: true };
+    } catch {
+      return reply.code(503).send({ ok: false, error: 'store unreachable' });
+    }
+  });
+  app.get('/metrics', async (_request, reply) => {
+    metrics.outboxDepth.set(await store.outboxDepth());
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/', async () => ({
+    name: 'hermes-relay connector',
+    version: options.version,
+    platforms: [...adapters.keys()],
+    relay: RELAY_WS_PATH,
+  }));
+  for (const adapter of options.adapters) await adapter.registerRoutes?.(app);
+
+  app.server.on('upgrade', (request, socket, head) => {
+    const path = (request.url ?? '/').split('?', 1)[0];
+    if (path === RELAY_WS_PATH) return relay.handleUpgrade(request, socket, head);
+    for (const adapter of options.adapters) if (adapter.handleUpgrade?.(request, socket, head)) return;
+    socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
+
+  await app.listen({ host: config.host, port: config.port });
+  const port = (app.server.address() as AddressInfo).port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+
+  const started: PlatformAdapter[] = [];
+  try {
+    for (const adapter of options.adapters) {
+      await adapter.start({
+        ingest: (inbound) => engine.ingest(adapter.name, inbound),
+        log: log.child({ platform: adapter.name }),
+      });
+      started.push(adapter);
+    }
+  } catch (error) {
+    for (const adapter of started) await adapter.stop().catch(() => undefined);
+    await app.close();
+    throw error;
+  }
+  relay.start();
+  await engine.start();
+  log.info(
+    { url, platforms: [...adapters.keys()], db: config.db.startsWith('postgres') ? 'postgres' : config.db },
+    'connector listening',
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    app,
+    store,
+    relay,
+    engine,
+    metrics,
+    stop: () => {
+      stopping ??= (async () => {
+        for (const adapter of started)
+          await adapter
+            .stop()
+            .catch((error: Error) => log.warn({ err: error.message }, 'adapter stop failed'));
+        await relay.stop();
+        await engine.stop();
+        await app.close();
+        await store.close();
+        log.info('connector stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Every error answers `{"error": …}` with a 4xx/5xx status; no stack trace ever leaves the process. */
+function installErrorHandling(app: FastifyInstance, log: Logger): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status =
+      error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+    if (status >= 500) {
+      log.error({ err: error.message, url: request.url }, 'request failed');
+      return reply.code(status).send({ error: 'internal error' });
+    }
+    const message =
+      error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? 'request body too large'
+        : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? 'expected an application/json body'
+          : error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+              error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+              error instanceof SyntaxError
+            ? 'malformed request: invalid JSON body'
+            : error.message;
+    return reply.code(status === 415 ? 400 : status).send({ error: message });
+  });
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not found' }));
+}

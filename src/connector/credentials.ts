@@ -1,0 +1,223 @@
+import { generateSecret, hashToken } from '../auth/index.js';
+import {
+  describeZodError,
+  type EnrollRequest,
+  EnrollRequestSchema,
+  type EnrollResponse,
+  type ProvisionRequest,
+  ProvisionRequestSchema,
+  type ProvisionResponse,
+} from '../protocol/index.js';
+import type { IdentityResolver } from './identity.js';
+import type { RelayStore } from './store/types.js';
+
+/**
+ * `/relay/enroll` and `/relay/provision` (reference §5.1–§5.2): the tenant comes from the verified
+ * bearer only; gateway-asserted ids, endpoints and route keys are scoped to that tenant; secrets
+ * are returned once. Re-issuing for an existing gatewayId rotates: the previous secret stays valid
+ * for the rotation window.
+ */
+
+export type CredentialOutcome<T> =
+  | { status: 200; body: T }
+  | { status: 400 | 401 | 403 | 503; body: { error: string } };
+
+export interface CredentialServiceOptions {
+  store: RelayStore;
+  identity: IdentityResolver;
+  rotationWindowMs: number;
+  /** Platform for route keys when the request names none this connector serves. */
+  routePlatform: (requested: string | undefined) => string;
+  now?: () => number;
+}
+
+export class CredentialService {
+  private readonly now: () => number;
+
+  constructor(private readonly options: CredentialServiceOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async enroll(bearer: string | null, rawBody: unknown): Promise<CredentialOutcome<EnrollResponse>> {
+    const identity = await this.options.identity.resolve(bearer);
+    if (!identity.ok) return { status: identity.status, body: { error: identity.error } };
+    const parsed = EnrollRequestSchema.safeParse(rawBody);
+    if (!parsed.success) return badRequest(describeZodError(parsed.error));
+    const request: EnrollRequest = parsed.data;
+    const { store } = this.options;
+    const tenantId = identity.tenantId;
+    const now = this.now();
+
+    const platform = this.options.routePlatform(undefined);
+    const routeKeys = request.routeKeys ?? [];
+    const conflict =
+      (await this.gatewayConflict(request.gatewayId, tenantId)) ??
+      (await this.routeConflict(tenantId, platform, routeKeys));
+    if (conflict) return conflict;
+    const redemption = await store.redeemEnrollmentToken(
+      hashToken(request.enrollmentToken),
+      tenantId,
+      request.gatewayId,
+      now,
+    );
+    if (!redemption.ok) {
+      await store.audit({
+        at: now,
+        event: 'enroll_refused',
+        tenantId,
+        gatewayId: request.gatewayId,
+        detail: { reason: redemption.reason },
+      });
+      return { status: 403, body: { error: enrollmentTokenError(redemption.reason) } };
+    }
+    const routeError = await this.writeRoutes(
+      tenantId,
+      request.gatewayId,
+      platform,
+      routeKeys,
+      request.gatewayEndpoint,
+    );
+    if (routeError) return routeError;
+    const issued = await this.issue(tenantId, request.gatewayId, platform, '', request.gatewayEndpoint, now);
+    await store.audit({
+      at: now,
+      event: 'gateway_enrolled',
+      tenantId,
+      gatewayId: request.gatewayId,
+      detail: { routeKeys: request.routeKeys?.length ?? 0 },
+    });
+    return { status: 200, body: issued };
+  }
+
+  async provision(bearer: string | null, rawBody: unknown): Promise<CredentialOutcome<ProvisionResponse>> {
+    const identity = await this.options.identity.resolve(bearer);
+    if (!identity.ok) return { status: identity.status, body: { error: identity.error } };
+    const parsed = ProvisionRequestSchema.safeParse(rawBody);
+    if (!parsed.success) return badRequest(describeZodError(parsed.error));
+    const request: ProvisionRequest = parsed.data;
+    const tenantId = identity.tenantId;
+    const now = this.now();
+
+    const platform = this.options.routePlatform(request.platform);
+    // Route keys only take effect together with an endpoint (reference §5.2).
+    const routeKeys = request.gatewayEndpoint ? request.routeKeys : [];
+    const conflict =
+      (await this.gatewayConflict(request.gatewayId, tenantId)) ??
+      (await this.routeConflict(tenantId, platform, routeKeys));
+    if (conflict) return conflict;
+    const routeError = await this.writeRoutes(
+      tenantId,
+      request.gatewayId,
+      platform,
+      routeKeys,
+      request.gatewayEndpoint,
+    );
+    if (routeError) return routeError;
+    const issued = await this.issue(
+      tenantId,
+      request.gatewayId,
+      request.platform,
+      request.botId,
+      request.gatewayEndpoint,
+      now,
+    );
+    await this.options.store.audit({
+      at: now,
+      event: 'gateway_provisioned',
+      tenantId,
+      gatewayId: request.gatewayId,
+      detail: { routeKeys: routeKeys.length, platform: request.platform },
+    });
+    return { status: 200, body: { ...issued, routeKeys } };
+  }
+
+  private async gatewayConflict(
+    gatewayId: string,
+    tenantId: string,
+  ): Promise<CredentialOutcome<never> | null> {
+    const existing = await this.options.store.getGateway(gatewayId);
+    if (!existing) return null;
+    if (existing.tenantId !== tenantId)
+      return { status: 403, body: { error: 'gatewayId is registered to another tenant' } };
+    if (existing.revoked) {
+      return { status: 403, body: { error: 'gateway is revoked; enroll under a new gatewayId' } };
+    }
+    return null;
+  }
+
+  /** Checked before anything is consumed or written, so a refused request changes nothing. */
+  private async routeConflict(
+    tenantId: string,
+    platform: string,
+    routeKeys: readonly string[],
+  ): Promise<CredentialOutcome<never> | null> {
+    for (const routeKey of routeKeys) {
+      const existing = await this.options.store.findRoute(platform, routeKey);
+      if (existing && existing.routeKey === routeKey && existing.tenantId !== tenantId) {
+        return { status: 403, body: { error: `route key ${routeKey} belongs to another tenant` } };
+      }
+    }
+    return null;
+  }
+
+  private async writeRoutes(
+    tenantId: string,
+    gatewayId: string,
+    platform: string,
+    routeKeys: readonly string[],
+    endpoint: string | undefined,
+  ): Promise<CredentialOutcome<never> | null> {
+    const { store } = this.options;
+    const now = this.now();
+    for (const routeKey of routeKeys) {
+      const result = await store.upsertRoute(
+        { platform, routeKey, tenantId, endpoint: endpoint ?? '', gatewayId },
+        now,
+      );
+      if (!result.ok)
+        return { status: 403, body: { error: `route key ${result.routeKey} belongs to another tenant` } };
+    }
+    return null;
+  }
+
+  private async issue(
+    tenantId: string,
+    gatewayId: string,
+    platform: string,
+    botId: string,
+    endpoint: string | undefined,
+    now: number,
+  ): Promise<EnrollResponse> {
+    const { store, rotationWindowMs } = this.options;
+    const secret = generateSecret();
+    await store.putGatewaySecret({
+      id: gatewayId,
+      tenantId,
+      secret,
+      platform,
+      botId,
+      endpoint,
+      now,
+      rotationWindowMs,
+    });
+    const keys = await store.getOrCreateDeliveryKey(tenantId, generateSecret());
+    return { secret, deliveryKey: keys.primary, tenant: tenantId, gatewayId };
+  }
+}
+
+function badRequest(detail: string): CredentialOutcome<never> {
+  return { status: 400, body: { error: `malformed request: ${detail}` } };
+}
+
+function enrollmentTokenError(reason: 'unknown' | 'used' | 'expired' | 'wrong_tenant'): string {
+  switch (reason) {
+    case 'used':
+      return 'enrollment token already used';
+    case 'expired':
+      return 'enrollment token expired';
+    case 'wrong_tenant':
+      return 'enrollment token belongs to a different tenant';
+    default:
+      return 'enrollment token invalid';
+  }
+}

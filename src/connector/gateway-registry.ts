@@ -1,0 +1,101 @@
+import { createHash } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { type ConnectorFrame, encodeFrame } from '../protocol/index.js';
+
+/** One authenticated gateway socket. */
+export interface GatewayConnection {
+  readonly id: string;
+  readonly gatewayId: string;
+  /** From the stored credential record, never from anything the gateway said. */
+  readonly tenantId: string;
+  readonly ws: WebSocket;
+  readonly connectedAt: number;
+  /** `hello.platform`, once received. */
+  platform: string | undefined;
+  handshaken: boolean;
+}
+
+export function sendFrame(connection: GatewayConnection, frame: ConnectorFrame): boolean {
+  if (connection.ws.readyState !== connection.ws.OPEN) return false;
+  connection.ws.send(encodeFrame(frame));
+  return true;
+}
+
+/** Live gateway sockets of this instance, by gateway and by tenant. */
+export class GatewayRegistry {
+  private readonly byId = new Map<string, GatewayConnection>();
+  private readonly byGateway = new Map<string, Set<GatewayConnection>>();
+  private readonly byTenant = new Map<string, Set<GatewayConnection>>();
+
+  add(connection: GatewayConnection): void {
+    this.byId.set(connection.id, connection);
+    addTo(this.byGateway, connection.gatewayId, connection);
+    addTo(this.byTenant, connection.tenantId, connection);
+  }
+
+  remove(connection: GatewayConnection): void {
+    this.byId.delete(connection.id);
+    removeFrom(this.byGateway, connection.gatewayId, connection);
+    removeFrom(this.byTenant, connection.tenantId, connection);
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get(connectionId: string): GatewayConnection | undefined {
+    return this.byId.get(connectionId);
+  }
+
+  ofGateway(gatewayId: string): GatewayConnection[] {
+    return [...(this.byGateway.get(gatewayId) ?? [])];
+  }
+
+  connectedGatewayIds(): string[] {
+    return [...this.byGateway.keys()];
+  }
+
+  /**
+   * The socket that should receive a session's traffic: the one named if it is still open, else
+   * the preferred gateway's, else the tenant's — chosen by a hash of the session key so a session
+   * keeps landing on the same gateway instance while the set of sockets is unchanged.
+   */
+  pick(
+    tenantId: string,
+    sessionKey: string,
+    prefer: { connectionId?: string | undefined; gatewayId?: string | null | undefined } = {},
+  ): GatewayConnection | undefined {
+    const named = prefer.connectionId ? this.byId.get(prefer.connectionId) : undefined;
+    if (named?.handshaken && named.tenantId === tenantId) return named;
+    const preferred = prefer.gatewayId ? this.ready(this.byGateway.get(prefer.gatewayId)) : [];
+    const candidates = preferred.length > 0 ? preferred : this.ready(this.byTenant.get(tenantId));
+    if (candidates.length === 0) return undefined;
+    candidates.sort((a, b) => (a.id < b.id ? -1 : 1));
+    const hash = createHash('sha1').update(sessionKey).digest().readUInt32BE(0);
+    return candidates[hash % candidates.length];
+  }
+
+  private ready(set: Set<GatewayConnection> | undefined): GatewayConnection[] {
+    return [...(set ?? [])].filter((c) => c.handshaken && c.ws.readyState === c.ws.OPEN);
+  }
+}
+
+function addTo(map: Map<string, Set<GatewayConnection>>, key: string, connection: GatewayConnection): void {
+  let set = map.get(key);
+  if (!set) {
+    set = new Set();
+    map.set(key, set);
+  }
+  set.add(connection);
+}
+
+function removeFrom(
+  map: Map<string, Set<GatewayConnection>>,
+  key: string,
+  connection: GatewayConnection,
+): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(connection);
+  if (set.size === 0) map.delete(key);
+}

@@ -1,0 +1,57 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Prometheus metrics of one connector; a registry per instance so tests can run several. */
+export class ConnectorMetrics {
+  readonly registry = new Registry();
+
+  readonly connections = new Gauge({
+    name: 'relay_gateway_connections',
+    help: 'Authenticated gateway WebSockets currently open',
+    registers: [this.registry],
+  });
+  readonly authFailures = new Counter({
+    name: 'relay_gateway_auth_failures_total',
+    help: 'Gateway upgrades closed with 4401, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveries = new Counter({
+    name: 'relay_deliveries_total',
+    help: 'Delivery attempts by outcome (delivered, retry, dead)',
+    labelNames: ['outcome', 'transport'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveryLatency = new Histogram({
+    name: 'relay_delivery_latency_seconds',
+    help: 'Time from an event entering the outbox to the gateway accepting it',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120, 600],
+    registers: [this.registry],
+  });
+  readonly outboxDepth = new Gauge({
+    name: 'relay_outbox_depth',
+    help: 'Deliveries waiting in the outbox',
+    registers: [this.registry],
+  });
+  readonly opLatency = new Histogram({
+    name: 'relay_op_latency_seconds',
+    help: 'Outbound op execution time on the platform, by op',
+    labelNames: ['op', 'success'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly inboundEvents = new Counter({
+    name: 'relay_inbound_events_total',
+    help: 'Platform events by platform and outcome (queued, no_route, error)',
+    labelNames: ['platform', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly malformedFrames = new Counter({
+    name: 'relay_malformed_frames_total',
+    help: 'WebSocket lines from gateways that were not valid frames',
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+}

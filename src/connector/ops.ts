@@ -1,0 +1,136 @@
+import type { Logger } from 'pino';
+import {
+  type CapabilityDescriptor,
+  failedResult,
+  MAX_OUTBOUND_CONTENT_BYTES,
+  type OutboundAction,
+  type OutboundResult,
+  parseOutboundAction,
+  splitMessage,
+} from '../protocol/index.js';
+import type { ConnectorMetrics } from './metrics.js';
+import type { PlatformAdapter } from './platforms/types.js';
+import type { RelayStore } from './store/types.js';
+
+/**
+ * Runs gateways' outbound ops on the platforms. A gateway may only act on chats of its own tenant:
+ * chats the connector delivered to that tenant, or chats routed to it. Every call resolves to a
+ * result; nothing throws back to the socket.
+ */
+export class OpDispatcher {
+  constructor(
+    private readonly store: RelayStore,
+    private readonly adapters: ReadonlyMap<string, PlatformAdapter>,
+    private readonly defaultPlatform: string,
+    private readonly metrics: ConnectorMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  /** The full descriptor for a platform, with `supported_ops` derived from what the adapter can do. */
+  descriptorFor(platform: string): CapabilityDescriptor {
+    const adapter = this.adapter(platform);
+    const ops = ['send'];
+    if (adapter.edit) ops.push('edit');
+    if (adapter.typing) ops.push('typing');
+    if (adapter.getChatInfo) ops.push('get_chat_info');
+    return { ...adapter.descriptor(), supported_ops: ops };
+  }
+
+  /** The platform a gateway fronts: what it said in hello if served here, else its tenant's routes. */
+  async platformForHello(tenantId: string, helloPlatform: string): Promise<string> {
+    if (this.adapters.has(helloPlatform)) return helloPlatform;
+    const routes = await this.store.listRoutes(tenantId);
+    const served = routes.find((route) => this.adapters.has(route.platform));
+    return served?.platform ?? this.adapter(this.defaultPlatform).name;
+  }
+
+  async execute(
+    tenantId: string,
+    gatewayPlatform: string | undefined,
+    rawAction: unknown,
+  ): Promise<OutboundResult> {
+    const parsed = parseOutboundAction(rawAction);
+    if (!parsed.ok) return failedResult(parsed.error);
+    const action = parsed.action;
+    const started = performance.now();
+    let result: OutboundResult;
+    try {
+      result = await this.run(tenantId, gatewayPlatform, action);
+    } catch (error) {
+      this.log.warn({ op: action.op, err: (error as Error).message }, 'platform op failed');
+      result = failedResult(`platform error: ${(error as Error).message}`);
+    }
+    this.metrics.opLatency.observe(
+      { op: action.op, success: String(result.success !== false) },
+      (performance.now() - started) / 1000,
+    );
+    return result;
+  }
+
+  private async run(
+    tenantId: string,
+    gatewayPlatform: string | undefined,
+    action: OutboundAction,
+  ): Promise<OutboundResult> {
+    if (action.op === 'follow_up') return failedResult('no follow-up capability for this session');
+    const platform = await this.chatPlatform(tenantId, action.chat_id, action.platform ?? gatewayPlatform);
+    if (!platform) return failedResult(`chat ${action.chat_id} is not a chat of this tenant`);
+    const adapter = this.adapters.get(platform);
+    if (!adapter) return failedResult(`platform ${platform} is not served by this connector`);
+
+    switch (action.op) {
+      case 'send': {
+        if (Buffer.byteLength(action.content, 'utf8') > MAX_OUTBOUND_CONTENT_BYTES) {
+          return failedResult(`content exceeds ${MAX_OUTBOUND_CONTENT_BYTES} bytes`);
+        }
+        const { max_message_length: limit, len_unit: unit } = adapter.descriptor();
+        const chunks = splitMessage(action.content, limit, unit);
+        let first: OutboundResult | undefined;
+        for (const chunk of chunks) {
+          const result = await adapter.send({ ...action, content: chunk });
+          if (result.success === false) return first ? { ...result, message_id: first.message_id } : result;
+          first ??= result;
+        }
+        return first ?? failedResult('nothing to send');
+      }
+      case 'edit': {
+        if (!adapter.edit) return failedResult(`edit is not supported on ${platform}`);
+        const { max_message_length: limit, len_unit: unit } = adapter.descriptor();
+        // An edit cannot become several messages: keep what fits.
+        const content = splitMessage(action.content, limit, unit)[0] ?? '';
+        return adapter.edit({ ...action, content });
+      }
+      case 'typing':
+        return adapter.typing
+          ? adapter.typing(action)
+          : failedResult(`typing is not supported on ${platform}`);
+      case 'get_chat_info':
+        return adapter.getChatInfo
+          ? adapter.getChatInfo(action)
+          : { success: true, chat_info: { name: action.chat_id, type: 'dm' } };
+    }
+  }
+
+  private async chatPlatform(
+    tenantId: string,
+    chatId: string,
+    hint: string | undefined,
+  ): Promise<string | null> {
+    const chat = await this.store.findChat(tenantId, chatId);
+    if (chat) return chat.platform;
+    for (const platform of hint && this.adapters.has(hint) ? [hint] : [...this.adapters.keys()]) {
+      const route = await this.store.findRoute(platform, chatId);
+      if (route && route.routeKey === chatId && route.tenantId === tenantId) return platform;
+    }
+    return null;
+  }
+
+  private adapter(platform: string): PlatformAdapter {
+    const adapter =
+      this.adapters.get(platform) ??
+      this.adapters.get(this.defaultPlatform) ??
+      this.adapters.values().next().value;
+    if (!adapter) throw new Error('no platform adapters configured');
+    return adapter;
+  }
+}

@@ -1,0 +1,570 @@
+import { Api, GrammyError, HttpError } from 'grammy';
+import type { Chat, Message, Update, User } from 'grammy/types';
+import type { Logger } from 'pino';
+import {
+  type CapabilityDescriptor,
+  CONTRACT_VERSION,
+  type EditAction,
+  failedResult,
+  type GetChatInfoAction,
+  type MessageEventInit,
+  type MessageType,
+  type OutboundResult,
+  type SendAction,
+  type SessionSourceInit,
+  type TypingAction,
+} from '../../protocol/index.js';
+import type { PlatformAdapter, PlatformContext, PlatformInbound } from './types.js';
+
+/**
+ * Telegram through the Bot API, by long polling (`getUpdates`) with grammY's `Api` client.
+ *
+ * Durability: an update is acknowledged to Telegram (the `offset` moves past it) only after
+ * `context.ingest` has resolved, i.e. the event is in the outbox, or the chat has no route. A store
+ * failure stops the offset and the same updates are fetched again after a backoff, so a crash or a
+ * failing store can duplicate an update but never lose one.
+ */
+
+export const TELEGRAM_DEFAULT_API_ROOT = 'https://api.telegram.org';
+export const TELEGRAM_NO_ROUTE_NOTICE = 'This chat is not connected to an agent yet.';
+const ALLOWED_UPDATES = ['message', 'edited_message'] as const;
+const DEFAULT_POLL_TIMEOUT_SECONDS = 25;
+const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 30_000 };
+/** How long `stop()` spends telling Telegram which updates were handled. */
+const CONFIRM_TIMEOUT_MS = 5_000;
+
+export interface TelegramAdapterOptions {
+  /** Bot token from @BotFather. Never logged. */
+  token: string;
+  /** `TELEGRAM_API_ROOT`; default https://api.telegram.org. */
+  apiRoot?: string;
+  log: Logger;
+  /** Long-poll timeout passed to `getUpdates` (default 25 s). */
+  pollTimeoutSeconds?: number;
+  /** Retry delays after a polling or store failure, doubling from `initialMs` to `maxMs` (1 s → 30 s). */
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+export type TelegramPollingState = 'idle' | 'polling' | 'stopped' | 'unauthorized';
+
+type ChatType = 'dm' | 'group' | 'forum' | 'channel';
+
+/** private → dm, group/supergroup → group, a forum topic → forum (with thread id), channel → channel. */
+export function telegramChatType(
+  chat: Pick<Chat, 'type'> & { is_forum?: boolean },
+  threadId?: number,
+): ChatType {
+  switch (chat.type) {
+    case 'private':
+      return 'dm';
+    case 'channel':
+      return 'channel';
+    case 'supergroup':
+      return chat.is_forum && threadId !== undefined ? 'forum' : 'group';
+    default:
+      return 'group';
+  }
+}
+
+function personName(person: { first_name?: string; last_name?: string }): string | undefined {
+  const name = [person.first_name, person.last_name].filter((part) => part).join(' ');
+  return name || undefined;
+}
+
+function userName(user: User): string | undefined {
+  return user.username || personName(user);
+}
+
+function captionedType(message: Message): MessageType {
+  if (message.photo) return 'photo';
+  if (message.voice) return 'voice';
+  if (message.document) return 'document';
+  if (message.video) return 'video';
+  if (message.audio) return 'audio';
+  return 'text';
+}
+
+/**
+ * One Telegram update as a routed `MessageEvent`, or `undefined` when there is nothing for an agent
+ * (no text and no caption, or an update type this adapter does not ask for).
+ */
+export function normaliseTelegramUpdate(update: Update): PlatformInbound | undefined {
+  const edited = update.message === undefined && update.edited_message !== undefined;
+  const message: Message | undefined = update.message ?? update.edited_message;
+  if (!message) return undefined;
+  const text = message.text ?? message.caption;
+  if (!text) return undefined;
+
+  const chat = message.chat;
+  const threadId = message.message_thread_id;
+  const chatType = telegramChatType(chat, threadId);
+  const from = message.from;
+
+  // Inside a forum topic every message that is not a real reply points at the topic's creation
+  // message, whose id is the thread id: that is not a reply the agent should see.
+  const replyTo = message.reply_to_message;
+  const isTopicStarterReply = chatType === 'forum' && replyTo?.message_id === threadId;
+  const replyToId = replyTo && !isTopicStarterReply ? String(replyTo.message_id) : undefined;
+
+  const sender = from ? userName(from) : undefined;
+  const chatName =
+    ('title' in chat ? chat.title : undefined) ||
+    personName(chat as { first_name?: string; last_name?: string }) ||
+    ('username' in chat ? chat.username : undefined) ||
+    sender;
+
+  const source: SessionSourceInit = {
+    platform: 'telegram',
+    chat_id: String(chat.id),
+    chat_type: chatType,
+    message_id: String(message.message_id),
+    is_bot: from?.is_bot === true,
+    message_is_edit: edited,
+  };
+  if (chatName) source.chat_name = chatName;
+  if (chatType === 'forum' && threadId !== undefined) source.thread_id = String(threadId);
+  if (from) source.user_id = String(from.id);
+  else if (message.sender_chat) source.user_id = String(message.sender_chat.id);
+  if (sender) source.user_name = sender;
+
+  const event: MessageEventInit = {
+    text,
+    message_type:
+      message.text !== undefined ? (text.startsWith('/') ? 'command' : 'text') : captionedType(message),
+    message_id: String(message.message_id),
+    source,
+  };
+  if (replyToId) event.reply_to_message_id = replyToId;
+  return { routeKey: String(chat.id), event };
+}
+
+/** A Telegram integer id from the wire (`"42"`, `42`); anything else is `undefined`. */
+function integerId(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : undefined;
+  if (typeof value === 'string' && /^-?\d{1,16}$/.test(value.trim())) {
+    const parsed = Number(value.trim());
+    return Number.isSafeInteger(parsed) ? parsed : undefined;
+  }
+  return undefined;
+}
+
+function threadIdFrom(metadata: Record<string, unknown> | undefined): number | undefined {
+  const id = integerId(metadata?.thread_id);
+  return id !== undefined && id > 0 ? id : undefined;
+}
+
+function isParseEntitiesError(err: unknown): boolean {
+  return (
+    err instanceof GrammyError && err.error_code === 400 && /can't parse entities/i.test(err.description)
+  );
+}
+
+function isNotModified(err: unknown): boolean {
+  return (
+    err instanceof GrammyError && err.error_code === 400 && /message is not modified/i.test(err.description)
+  );
+}
+
+const UNSENT_NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/** A network failure after which the request may still have reached Telegram. */
+function mayHaveReachedTelegram(err: unknown): boolean {
+  if (!(err instanceof HttpError)) return false;
+  const inner = err.error as { code?: unknown } | undefined;
+  return !(typeof inner?.code === 'string' && UNSENT_NETWORK_CODES.has(inner.code));
+}
+
+/** grammY types its `signal` parameters with the `abort-controller` polyfill; a native one works. */
+type GrammySignal = NonNullable<Parameters<Api['getUpdates']>[1]>;
+const grammySignal = (signal: AbortSignal): GrammySignal => signal as unknown as GrammySignal;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}
+
+export class TelegramAdapter implements PlatformAdapter {
+  readonly name = 'telegram';
+
+  private readonly api: Api;
+  private readonly log: Logger;
+  private readonly token: string;
+  private readonly pollTimeoutSeconds: number;
+  private readonly backoff: { initialMs: number; maxMs: number };
+
+  private context: PlatformContext | undefined;
+  private controller: AbortController | undefined;
+  private loop: Promise<void> | undefined;
+  private pollState: TelegramPollingState = 'idle';
+  /** Next update id wanted; everything below it has been ingested (or skipped on purpose). */
+  private offset: number | undefined;
+  /** The offset Telegram last saw in a `getUpdates` call: updates below it are confirmed there. */
+  private confirmedOffset: number | undefined;
+  /** Chats already told they have no route (and logged once). */
+  private readonly noticedChats = new Set<string>();
+
+  constructor(options: TelegramAdapterOptions) {
+    this.token = options.token;
+    this.log = options.log.child({ platform: 'telegram' });
+    this.pollTimeoutSeconds = Math.max(
+      0,
+      Math.floor(options.pollTimeoutSeconds ?? DEFAULT_POLL_TIMEOUT_SECONDS),
+    );
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    const apiRoot = (options.apiRoot || TELEGRAM_DEFAULT_API_ROOT).replace(/\/+$/, '');
+    this.api = new Api(options.token, {
+      apiRoot,
+      // Above the long-poll timeout so a healthy idle poll is never cut short by the client.
+      timeoutSeconds: Math.max(30, this.pollTimeoutSeconds + 15),
+    });
+  }
+
+  descriptor(): Omit<CapabilityDescriptor, 'supported_ops'> {
+    return {
+      contract_version: CONTRACT_VERSION,
+      platform: 'telegram',
+      label: 'Telegram',
+      max_message_length: 4096,
+      supports_draft_streaming: false,
+      supports_edit: true,
+      supports_threads: true,
+      markdown_dialect: 'markdown_v2',
+      len_unit: 'utf16',
+      emoji: '\u2708\uFE0F',
+      platform_hint:
+        'You are chatting on Telegram. Replies are rendered as Telegram MarkdownV2: escape the characters ' +
+        '_ * [ ] ( ) ~ ` > # + - = | { } . ! with a backslash outside formatting.',
+      pii_safe: false,
+      supports_context: false,
+      supports_inchannel_continuable: false,
+      supports_block_formatting: false,
+    };
+  }
+
+  /** `polling` while the loop runs; `unauthorized` after Telegram refused the token. */
+  get state(): TelegramPollingState {
+    return this.pollState;
+  }
+
+  /** Resolves when the polling loop has ended (after `stop()`, or on its own after a 401). */
+  pollingEnded(): Promise<void> {
+    return this.loop ?? Promise.resolve();
+  }
+
+  async start(context: PlatformContext): Promise<void> {
+    if (this.loop) return;
+    this.context = context;
+    const controller = new AbortController();
+    this.controller = controller;
+    this.pollState = 'polling';
+    this.log.info({ pollTimeoutSeconds: this.pollTimeoutSeconds }, 'telegram long polling started');
+    this.loop = this.poll(controller.signal).catch((err: unknown) => {
+      // The loop handles its own errors; this is a last line so the process never crashes here.
+      this.pollState = 'stopped';
+      this.log.error({ err: this.describe(err) }, 'telegram polling loop failed');
+    });
+  }
+
+  async stop(): Promise<void> {
+    const loop = this.loop;
+    if (!loop) return;
+    this.controller?.abort();
+    await loop;
+    this.loop = undefined;
+    if (this.pollState === 'polling') this.pollState = 'stopped';
+    await this.confirmOffset();
+    this.log.info('telegram long polling stopped');
+  }
+
+  async send(action: SendAction): Promise<OutboundResult> {
+    const replyTo = integerId(action.reply_to);
+    const threadId = threadIdFrom(action.metadata);
+    const base = {
+      ...(replyTo !== undefined
+        ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }
+        : {}),
+      ...(threadId !== undefined ? { message_thread_id: threadId } : {}),
+    };
+    try {
+      const sent = await this.withPlainFallback('sendMessage', action.chat_id, (markdown) =>
+        this.api.sendMessage(
+          action.chat_id,
+          action.content,
+          markdown ? { ...base, parse_mode: 'MarkdownV2' } : base,
+        ),
+      );
+      return { success: true, message_id: String(sent.message_id) };
+    } catch (err) {
+      return this.failure('send', err, { ambiguous: mayHaveReachedTelegram(err) });
+    }
+  }
+
+  async edit(action: EditAction): Promise<OutboundResult> {
+    const messageId = integerId(action.message_id);
+    if (messageId === undefined) {
+      return failedResult(`telegram message ids are integers, got ${JSON.stringify(action.message_id)}`);
+    }
+    try {
+      await this.withPlainFallback('editMessageText', action.chat_id, (markdown) =>
+        this.api.editMessageText(
+          action.chat_id,
+          messageId,
+          action.content,
+          markdown ? { parse_mode: 'MarkdownV2' } : {},
+        ),
+      );
+      return { success: true, message_id: action.message_id };
+    } catch (err) {
+      if (isNotModified(err)) return { success: true, message_id: action.message_id };
+      return this.failure('edit', err, { ambiguous: mayHaveReachedTelegram(err) });
+    }
+  }
+
+  async typing(action: TypingAction): Promise<OutboundResult> {
+    // Telegram has no "stop typing": the indicator ends by itself or with the next message.
+    if (action.content === '') return { success: true };
+    // `TypingAction` carries no metadata in the protocol schema; read a thread id if one was passed.
+    const threadId = threadIdFrom((action as { metadata?: Record<string, unknown> }).metadata);
+    try {
+      await this.api.sendChatAction(
+        action.chat_id,
+        'typing',
+        threadId !== undefined ? { message_thread_id: threadId } : {},
+      );
+      return { success: true };
+    } catch (err) {
+      return this.failure('typing', err);
+    }
+  }
+
+  async getChatInfo(action: GetChatInfoAction): Promise<OutboundResult> {
+    try {
+      const chat = await this.api.getChat(action.chat_id);
+      const name =
+        ('title' in chat ? chat.title : undefined) ||
+        personName(chat as { first_name?: string; last_name?: string }) ||
+        ('username' in chat ? chat.username : undefined) ||
+        action.chat_id;
+      // A forum supergroup is a forum as a whole, even though its General topic has no thread id.
+      const type = chat.type === 'supergroup' && chat.is_forum ? 'forum' : telegramChatType(chat);
+      return { success: true, chat_info: { name, type } };
+    } catch (err) {
+      return this.failure('get_chat_info', err);
+    }
+  }
+
+  // --- polling -------------------------------------------------------------------------------------
+
+  private async poll(signal: AbortSignal): Promise<void> {
+    let networkFailures = 0;
+    let storeFailures = 0;
+    batches: while (!signal.aborted) {
+      let updates: Update[];
+      const offset = this.offset;
+      try {
+        updates = await this.api.getUpdates(
+          {
+            ...(offset !== undefined ? { offset } : {}),
+            timeout: this.pollTimeoutSeconds,
+            allowed_updates: [...ALLOWED_UPDATES],
+          },
+          grammySignal(signal),
+        );
+      } catch (err) {
+        if (signal.aborted) return;
+        if (err instanceof GrammyError && (err.error_code === 401 || err.error_code === 404)) {
+          this.pollState = 'unauthorized';
+          this.log.error(
+            { status: err.error_code },
+            err.error_code === 401
+              ? 'Telegram rejected the bot token (401 Unauthorized): check TELEGRAM_BOT_TOKEN. Telegram polling has stopped.'
+              : 'Telegram answered 404 for getUpdates: the bot token is malformed or TELEGRAM_API_ROOT is wrong. Telegram polling has stopped.',
+          );
+          return;
+        }
+        networkFailures += 1;
+        const delay = this.retryDelay(err, networkFailures);
+        if (err instanceof GrammyError && err.error_code === 409) {
+          this.log.warn(
+            { err: this.describe(err), retryInMs: delay },
+            'telegram getUpdates conflict: another process polls this bot or a webhook is set',
+          );
+        } else {
+          this.log.warn(
+            { err: this.describe(err), retryInMs: delay },
+            'telegram getUpdates failed; retrying',
+          );
+        }
+        await sleep(delay, signal);
+        continue;
+      }
+      networkFailures = 0;
+      this.confirmedOffset = offset;
+
+      for (const update of updates) {
+        if (signal.aborted) return;
+        if (this.offset !== undefined && update.update_id < this.offset) continue;
+        const handled = await this.handle(update);
+        if (!handled) {
+          storeFailures += 1;
+          const delay = this.backoffDelay(storeFailures);
+          this.log.warn(
+            { updateId: update.update_id, retryInMs: delay },
+            'telegram update not stored; it will be fetched again',
+          );
+          await sleep(delay, signal);
+          continue batches;
+        }
+        storeFailures = 0;
+        this.offset = update.update_id + 1;
+      }
+    }
+  }
+
+  /** True when the update may be acknowledged: ingested, deliberately skipped, or unroutable. */
+  private async handle(update: Update): Promise<boolean> {
+    const context = this.context;
+    if (!context) return false;
+    let inbound: PlatformInbound | undefined;
+    try {
+      inbound = normaliseTelegramUpdate(update);
+    } catch (err) {
+      this.log.error(
+        { updateId: update.update_id, err: this.describe(err) },
+        'telegram update not understood; skipped',
+      );
+      return true;
+    }
+    if (!inbound) {
+      this.log.debug({ updateId: update.update_id }, 'telegram update without text skipped');
+      return true;
+    }
+    let outcome: Awaited<ReturnType<PlatformContext['ingest']>>;
+    try {
+      outcome = await context.ingest(inbound);
+    } catch (err) {
+      this.log.warn({ updateId: update.update_id, err: this.describe(err) }, 'telegram ingest threw');
+      return false;
+    }
+    if (outcome.ok) return true;
+    if (outcome.reason === 'no_route') {
+      await this.noticeNoRoute(inbound);
+      return true;
+    }
+    this.log.warn(
+      { updateId: update.update_id, err: this.redact(outcome.message) },
+      'telegram ingest failed',
+    );
+    return false;
+  }
+
+  private async noticeNoRoute(inbound: PlatformInbound): Promise<void> {
+    const chatId = inbound.routeKey;
+    if (this.noticedChats.has(chatId)) return;
+    this.noticedChats.add(chatId);
+    this.log.warn(
+      { chatId, chatType: inbound.event.source.chat_type },
+      'telegram chat has no route to a tenant; add one with `hermes connector route add --platform telegram`',
+    );
+    const threadId = integerId(inbound.event.source.thread_id);
+    try {
+      await this.api.sendMessage(
+        chatId,
+        TELEGRAM_NO_ROUTE_NOTICE,
+        threadId !== undefined ? { message_thread_id: threadId } : {},
+      );
+    } catch (err) {
+      this.log.warn({ chatId, err: this.describe(err) }, 'telegram no-route notice not sent');
+    }
+  }
+
+  /** Tell Telegram about updates handled since the last poll, so a restart does not repeat them. */
+  private async confirmOffset(): Promise<void> {
+    if (this.pollState === 'unauthorized') return;
+    const offset = this.offset;
+    if (offset === undefined || offset === this.confirmedOffset) return;
+    try {
+      await this.api.getUpdates(
+        { offset, limit: 1, timeout: 0 },
+        grammySignal(AbortSignal.timeout(CONFIRM_TIMEOUT_MS)),
+      );
+      this.confirmedOffset = offset;
+    } catch (err) {
+      this.log.warn({ err: this.describe(err) }, 'telegram offset not confirmed; some updates may repeat');
+    }
+  }
+
+  private backoffDelay(failures: number): number {
+    const exponent = Math.min(Math.max(failures - 1, 0), 30);
+    return Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** exponent);
+  }
+
+  /** Telegram's `retry_after` on 429 wins over the exponential backoff. */
+  private retryDelay(err: unknown, failures: number): number {
+    if (err instanceof GrammyError && err.error_code === 429) {
+      const seconds = err.parameters.retry_after;
+      if (typeof seconds === 'number' && seconds >= 0) return Math.min(seconds * 1000, 300_000);
+    }
+    return this.backoffDelay(failures);
+  }
+
+  // --- outbound helpers ----------------------------------------------------------------------------
+
+  /** Run a call as MarkdownV2; if Telegram cannot parse the entities, run it once more as plain text. */
+  private async withPlainFallback<T>(
+    method: string,
+    chatId: string,
+    call: (markdown: boolean) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await call(true);
+    } catch (err) {
+      if (!isParseEntitiesError(err)) throw err;
+      this.log.debug(
+        { method, chatId, err: this.describe(err) },
+        'telegram MarkdownV2 rejected; sending plain text',
+      );
+      return await call(false);
+    }
+  }
+
+  private failure(op: string, err: unknown, extra: { ambiguous?: boolean } = {}): OutboundResult {
+    const error = this.describe(err);
+    this.log.warn({ op, err: error }, 'telegram outbound op failed');
+    return failedResult(error, extra.ambiguous ? { ambiguous: true } : {});
+  }
+
+  /** A loggable one-line description of an error, with the bot token removed. */
+  private describe(err: unknown): string {
+    if (err instanceof GrammyError)
+      return this.redact(`telegram ${err.method}: ${err.error_code} ${err.description}`);
+    if (err instanceof HttpError) {
+      const inner = err.error instanceof Error ? `: ${err.error.message}` : '';
+      return this.redact(`${err.message}${inner}`);
+    }
+    if (err instanceof Error) return this.redact(err.message);
+    return this.redact(String(err));
+  }
+
+  private redact(text: string): string {
+    if (!this.token) return text;
+    let out = text.split(this.token).join('<redacted>');
+    const encoded = encodeURIComponent(this.token);
+    if (encoded !== this.token) out = out.split(encoded).join('<redacted>');
+    return out;
+  }
+}

@@ -1,0 +1,60 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type {
+  CapabilityDescriptor,
+  EditAction,
+  GetChatInfoAction,
+  MessageEventInit,
+  OutboundResult,
+  SendAction,
+  TypingAction,
+} from '../../protocol/index.js';
+
+/**
+ * A chat platform as the connector sees it. Adding Discord or Slack means one file implementing
+ * this. The connector owns routing, tenancy, durability and splitting; an adapter only translates
+ * between the platform and `MessageEvent`s / outbound actions.
+ */
+
+/** A normalised inbound message, before routing. */
+export interface PlatformInbound {
+  /** The discriminator that picks the tenant (Telegram chat id, web-chat room, Discord guild). */
+  routeKey: string;
+  event: MessageEventInit;
+}
+
+export type IngestOutcome =
+  | { ok: true; deliveryId: string; tenantId: string; sessionKey: string }
+  | { ok: false; reason: 'no_route' | 'store_error'; message: string };
+
+export interface PlatformContext {
+  /**
+   * Route, persist and queue an inbound message. Resolves only once it is durably in the outbox,
+   * so an adapter acknowledges the platform (e.g. advances the Telegram offset) after this.
+   */
+  ingest(inbound: PlatformInbound): Promise<IngestOutcome>;
+  log: Logger;
+}
+
+export interface PlatformAdapter {
+  /** The platform name in `source.platform` and route rows, e.g. `webchat`, `telegram`. */
+  readonly name: string;
+  /** The descriptor sent to gateways fronting this platform (without `supported_ops`, derived). */
+  descriptor(): Omit<CapabilityDescriptor, 'supported_ops'>;
+
+  start(context: PlatformContext): Promise<void>;
+  stop(): Promise<void>;
+
+  /** `content` is already within the platform limit; the connector splits longer content first. */
+  send(action: SendAction): Promise<OutboundResult>;
+  edit?(action: EditAction): Promise<OutboundResult>;
+  typing?(action: TypingAction): Promise<OutboundResult>;
+  getChatInfo?(action: GetChatInfoAction): Promise<OutboundResult>;
+
+  /** Routes served on the connector's HTTP server (web chat page, webhooks). */
+  registerRoutes?(app: FastifyInstance): void | Promise<void>;
+  /** Take a WebSocket upgrade for a path this adapter owns; false leaves it to others. */
+  handleUpgrade?(request: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+}

@@ -1,0 +1,261 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { bearerToken, peekUnverifiedGatewayId, verifyUpgradeToken } from '../auth/index.js';
+import {
+  CLOSE_UNAUTHORIZED,
+  FrameDecoder,
+  failedResult,
+  type GatewayFrame,
+  MAX_WS_MESSAGE_BYTES,
+  PING_DEAD_AFTER_MS,
+  PING_INTERVAL_MS,
+  parseGatewayFrame,
+  type UnauthorizedCloseReason,
+} from '../protocol/index.js';
+import type { DeliveryEngine } from './delivery-engine.js';
+import { type GatewayConnection, type GatewayRegistry, sendFrame } from './gateway-registry.js';
+import type { ConnectorMetrics } from './metrics.js';
+import type { OpDispatcher } from './ops.js';
+import type { GatewayRecord, RelayStore } from './store/types.js';
+
+/**
+ * The authenticated gateway WebSocket on `/relay` (reference §2, §4; spec decisions 1–2): verify
+ * the bearer upgrade token against the gateway's verify list, complete the upgrade either way, and
+ * close 4401 on failure; then answer `hello` with a descriptor and every `outbound` with exactly one
+ * `outbound_result`.
+ */
+
+export interface RelayServerOptions {
+  store: RelayStore;
+  registry: GatewayRegistry;
+  ops: OpDispatcher;
+  engine: DeliveryEngine;
+  metrics: ConnectorMetrics;
+  log: Logger;
+  allowNonExpiringTokens: boolean;
+  pingIntervalMs?: number;
+  revocationPollMs?: number;
+  now?: () => number;
+}
+
+type Authentication =
+  | { ok: true; gateway: GatewayRecord }
+  | { ok: false; reason: UnauthorizedCloseReason; detail: string };
+
+export class RelayServer {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES });
+  private readonly now: () => number;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private revocationTimer: NodeJS.Timeout | undefined;
+  private revocationWatermark: number;
+  private readonly lastPong = new WeakMap<WebSocket, number>();
+
+  constructor(private readonly options: RelayServerOptions) {
+    this.now = options.now ?? Date.now;
+    this.revocationWatermark = this.now();
+  }
+
+  start(): void {
+    const pingEvery = this.options.pingIntervalMs ?? PING_INTERVAL_MS;
+    const deadAfter = pingEvery * (PING_DEAD_AFTER_MS / PING_INTERVAL_MS);
+    this.pingTimer = setInterval(() => this.keepalive(deadAfter), pingEvery);
+    this.pingTimer.unref();
+    this.revocationTimer = setInterval(() => void this.closeRevoked(), this.options.revocationPollMs ?? 250);
+    this.revocationTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.pingTimer);
+    clearInterval(this.revocationTimer);
+    for (const client of this.wss.clients) client.close(1001, 'connector shutting down');
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  /** Take a `/relay` upgrade. Authentication happens before the upgrade completes. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    void this.authenticate(request)
+      .catch((error: unknown): Authentication => {
+        this.options.log.error(
+          { err: (error as Error).message },
+          'gateway authentication failed with an error',
+        );
+        return { ok: false, reason: 'unauthorized', detail: 'internal error' };
+      })
+      .then((auth) => {
+        if (socket.destroyed) return;
+        this.wss.handleUpgrade(request, socket, head, (ws) => {
+          if (auth.ok) this.accept(ws, auth.gateway);
+          else this.refuse(ws, auth, request);
+        });
+      });
+  }
+
+  /** Close every live socket of a gateway with 4401 (revocation kill switch). */
+  closeGateway(gatewayId: string, reason: UnauthorizedCloseReason = 'revoked'): number {
+    const connections = this.options.registry.ofGateway(gatewayId);
+    for (const connection of connections) connection.ws.close(CLOSE_UNAUTHORIZED, reason);
+    return connections.length;
+  }
+
+  private async authenticate(request: IncomingMessage): Promise<Authentication> {
+    const token = bearerToken(request.headers.authorization);
+    if (!token) return { ok: false, reason: 'unauthorized', detail: 'missing bearer token' };
+    const claimed = peekUnverifiedGatewayId(token);
+    if (claimed === null) return { ok: false, reason: 'unauthorized', detail: 'malformed token' };
+    const gateway = await this.options.store.getGateway(claimed);
+    if (!gateway) return { ok: false, reason: 'unauthorized', detail: 'unknown gateway' };
+    if (gateway.revoked) return { ok: false, reason: 'revoked', detail: 'gateway revoked' };
+    const now = this.now();
+    const verifyList = [gateway.secret];
+    if (gateway.secondarySecret && (gateway.secondaryExpiresAt ?? 0) > now)
+      verifyList.push(gateway.secondarySecret);
+    const result = verifyUpgradeToken(token, verifyList, Math.floor(now / 1000), {
+      allowNonExpiring: this.options.allowNonExpiringTokens,
+    });
+    if (result.ok && result.gatewayId === gateway.id) return { ok: true, gateway };
+    const reason = !result.ok && result.reason === 'expired' ? 'expired' : 'unauthorized';
+    return { ok: false, reason, detail: result.ok ? 'gateway mismatch' : result.reason };
+  }
+
+  private refuse(
+    ws: WebSocket,
+    auth: Extract<Authentication, { ok: false }>,
+    request: IncomingMessage,
+  ): void {
+    this.options.metrics.authFailures.inc({ reason: auth.detail.replace(/\s+/g, '_') });
+    this.options.log.info(
+      { reason: auth.reason, detail: auth.detail, remote: request.socket.remoteAddress },
+      'gateway upgrade refused (4401)',
+    );
+    ws.close(CLOSE_UNAUTHORIZED, auth.reason);
+  }
+
+  private accept(ws: WebSocket, gateway: GatewayRecord): void {
+    const { registry, metrics, log, engine } = this.options;
+    const connection: GatewayConnection = {
+      id: `c_${randomBytes(8).toString('hex')}`,
+      gatewayId: gateway.id,
+      tenantId: gateway.tenantId,
+      ws,
+      connectedAt: this.now(),
+      platform: undefined,
+      handshaken: false,
+    };
+    registry.add(connection);
+    metrics.connections.set(registry.size);
+    this.lastPong.set(ws, this.now());
+    void this.options.store.touchGateway(gateway.id, this.now()).catch(() => undefined);
+    log.info(
+      { gatewayId: gateway.id, tenantId: gateway.tenantId, connection: connection.id },
+      'gateway connected',
+    );
+
+    const decoder = new FrameDecoder();
+    ws.on('pong', () => this.lastPong.set(ws, this.now()));
+    ws.on('message', (data, isBinary) => {
+      const chunk = isBinary ? (data as Buffer) : (data as Buffer).toString('utf8');
+      const { values, errors } = decoder.push(chunk);
+      for (const error of errors) this.malformed(connection, error.error, error.line);
+      for (const value of values) this.onValue(connection, value);
+    });
+    ws.on('error', (error) =>
+      log.debug({ err: error.message, connection: connection.id }, 'gateway socket error'),
+    );
+    ws.on('close', (code) => {
+      registry.remove(connection);
+      metrics.connections.set(registry.size);
+      engine.connectionClosed(connection);
+      log.info({ gatewayId: gateway.id, connection: connection.id, code }, 'gateway disconnected');
+    });
+  }
+
+  private onValue(connection: GatewayConnection, value: unknown): void {
+    const parsed = parseGatewayFrame(value);
+    if (parsed.kind === 'frame') {
+      void this.onFrame(connection, parsed.frame).catch((error: unknown) =>
+        this.options.log.error(
+          { err: (error as Error).message, connection: connection.id },
+          'frame handling failed',
+        ),
+      );
+      return;
+    }
+    if (parsed.kind === 'ignored') return;
+    this.malformed(connection, parsed.error, JSON.stringify(value).slice(0, 200));
+    // An outbound we cannot read still gets its one result, if it named a request id.
+    const requestId = (value as { requestId?: unknown } | null)?.requestId;
+    if (parsed.type === 'outbound' && typeof requestId === 'string' && requestId.length <= 256) {
+      sendFrame(connection, {
+        type: 'outbound_result',
+        requestId,
+        result: failedResult(`invalid outbound frame: ${parsed.error}`),
+      });
+    }
+  }
+
+  private async onFrame(connection: GatewayConnection, frame: GatewayFrame): Promise<void> {
+    const { ops, engine } = this.options;
+    switch (frame.type) {
+      case 'hello': {
+        const platform = await ops.platformForHello(connection.tenantId, frame.platform);
+        connection.platform = platform;
+        sendFrame(connection, { type: 'descriptor', descriptor: ops.descriptorFor(platform) });
+        connection.handshaken = true;
+        engine.wake();
+        return;
+      }
+      case 'outbound': {
+        const result = await ops.execute(connection.tenantId, connection.platform, frame.action);
+        sendFrame(connection, { type: 'outbound_result', requestId: frame.requestId, result });
+        return;
+      }
+      case 'interrupt':
+        await engine.enqueueInterrupt(connection, frame.session_key, frame.reason);
+        return;
+      case 'inbound_ack':
+        engine.acknowledge(connection, frame.bufferId);
+        return;
+    }
+  }
+
+  private malformed(connection: GatewayConnection, error: string, line: string): void {
+    this.options.metrics.malformedFrames.inc();
+    this.options.log.warn(
+      { connection: connection.id, gatewayId: connection.gatewayId, error, line },
+      'malformed frame skipped',
+    );
+  }
+
+  private keepalive(deadAfterMs: number): void {
+    const now = this.now();
+    for (const ws of this.wss.clients) {
+      if (now - (this.lastPong.get(ws) ?? now) > deadAfterMs) {
+        ws.terminate();
+        continue;
+      }
+      ws.ping();
+    }
+  }
+
+  private async closeRevoked(): Promise<void> {
+    if (this.options.registry.size === 0) {
+      this.revocationWatermark = this.now() - 1000;
+      return;
+    }
+    try {
+      const since = this.revocationWatermark;
+      const revoked = await this.options.store.listRevokedSince(since);
+      for (const { id, revokedAt } of revoked) {
+        if (this.closeGateway(id, 'revoked') > 0)
+          this.options.log.info({ gatewayId: id }, 'revoked gateway disconnected (4401)');
+        this.revocationWatermark = Math.max(this.revocationWatermark, revokedAt);
+      }
+    } catch (error) {
+      this.options.log.warn({ err: (error as Error).message }, 'revocation check failed');
+    }
+  }
+}

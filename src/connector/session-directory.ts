@@ -1,0 +1,41 @@
+/**
+ * Where each session's traffic last went, so an interrupt for a session reaches the same gateway
+ * instance as its messages (the reference routing invariant), and carries the session's chat id
+ * (spec decision 6). Bounded; the oldest entries are forgotten first.
+ */
+export interface SessionPlacement {
+  tenantId: string;
+  chatId: string;
+  endpoint: string;
+  gatewayId: string | null;
+  connectionId?: string | undefined;
+}
+
+export class SessionDirectory {
+  private readonly entries = new Map<string, SessionPlacement>();
+
+  constructor(private readonly capacity = 100_000) {}
+
+  remember(sessionKey: string, placement: SessionPlacement): void {
+    const previous = this.entries.get(sessionKey);
+    this.entries.delete(sessionKey);
+    this.entries.set(sessionKey, {
+      ...placement,
+      connectionId: placement.connectionId ?? previous?.connectionId,
+    });
+    if (this.entries.size > this.capacity) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+  }
+
+  noteConnection(sessionKey: string, connectionId: string): void {
+    const entry = this.entries.get(sessionKey);
+    if (entry) entry.connectionId = connectionId;
+  }
+
+  get(sessionKey: string, tenantId: string): SessionPlacement | undefined {
+    const entry = this.entries.get(sessionKey);
+    return entry && entry.tenantId === tenantId ? entry : undefined;
+  }
+}

@@ -1,0 +1,933 @@
+/**
+ * The default {@link RelayStore}: one SQLite file (better-sqlite3, WAL) owned by the connector
+ * process. Everything is synchronous underneath; the async signatures only match the interface.
+ *
+ * Notes on semantics the interface leaves to the implementation:
+ * - Secondary secrets/keys are returned as stored, even after `secondaryExpiresAt`; callers
+ *   compare the expiry with their clock before accepting a secondary.
+ * - Outbox eligibility is kept in a `head` column (every interrupt, plus the oldest message of each
+ *   (tenant, session key)), so claiming scans one index entry per active session instead of every
+ *   queued row. The claim query still checks "no older message of this session" itself, and the
+ *   column is recomputed on every open, so a bug in its upkeep cannot reorder a session.
+ * - A lease held until `claimedUntil` expires once `now > claimedUntil`; `nextDueAt` therefore
+ *   reports `claimedUntil + 1` for a claimed delivery.
+ * - `completeDelivery`/`retryDeliveryLater`/`deadLetterDelivery` succeed for the claimer named on
+ *   the row, even if its lease has lapsed, as long as no one else has claimed it since.
+ * - One `claimDueDeliveries` call leases at most 1000 deliveries, whatever `limit` says.
+ * - Writes that read first (claim, complete, redeem, upsert route, ...) run in BEGIN IMMEDIATE
+ *   transactions, so they stay atomic even if a second process opens the same file.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrate } from './migrations.js';
+import type {
+  AuditEvent,
+  ChatRecord,
+  DeadLetter,
+  DeliveryKeys,
+  DeliveryKind,
+  DeliveryRecord,
+  EnrollmentTokenRedemption,
+  GatewayRecord,
+  NewDelivery,
+  RelayStore,
+  RouteRecord,
+  RouteUpsert,
+  Tenant,
+} from './types.js';
+
+interface TenantRow {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+interface EnrollmentRow {
+  tenant_id: string;
+  expires_at: number;
+  used_at: number | null;
+}
+
+interface GatewayRow {
+  id: string;
+  tenant_id: string;
+  secret: string;
+  secondary_secret: string | null;
+  secondary_expires_at: number | null;
+  revoked: number;
+  revoked_at: number | null;
+  platform: string;
+  bot_id: string;
+  endpoint: string;
+  created_at: number;
+  last_seen_at: number | null;
+}
+
+interface DeliveryKeysRow {
+  tenant_id: string;
+  primary_key: string;
+  secondary_key: string | null;
+  secondary_expires_at: number | null;
+}
+
+interface RouteRow {
+  platform: string;
+  route_key: string;
+  tenant_id: string;
+  endpoint: string;
+  gateway_id: string | null;
+  created_at: number;
+}
+
+interface ChatRow {
+  tenant_id: string;
+  chat_id: string;
+  platform: string;
+  route_key: string;
+  updated_at: number;
+}
+
+interface OutboxRow {
+  seq: number;
+  id: string;
+  tenant_id: string;
+  gateway_id: string | null;
+  session_key: string;
+  kind: DeliveryKind;
+  body: string;
+  endpoint: string;
+  created_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  last_status: number | null;
+  claimed_by: string | null;
+  claimed_until: number | null;
+  head: number;
+}
+
+interface DeadLetterRow {
+  id: string;
+  seq: number;
+  tenant_id: string;
+  gateway_id: string | null;
+  session_key: string;
+  kind: DeliveryKind;
+  body: string;
+  endpoint: string;
+  created_at: number;
+  attempts: number;
+  reason: string;
+  last_status: number | null;
+  dead_at: number;
+}
+
+interface AuditRow {
+  at: number;
+  event: string;
+  tenant_id: string | null;
+  gateway_id: string | null;
+  detail: string | null;
+}
+
+/** Named parameters of the dead-letter insert. */
+interface DeadLetterParams {
+  id: string;
+  seq: number;
+  tenantId: string;
+  gatewayId: string | null;
+  sessionKey: string;
+  kind: DeliveryKind;
+  body: string;
+  endpoint: string;
+  createdAt: number;
+  attempts: number;
+  reason: string;
+  lastStatus: number | null;
+  deadAt: number;
+}
+
+/** The session a removed outbox row belonged to, so the next message can become its head. */
+interface SessionRef {
+  tenant_id: string;
+  session_key: string;
+  kind: DeliveryKind;
+}
+
+const toTenant = (r: TenantRow): Tenant => ({ id: r.id, name: r.name, createdAt: r.created_at });
+
+const toGateway = (r: GatewayRow): GatewayRecord => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  secret: r.secret,
+  secondarySecret: r.secondary_secret,
+  secondaryExpiresAt: r.secondary_expires_at,
+  revoked: r.revoked === 1,
+  revokedAt: r.revoked_at,
+  platform: r.platform,
+  botId: r.bot_id,
+  endpoint: r.endpoint,
+  createdAt: r.created_at,
+  lastSeenAt: r.last_seen_at,
+});
+
+const toDeliveryKeys = (r: DeliveryKeysRow): DeliveryKeys => ({
+  tenantId: r.tenant_id,
+  primary: r.primary_key,
+  secondary: r.secondary_key,
+  secondaryExpiresAt: r.secondary_expires_at,
+});
+
+const toRoute = (r: RouteRow): RouteRecord => ({
+  platform: r.platform,
+  routeKey: r.route_key,
+  tenantId: r.tenant_id,
+  endpoint: r.endpoint,
+  gatewayId: r.gateway_id,
+  createdAt: r.created_at,
+});
+
+const toChat = (r: ChatRow): ChatRecord => ({
+  tenantId: r.tenant_id,
+  platform: r.platform,
+  chatId: r.chat_id,
+  routeKey: r.route_key,
+  updatedAt: r.updated_at,
+});
+
+const toDelivery = (r: OutboxRow): DeliveryRecord => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  gatewayId: r.gateway_id,
+  sessionKey: r.session_key,
+  kind: r.kind,
+  body: r.body,
+  endpoint: r.endpoint,
+  createdAt: r.created_at,
+  seq: r.seq,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  lastError: r.last_error,
+  lastStatus: r.last_status,
+  claimedBy: r.claimed_by,
+  claimedUntil: r.claimed_until,
+});
+
+const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  gatewayId: r.gateway_id,
+  sessionKey: r.session_key,
+  kind: r.kind,
+  body: r.body,
+  endpoint: r.endpoint,
+  createdAt: r.created_at,
+  seq: r.seq,
+  attempts: r.attempts,
+  reason: r.reason,
+  lastStatus: r.last_status,
+  deadAt: r.dead_at,
+});
+
+const toAudit = (r: AuditRow): AuditEvent => {
+  const event: AuditEvent = { at: r.at, event: r.event, tenantId: r.tenant_id, gatewayId: r.gateway_id };
+  if (r.detail !== null) event.detail = JSON.parse(r.detail) as Record<string, unknown>;
+  return event;
+};
+
+/** True for paths SQLite does not map to a file of that name (in-memory and temporary databases). */
+const isFileless = (path: string): boolean => path === '' || path === ':memory:' || path.startsWith('file:');
+
+/** Whether an oldest-message predicate for the row aliased `o` holds (no older message of its session). */
+const NO_OLDER_MESSAGE = `(o.kind = 'interrupt' OR NOT EXISTS (
+  SELECT 1 FROM outbox p
+  WHERE p.tenant_id = o.tenant_id AND p.session_key = o.session_key AND p.kind = 'message' AND p.seq < o.seq
+))`;
+
+/** Upper bound on one claim, so a caller's huge limit cannot hold the write lock for long. */
+const MAX_CLAIM = 1000;
+
+export class SqliteStore implements RelayStore {
+  readonly #db: Database.Database;
+  readonly #ping;
+
+  // Tenants
+  readonly #insertTenant;
+  readonly #getTenant;
+  readonly #findTenantByName;
+  readonly #listTenants;
+  readonly #insertTenantToken;
+  readonly #findTenantIdByTokenHash;
+  // Enrollment
+  readonly #insertEnrollment;
+  readonly #getEnrollment;
+  readonly #markEnrollmentUsed;
+  // Gateways
+  readonly #getGateway;
+  readonly #listGateways;
+  readonly #listGatewaysOfTenant;
+  readonly #insertGateway;
+  readonly #rotateGateway;
+  readonly #revokeGateway;
+  readonly #listRevokedSince;
+  readonly #touchGateway;
+  // Delivery keys
+  readonly #getDeliveryKeys;
+  readonly #insertDeliveryKeyIfAbsent;
+  readonly #rotateDeliveryKey;
+  // Routes and chats
+  readonly #getRoute;
+  readonly #findRoute;
+  readonly #insertRoute;
+  readonly #updateRoute;
+  readonly #listRoutes;
+  readonly #listRoutesOfTenant;
+  readonly #upsertChat;
+  readonly #findChat;
+  // Outbox
+  readonly #enqueue;
+  /** Due-head selects keyed by LIMIT, which is inlined: a bound LIMIT costs ~10 µs a call here. */
+  readonly #dueHeads = new Map<number, Database.Statement<{ now: number }, OutboxRow>>();
+  readonly #claimOne;
+  readonly #complete;
+  readonly #promoteHead;
+  readonly #retryLater;
+  readonly #getClaimed;
+  readonly #insertDeadLetter;
+  readonly #releaseClaims;
+  readonly #nextDueAt;
+  readonly #outboxDepth;
+  readonly #listDeliveries;
+  readonly #listDeadLetters;
+  readonly #takeDeadLetter;
+  // Audit
+  readonly #insertAudit;
+  readonly #listAudit;
+
+  readonly #createTenantTx;
+  readonly #redeemTx;
+  readonly #putGatewaySecretTx;
+  readonly #getOrCreateDeliveryKeyTx;
+  readonly #rotateDeliveryKeyTx;
+  readonly #upsertRouteTx;
+  readonly #claimTx;
+  readonly #completeTx;
+  readonly #deadLetterTx;
+  readonly #retryDeadLetterTx;
+
+  /**
+   * Open (creating if needed) the database at `path` and bring its schema up to date. For a file
+   * path, the parent directory is created with mode 0700 and the database file with mode 0600
+   * before SQLite touches it; `:memory:` gives a private in-memory store (tests).
+   */
+  static open(path: string): SqliteStore {
+    if (!isFileless(path)) {
+      const dir = dirname(path);
+      if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // Create the file ourselves so it never exists with wider permissions, then tighten a
+      // pre-existing one too: it holds gateway secrets and delivery keys (spec decision 12).
+      closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+    }
+    const db = new Database(path);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      if (!isFileless(path)) {
+        for (const extra of [`${path}-wal`, `${path}-shm`]) if (existsSync(extra)) chmodSync(extra, 0o600);
+      }
+      migrate(db);
+      return new SqliteStore(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+    this.#ping = db.prepare('SELECT 1');
+
+    this.#insertTenant = db.prepare<[string, string, number]>(
+      'INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)',
+    );
+    this.#getTenant = db.prepare<[string], TenantRow>('SELECT * FROM tenants WHERE id = ?');
+    this.#findTenantByName = db.prepare<[string], TenantRow>('SELECT * FROM tenants WHERE name = ?');
+    this.#listTenants = db.prepare<[], TenantRow>('SELECT * FROM tenants ORDER BY created_at, id');
+    this.#insertTenantToken = db.prepare<[string, string, number]>(
+      'INSERT INTO tenant_tokens (token_hash, tenant_id, created_at) VALUES (?, ?, ?)',
+    );
+    this.#findTenantIdByTokenHash = db
+      .prepare<[string], string>('SELECT tenant_id FROM tenant_tokens WHERE token_hash = ?')
+      .pluck();
+
+    this.#insertEnrollment = db.prepare<[string, string, number, number]>(
+      'INSERT INTO enrollment_tokens (token_hash, tenant_id, expires_at, created_at) VALUES (?, ?, ?, ?)',
+    );
+    this.#getEnrollment = db.prepare<[string], EnrollmentRow>(
+      'SELECT tenant_id, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?',
+    );
+    this.#markEnrollmentUsed = db.prepare<[number, string, string]>(
+      'UPDATE enrollment_tokens SET used_at = ?, used_by = ? WHERE token_hash = ? AND used_at IS NULL',
+    );
+
+    this.#getGateway = db.prepare<[string], GatewayRow>('SELECT * FROM gateways WHERE id = ?');
+    this.#listGateways = db.prepare<[], GatewayRow>('SELECT * FROM gateways ORDER BY created_at, id');
+    this.#listGatewaysOfTenant = db.prepare<[string], GatewayRow>(
+      'SELECT * FROM gateways WHERE tenant_id = ? ORDER BY created_at, id',
+    );
+    this.#insertGateway = db.prepare<
+      {
+        id: string;
+        tenantId: string;
+        secret: string;
+        platform: string;
+        botId: string;
+        endpoint: string;
+        now: number;
+      },
+      GatewayRow
+    >(
+      `INSERT INTO gateways (id, tenant_id, secret, platform, bot_id, endpoint, created_at)
+       VALUES (@id, @tenantId, @secret, @platform, @botId, @endpoint, @now) RETURNING *`,
+    );
+    this.#rotateGateway = db.prepare<
+      {
+        id: string;
+        secret: string;
+        secondaryExpiresAt: number;
+        platform: string;
+        botId: string;
+        endpoint: string | null;
+      },
+      GatewayRow
+    >(
+      `UPDATE gateways SET
+         secondary_secret = secret,
+         secondary_expires_at = @secondaryExpiresAt,
+         secret = @secret,
+         platform = @platform,
+         bot_id = @botId,
+         endpoint = COALESCE(@endpoint, endpoint)
+       WHERE id = @id RETURNING *`,
+    );
+    this.#revokeGateway = db.prepare<[number, string], GatewayRow>(
+      'UPDATE gateways SET revoked = 1, revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING *',
+    );
+    this.#listRevokedSince = db.prepare<[number], { id: string; revokedAt: number }>(
+      'SELECT id, revoked_at AS revokedAt FROM gateways WHERE revoked_at >= ? ORDER BY revoked_at, id',
+    );
+    this.#touchGateway = db.prepare<[number, string]>('UPDATE gateways SET last_seen_at = ? WHERE id = ?');
+
+    this.#getDeliveryKeys = db.prepare<[string], DeliveryKeysRow>(
+      'SELECT * FROM delivery_keys WHERE tenant_id = ?',
+    );
+    this.#insertDeliveryKeyIfAbsent = db.prepare<[string, string]>(
+      'INSERT INTO delivery_keys (tenant_id, primary_key) VALUES (?, ?) ON CONFLICT (tenant_id) DO NOTHING',
+    );
+    this.#rotateDeliveryKey = db.prepare<
+      { next: string; expiresAt: number; tenantId: string },
+      DeliveryKeysRow
+    >(
+      `UPDATE delivery_keys SET secondary_key = primary_key, secondary_expires_at = @expiresAt, primary_key = @next
+       WHERE tenant_id = @tenantId RETURNING *`,
+    );
+
+    this.#getRoute = db.prepare<[string, string], RouteRow>(
+      'SELECT * FROM routes WHERE platform = ? AND route_key = ?',
+    );
+    this.#findRoute = db.prepare<[string, string], RouteRow>(
+      `SELECT * FROM routes WHERE platform = ? AND route_key IN (?, '*')
+       ORDER BY route_key = '*' LIMIT 1`,
+    );
+    this.#insertRoute = db.prepare<[string, string, string, string, string | null, number], RouteRow>(
+      `INSERT INTO routes (platform, route_key, tenant_id, endpoint, gateway_id, created_at)
+       VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
+    );
+    this.#updateRoute = db.prepare<[string, string | null, string, string], RouteRow>(
+      'UPDATE routes SET endpoint = ?, gateway_id = ? WHERE platform = ? AND route_key = ? RETURNING *',
+    );
+    this.#listRoutes = db.prepare<[], RouteRow>('SELECT * FROM routes ORDER BY platform, route_key');
+    this.#listRoutesOfTenant = db.prepare<[string], RouteRow>(
+      'SELECT * FROM routes WHERE tenant_id = ? ORDER BY platform, route_key',
+    );
+    this.#upsertChat = db.prepare<[string, string, string, string, number]>(
+      `INSERT INTO chats (tenant_id, chat_id, platform, route_key, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (tenant_id, chat_id) DO UPDATE SET
+         platform = excluded.platform, route_key = excluded.route_key, updated_at = excluded.updated_at`,
+    );
+    this.#findChat = db.prepare<[string, string], ChatRow>(
+      'SELECT * FROM chats WHERE tenant_id = ? AND chat_id = ?',
+    );
+
+    this.#enqueue = db.prepare<
+      {
+        id: string;
+        tenantId: string;
+        gatewayId: string | null;
+        sessionKey: string;
+        kind: DeliveryKind;
+        body: string;
+        endpoint: string;
+        createdAt: number;
+        nextAttemptAt: number;
+        attempts: number;
+      },
+      OutboxRow
+    >(
+      `INSERT INTO outbox (id, tenant_id, gateway_id, session_key, kind, body, endpoint, created_at,
+                           attempts, next_attempt_at, head)
+       VALUES (@id, @tenantId, @gatewayId, @sessionKey, @kind, @body, @endpoint, @createdAt,
+               @attempts, @nextAttemptAt,
+               CASE WHEN @kind = 'interrupt' THEN 1
+                    WHEN EXISTS (SELECT 1 FROM outbox
+                                 WHERE tenant_id = @tenantId AND session_key = @sessionKey AND kind = 'message')
+                    THEN 0 ELSE 1 END)
+       RETURNING *`,
+    );
+    this.#claimOne = db.prepare<[string, number, number]>(
+      'UPDATE outbox SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1 WHERE seq = ?',
+    );
+    this.#complete = db.prepare<[string, string], SessionRef>(
+      'DELETE FROM outbox WHERE id = ? AND claimed_by = ? RETURNING tenant_id, session_key, kind',
+    );
+    this.#promoteHead = db.prepare<[string, string]>(
+      `UPDATE outbox SET head = 1
+       WHERE seq = (SELECT seq FROM outbox WHERE tenant_id = ? AND session_key = ? AND kind = 'message'
+                    ORDER BY seq LIMIT 1)
+         AND head = 0`,
+    );
+    this.#retryLater = db.prepare<[number, string, number | null, string, string]>(
+      `UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, next_attempt_at = ?, last_error = ?,
+                         last_status = ?
+       WHERE id = ? AND claimed_by = ?`,
+    );
+    this.#getClaimed = db.prepare<[string, string], OutboxRow>(
+      'SELECT * FROM outbox WHERE id = ? AND claimed_by = ?',
+    );
+    this.#insertDeadLetter = db.prepare<DeadLetterParams>(
+      `INSERT OR REPLACE INTO dead_letters (id, seq, tenant_id, gateway_id, session_key, kind, body, endpoint,
+                                           created_at, attempts, reason, last_status, dead_at)
+       VALUES (@id, @seq, @tenantId, @gatewayId, @sessionKey, @kind, @body, @endpoint, @createdAt, @attempts,
+               @reason, @lastStatus, @deadAt)`,
+    );
+    this.#releaseClaims = db.prepare<[number, string]>(
+      `UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, next_attempt_at = MIN(next_attempt_at, ?)
+       WHERE claimed_by = ?`,
+    );
+    this.#nextDueAt = db
+      .prepare<[], number | null>(
+        `SELECT MIN(CASE WHEN claimed_by IS NULL THEN next_attempt_at
+                         ELSE MAX(next_attempt_at, claimed_until + 1) END)
+         FROM outbox WHERE head = 1`,
+      )
+      .pluck();
+    this.#outboxDepth = db.prepare<[], number>('SELECT COUNT(*) FROM outbox').pluck();
+    this.#listDeliveries = db.prepare<[number], OutboxRow>('SELECT * FROM outbox ORDER BY seq DESC LIMIT ?');
+    this.#listDeadLetters = db.prepare<[number], DeadLetterRow>(
+      'SELECT * FROM dead_letters ORDER BY dead_at DESC, seq DESC LIMIT ?',
+    );
+    this.#takeDeadLetter = db.prepare<[string], DeadLetterRow>(
+      'DELETE FROM dead_letters WHERE id = ? RETURNING *',
+    );
+
+    this.#insertAudit = db.prepare<[number, string, string | null, string | null, string | null]>(
+      'INSERT INTO audit (at, event, tenant_id, gateway_id, detail) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.#listAudit = db.prepare<[number], AuditRow>(
+      'SELECT at, event, tenant_id, gateway_id, detail FROM audit ORDER BY at DESC, id DESC LIMIT ?',
+    );
+
+    this.#createTenantTx = db.transaction((name: string, now: number): Tenant => {
+      if (this.#findTenantByName.get(name)) throw new Error(`a tenant named "${name}" already exists`);
+      for (;;) {
+        const id = `t_${randomBytes(8).toString('hex')}`;
+        if (this.#getTenant.get(id)) continue; // 64 random bits: practically never
+        this.#insertTenant.run(id, name, now);
+        return { id, name, createdAt: now };
+      }
+    });
+
+    this.#redeemTx = db.transaction(
+      (tokenHash: string, tenantId: string, gatewayId: string, now: number): EnrollmentTokenRedemption => {
+        const token = this.#getEnrollment.get(tokenHash);
+        if (!token) return { ok: false, reason: 'unknown' };
+        if (token.used_at !== null) return { ok: false, reason: 'used' };
+        if (now > token.expires_at) return { ok: false, reason: 'expired' };
+        if (token.tenant_id !== tenantId) return { ok: false, reason: 'wrong_tenant' };
+        if (this.#markEnrollmentUsed.run(now, gatewayId, tokenHash).changes !== 1) {
+          return { ok: false, reason: 'used' };
+        }
+        return { ok: true, tenantId };
+      },
+    );
+
+    this.#putGatewaySecretTx = db.transaction((input: Parameters<RelayStore['putGatewaySecret']>[0]) => {
+      const existing = this.#getGateway.get(input.id);
+      if (!existing) {
+        const row = this.#insertGateway.get({
+          id: input.id,
+          tenantId: input.tenantId,
+          secret: input.secret,
+          platform: input.platform,
+          botId: input.botId,
+          endpoint: input.endpoint ?? '',
+          now: input.now,
+        });
+        if (!row) throw new Error(`gateway ${input.id} was not inserted`);
+        return toGateway(row);
+      }
+      if (existing.tenant_id !== input.tenantId) {
+        throw new Error(`gateway ${input.id} belongs to another tenant`);
+      }
+      const row = this.#rotateGateway.get({
+        id: input.id,
+        secret: input.secret,
+        secondaryExpiresAt: input.now + input.rotationWindowMs,
+        platform: input.platform,
+        botId: input.botId,
+        endpoint: input.endpoint ?? null,
+      });
+      if (!row) throw new Error(`gateway ${input.id} vanished during rotation`);
+      return toGateway(row);
+    });
+
+    this.#getOrCreateDeliveryKeyTx = db.transaction((tenantId: string, candidate: string): DeliveryKeys => {
+      this.#insertDeliveryKeyIfAbsent.run(tenantId, candidate);
+      const row = this.#getDeliveryKeys.get(tenantId);
+      if (!row) throw new Error(`delivery key for ${tenantId} was not stored`);
+      return toDeliveryKeys(row);
+    });
+
+    this.#rotateDeliveryKeyTx = db.transaction(
+      (tenantId: string, next: string, now: number, rotationWindowMs: number): DeliveryKeys => {
+        const rotated = this.#rotateDeliveryKey.get({ next, expiresAt: now + rotationWindowMs, tenantId });
+        if (rotated) return toDeliveryKeys(rotated);
+        // No key yet: the new one simply becomes the primary.
+        this.#insertDeliveryKeyIfAbsent.run(tenantId, next);
+        const row = this.#getDeliveryKeys.get(tenantId);
+        if (!row) throw new Error(`delivery key for ${tenantId} was not stored`);
+        return toDeliveryKeys(row);
+      },
+    );
+
+    this.#upsertRouteTx = db.transaction(
+      (route: Omit<RouteRecord, 'createdAt'>, now: number): RouteUpsert => {
+        const existing = this.#getRoute.get(route.platform, route.routeKey);
+        if (existing && existing.tenant_id !== route.tenantId) {
+          return { ok: false, reason: 'owned_by_other_tenant', routeKey: route.routeKey };
+        }
+        const row = existing
+          ? this.#updateRoute.get(route.endpoint, route.gatewayId, route.platform, route.routeKey)
+          : this.#insertRoute.get(
+              route.platform,
+              route.routeKey,
+              route.tenantId,
+              route.endpoint,
+              route.gatewayId,
+              now,
+            );
+        if (!row) throw new Error(`route ${route.platform}/${route.routeKey} was not stored`);
+        return { ok: true, route: toRoute(row) };
+      },
+    );
+
+    // One transaction: pick the due heads in seq order and lease them.
+    this.#claimTx = db.transaction((claimer: string, now: number, until: number, limit: number) => {
+      const rows = this.#dueHeadsSelect(limit).all({ now });
+      for (const row of rows) this.#claimOne.run(claimer, until, row.seq);
+      return rows.map((row) =>
+        toDelivery({ ...row, claimed_by: claimer, claimed_until: until, attempts: row.attempts + 1 }),
+      );
+    });
+
+    this.#completeTx = db.transaction((id: string, claimer: string): boolean => {
+      const removed = this.#complete.get(id, claimer);
+      if (!removed) return false;
+      if (removed.kind === 'message') this.#promoteHead.run(removed.tenant_id, removed.session_key);
+      return true;
+    });
+
+    this.#deadLetterTx = db.transaction(
+      (id: string, claimer: string, reason: string, status: number | null, now: number): boolean => {
+        const row = this.#getClaimed.get(id, claimer);
+        if (!row) return false;
+        this.#insertDeadLetter.run({
+          id: row.id,
+          seq: row.seq,
+          tenantId: row.tenant_id,
+          gatewayId: row.gateway_id,
+          sessionKey: row.session_key,
+          kind: row.kind,
+          body: row.body,
+          endpoint: row.endpoint,
+          createdAt: row.created_at,
+          attempts: row.attempts,
+          reason,
+          lastStatus: status,
+          deadAt: now,
+        });
+        return this.#completeTx(id, claimer);
+      },
+    );
+
+    this.#retryDeadLetterTx = db.transaction((id: string, now: number): boolean => {
+      const dead = this.#takeDeadLetter.get(id);
+      if (!dead) return false;
+      this.#enqueue.get({
+        id: dead.id,
+        tenantId: dead.tenant_id,
+        gatewayId: dead.gateway_id,
+        sessionKey: dead.session_key,
+        kind: dead.kind,
+        body: dead.body,
+        endpoint: dead.endpoint,
+        createdAt: dead.created_at,
+        nextAttemptAt: now,
+        attempts: 0,
+      });
+      return true;
+    });
+
+    this.#repairHeads();
+  }
+
+  #dueHeadsSelect(limit: number): Database.Statement<{ now: number }, OutboxRow> {
+    let statement = this.#dueHeads.get(limit);
+    if (!statement) {
+      if (this.#dueHeads.size >= 32) this.#dueHeads.clear();
+      statement = this.#db.prepare<{ now: number }, OutboxRow>(
+        `SELECT o.* FROM outbox o INDEXED BY outbox_heads
+         WHERE o.head = 1
+           AND o.next_attempt_at <= @now
+           AND (o.claimed_by IS NULL OR o.claimed_until < @now)
+           AND ${NO_OLDER_MESSAGE}
+         ORDER BY o.seq LIMIT ${Math.trunc(limit)}`,
+      );
+      this.#dueHeads.set(limit, statement);
+    }
+    return statement;
+  }
+
+  /** Recompute `head` for every outbox row (cheap; run on open so the column can never drift). */
+  #repairHeads(): void {
+    this.#db.exec(`
+      UPDATE outbox AS t SET head = calc.head
+      FROM (SELECT o.seq AS seq, ${NO_OLDER_MESSAGE} AS head FROM outbox o) AS calc
+      WHERE t.seq = calc.seq AND t.head != calc.head`);
+  }
+
+  async ping(): Promise<void> {
+    this.#ping.get();
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  async createTenant(name: string, now: number): Promise<Tenant> {
+    return this.#createTenantTx.immediate(name, now);
+  }
+
+  async getTenant(id: string): Promise<Tenant | null> {
+    const row = this.#getTenant.get(id);
+    return row ? toTenant(row) : null;
+  }
+
+  async findTenantByName(name: string): Promise<Tenant | null> {
+    const row = this.#findTenantByName.get(name);
+    return row ? toTenant(row) : null;
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    return this.#listTenants.all().map(toTenant);
+  }
+
+  async addTenantToken(tenantId: string, tokenHash: string, now: number): Promise<void> {
+    this.#insertTenantToken.run(tokenHash, tenantId, now);
+  }
+
+  async findTenantIdByTokenHash(tokenHash: string): Promise<string | null> {
+    return this.#findTenantIdByTokenHash.get(tokenHash) ?? null;
+  }
+
+  async createEnrollmentToken(
+    tokenHash: string,
+    tenantId: string,
+    expiresAt: number,
+    now: number,
+  ): Promise<void> {
+    this.#insertEnrollment.run(tokenHash, tenantId, expiresAt, now);
+  }
+
+  async redeemEnrollmentToken(
+    tokenHash: string,
+    tenantId: string,
+    gatewayId: string,
+    now: number,
+  ): Promise<EnrollmentTokenRedemption> {
+    return this.#redeemTx.immediate(tokenHash, tenantId, gatewayId, now);
+  }
+
+  async getGateway(id: string): Promise<GatewayRecord | null> {
+    const row = this.#getGateway.get(id);
+    return row ? toGateway(row) : null;
+  }
+
+  async listGateways(tenantId?: string): Promise<GatewayRecord[]> {
+    const rows = tenantId === undefined ? this.#listGateways.all() : this.#listGatewaysOfTenant.all(tenantId);
+    return rows.map(toGateway);
+  }
+
+  async putGatewaySecret(input: Parameters<RelayStore['putGatewaySecret']>[0]): Promise<GatewayRecord> {
+    return this.#putGatewaySecretTx.immediate(input);
+  }
+
+  async revokeGateway(id: string, now: number): Promise<GatewayRecord | null> {
+    const row = this.#revokeGateway.get(now, id);
+    return row ? toGateway(row) : null;
+  }
+
+  async listRevokedSince(since: number): Promise<{ id: string; revokedAt: number }[]> {
+    return this.#listRevokedSince.all(since);
+  }
+
+  async touchGateway(id: string, now: number): Promise<void> {
+    this.#touchGateway.run(now, id);
+  }
+
+  async getDeliveryKeys(tenantId: string): Promise<DeliveryKeys | null> {
+    const row = this.#getDeliveryKeys.get(tenantId);
+    return row ? toDeliveryKeys(row) : null;
+  }
+
+  async getOrCreateDeliveryKey(tenantId: string, candidate: string): Promise<DeliveryKeys> {
+    return this.#getOrCreateDeliveryKeyTx.immediate(tenantId, candidate);
+  }
+
+  async rotateDeliveryKey(
+    tenantId: string,
+    next: string,
+    now: number,
+    rotationWindowMs: number,
+  ): Promise<DeliveryKeys> {
+    return this.#rotateDeliveryKeyTx.immediate(tenantId, next, now, rotationWindowMs);
+  }
+
+  async upsertRoute(route: Omit<RouteRecord, 'createdAt'>, now: number): Promise<RouteUpsert> {
+    return this.#upsertRouteTx.immediate(route, now);
+  }
+
+  async findRoute(platform: string, routeKey: string): Promise<RouteRecord | null> {
+    const row = this.#findRoute.get(platform, routeKey);
+    return row ? toRoute(row) : null;
+  }
+
+  async listRoutes(tenantId?: string): Promise<RouteRecord[]> {
+    const rows = tenantId === undefined ? this.#listRoutes.all() : this.#listRoutesOfTenant.all(tenantId);
+    return rows.map(toRoute);
+  }
+
+  async recordChat(chat: ChatRecord): Promise<void> {
+    this.#upsertChat.run(chat.tenantId, chat.chatId, chat.platform, chat.routeKey, chat.updatedAt);
+  }
+
+  async findChat(tenantId: string, chatId: string): Promise<ChatRecord | null> {
+    const row = this.#findChat.get(tenantId, chatId);
+    return row ? toChat(row) : null;
+  }
+
+  async enqueueDelivery(delivery: NewDelivery): Promise<DeliveryRecord> {
+    const row = this.#enqueue.get({
+      id: delivery.id,
+      tenantId: delivery.tenantId,
+      gatewayId: delivery.gatewayId,
+      sessionKey: delivery.sessionKey,
+      kind: delivery.kind,
+      body: delivery.body,
+      endpoint: delivery.endpoint,
+      createdAt: delivery.createdAt,
+      nextAttemptAt: delivery.createdAt,
+      attempts: 0,
+    });
+    if (!row) throw new Error(`delivery ${delivery.id} was not enqueued`);
+    return toDelivery(row);
+  }
+
+  async claimDueDeliveries(
+    claimer: string,
+    now: number,
+    limit: number,
+    leaseMs: number,
+  ): Promise<DeliveryRecord[]> {
+    const capped = Math.min(Math.floor(limit), MAX_CLAIM);
+    if (!(capped > 0)) return [];
+    return this.#claimTx.immediate(claimer, now, now + leaseMs, capped);
+  }
+
+  async completeDelivery(id: string, claimer: string): Promise<boolean> {
+    return this.#completeTx.immediate(id, claimer);
+  }
+
+  async retryDeliveryLater(
+    id: string,
+    claimer: string,
+    nextAttemptAt: number,
+    error: string,
+    status: number | null,
+  ): Promise<boolean> {
+    return this.#retryLater.run(nextAttemptAt, error, status, id, claimer).changes === 1;
+  }
+
+  async deadLetterDelivery(
+    id: string,
+    claimer: string,
+    reason: string,
+    status: number | null,
+    now: number,
+  ): Promise<boolean> {
+    return this.#deadLetterTx.immediate(id, claimer, reason, status, now);
+  }
+
+  async releaseClaims(claimer: string, now: number): Promise<number> {
+    return this.#releaseClaims.run(now, claimer).changes;
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    return this.#nextDueAt.get() ?? null;
+  }
+
+  async outboxDepth(): Promise<number> {
+    return this.#outboxDepth.get() ?? 0;
+  }
+
+  async listDeliveries(limit: number): Promise<DeliveryRecord[]> {
+    return this.#listDeliveries.all(Math.max(0, Math.floor(limit))).map(toDelivery);
+  }
+
+  async listDeadLetters(limit: number): Promise<DeadLetter[]> {
+    return this.#listDeadLetters.all(Math.max(0, Math.floor(limit))).map(toDeadLetter);
+  }
+
+  async retryDeadLetter(id: string, now: number): Promise<boolean> {
+    return this.#retryDeadLetterTx.immediate(id, now);
+  }
+
+  async audit(event: AuditEvent): Promise<void> {
+    this.#insertAudit.run(
+      event.at,
+      event.event,
+      event.tenantId ?? null,
+      event.gatewayId ?? null,
+      event.detail === undefined ? null : JSON.stringify(event.detail),
+    );
+  }
+
+  async listAudit(limit: number): Promise<AuditEvent[]> {
+    return this.#listAudit.all(Math.max(0, Math.floor(limit))).map(toAudit);
+  }
+}

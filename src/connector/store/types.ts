@@ -1,0 +1,214 @@
+/**
+ * The connector's persistent state behind one interface, so SQLite (default) and Postgres
+ * (scale-out) are interchangeable without touching callers. Every method is async even where
+ * SQLite is synchronous. Times are Unix milliseconds. Secrets handed to the store are stored as-is
+ * (they are HMAC keys, spec decision 12); tokens are handed over already hashed.
+ */
+
+export interface Tenant {
+  id: string;
+  name: string;
+  createdAt: number;
+}
+
+export type EnrollmentTokenRedemption =
+  | { ok: true; tenantId: string }
+  | { ok: false; reason: 'unknown' | 'used' | 'expired' | 'wrong_tenant' };
+
+export interface GatewayRecord {
+  id: string;
+  tenantId: string;
+  secret: string;
+  /** Previous secret, still accepted until `secondaryExpiresAt`. */
+  secondarySecret: string | null;
+  secondaryExpiresAt: number | null;
+  revoked: boolean;
+  revokedAt: number | null;
+  platform: string;
+  botId: string;
+  /** Public inbound URL for signed deliveries; '' = outbound-only (WS `inbound` frames). */
+  endpoint: string;
+  createdAt: number;
+  lastSeenAt: number | null;
+}
+
+export interface DeliveryKeys {
+  tenantId: string;
+  primary: string;
+  secondary: string | null;
+  secondaryExpiresAt: number | null;
+}
+
+export interface RouteRecord {
+  platform: string;
+  /** The platform's own discriminator (chat id, guild id, web-chat room); '*' = platform default. */
+  routeKey: string;
+  tenantId: string;
+  /** '' = deliver over the gateway's socket. */
+  endpoint: string;
+  /** Gateway that declared the route, preferred for socket delivery; null = any of the tenant's. */
+  gatewayId: string | null;
+  createdAt: number;
+}
+
+export type DeliveryKind = 'message' | 'interrupt';
+
+export interface NewDelivery {
+  id: string;
+  tenantId: string;
+  gatewayId: string | null;
+  sessionKey: string;
+  kind: DeliveryKind;
+  /** The JSON body, serialised exactly once; these bytes are signed and sent on every attempt. */
+  body: string;
+  /** '' = socket delivery. */
+  endpoint: string;
+  createdAt: number;
+}
+
+export interface DeliveryRecord extends NewDelivery {
+  /** Insertion order; per-session ordering follows it. */
+  seq: number;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  lastStatus: number | null;
+  /** Set while an engine holds the delivery; expires so a crashed holder's work is retried. */
+  claimedBy: string | null;
+  claimedUntil: number | null;
+}
+
+export interface DeadLetter extends NewDelivery {
+  seq: number;
+  attempts: number;
+  reason: string;
+  lastStatus: number | null;
+  deadAt: number;
+}
+
+export interface AuditEvent {
+  at: number;
+  event: string;
+  tenantId?: string | null;
+  gatewayId?: string | null;
+  /** Never a secret. */
+  detail?: Record<string, unknown>;
+}
+
+export interface ChatRecord {
+  tenantId: string;
+  platform: string;
+  chatId: string;
+  routeKey: string;
+  updatedAt: number;
+}
+
+export type RouteUpsert =
+  | { ok: true; route: RouteRecord }
+  | { ok: false; reason: 'owned_by_other_tenant'; routeKey: string };
+
+export interface RelayStore {
+  /** Health probe for /readyz: resolves when the store answers a trivial query. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // Tenants and their access tokens (hashed).
+  createTenant(name: string, now: number): Promise<Tenant>;
+  getTenant(id: string): Promise<Tenant | null>;
+  findTenantByName(name: string): Promise<Tenant | null>;
+  listTenants(): Promise<Tenant[]>;
+  addTenantToken(tenantId: string, tokenHash: string, now: number): Promise<void>;
+  findTenantIdByTokenHash(tokenHash: string): Promise<string | null>;
+
+  // Enrollment tokens (hashed, single use).
+  createEnrollmentToken(tokenHash: string, tenantId: string, expiresAt: number, now: number): Promise<void>;
+  /** Atomically marks the token used by `gatewayId`; a second redemption reports `used`. */
+  redeemEnrollmentToken(
+    tokenHash: string,
+    tenantId: string,
+    gatewayId: string,
+    now: number,
+  ): Promise<EnrollmentTokenRedemption>;
+
+  // Gateways and their secrets.
+  getGateway(id: string): Promise<GatewayRecord | null>;
+  listGateways(tenantId?: string): Promise<GatewayRecord[]>;
+  /**
+   * Create the gateway, or give an existing one (same tenant) a new primary secret, keeping the
+   * previous primary as secondary until `now + rotationWindowMs`. The caller has already checked
+   * tenant ownership and revocation.
+   */
+  putGatewaySecret(input: {
+    id: string;
+    tenantId: string;
+    secret: string;
+    platform: string;
+    botId: string;
+    endpoint: string | undefined;
+    now: number;
+    rotationWindowMs: number;
+  }): Promise<GatewayRecord>;
+  revokeGateway(id: string, now: number): Promise<GatewayRecord | null>;
+  /** Gateways revoked at or after `since` (the connector polls this to close live sockets). */
+  listRevokedSince(since: number): Promise<{ id: string; revokedAt: number }[]>;
+  touchGateway(id: string, now: number): Promise<void>;
+
+  // Tenant delivery keys.
+  getDeliveryKeys(tenantId: string): Promise<DeliveryKeys | null>;
+  /** Returns the existing keys, or stores `candidate` as the primary if the tenant has none. */
+  getOrCreateDeliveryKey(tenantId: string, candidate: string): Promise<DeliveryKeys>;
+  rotateDeliveryKey(
+    tenantId: string,
+    next: string,
+    now: number,
+    rotationWindowMs: number,
+  ): Promise<DeliveryKeys>;
+
+  // Routes: platform discriminator → tenant (+ endpoint).
+  upsertRoute(route: Omit<RouteRecord, 'createdAt'>, now: number): Promise<RouteUpsert>;
+  /** Exact key first, then the platform's '*' default route. */
+  findRoute(platform: string, routeKey: string): Promise<RouteRecord | null>;
+  listRoutes(tenantId?: string): Promise<RouteRecord[]>;
+
+  // Chats seen per tenant: authorises outbound ops to a chat and tells which platform it is on.
+  recordChat(chat: ChatRecord): Promise<void>;
+  findChat(tenantId: string, chatId: string): Promise<ChatRecord | null>;
+
+  // Outbox.
+  enqueueDelivery(delivery: NewDelivery): Promise<DeliveryRecord>;
+  /**
+   * Claim up to `limit` due deliveries for `claimer` until `now + leaseMs`. Only the oldest
+   * unfinished delivery of each (tenant, session key) is eligible, so a session never has two in
+   * flight and never overtakes itself. Interrupts are not held back by the messages of their
+   * session. Deliveries whose claim has expired are eligible again.
+   */
+  claimDueDeliveries(claimer: string, now: number, limit: number, leaseMs: number): Promise<DeliveryRecord[]>;
+  completeDelivery(id: string, claimer: string): Promise<boolean>;
+  retryDeliveryLater(
+    id: string,
+    claimer: string,
+    nextAttemptAt: number,
+    error: string,
+    status: number | null,
+  ): Promise<boolean>;
+  deadLetterDelivery(
+    id: string,
+    claimer: string,
+    reason: string,
+    status: number | null,
+    now: number,
+  ): Promise<boolean>;
+  /** Release every claim held by `claimer` (clean shutdown), making them due now. */
+  releaseClaims(claimer: string, now: number): Promise<number>;
+  /** Earliest `nextAttemptAt` among unclaimed deliveries, so the engine can sleep until then. */
+  nextDueAt(): Promise<number | null>;
+  outboxDepth(): Promise<number>;
+  listDeliveries(limit: number): Promise<DeliveryRecord[]>;
+  listDeadLetters(limit: number): Promise<DeadLetter[]>;
+  /** Move a dead letter back to the outbox, due now; false if there is no such dead letter. */
+  retryDeadLetter(id: string, now: number): Promise<boolean>;
+
+  // Audit log.
+  audit(event: AuditEvent): Promise<void>;
+  listAudit(limit: number): Promise<AuditEvent[]>;
+}
