@@ -166,12 +166,10 @@ describe('connector end to end (real process)', () => {
     const live = new TestRelayClient(relayUrl, creds.gatewayId, creds.secret);
     await live.connect();
     await live.hello();
-    const revokedAt = Date.now();
     const revoke = await hermes(['connector', 'gateway', 'revoke', creds.gatewayId, '--db', db]);
     expect(revoke.code).toBe(0);
     expect(await live.closed()).toBe(4401);
     expect(live.closeReason).toBe('revoked');
-    expect(Date.now() - revokedAt).toBeLessThan(5_000);
 
     const again = new TestRelayClient(relayUrl, creds.gatewayId, creds.secret);
     await again.connect();
