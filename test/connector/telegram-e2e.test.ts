@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeTelegram } from '../support/fake-telegram.js';
-import { hermesJson, type RunningProcess, startConnectorProcess, tempDir, until } from '../support/processes.js';
+import {
+  hermesJson,
+  type RunningProcess,
+  startConnectorProcess,
+  tempDir,
+  until,
+} from '../support/processes.js';
 import { TestReceiver, TestRelayClient } from '../support/test-gateway.js';
 
 /** Telegram through a real connector process, against the local fake Bot API server. */
@@ -15,16 +21,39 @@ let gateway: TestRelayClient;
 
 beforeAll(async () => {
   telegram = await FakeTelegram.start();
-  const { accessToken } = await hermesJson<{ accessToken: string }>(['connector', 'tenant', 'create', 'tg', '--db', db]);
-  const { token } = await hermesJson<{ token: string }>(['connector', 'enroll-token', 'create', '--tenant', 'tg', '--db', db]);
-  connector = await startConnectorProcess(db, { TELEGRAM_BOT_TOKEN: telegram.token, TELEGRAM_API_ROOT: telegram.apiRoot });
+  const { accessToken } = await hermesJson<{ accessToken: string }>([
+    'connector',
+    'tenant',
+    'create',
+    'tg',
+    '--db',
+    db,
+  ]);
+  const { token } = await hermesJson<{ token: string }>([
+    'connector',
+    'enroll-token',
+    'create',
+    '--tenant',
+    'tg',
+    '--db',
+    db,
+  ]);
+  connector = await startConnectorProcess(db, {
+    TELEGRAM_BOT_TOKEN: telegram.token,
+    TELEGRAM_API_ROOT: telegram.apiRoot,
+  });
   let key = '';
   receiver = new TestReceiver(() => [key]);
   await receiver.start();
   const response = await fetch(`${connector.url}/relay/provision`, {
     method: 'POST',
     headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ gatewayId: 'gw-tg', platform: 'telegram', gatewayEndpoint: receiver.url, routeKeys: [String(GROUP.id)] }),
+    body: JSON.stringify({
+      gatewayId: 'gw-tg',
+      platform: 'telegram',
+      gatewayEndpoint: receiver.url,
+      routeKeys: [String(GROUP.id)],
+    }),
   });
   expect(response.status).toBe(200);
   const creds = (await response.json()) as { secret: string; deliveryKey: string; routeKeys: string[] };
@@ -46,7 +75,12 @@ afterAll(async () => {
 describe('Telegram through the connector', () => {
   it('adopts the Telegram descriptor: utf16, 4096, markdown_v2', async () => {
     const descriptor = await gateway.hello('telegram');
-    expect(descriptor).toMatchObject({ platform: 'telegram', len_unit: 'utf16', max_message_length: 4096, markdown_dialect: 'markdown_v2' });
+    expect(descriptor).toMatchObject({
+      platform: 'telegram',
+      len_unit: 'utf16',
+      max_message_length: 4096,
+      markdown_dialect: 'markdown_v2',
+    });
   });
 
   it('delivers a group message with per-user session fields and sends the reply split at 4096 UTF-16 units', async () => {
@@ -56,12 +90,23 @@ describe('Telegram through the connector', () => {
     const delivery = await until(() => receiver.deliveries[0], 10_000, 'telegram delivery');
     const event = delivery.body.event as { text: string; source: Record<string, unknown> };
     expect(event.text).toBe('status?');
-    expect(event.source).toMatchObject({ platform: 'telegram', chat_id: String(GROUP.id), chat_type: 'group', user_id: '42' });
+    expect(event.source).toMatchObject({
+      platform: 'telegram',
+      chat_id: String(GROUP.id),
+      chat_type: 'group',
+      user_id: '42',
+    });
     expect(delivery.headers['x-relay-session-key']).toBe(`agent:main:telegram:group:${GROUP.id}:42`);
 
     // 3,000 emoji are 6,000 UTF-16 units (3,000 code points): over Telegram's limit only in its unit.
     const long = '😀'.repeat(3_000);
-    const result = await gateway.op({ op: 'send', chat_id: String(GROUP.id), content: long, reply_to: null, metadata: {} });
+    const result = await gateway.op({
+      op: 'send',
+      chat_id: String(GROUP.id),
+      content: long,
+      reply_to: null,
+      metadata: {},
+    });
     expect(result.success).toBe(true);
     const sent = telegram.messages.get(String(GROUP.id)) ?? [];
     expect(sent.length).toBeGreaterThanOrEqual(2);
@@ -72,6 +117,8 @@ describe('Telegram through the connector', () => {
   it('refuses ops on a Telegram chat that is not routed to this tenant', async () => {
     const result = await gateway.op({ op: 'send', chat_id: '999999', content: 'hi' });
     expect(result).toMatchObject({ success: false });
-    expect(telegram.callsTo('sendMessage').some((call) => String(call.params.chat_id) === '999999')).toBe(false);
+    expect(telegram.callsTo('sendMessage').some((call) => String(call.params.chat_id) === '999999')).toBe(
+      false,
+    );
   });
 });
