@@ -2,21 +2,25 @@
 import { Command, CommanderError } from 'commander';
 import { registerConnectorCommands } from './connector-commands.js';
 import { CliError } from './errors.js';
+import { registerGatewayCommands } from './gateway-commands.js';
 import { VERSION } from './version.js';
 
 const program = new Command('hermes')
   .description('hermes-relay: connect AI agents to chat platforms through an authenticated relay')
   .version(VERSION, '-V, --version')
   .option('-v, --verbose', 'show stack traces and debug logs')
+  .option('-p, --profile <name>', 'use the profile home $HERMES_HOME/profiles/<name>')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
 registerConnectorCommands(program);
+registerGatewayCommands(program);
 
 async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
-    return 0;
+    // Long-running commands report their own exit code (e.g. 75 for a restart).
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version are "errors" to commander; they already printed what they had to.
@@ -36,4 +40,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv);
+const code = await main(process.argv);
+process.exitCode = code;
+// Servers have closed their handles by now; a stray one (a dangling socket) must not keep the
+// process alive after its work is done. Unref'd, so a clean exit is not delayed.
+setTimeout(() => process.exit(code), 2_000).unref();

@@ -1,0 +1,191 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { isUsableSecret } from '../auth/index.js';
+import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from '../gateway/config.js';
+import { defaultGatewayId, enrollGateway } from '../gateway/enroll.js';
+import { ENV_FILE_NAME, loadEnvFile, saveEnvValues } from '../gateway/env-file.js';
+import { ensureHome, resolveHome } from '../gateway/home.js';
+import { readGatewayLiveness } from '../gateway/pid-lock.js';
+import { GatewayStartupError, startGateway } from '../gateway/runner.js';
+import { readRuntimeStatus } from '../gateway/status-file.js';
+import { CliError } from './errors.js';
+import { printJson } from './format.js';
+import { createLogger } from './logger.js';
+
+interface GlobalOptions {
+  profile?: string;
+  verbose?: boolean;
+}
+
+/** Home, `.env` and config for a gateway command; config problems are one clear line (exit 78 for run). */
+export function gatewayContext(
+  command: Command,
+  exitCodeOnConfigError = 1,
+): { home: string; config: GatewayConfig } {
+  const globals = command.optsWithGlobals<GlobalOptions>();
+  let home: string;
+  try {
+    home = resolveHome({ env: process.env, profile: globals.profile }).home;
+  } catch (error) {
+    throw new CliError((error as Error).message, 2);
+  }
+  loadEnvFile(join(home, ENV_FILE_NAME), process.env);
+  try {
+    return { home, config: loadGatewayConfig({ home, env: process.env }) };
+  } catch (error) {
+    if (error instanceof GatewayConfigError) throw new CliError(error.message, exitCodeOnConfigError);
+    throw error;
+  }
+}
+
+export function registerGatewayCommands(program: Command): void {
+  const gateway = program
+    .command('gateway')
+    .description('the agent runtime: dials the connector, runs agent turns');
+
+  gateway
+    .command('run')
+    .description('run the gateway in the foreground')
+    .option('-q, --quiet', 'only warnings and errors')
+    .option('--replace', 'take over from a gateway already running for this home')
+    .option('--force', 'run even if a service supervises this profile')
+    .addHelpText('after', '\nExample:\n  GATEWAY_RELAY_URL=ws://127.0.0.1:8700/relay hermes gateway run\n')
+    .action(async (options: { quiet?: boolean; replace?: boolean }, command: Command) => {
+      const { config } = gatewayContext(command, 78);
+      ensureHome(config.home);
+      const verbose = command.optsWithGlobals<GlobalOptions>().verbose;
+      const log = createLogger(verbose ? 'debug' : options.quiet ? 'warn' : 'info', 'gateway');
+      for (const warning of config.warnings) log.warn(warning);
+      let running: Awaited<ReturnType<typeof startGateway>>;
+      try {
+        running = await startGateway({
+          config,
+          log,
+          replace: options.replace ?? false,
+          secondaryDeliveryKey: process.env.GATEWAY_RELAY_DELIVERY_KEY_SECONDARY,
+          signals: true,
+        });
+      } catch (error) {
+        if (error instanceof GatewayStartupError) throw new CliError(error.message, error.exitCode);
+        throw error;
+      }
+      process.stdout.write(
+        `gateway running for ${config.home} (relay ${config.relayUrl}); Ctrl-C stops it after running turns finish\n`,
+      );
+      const code = await running.done;
+      process.exitCode = code;
+    });
+
+  gateway
+    .command('enroll')
+    .description(
+      'redeem a single-use enrollment token and store this gateway’s credentials in $HERMES_HOME/.env',
+    )
+    .option('--token <token>', 'enrollment token (default: $GATEWAY_RELAY_ENROLL_TOKEN)')
+    .option('--connector-url <url>', 'connector URL (default: $GATEWAY_RELAY_URL / gateway.relay_url)')
+    .option('--gateway-id <id>', 'this gateway’s id (default: gw-<hostname>)')
+    .addHelpText(
+      'after',
+      '\nExample:\n  HERMES_PORTAL_TOKEN=hrt_… hermes gateway enroll --token hre_… --connector-url http://127.0.0.1:8700\n',
+    )
+    .action(
+      async (options: { token?: string; connectorUrl?: string; gatewayId?: string }, command: Command) => {
+        const { home, config } = gatewayContext(command);
+        if (config.managed) {
+          throw new CliError(
+            'this gateway is managed: its relay secret comes from the hosting platform, so enrollment is not used here',
+          );
+        }
+        const connectorUrl = options.connectorUrl ?? config.relayUrl;
+        if (!connectorUrl)
+          throw new CliError('no connector URL: pass --connector-url or set GATEWAY_RELAY_URL', 2);
+        const token = options.token ?? config.enrollToken;
+        if (!isUsableSecret(token))
+          throw new CliError('no enrollment token: pass --token or set GATEWAY_RELAY_ENROLL_TOKEN', 2);
+        if (!isUsableSecret(config.portalToken)) {
+          throw new CliError(
+            `no identity token: set HERMES_PORTAL_TOKEN or write {"access_token": …} to ${join(home, 'auth.json')}`,
+          );
+        }
+        const result = await enrollGateway({
+          connectorUrl,
+          token,
+          gatewayId: options.gatewayId ?? config.relayId ?? defaultGatewayId(),
+          portalToken: config.portalToken,
+        });
+        if (!result.ok) throw new CliError(`enrollment failed: ${result.message}`);
+        ensureHome(home);
+        const values: Record<string, string> = {
+          GATEWAY_RELAY_ID: result.gatewayId,
+          GATEWAY_RELAY_SECRET: result.secret,
+          GATEWAY_RELAY_DELIVERY_KEY: result.deliveryKey,
+        };
+        if (options.connectorUrl) values.GATEWAY_RELAY_URL = options.connectorUrl;
+        saveEnvValues(join(home, ENV_FILE_NAME), values);
+        process.stdout.write(
+          `enrolled as ${result.gatewayId} (tenant ${result.tenant}); credentials written to ${join(home, ENV_FILE_NAME)} (mode 0600)\n` +
+            'restart the gateway to use them: hermes gateway run --replace\n',
+        );
+      },
+    );
+
+  gateway
+    .command('status')
+    .description('state from gateway_state.json plus process liveness')
+    .option('--json', 'print JSON')
+    .option('--deep', 'include per-platform details and the raw status record')
+    .action((options: { json?: boolean; deep?: boolean }, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const home = resolveHome({ env: process.env, profile: globals.profile }).home;
+      const liveness = readGatewayLiveness(home);
+      const record = readRuntimeStatus(home);
+      const summary = {
+        home,
+        running: liveness.running,
+        pid: liveness.pid,
+        gateway_state: record?.gateway_state ?? null,
+        active_agents: liveness.running ? (record?.active_agents ?? 0) : 0,
+        exit_reason: record?.exit_reason ?? null,
+        updated_at: record?.updated_at ?? null,
+        platforms: record?.platforms ?? {},
+      };
+      if (options.json) return printJson(options.deep ? { ...summary, record } : summary);
+      const lines: string[] = [];
+      if (liveness.running) {
+        lines.push(
+          `✓ Gateway is running (PID: ${liveness.pid})`,
+          `  state: ${summary.gateway_state ?? 'unknown'}`,
+          `  active turns: ${summary.active_agents}`,
+        );
+      } else {
+        lines.push(
+          '✗ Gateway is not running',
+          `  last state: ${summary.gateway_state ?? 'never started'}${summary.exit_reason ? ` (${summary.exit_reason})` : ''}`,
+        );
+      }
+      for (const [name, platform] of Object.entries(summary.platforms)) {
+        const entry = platform as {
+          state?: string;
+          error_code?: string | null;
+          error_message?: string | null;
+        };
+        lines.push(
+          `  ${name}: ${entry.state ?? 'unknown'}${entry.error_code ? ` — ${entry.error_code}: ${entry.error_message ?? ''}` : ''}`,
+        );
+        if (entry.error_code === 'relay_revoked')
+          lines.push('    fix: this gateway was revoked; enroll it again with `hermes gateway enroll`');
+        if (entry.error_code === 'relay_unreachable')
+          lines.push('    fix: check GATEWAY_RELAY_URL and that the connector is running');
+        if (entry.error_code === 'relay_unauthorized')
+          lines.push('    fix: check GATEWAY_RELAY_ID / GATEWAY_RELAY_SECRET (or re-enroll)');
+      }
+      if (summary.gateway_state === 'draining' && liveness.running) {
+        lines.push(
+          '  draining: new turns are refused until the drain is cancelled (dashboard or .drain_request.json)',
+        );
+      }
+      if (!liveness.running) lines.push('  To start: hermes gateway run');
+      if (options.deep) lines.push(`  home: ${home}`, `  updated: ${summary.updated_at ?? '-'}`);
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+}

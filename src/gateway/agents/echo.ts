@@ -1,0 +1,71 @@
+import { type Agent, type AgentTurnInput, type AgentTurnResult, abortError } from './types.js';
+
+/** The longest `/slow N` accepted, in seconds. */
+export const MAX_SLOW_SECONDS = 30;
+const DEFAULT_SLOW_SECONDS = 5;
+const DEFAULT_SLOW_TEXT = 'this reply streams in word by word; send /stop to interrupt it';
+
+export const ECHO_HELP = [
+  'This is the hermes-relay echo agent: it repeats what you send, prefixed with "echo:". It is the',
+  'default agent, so the relay can be tried out before any model is configured.',
+  '',
+  'Try "/slow 10 some words" to watch a reply stream in over 10 seconds, and /stop to interrupt it.',
+  '',
+  'To talk to a real model, set on the gateway:',
+  '• HERMES_AGENT=openai with OPENAI_BASE_URL (any OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 or http://localhost:11434/v1), OPENAI_API_KEY and HERMES_MODEL;',
+  '• or HERMES_AGENT=command with HERMES_AGENT_COMMAND, a program run per turn that reads the conversation as JSON on stdin and prints the reply on stdout.',
+].join('\n');
+
+const HELP_PATTERN = /^\/?help(?:@\S+)?$/i;
+const SLOW_PATTERN = /^\/slow(?:@\S+)?(?=\s|$)(?:\s+(\d+(?:\.\d+)?)(?=\s|$))?\s*([\s\S]*)$/i;
+
+/** `/slow N text` → seconds and text, or undefined when the message is not a `/slow` command. */
+export function parseSlow(text: string): { seconds: number; text: string } | undefined {
+  const match = SLOW_PATTERN.exec(text.trim());
+  if (!match) return undefined;
+  const seconds = match[1] === undefined ? DEFAULT_SLOW_SECONDS : Number(match[1]);
+  return {
+    seconds: Math.min(MAX_SLOW_SECONDS, Math.max(0, seconds)),
+    text: match[2]?.trim() || DEFAULT_SLOW_TEXT,
+  };
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(abortError());
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError());
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Replies `echo: <text>`; `/help` explains itself; `/slow N text` streams the echo over N seconds. */
+export class EchoAgent implements Agent {
+  readonly name = 'echo';
+
+  async run(input: AgentTurnInput): Promise<AgentTurnResult> {
+    if (input.signal.aborted) throw abortError();
+    const text = input.message.content.trim();
+    if (HELP_PATTERN.test(text)) return { text: ECHO_HELP };
+
+    const slow = parseSlow(text);
+    if (!slow) return { text: text ? `echo: ${text}` : 'echo: (empty message)' };
+
+    const words = slow.text.split(/\s+/).filter((word) => word.length > 0);
+    const stepMs = (slow.seconds * 1000) / Math.max(1, words.length);
+    let soFar = 'echo:';
+    for (const word of words) {
+      await delay(stepMs, input.signal);
+      soFar = `${soFar} ${word}`;
+      input.onProgress?.(soFar);
+    }
+    if (input.signal.aborted) throw abortError();
+    return { text: soFar };
+  }
+}

@@ -1,0 +1,53 @@
+import type { MessageEvent } from '../../protocol/index.js';
+
+/** One message of a conversation, as agents and the history store see it. */
+export interface ConversationMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface AgentTurnInput {
+  sessionKey: string;
+  /** Earlier turns of this session, oldest first (already trimmed to a sane length). */
+  history: ConversationMessage[];
+  /** The new user message. */
+  message: ConversationMessage;
+  /** The platform event the message came from (source, ids). */
+  event: MessageEvent;
+  /** Platform hint from the descriptor, for a system prompt. */
+  platformHint: string;
+  /** Aborted by `/stop`, an interrupt delivery, or a shutdown that ran out of drain time. */
+  signal: AbortSignal;
+  /** Streaming progress: called with the whole reply text so far (not a delta), as it grows. */
+  onProgress?: (textSoFar: string) => void;
+}
+
+export interface AgentTurnResult {
+  text: string;
+}
+
+/**
+ * An agent runs one turn at a time per session (the session manager guarantees that). It must stop
+ * promptly when `signal` aborts — rejecting with an error whose `name` is `AbortError` — and it
+ * must not throw for anything else it can describe: a failed upstream is a rejected promise with a
+ * message fit to show the user (no secrets).
+ */
+export interface Agent {
+  readonly name: string;
+  run(input: AgentTurnInput): Promise<AgentTurnResult>;
+  close?(): Promise<void>;
+}
+
+/** Conversation history per session, kept in `$HERMES_HOME` so a restart keeps context. */
+export interface HistoryStore {
+  /** The last `limit` messages of the session, oldest first. */
+  load(sessionKey: string, limit: number): ConversationMessage[];
+  append(sessionKey: string, messages: ConversationMessage[]): void;
+  close(): void;
+}
+
+export function abortError(message = 'turn interrupted'): Error {
+  const error = new Error(message);
+  error.name = 'AbortError';
+  return error;
+}

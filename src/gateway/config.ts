@@ -1,0 +1,389 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { isUsableSecret } from '../auth/hmac.js';
+import { parseRouteKeys } from '../protocol/enroll.js';
+import { isJsonObject, readJsonFile } from './atomic-file.js';
+
+/**
+ * Gateway configuration (spec §3, reference relay §5.4 and lifecycle §1.6): the environment wins
+ * over `$HERMES_HOME/config.yaml` (`gateway.*`, `agent.*`), which wins over defaults. A blank env
+ * value counts as unset (falls through to config.yaml), and a secret that is only whitespace counts
+ * as unset (`isUsableSecret`). `$HERMES_HOME/.env` is not read here: load it into the env first
+ * (`loadEnvFile`, env wins).
+ */
+
+export const CONFIG_FILE_NAME = 'config.yaml';
+export const AUTH_FILE_NAME = 'auth.json';
+export const MANAGED_MARKER_NAME = '.managed';
+export const DEFAULT_INBOUND_HOST = '0.0.0.0';
+export const DEFAULT_RELAY_PLATFORM = 'relay';
+export const DEFAULT_MODEL = 'gpt-4o-mini';
+export const DEFAULT_OPENAI_BASE_URL = 'https://api.openai.com/v1';
+/** `agent.restart_drain_timeout` default (June 2026 reference value). */
+export const DEFAULT_RESTART_DRAIN_TIMEOUT_SECONDS = 180;
+
+export const AGENT_KINDS = ['echo', 'openai', 'command'] as const;
+export type AgentKind = (typeof AGENT_KINDS)[number];
+
+export interface GatewayConfig {
+  /** The resolved `HERMES_HOME` (or profile home). */
+  home: string;
+  /** `GATEWAY_RELAY_URL` / `gateway.relay_url`, trailing `/` stripped. Presence activates the relay. */
+  relayUrl: string | undefined;
+  /** `GATEWAY_RELAY_ID` / `gateway.relay_id`. */
+  relayId: string | undefined;
+  /** `GATEWAY_RELAY_SECRET` / `gateway.relay_secret` (secret). */
+  relaySecret: string | undefined;
+  /** `GATEWAY_RELAY_DELIVERY_KEY` / `gateway.relay_delivery_key` (secret). */
+  deliveryKey: string | undefined;
+  /** `GATEWAY_RELAY_INBOUND_HOST` / `gateway.relay_inbound_host`, default `0.0.0.0`. */
+  inboundHost: string;
+  /** `GATEWAY_RELAY_INBOUND_PORT` / `gateway.relay_inbound_port`; undefined = receiver disabled. */
+  inboundPort: number | undefined;
+  /** `GATEWAY_RELAY_ENDPOINT` / `gateway.relay_endpoint`, trailing `/` stripped; '' = outbound-only. */
+  endpoint: string;
+  /** `GATEWAY_RELAY_ROUTE_KEYS` / `gateway.relay_route_keys`. */
+  routeKeys: string[];
+  /** `GATEWAY_RELAY_ENROLL_TOKEN` (secret). */
+  enrollToken: string | undefined;
+  /** `GATEWAY_RELAY_PLATFORM`, default `relay`. */
+  platform: string;
+  /** `GATEWAY_RELAY_BOT_ID`, default ''. */
+  botId: string;
+  /** `gateway.group_sessions_per_user`, default true. */
+  groupSessionsPerUser: boolean;
+  /** `gateway.thread_sessions_per_user`, default false. */
+  threadSessionsPerUser: boolean;
+  /** `HERMES_MANAGED` truthy or a `.managed` file in the home. */
+  managed: boolean;
+  /** `HERMES_PORTAL_TOKEN`, else `auth.json` `access_token` (secret). */
+  portalToken: string | undefined;
+  /** `HERMES_AGENT`: echo (default) | openai | command. */
+  agent: AgentKind;
+  /** `OPENAI_BASE_URL`, default `https://api.openai.com/v1`, trailing `/` stripped. */
+  openaiBaseUrl: string;
+  /** `OPENAI_API_KEY` (secret). */
+  openaiApiKey: string | undefined;
+  /** `HERMES_MODEL` / `agent.model`, default `gpt-4o-mini`. */
+  model: string;
+  /** `HERMES_AGENT_COMMAND` (required when agent is `command`). */
+  agentCommand: string | undefined;
+  /** `HERMES_RESTART_DRAIN_TIMEOUT` / `agent.restart_drain_timeout`, seconds, default 180. */
+  restartDrainTimeoutSeconds: number;
+  /** `HERMES_DASHBOARD_DRAIN_SECRET` (secret). */
+  dashboardDrainSecret: string | undefined;
+  /** Path of the config.yaml consulted (it may not exist). */
+  configPath: string;
+  /** Non-fatal problems worth one log line each (never contain secret values). */
+  warnings: string[];
+}
+
+/** A configuration problem meant for one line on stderr (no stack trace). */
+export class GatewayConfigError extends Error {
+  constructor(
+    message: string,
+    readonly file?: string,
+    readonly line?: number,
+  ) {
+    super(message);
+    this.name = 'GatewayConfigError';
+  }
+}
+
+export interface LoadGatewayConfigOptions {
+  home: string;
+  env: NodeJS.ProcessEnv;
+}
+
+// ---------------------------------------------------------------------------------------------
+// config.yaml
+
+interface YamlSource {
+  path: string;
+  doc: Document | undefined;
+  lines: LineCounter;
+}
+
+function loadYaml(path: string): YamlSource {
+  const lines = new LineCounter();
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { path, doc: undefined, lines };
+    throw new GatewayConfigError(`Cannot read ${path}: ${code ?? String(error)}`, path);
+  }
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const error = doc.errors[0];
+  if (error) {
+    const { line, col } = lines.linePos(error.pos[0]);
+    const reason = error.message.split('\n')[0] ?? 'invalid YAML';
+    throw new GatewayConfigError(
+      `Invalid YAML in ${path} at line ${line}, column ${col}: ${reason}`,
+      path,
+      line,
+    );
+  }
+  const root = doc.contents;
+  if (root !== null && !isMap(root) && !(isScalar(root) && root.value === null)) {
+    throw configError({ path, doc, lines }, root, 'the top level must be a mapping');
+  }
+  return { path, doc, lines };
+}
+
+function lineOf(source: YamlSource, node: Node | null | undefined): number | undefined {
+  const start = node?.range?.[0];
+  return start === undefined ? undefined : source.lines.linePos(start).line;
+}
+
+function configError(source: YamlSource, node: Node | null | undefined, message: string): GatewayConfigError {
+  const line = lineOf(source, node);
+  return new GatewayConfigError(
+    `${source.path}${line === undefined ? '' : ` line ${line}`}: ${message}`,
+    source.path,
+    line,
+  );
+}
+
+/** The node at `section.key`, or undefined; throws when `section` exists but is not a mapping. */
+function yamlNode(source: YamlSource, section: string, key: string): Node | undefined {
+  const doc = source.doc;
+  if (!doc || !isMap(doc.contents)) return undefined;
+  const parent = doc.contents.get(section, true) as Node | undefined;
+  if (parent === undefined || (isScalar(parent) && parent.value === null)) return undefined;
+  if (!isMap(parent)) throw configError(source, parent, `'${section}' must be a mapping`);
+  const node = parent.get(key, true) as Node | undefined;
+  if (node === undefined || (isScalar(node) && node.value === null)) return undefined;
+  return node;
+}
+
+/** A scalar setting as a string (numbers and booleans as written in YAML), or undefined. */
+function yamlString(source: YamlSource, section: string, key: string): string | undefined {
+  const node = yamlNode(source, section, key);
+  if (node === undefined) return undefined;
+  if (!isScalar(node)) throw configError(source, node, `'${section}.${key}' must be a single value`);
+  const value = node.value;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    return String(value);
+  }
+  throw configError(source, node, `'${section}.${key}' must be a single value`);
+}
+
+function yamlBoolean(source: YamlSource, section: string, key: string): boolean | undefined {
+  const node = yamlNode(source, section, key);
+  if (node === undefined) return undefined;
+  const value = isScalar(node) ? node.value : undefined;
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string' || typeof value === 'number') {
+    const parsed = parseBoolean(String(value));
+    if (parsed !== undefined) return parsed;
+  }
+  throw configError(source, node, `'${section}.${key}' must be true or false`);
+}
+
+function yamlRouteKeys(source: YamlSource): string[] | undefined {
+  const node = yamlNode(source, 'gateway', 'relay_route_keys');
+  if (node === undefined) return undefined;
+  if (isSeq(node)) {
+    return parseRouteKeys(
+      node.items.map((item) => {
+        if (!isScalar(item) || typeof item.value === 'object') {
+          throw configError(source, item as Node, "'gateway.relay_route_keys' items must be single values");
+        }
+        return String(item.value);
+      }),
+    );
+  }
+  return parseRouteKeys(yamlString(source, 'gateway', 'relay_route_keys'));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value parsing
+
+function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function nonBlank(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+function envSecret(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  return isUsableSecret(value) ? value : undefined;
+}
+
+function parseBoolean(value: string): boolean | undefined {
+  const normalized = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(normalized)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(normalized)) return false;
+  return undefined;
+}
+
+function stripTrailingSlashes(value: string): string {
+  return value.replace(/\/+$/, '');
+}
+
+/** Inbound port: unset, `0` or not an integer in 1–65535 ⇒ receiver disabled (undefined). */
+export function parseInboundPort(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (!/^\d+$/.test(text)) return undefined;
+  const port = Number(text);
+  return port >= 1 && port <= 65535 ? port : undefined;
+}
+
+/** Drain timeout in seconds: blank or invalid (not a finite number ≥ 0) ⇒ undefined (use the default). */
+export function parseDrainTimeout(value: string | undefined): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const seconds = Number(value.trim());
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
+}
+
+/** `HERMES_MANAGED` truthiness: '1', 'true', 'yes' (any case). */
+export function isTruthyFlag(value: string | undefined): boolean {
+  return value !== undefined && /^(1|true|yes)$/i.test(value.trim());
+}
+
+function readPortalToken(home: string, warnings: string[]): string | undefined {
+  const read = readJsonFile(join(home, AUTH_FILE_NAME));
+  if (read.kind === 'absent') return undefined;
+  if (read.kind === 'ok' && isJsonObject(read.value)) {
+    const token = read.value.access_token;
+    return isUsableSecret(token) ? token : undefined;
+  }
+  warnings.push(`${join(home, AUTH_FILE_NAME)} is not a JSON object; ignoring it`);
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Resolve the gateway configuration. Throws `GatewayConfigError` for a malformed config.yaml or bad values. */
+export function loadGatewayConfig(options: LoadGatewayConfigOptions): GatewayConfig {
+  const { home, env } = options;
+  const configPath = join(home, CONFIG_FILE_NAME);
+  const source = loadYaml(configPath);
+  const warnings: string[] = [];
+
+  const gatewayString = (envName: string, key: string) =>
+    envValue(env, envName) ?? nonBlank(yamlString(source, 'gateway', key));
+  const gatewaySecret = (envName: string, key: string) => {
+    const fromEnv = envSecret(env, envName);
+    if (fromEnv !== undefined) return fromEnv;
+    const fromConfig = yamlString(source, 'gateway', key);
+    return isUsableSecret(fromConfig) ? fromConfig : undefined;
+  };
+
+  const relayUrlRaw = gatewayString('GATEWAY_RELAY_URL', 'relay_url');
+  const relayUrl = relayUrlRaw === undefined ? undefined : stripTrailingSlashes(relayUrlRaw) || undefined;
+
+  const portRaw = gatewayString('GATEWAY_RELAY_INBOUND_PORT', 'relay_inbound_port');
+  const inboundPort = parseInboundPort(portRaw);
+  if (portRaw !== undefined && inboundPort === undefined && portRaw !== '0') {
+    warnings.push(
+      `Inbound port ${JSON.stringify(portRaw)} is not a port number (1-65535); inbound receiver disabled`,
+    );
+  }
+
+  const envRouteKeys = env.GATEWAY_RELAY_ROUTE_KEYS;
+  const routeKeys =
+    envRouteKeys !== undefined && envRouteKeys.trim() !== ''
+      ? parseRouteKeys(envRouteKeys)
+      : (yamlRouteKeys(source) ?? []);
+
+  const agentRaw = envValue(env, 'HERMES_AGENT')?.toLowerCase() ?? 'echo';
+  if (!(AGENT_KINDS as readonly string[]).includes(agentRaw)) {
+    throw new GatewayConfigError(
+      `HERMES_AGENT must be one of ${AGENT_KINDS.join(', ')} (got ${JSON.stringify(agentRaw)})`,
+    );
+  }
+  const agent = agentRaw as AgentKind;
+  const agentCommand = envValue(env, 'HERMES_AGENT_COMMAND');
+  if (agent === 'command' && agentCommand === undefined) {
+    throw new GatewayConfigError(
+      'HERMES_AGENT=command needs HERMES_AGENT_COMMAND (the program to run per turn)',
+    );
+  }
+
+  let restartDrainTimeoutSeconds = DEFAULT_RESTART_DRAIN_TIMEOUT_SECONDS;
+  const drainEnv = envValue(env, 'HERMES_RESTART_DRAIN_TIMEOUT');
+  const drainRaw = drainEnv ?? nonBlank(yamlString(source, 'agent', 'restart_drain_timeout'));
+  if (drainRaw !== undefined) {
+    const parsed = parseDrainTimeout(drainRaw);
+    if (parsed === undefined) {
+      warnings.push(
+        `${drainEnv !== undefined ? 'HERMES_RESTART_DRAIN_TIMEOUT' : 'agent.restart_drain_timeout'} ${JSON.stringify(drainRaw)} is not a number of seconds; using ${DEFAULT_RESTART_DRAIN_TIMEOUT_SECONDS}`,
+      );
+    } else restartDrainTimeoutSeconds = parsed;
+  }
+
+  return {
+    home,
+    relayUrl,
+    relayId: gatewayString('GATEWAY_RELAY_ID', 'relay_id'),
+    relaySecret: gatewaySecret('GATEWAY_RELAY_SECRET', 'relay_secret'),
+    deliveryKey: gatewaySecret('GATEWAY_RELAY_DELIVERY_KEY', 'relay_delivery_key'),
+    inboundHost: gatewayString('GATEWAY_RELAY_INBOUND_HOST', 'relay_inbound_host') ?? DEFAULT_INBOUND_HOST,
+    inboundPort,
+    endpoint: stripTrailingSlashes(gatewayString('GATEWAY_RELAY_ENDPOINT', 'relay_endpoint') ?? ''),
+    routeKeys,
+    enrollToken: envSecret(env, 'GATEWAY_RELAY_ENROLL_TOKEN')?.trim(),
+    platform: envValue(env, 'GATEWAY_RELAY_PLATFORM') ?? DEFAULT_RELAY_PLATFORM,
+    botId: envValue(env, 'GATEWAY_RELAY_BOT_ID') ?? '',
+    groupSessionsPerUser: yamlBoolean(source, 'gateway', 'group_sessions_per_user') ?? true,
+    threadSessionsPerUser: yamlBoolean(source, 'gateway', 'thread_sessions_per_user') ?? false,
+    managed: isTruthyFlag(env.HERMES_MANAGED) || existsSync(join(home, MANAGED_MARKER_NAME)),
+    portalToken: envSecret(env, 'HERMES_PORTAL_TOKEN')?.trim() ?? readPortalToken(home, warnings),
+    agent,
+    openaiBaseUrl: stripTrailingSlashes(envValue(env, 'OPENAI_BASE_URL') ?? DEFAULT_OPENAI_BASE_URL),
+    openaiApiKey: envSecret(env, 'OPENAI_API_KEY')?.trim(),
+    model: envValue(env, 'HERMES_MODEL') ?? nonBlank(yamlString(source, 'agent', 'model')) ?? DEFAULT_MODEL,
+    agentCommand,
+    restartDrainTimeoutSeconds,
+    dashboardDrainSecret: envSecret(env, 'HERMES_DASHBOARD_DRAIN_SECRET'),
+    configPath,
+    warnings,
+  };
+}
+
+const SECRET_KEYS = [
+  'relaySecret',
+  'deliveryKey',
+  'enrollToken',
+  'portalToken',
+  'openaiApiKey',
+  'dashboardDrainSecret',
+] as const satisfies readonly (keyof GatewayConfig)[];
+
+export type RedactedGatewayConfig = Omit<GatewayConfig, (typeof SECRET_KEYS)[number]> &
+  Record<(typeof SECRET_KEYS)[number], '(set)' | '(unset)'>;
+
+/** For display: secrets become '(set)' / '(unset)'; credentials inside URLs become '***'. */
+export function redactConfig(config: GatewayConfig): RedactedGatewayConfig {
+  const redacted = { ...config, routeKeys: [...config.routeKeys], warnings: [...config.warnings] } as Record<
+    string,
+    unknown
+  >;
+  for (const key of SECRET_KEYS) redacted[key] = config[key] === undefined ? '(unset)' : '(set)';
+  redacted.relayUrl = config.relayUrl === undefined ? undefined : redactUrl(config.relayUrl);
+  redacted.openaiBaseUrl = redactUrl(config.openaiBaseUrl);
+  redacted.endpoint = redactUrl(config.endpoint);
+  return redacted as RedactedGatewayConfig;
+}
+
+function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (!url.username && !url.password) return value;
+    url.username = url.username ? '***' : '';
+    url.password = url.password ? '***' : '';
+    return url.toString();
+  } catch {
+    return value;
+  }
+}

@@ -1,0 +1,332 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { verifyDelivery } from '../auth/index.js';
+import {
+  DELIVERY_ID_MEMORY_SECONDS,
+  HEADER_DELIVERY_ID,
+  HEADER_SIGNATURE,
+  HEADER_TIMESTAMP,
+  INTERRUPT_DELIVERY_SUFFIX,
+  interpretDelivery,
+  MAX_DELIVERY_BODY_BYTES,
+  type MessageEvent,
+  parseJsonBytes,
+  RECEIVER_ERRORS,
+} from '../protocol/index.js';
+
+/**
+ * The signed inbound receiver (reference §3, spec decision 4): `POST /` (message),
+ * `POST /interrupt` (`/stop`) and `GET /healthz`, on plain node:http so the exact raw bytes are
+ * verified before anything is parsed. Status codes and bodies follow reference §3.3 in its order;
+ * delivery ids are remembered to answer connector retries `{"ok":true,"duplicate":true}`.
+ * Keys and bodies are never logged.
+ */
+
+export interface InboundReceiverOptions {
+  host: string;
+  port: number;
+  /** `[primary, secondary]`; called on every request, so a rotated key needs no restart. */
+  verifyKeys: () => readonly string[];
+  onMessage: (event: MessageEvent, deliveryId: string | undefined) => Promise<void>;
+  onInterrupt: (sessionKey: string, chatId: string) => void | Promise<void>;
+  log: Logger;
+  /** How long a dispatched delivery id is remembered (default DELIVERY_ID_MEMORY_SECONDS). */
+  dedupeSeconds?: number;
+  /** Largest accepted body (default 1 MiB); larger ones get 413. */
+  maxBodyBytes?: number;
+  /** Hard cap on remembered delivery ids; the oldest are forgotten first (default 100 000). */
+  maxRememberedIds?: number;
+  /** Clock in milliseconds since the epoch (default `Date.now`); drives the replay window and dedupe. */
+  now?: () => number;
+}
+
+export const RECEIVER_BUSY_ERROR = 'delivery in progress';
+export const RECEIVER_DISPATCH_ERROR = 'dispatch failed';
+export const RECEIVER_TOO_LARGE_ERROR = 'body too large';
+const DEFAULT_MAX_REMEMBERED_IDS = 100_000;
+/** Delivery ids longer than this (or with control characters) are treated as absent. */
+const MAX_DELIVERY_ID_CHARS = 256;
+/** Time given to in-flight requests on stop() before their connections are cut. */
+const STOP_GRACE_MS = 2_000;
+/** Whole-request limit (headers and body): a slow sender cannot hold a socket open for long. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'aborted' };
+
+export class InboundReceiver {
+  private readonly log: Logger;
+  private readonly dedupeMs: number;
+  private readonly maxBodyBytes: number;
+  private readonly maxRemembered: number;
+  private readonly now: () => number;
+  /** Delivery id → time it may be forgotten; insertion order is expiry order. */
+  private readonly remembered = new Map<string, number>();
+  private readonly inFlight = new Set<string>();
+  private server: Server | undefined;
+
+  constructor(private readonly options: InboundReceiverOptions) {
+    this.log = options.log;
+    this.dedupeMs = Math.max(0, options.dedupeSeconds ?? DELIVERY_ID_MEMORY_SECONDS) * 1000;
+    this.maxBodyBytes = Math.max(0, options.maxBodyBytes ?? MAX_DELIVERY_BODY_BYTES);
+    this.maxRemembered = Math.max(1, options.maxRememberedIds ?? DEFAULT_MAX_REMEMBERED_IDS);
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Bind and listen. Rejects with a clear error when the address cannot be bound. */
+  async start(): Promise<{ url: string; port: number }> {
+    if (this.server) throw new Error('inbound receiver already started');
+    const { host, port } = this.options;
+    const server = createServer((request, response) => {
+      void this.handle(request, response);
+    });
+    server.requestTimeout = REQUEST_TIMEOUT_MS;
+    server.headersTimeout = Math.min(server.headersTimeout, REQUEST_TIMEOUT_MS);
+    // Answer an oversize `Expect: 100-continue` request before the client sends its body.
+    server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+      if (this.declaredTooLarge(request)) return this.tooLarge(response);
+      response.writeContinue();
+      void this.handle(request, response);
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException) => {
+        server.off('listening', onListening);
+        const why = error.code === 'EADDRINUSE' ? 'address already in use' : (error.code ?? error.message);
+        reject(
+          new Error(`inbound receiver could not bind ${formatHost(host)}:${port}: ${why}`, { cause: error }),
+        );
+      };
+      const onListening = () => {
+        server.off('error', onError);
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen(port, host);
+    });
+    server.on('error', (error) => this.log.warn({ err: error.message }, 'inbound receiver error'));
+    this.server = server;
+    const bound = (server.address() as AddressInfo).port;
+    const url = `http://${formatHost(host)}:${bound}`;
+    this.log.info({ url }, 'inbound receiver listening');
+    return { url, port: bound };
+  }
+
+  /** Stop accepting, let in-flight requests finish briefly, then cut what remains. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => server.closeAllConnections(), STOP_GRACE_MS);
+      timer.unref();
+      server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      server.closeIdleConnections();
+    });
+  }
+
+  /** Number of delivery ids currently remembered (for tests and metrics). */
+  get rememberedCount(): number {
+    this.evict();
+    return this.remembered.size;
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    try {
+      await this.route(request, response);
+    } catch (error) {
+      this.log.error({ err: (error as Error).message }, 'inbound receiver failed on a request');
+      if (!response.headersSent) sendJson(response, 500, { error: 'internal error' });
+      else response.destroy();
+    }
+  }
+
+  private async route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '/').split('?', 1)[0] ?? '/';
+    if (path === '/healthz') {
+      if (request.method !== 'GET' && request.method !== 'HEAD') {
+        return sendJson(response, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+      }
+      response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '2' });
+      response.end(request.method === 'HEAD' ? undefined : 'ok');
+      return;
+    }
+    if (path !== '/' && path !== INTERRUPT_DELIVERY_SUFFIX) {
+      return sendJson(response, 404, { error: 'not found' });
+    }
+    if (request.method !== 'POST') {
+      return sendJson(response, 405, { error: 'method not allowed' }, { allow: 'POST' });
+    }
+    if (this.declaredTooLarge(request)) return this.tooLarge(response);
+    const read = await readBody(request, this.maxBodyBytes);
+    if (!read.ok) {
+      if (read.reason === 'too_large') return this.tooLarge(response);
+      return; // the client went away; nobody to answer
+    }
+    await this.deliver(path, request, read.body, response);
+  }
+
+  private async deliver(
+    path: string,
+    request: IncomingMessage,
+    raw: Buffer,
+    response: ServerResponse,
+  ): Promise<void> {
+    // §3.3 steps 1–2: fail closed without a key, then the signature over the exact bytes.
+    const verified = verifyDelivery(
+      raw,
+      request.headers[HEADER_TIMESTAMP],
+      request.headers[HEADER_SIGNATURE],
+      this.options.verifyKeys(),
+      Math.floor(this.now() / 1000),
+    );
+    if (!verified.ok) {
+      this.log.debug({ path, reason: verified.reason }, 'inbound delivery refused');
+      const error = verified.reason === 'no_key' ? RECEIVER_ERRORS.noKey : RECEIVER_ERRORS.badSignature;
+      return sendJson(response, 401, { error });
+    }
+    // Step 3: strict UTF-8, then JSON.
+    const parsed = parseJsonBytes(raw);
+    if (!parsed.ok) {
+      this.log.debug({ path, reason: parsed.error }, 'inbound delivery refused');
+      return sendJson(response, 400, { error: RECEIVER_ERRORS.badJson });
+    }
+    // Steps 4–5: interrupt by path or body type, else a message that must carry an event.
+    const delivery = interpretDelivery(path, parsed.value);
+    if (delivery.kind === 'rejected') {
+      this.log.debug({ path, reason: 'missing_event' }, 'inbound delivery refused');
+      return sendJson(response, delivery.status, { error: delivery.error });
+    }
+    // The body's id is covered by the signature; the header is the fallback (spec decision 4).
+    const deliveryId = cleanId(delivery.deliveryId) ?? cleanId(request.headers[HEADER_DELIVERY_ID]);
+    if (deliveryId !== undefined) {
+      if (this.isRemembered(deliveryId)) {
+        this.log.debug({ deliveryId }, 'duplicate delivery answered without dispatch');
+        return sendJson(response, 200, { ok: true, duplicate: true });
+      }
+      if (this.inFlight.has(deliveryId)) {
+        this.log.debug({ deliveryId }, 'delivery still being dispatched; asked to retry');
+        return sendJson(response, 503, { error: RECEIVER_BUSY_ERROR }, { 'retry-after': '1' });
+      }
+      this.inFlight.add(deliveryId);
+    }
+    try {
+      if (delivery.kind === 'interrupt') {
+        // 200 even with no session key; nothing is dispatched then (reference §3.3 step 4).
+        if (delivery.sessionKey) await this.options.onInterrupt(delivery.sessionKey, delivery.chatId);
+      } else {
+        await this.options.onMessage(delivery.event, deliveryId);
+      }
+    } catch (error) {
+      this.log.warn(
+        { deliveryId, kind: delivery.kind, err: (error as Error)?.message ?? String(error) },
+        'inbound dispatch failed',
+      );
+      return sendJson(response, 500, { error: RECEIVER_DISPATCH_ERROR });
+    } finally {
+      if (deliveryId !== undefined) this.inFlight.delete(deliveryId);
+    }
+    if (deliveryId !== undefined) this.remember(deliveryId);
+    sendJson(response, 200, { ok: true });
+  }
+
+  private declaredTooLarge(request: IncomingMessage): boolean {
+    const declared = request.headers['content-length'];
+    return declared !== undefined && Number(declared) > this.maxBodyBytes;
+  }
+
+  /** 413 and close the connection, so the rest of the body is never read into memory. */
+  private tooLarge(response: ServerResponse): void {
+    this.log.debug({ limit: this.maxBodyBytes }, 'inbound delivery refused: body too large');
+    sendJson(response, 413, { error: RECEIVER_TOO_LARGE_ERROR }, { connection: 'close' });
+  }
+
+  private isRemembered(id: string): boolean {
+    const until = this.remembered.get(id);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.remembered.delete(id);
+    return false;
+  }
+
+  private remember(id: string): void {
+    if (this.dedupeMs <= 0) return;
+    this.remembered.delete(id);
+    this.remembered.set(id, this.now() + this.dedupeMs);
+    this.evict();
+  }
+
+  /** Forget expired ids (they sit at the front) and the oldest beyond the hard cap. */
+  private evict(): void {
+    const now = this.now();
+    for (const [id, until] of this.remembered) {
+      if (until > now && this.remembered.size <= this.maxRemembered) break;
+      this.remembered.delete(id);
+    }
+  }
+}
+
+/** Read the body, counting bytes as they arrive; stop keeping chunks as soon as the limit is passed. */
+function readBody(request: IncomingMessage, limit: number): Promise<BodyRead> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (result: BodyRead) => {
+      if (done) return;
+      done = true;
+      request.off('data', onData);
+      request.off('end', onEnd);
+      request.off('error', onAbort);
+      request.off('close', onAbort);
+      if (!result.ok) {
+        chunks.length = 0;
+        // Whatever still arrives is discarded, never kept.
+        request.on('error', () => {});
+        request.resume();
+      }
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) finish({ ok: false, reason: 'too_large' });
+      else chunks.push(chunk);
+    };
+    const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, size) });
+    const onAbort = () => finish({ ok: false, reason: 'aborted' });
+    request.on('data', onData);
+    request.on('end', onEnd);
+    request.on('error', onAbort);
+    request.on('close', onAbort);
+  });
+}
+
+function cleanId(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const id = value.trim();
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (id === '' || id.length > MAX_DELIVERY_ID_CHARS || /[\u0000-\u001f\u007f]/.test(id)) return undefined;
+  return id;
+}
+
+function sendJson(
+  response: ServerResponse,
+  status: number,
+  body: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+  });
+  response.end(text);
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

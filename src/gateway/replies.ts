@@ -1,0 +1,185 @@
+import type { Logger } from 'pino';
+import {
+  type CapabilityDescriptor,
+  messageLength,
+  type OutboundResult,
+  placeholderDescriptor,
+  splitMessage,
+  supportsOp,
+} from '../protocol/index.js';
+
+/** Where a reply goes: the chat, the message it answers, and platform routing (forum thread). */
+export interface ReplyTarget {
+  chatId: string;
+  replyTo: string | null;
+  metadata: Record<string, unknown>;
+}
+
+/** The outbound half the replies need; the relay transport provides it. */
+export interface OutboundLink {
+  readonly descriptor: CapabilityDescriptor | undefined;
+  send(action: Record<string, unknown>): Promise<OutboundResult>;
+}
+
+/** Minimum time between two edits of a streamed reply (issue: at most once a second). */
+export const STREAM_EDIT_INTERVAL_MS = 1_000;
+
+/**
+ * Sends replies within the adopted descriptor's limits: split with the reference splitter in the
+ * descriptor's unit, streamed into one message via `edit` when the platform supports it.
+ */
+export class ReplyChannel {
+  constructor(
+    private readonly link: OutboundLink,
+    private readonly platform: string,
+    private readonly log: Logger,
+  ) {}
+
+  descriptor(): CapabilityDescriptor {
+    return this.link.descriptor ?? placeholderDescriptor(this.platform);
+  }
+
+  canEdit(): boolean {
+    const descriptor = this.descriptor();
+    return descriptor.supports_edit && supportsOp(descriptor, 'edit');
+  }
+
+  /** Send `text` as one or more messages; resolves with the first message's result. */
+  async sendText(target: ReplyTarget, text: string): Promise<OutboundResult> {
+    const { max_message_length: limit, len_unit: unit } = this.descriptor();
+    let first: OutboundResult | undefined;
+    for (const [index, chunk] of splitMessage(text, limit, unit).entries()) {
+      const result = await this.link.send({
+        op: 'send',
+        chat_id: target.chatId,
+        content: chunk,
+        reply_to: index === 0 ? target.replyTo : null,
+        metadata: target.metadata,
+      });
+      if (result.success === false) {
+        this.log.warn({ chatId: target.chatId, error: result.error }, 'reply could not be sent');
+        return first ?? result;
+      }
+      first ??= result;
+    }
+    return first ?? { success: true };
+  }
+
+  async typing(target: ReplyTarget, on = true): Promise<void> {
+    if (!supportsOp(this.descriptor(), 'typing')) return;
+    await this.link.send({
+      op: 'typing',
+      chat_id: target.chatId,
+      content: on ? undefined : '',
+      metadata: target.metadata,
+    });
+  }
+
+  stream(target: ReplyTarget): ReplyStream {
+    return new ReplyStream(this, this.link, target);
+  }
+}
+
+/**
+ * One streamed reply: the first progress sends a message, later progress edits it at most once a
+ * second, and `finish` leaves the final text (split into more messages if it outgrew the limit).
+ * Without edit support nothing is sent until `finish`.
+ */
+export class ReplyStream {
+  private messageId: string | undefined;
+  private shown = '';
+  private latest = '';
+  private lastEditAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private inflight: Promise<void> = Promise.resolve();
+  private live: boolean;
+  private finished = false;
+
+  constructor(
+    private readonly channel: ReplyChannel,
+    private readonly link: OutboundLink,
+    private readonly target: ReplyTarget,
+  ) {
+    this.live = channel.canEdit();
+  }
+
+  update(textSoFar: string): void {
+    if (!this.live || this.finished || textSoFar.trim() === '') return;
+    const { max_message_length: limit, len_unit: unit } = this.channel.descriptor();
+    if (messageLength(textSoFar, unit) > limit) {
+      // Past one message: stop live updates; `finish` splits the whole text.
+      this.live = false;
+      return;
+    }
+    this.latest = textSoFar;
+    if (this.timer) return;
+    const wait = Math.max(0, this.lastEditAt + STREAM_EDIT_INTERVAL_MS - Date.now());
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.inflight = this.inflight.then(() => this.flush());
+      },
+      this.messageId === undefined && this.lastEditAt === 0 ? 0 : wait,
+    );
+  }
+
+  /** Show the final text. */
+  async finish(text: string): Promise<void> {
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.inflight;
+    const { max_message_length: limit, len_unit: unit } = this.channel.descriptor();
+    if (this.messageId === undefined) {
+      await this.channel.sendText(this.target, text);
+      return;
+    }
+    const chunks = splitMessage(text, limit, unit);
+    const [head, ...rest] = chunks;
+    if (head !== undefined && head !== this.shown) await this.edit(head);
+    for (const chunk of rest) {
+      await this.link.send({
+        op: 'send',
+        chat_id: this.target.chatId,
+        content: chunk,
+        reply_to: null,
+        metadata: this.target.metadata,
+      });
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.finished || this.latest === this.shown) return;
+    const text = this.latest;
+    this.lastEditAt = Date.now();
+    if (this.messageId === undefined) {
+      const result = await this.link.send({
+        op: 'send',
+        chat_id: this.target.chatId,
+        content: text,
+        reply_to: this.target.replyTo,
+        metadata: this.target.metadata,
+      });
+      if (result.success !== false && result.message_id) {
+        this.messageId = result.message_id;
+        this.shown = text;
+      } else {
+        this.live = false;
+      }
+      return;
+    }
+    await this.edit(text);
+  }
+
+  private async edit(text: string): Promise<void> {
+    if (this.messageId === undefined) return;
+    const result = await this.link.send({
+      op: 'edit',
+      chat_id: this.target.chatId,
+      message_id: this.messageId,
+      content: text,
+      metadata: this.target.metadata,
+    });
+    if (result.success !== false) this.shown = text;
+  }
+}

@@ -1,0 +1,303 @@
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { isUsableSecret } from '../auth/index.js';
+import { createAgent } from './agents/index.js';
+import type { Agent } from './agents/types.js';
+import type { GatewayConfig } from './config.js';
+import { DrainWatcher } from './drain-control.js';
+import { defaultGatewayId } from './enroll.js';
+import { SqliteHistoryStore } from './history.js';
+import { acquireGatewayLock, consumeMarker, type GatewayLock } from './pid-lock.js';
+import { selfProvision } from './provision.js';
+import { InboundReceiver } from './receiver.js';
+import { ReplyChannel } from './replies.js';
+import { SessionManager } from './sessions.js';
+import { type RuntimeStatusPatch, writeRuntimeStatus } from './status-file.js';
+import { RelayTransport, type TransportStatus } from './transport.js';
+
+/**
+ * `hermes gateway run`: compose the parts, hold the home's lock, keep `gateway_state.json` true,
+ * and shut down the reference way (drain running turns up to the timeout, then interrupt).
+ */
+
+export const EXIT = { ok: 0, failure: 1, restart: 75, config: 78 } as const;
+
+const PLATFORM_KEY = 'relay';
+const POST_INTERRUPT_GRACE_MS = 5_000;
+
+export interface RunGatewayOptions {
+  config: GatewayConfig;
+  log: Logger;
+  replace?: boolean;
+  /** Extra delivery key accepted during a rotation (`GATEWAY_RELAY_DELIVERY_KEY_SECONDARY`). */
+  secondaryDeliveryKey?: string | undefined;
+  /** Resolves with the reason to stop; the CLI wires signals to it. Tests call `stop` instead. */
+  signals?: boolean;
+}
+
+export type StopKind = 'planned' | 'unexpected' | 'restart';
+
+export interface RunningGateway {
+  /** Resolves with the exit code once the gateway has stopped. */
+  readonly done: Promise<number>;
+  readonly inboundUrl: () => string | undefined;
+  stop(kind?: StopKind): Promise<number>;
+}
+
+export class GatewayStartupError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+export async function startGateway(options: RunGatewayOptions): Promise<RunningGateway> {
+  const { config, log } = options;
+  const home = config.home;
+  const status = (patch: RuntimeStatusPatch) => {
+    try {
+      writeRuntimeStatus(home, patch);
+    } catch (error) {
+      log.warn({ err: (error as Error).message }, 'could not write gateway_state.json');
+    }
+  };
+
+  let lock: GatewayLock;
+  try {
+    lock = await acquireGatewayLock(home, { replace: options.replace ?? false, log });
+  } catch (error) {
+    throw new GatewayStartupError((error as Error).message, EXIT.failure);
+  }
+
+  const fail = (message: string, code: number): never => {
+    status({ gatewayState: 'startup_failed', exitReason: message, activeAgents: 0 });
+    lock.release();
+    throw new GatewayStartupError(message, code);
+  };
+
+  status({ gatewayState: 'starting', exitReason: null, restartRequested: false, activeAgents: 0 });
+  if (!config.relayUrl) {
+    fail('no relay configured: set GATEWAY_RELAY_URL (or gateway.relay_url in config.yaml)', EXIT.config);
+  }
+  const relayUrl = config.relayUrl as string;
+
+  // Credentials live here; managed boot may fill them in memory only (reference §5.2).
+  const credentials = {
+    gatewayId: config.relayId,
+    secret: config.relaySecret,
+    deliveryKey: config.deliveryKey,
+  };
+  const provisioned = await selfProvision({
+    config: {
+      relayUrl,
+      gatewayId: config.relayId,
+      secret: config.relaySecret,
+      managed: config.managed,
+      portalToken: config.portalToken,
+      platform: config.platform,
+      botId: config.botId,
+      endpoint: config.endpoint,
+      routeKeys: config.routeKeys,
+    },
+    log,
+  });
+  if (provisioned.provisioned) {
+    credentials.gatewayId = provisioned.gatewayId;
+    credentials.secret = provisioned.secret;
+    credentials.deliveryKey = provisioned.deliveryKey;
+    log.info(
+      { gatewayId: provisioned.gatewayId, routeKeys: provisioned.routeKeys.length },
+      'self-provisioned relay credentials',
+    );
+  }
+  credentials.gatewayId ??= isUsableSecret(credentials.secret) ? defaultGatewayId() : undefined;
+  if (!credentials.gatewayId || !isUsableSecret(credentials.secret)) {
+    log.warn(
+      'no relay credentials (GATEWAY_RELAY_ID/GATEWAY_RELAY_SECRET): dialing unauthenticated; run `hermes gateway enroll` first',
+    );
+  }
+
+  let agent: Agent;
+  let history: SqliteHistoryStore;
+  try {
+    agent = createAgent(
+      {
+        kind: config.agent,
+        openai: { baseUrl: config.openaiBaseUrl, apiKey: config.openaiApiKey, model: config.model },
+        command: config.agentCommand,
+      },
+      log.child({ part: 'agent' }),
+    );
+    history = SqliteHistoryStore.open(join(home, 'state', 'conversations.db'));
+  } catch (error) {
+    return fail((error as Error).message, EXIT.config);
+  }
+
+  let shutdown: 'none' | 'stopping' | 'restarting' = 'none';
+  let externalDrain = false;
+
+  const transport = new RelayTransport({
+    url: relayUrl,
+    credentials: () => ({ gatewayId: credentials.gatewayId, secret: credentials.secret }),
+    platform: config.platform,
+    botId: config.botId,
+    log: log.child({ part: 'transport' }),
+    onDescriptor: () => startReceiver(),
+    onInbound: async (event) => sessions.handleInbound(event),
+    onInterrupt: (sessionKey) => {
+      sessions.interrupt(sessionKey);
+    },
+    onStatus: (transportStatus: TransportStatus) => {
+      const state = transportStatus.state === 'stopped' ? 'disabled' : transportStatus.state;
+      status({
+        platform: {
+          name: PLATFORM_KEY,
+          state,
+          errorCode: transportStatus.errorCode,
+          errorMessage: transportStatus.errorMessage,
+          needsAttention: transportStatus.state === 'failed',
+        },
+      });
+    },
+  });
+
+  const replies = new ReplyChannel(transport, config.platform, log.child({ part: 'replies' }));
+  const sessions = new SessionManager({
+    agent,
+    history,
+    replies,
+    log: log.child({ part: 'sessions' }),
+    keyOptions: {
+      groupSessionsPerUser: config.groupSessionsPerUser,
+      threadSessionsPerUser: config.threadSessionsPerUser,
+    },
+    externalDrainActive: () => externalDrain,
+    shutdown: () => shutdown,
+    onActiveChange: (activeAgents) => status({ activeAgents }),
+  });
+
+  let receiver: InboundReceiver | undefined;
+  let receiverUrl: string | undefined;
+  let receiverStarting = false;
+  const startReceiver = async () => {
+    // Only after a handshake, and only with a delivery key and a port (reference §3.1).
+    if (
+      receiver ||
+      receiverStarting ||
+      config.inboundPort === undefined ||
+      !isUsableSecret(credentials.deliveryKey)
+    )
+      return;
+    receiverStarting = true;
+    const candidate = new InboundReceiver({
+      host: config.inboundHost,
+      port: config.inboundPort,
+      verifyKeys: () => [credentials.deliveryKey, options.secondaryDeliveryKey].filter(isUsableSecret),
+      onMessage: async (event) => sessions.handleInbound(event),
+      onInterrupt: (sessionKey) => {
+        sessions.interrupt(sessionKey);
+      },
+      log: log.child({ part: 'receiver' }),
+    });
+    try {
+      receiverUrl = (await candidate.start()).url;
+      receiver = candidate;
+      log.info({ url: receiverUrl }, 'inbound receiver listening');
+      status({
+        platform: { name: PLATFORM_KEY, listenerBase: receiverUrl, ingressUrl: config.endpoint || null },
+      });
+    } catch (error) {
+      // Not fatal: the outbound link stays up (reference §3.1).
+      log.error(
+        { err: (error as Error).message },
+        'inbound receiver could not start; continuing outbound-only',
+      );
+    } finally {
+      receiverStarting = false;
+    }
+  };
+  if (config.inboundPort === undefined)
+    log.info('no inbound port configured: outbound-only (deliveries arrive over the relay socket)');
+
+  const watcher = new DrainWatcher(
+    home,
+    (active) => {
+      externalDrain = active;
+      if (shutdown !== 'none') return; // shutdown wins
+      log.info(
+        active
+          ? 'External drain ENGAGED: refusing new turns'
+          : 'External drain released: accepting new turns',
+      );
+      status({ gatewayState: active ? 'draining' : 'running', activeAgents: sessions.activeCount });
+    },
+    { log: log.child({ part: 'drain' }) },
+  );
+
+  transport.start();
+  watcher.start();
+  if (!watcher.active) status({ gatewayState: 'running', activeAgents: 0 });
+  log.info({ relay: relayUrl, gatewayId: credentials.gatewayId, agent: agent.name }, 'gateway running');
+
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => {
+    resolveDone = resolve;
+  });
+  let stopping: Promise<number> | undefined;
+
+  const stop = (kind: StopKind = 'planned'): Promise<number> => {
+    stopping ??= (async () => {
+      shutdown = kind === 'restart' ? 'restarting' : 'stopping';
+      const drainMs = Math.max(0, config.restartDrainTimeoutSeconds) * 1000;
+      log.info(
+        { kind, active: sessions.activeCount, drainSeconds: config.restartDrainTimeoutSeconds },
+        'stopping: letting running turns finish',
+      );
+      status({
+        gatewayState: 'draining',
+        restartRequested: kind === 'restart',
+        activeAgents: sessions.activeCount,
+      });
+      let timedOut = false;
+      if (!(await sessions.waitIdle(drainMs))) {
+        timedOut = true;
+        const interrupted = sessions.interruptAll();
+        log.warn({ interrupted }, 'drain timeout reached: interrupting running turns');
+        await sessions.waitIdle(POST_INTERRUPT_GRACE_MS);
+      }
+      watcher.stop();
+      await receiver?.stop().catch(() => undefined);
+      await transport.stop();
+      await agent.close?.().catch(() => undefined);
+      history.close();
+      const code = kind === 'restart' ? EXIT.restart : kind === 'unexpected' ? EXIT.failure : EXIT.ok;
+      status({
+        gatewayState: 'stopped',
+        exitReason: kind === 'restart' ? 'restart' : kind === 'unexpected' ? 'signal' : 'shutdown',
+        activeAgents: 0,
+        restartRequested: kind === 'restart',
+        platform: { name: PLATFORM_KEY, state: 'disabled' },
+      });
+      lock.release();
+      log.info({ code, timedOut }, 'gateway stopped');
+      resolveDone(code);
+      return code;
+    })();
+    return stopping;
+  };
+
+  if (options.signals) {
+    process.once('SIGINT', () => void stop('planned'));
+    process.once('SIGTERM', () => {
+      // A planned stop (`hermes gateway stop`) or a `--replace` takeover leaves a marker naming us.
+      const planned =
+        consumeMarker(home, '.gateway-planned-stop.json') || consumeMarker(home, '.gateway-takeover.json');
+      void stop(planned ? 'planned' : 'unexpected');
+    });
+    process.once('SIGUSR1', () => void stop('restart'));
+  }
+
+  return { done, stop, inboundUrl: () => receiverUrl };
+}

@@ -1,0 +1,238 @@
+import type { Logger } from 'pino';
+import {
+  buildSessionKey,
+  type MessageEvent,
+  normalizePlatform,
+  type SessionKeyOptions,
+} from '../protocol/index.js';
+import type { Agent, ConversationMessage, HistoryStore } from './agents/types.js';
+import type { ReplyChannel, ReplyTarget } from './replies.js';
+
+/** User-visible texts, exactly as the reference (lifecycle reference §1.4, §1.8). */
+export const TEXTS = {
+  drainRefusal:
+    "⏳ This agent is draining for a maintenance action and isn't accepting new turns right now. It'll be back in a moment — please resend shortly.",
+  stopped: '⚡ Stopped. You can continue this session.',
+  stoppedBeforeStart: "⚡ Stopped. The agent hadn't started yet — you can continue this session.",
+  nothingToStop: 'No active task to stop.',
+  shuttingDown: '⏳ Gateway is shutting down and is not accepting new work right now.',
+  restarting: '⏳ Gateway is restarting and is not accepting new work right now.',
+} as const;
+
+const HISTORY_TURNS = 40;
+
+export interface InboundOptions {
+  /** Internal events (restart replays, background notices) bypass the drain gate. */
+  internal?: boolean;
+}
+
+export interface SessionManagerOptions {
+  agent: Agent;
+  history: HistoryStore;
+  replies: ReplyChannel;
+  log: Logger;
+  keyOptions: SessionKeyOptions;
+  /** External drain (reversible): new turns are refused with the reference text. */
+  externalDrainActive: () => boolean;
+  /** Shutdown or restart (one-way): new turns are refused; `restart` picks the wording. */
+  shutdown: () => 'none' | 'stopping' | 'restarting';
+  onActiveChange: (active: number) => void;
+}
+
+interface Running {
+  controller: AbortController;
+  /** Set once the agent is actually running (after history load); before that it is a claim. */
+  started: boolean;
+  stoppedBy: 'stop' | 'interrupt' | 'shutdown' | null;
+}
+
+/**
+ * One running turn per session. The slot is claimed synchronously before any await, so two
+ * messages for one session can never both start a turn; messages to a busy session wait in order.
+ * `/stop` and interrupt deliveries cancel exactly that session's turn.
+ */
+export class SessionManager {
+  private readonly running = new Map<string, Running>();
+  private readonly queues = new Map<string, MessageEvent[]>();
+  private readonly idleWaiters = new Set<() => void>();
+
+  constructor(private readonly options: SessionManagerOptions) {}
+
+  get activeCount(): number {
+    return this.running.size;
+  }
+
+  activeSessions(): string[] {
+    return [...this.running.keys()];
+  }
+
+  sessionKeyOf(event: MessageEvent): string {
+    return buildSessionKey(
+      { ...event.source, platform: normalizePlatform(event.source.platform) },
+      this.options.keyOptions,
+    );
+  }
+
+  /**
+   * Hand an inbound event over. Returns at once; the turn runs in the background. While the
+   * gateway shuts down it throws `GatewayStoppingError` instead, so the delivery is answered with
+   * an error and the connector keeps it for after the restart: nothing accepted is dropped.
+   */
+  handleInbound(event: MessageEvent, options: InboundOptions = {}): void {
+    const key = this.sessionKeyOf(event);
+    const target = replyTarget(event);
+    if (isStopCommand(event.text)) {
+      this.handleStop(key, target);
+      return;
+    }
+    if (this.options.shutdown() !== 'none') throw new GatewayStoppingError();
+    if (this.running.has(key)) {
+      // Busy path: accepted work for this session, kept in order (also while draining).
+      const queue = this.queues.get(key) ?? [];
+      queue.push(event);
+      this.queues.set(key, queue);
+      return;
+    }
+    const refusal = this.refusal(options);
+    if (refusal) {
+      this.options.log.info({ session: key }, 'refusing new turn');
+      void this.options.replies.sendText(target, refusal);
+      return;
+    }
+    this.start(key, event);
+  }
+
+  /** Cancel exactly this session's turn (interrupt delivery, `interrupt_inbound`). */
+  interrupt(sessionKey: string, reason: 'interrupt' | 'shutdown' = 'interrupt'): boolean {
+    const run = this.running.get(sessionKey);
+    if (!run) return false;
+    run.stoppedBy = reason;
+    run.controller.abort();
+    return true;
+  }
+
+  interruptAll(): number {
+    let count = 0;
+    for (const key of this.running.keys()) if (this.interrupt(key, 'shutdown')) count++;
+    this.queues.clear();
+    return count;
+  }
+
+  /** Resolves true when no turn is running, false if `timeoutMs` passes first. */
+  waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.running.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (idle: boolean) => {
+        clearTimeout(timer);
+        this.idleWaiters.delete(onIdle);
+        resolve(idle);
+      };
+      const onIdle = () => done(true);
+      const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
+      this.idleWaiters.add(onIdle);
+    });
+  }
+
+  private refusal(options: InboundOptions): string | undefined {
+    // The external-drain gate sits right before the slot claim; internal events bypass it.
+    if (this.options.externalDrainActive() && !options.internal) return TEXTS.drainRefusal;
+    return undefined;
+  }
+
+  private handleStop(key: string, target: ReplyTarget): void {
+    const run = this.running.get(key);
+    this.queues.delete(key);
+    if (!run) {
+      void this.options.replies.sendText(target, TEXTS.nothingToStop);
+      return;
+    }
+    run.stoppedBy = 'stop';
+    run.controller.abort();
+    void this.options.replies.sendText(target, run.started ? TEXTS.stopped : TEXTS.stoppedBeforeStart);
+  }
+
+  private start(key: string, event: MessageEvent): void {
+    const run: Running = { controller: new AbortController(), started: false, stoppedBy: null };
+    this.running.set(key, run);
+    this.options.onActiveChange(this.running.size);
+    void this.runTurn(key, event, run).finally(() => this.release(key, run));
+  }
+
+  private release(key: string, run: Running): void {
+    if (this.running.get(key) === run) this.running.delete(key);
+    this.options.onActiveChange(this.running.size);
+    const shutdown = this.options.shutdown();
+    if (shutdown !== 'none') {
+      // Accepted but never started: say so rather than drop them silently.
+      for (const queued of this.queues.get(key) ?? []) {
+        void this.options.replies
+          .sendText(replyTarget(queued), shutdown === 'restarting' ? TEXTS.restarting : TEXTS.shuttingDown)
+          .catch(() => undefined);
+      }
+      this.queues.delete(key);
+    }
+    const next = this.queues.get(key)?.shift();
+    if (this.queues.get(key)?.length === 0) this.queues.delete(key);
+    if (next) {
+      this.start(key, next);
+      return;
+    }
+    if (this.running.size === 0) for (const waiter of [...this.idleWaiters]) waiter();
+  }
+
+  private async runTurn(key: string, event: MessageEvent, run: Running): Promise<void> {
+    const { agent, history, replies, log } = this.options;
+    const target = replyTarget(event);
+    const message: ConversationMessage = { role: 'user', content: event.text };
+    const stream = replies.stream(target);
+    const typing = setInterval(() => void replies.typing(target).catch(() => undefined), 4_000);
+    try {
+      void replies.typing(target).catch(() => undefined);
+      const past = history.load(key, HISTORY_TURNS);
+      if (run.controller.signal.aborted) return;
+      run.started = true;
+      const result = await agent.run({
+        sessionKey: key,
+        history: past,
+        message,
+        event,
+        platformHint: replies.descriptor().platform_hint,
+        signal: run.controller.signal,
+        onProgress: (text) => stream.update(text),
+      });
+      if (run.controller.signal.aborted) return;
+      const text = result.text.trim() === '' ? '(the agent returned an empty reply)' : result.text;
+      await stream.finish(text);
+      history.append(key, [message, { role: 'assistant', content: result.text }]);
+    } catch (error) {
+      if (run.controller.signal.aborted || (error as Error).name === 'AbortError') {
+        log.info({ session: key, by: run.stoppedBy }, 'turn stopped');
+        if (run.stoppedBy === 'shutdown')
+          await replies.sendText(target, '⚠️ Gateway shutting down — Your current task will be interrupted.');
+        return;
+      }
+      log.warn({ session: key, err: (error as Error).message }, 'agent turn failed');
+      await replies.sendText(target, `⚠️ ${(error as Error).message}`);
+    } finally {
+      clearInterval(typing);
+    }
+  }
+}
+
+export class GatewayStoppingError extends Error {
+  constructor() {
+    super('gateway is shutting down; deliver again after the restart');
+    this.name = 'GatewayStoppingError';
+  }
+}
+
+export function isStopCommand(text: string): boolean {
+  // Telegram appends the bot name in groups: /stop@my_bot.
+  return /^\/stop(@\S+)?\s*$/i.test(text.trim());
+}
+
+export function replyTarget(event: MessageEvent): ReplyTarget {
+  const metadata: Record<string, unknown> = {};
+  if (event.source.thread_id) metadata.thread_id = event.source.thread_id;
+  return { chatId: event.source.chat_id, replyTo: event.message_id ?? null, metadata };
+}

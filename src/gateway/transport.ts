@@ -1,0 +1,365 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import { isUsableSecret, mintUpgradeToken } from '../auth/index.js';
+import {
+  type CapabilityDescriptor,
+  CLOSE_UNAUTHORIZED,
+  encodeFrame,
+  FrameDecoder,
+  failedResult,
+  HANDSHAKE_TIMEOUT_MS,
+  MAX_WS_MESSAGE_BYTES,
+  type MessageEvent,
+  OUTBOUND_ERRORS,
+  OUTBOUND_OP_TIMEOUT_MS,
+  type OutboundActionInput,
+  type OutboundResult,
+  PING_DEAD_AFTER_MS,
+  PING_INTERVAL_MS,
+  parseConnectorFrame,
+  RECONNECT_BASE_MS,
+  RECONNECT_CAP_MS,
+  RECONNECT_RESET_AFTER_MS,
+  relayDialUrl,
+} from '../protocol/index.js';
+
+/**
+ * The gateway's outbound WebSocket to the connector (reference §2, §4; spec decisions 2–3, 5):
+ * a fresh upgrade token per dial, `hello` → `descriptor` within 30 s, ops correlated by requestId
+ * with a 30 s timeout and never thrown, `inbound` frames acknowledged once handled, and the
+ * reconnect / 4401 policy. Owns no business logic: callers get callbacks.
+ */
+
+export type TransportState = 'connecting' | 'connected' | 'retrying' | 'failed' | 'stopped';
+
+export interface TransportStatus {
+  state: TransportState;
+  errorCode: string | null;
+  errorMessage: string | null;
+}
+
+export interface RelayTransportOptions {
+  /** As configured (`ws(s)://…/relay` or `http(s)://host`); normalised before dialing. */
+  url: string;
+  /** Read on every dial so credentials provisioned or rotated in memory are used at once. */
+  credentials: () => { gatewayId?: string | undefined; secret?: string | undefined };
+  platform: string;
+  botId: string;
+  log: Logger;
+  onDescriptor?: (descriptor: CapabilityDescriptor) => void | Promise<void>;
+  /** Resolve once the event is safely handed over; the frame is acknowledged then. */
+  onInbound?: (event: MessageEvent) => Promise<void>;
+  onInterrupt?: (sessionKey: string, chatId: string) => void;
+  onStatus?: (status: TransportStatus) => void;
+  handshakeTimeoutMs?: number;
+  opTimeoutMs?: number;
+  pingIntervalMs?: number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+}
+
+interface DialOutcome {
+  handshaken: boolean;
+  code: number;
+  reason: string;
+  connectedMs: number;
+  error?: string;
+}
+
+export class RelayTransport {
+  private ws: WebSocket | undefined;
+  private currentDescriptor: CapabilityDescriptor | undefined;
+  private readonly pending = new Map<
+    string,
+    { resolve: (result: OutboundResult) => void; timer: NodeJS.Timeout }
+  >();
+  private stopped = false;
+  private attempt = 0;
+  private loop: Promise<void> | undefined;
+  private wakeSleep: (() => void) | undefined;
+  private readonly dialUrl: string;
+  private status: TransportStatus = { state: 'connecting', errorCode: null, errorMessage: null };
+
+  constructor(private readonly options: RelayTransportOptions) {
+    this.dialUrl = relayDialUrl(options.url);
+  }
+
+  get descriptor(): CapabilityDescriptor | undefined {
+    return this.currentDescriptor;
+  }
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN && this.currentDescriptor !== undefined;
+  }
+
+  get currentStatus(): TransportStatus {
+    return this.status;
+  }
+
+  /** Start the dial/reconnect supervisor. Resolves at once; use `onDescriptor` to learn of the handshake. */
+  start(): void {
+    this.loop ??= this.supervise();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wakeSleep?.();
+    this.ws?.close(1000, 'gateway stopping');
+    this.failPending(OUTBOUND_ERRORS.closed);
+    await this.loop;
+    this.setStatus('stopped', null, null);
+  }
+
+  /** Run one outbound op. Never throws: failures are `{success:false, error}` results. */
+  send(action: OutboundActionInput | Record<string, unknown>): Promise<OutboundResult> {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !this.currentDescriptor) {
+      return Promise.resolve(failedResult(OUTBOUND_ERRORS.notConnected));
+    }
+    const requestId = randomUUID().replace(/-/g, '');
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        // The frame was written, so the op may or may not have happened.
+        resolve(failedResult(OUTBOUND_ERRORS.timedOut, { ambiguous: true }));
+      }, this.options.opTimeoutMs ?? OUTBOUND_OP_TIMEOUT_MS);
+      this.pending.set(requestId, { resolve, timer });
+      ws.send(encodeFrame({ type: 'outbound', requestId, action }), (error) => {
+        if (!error) return;
+        clearTimeout(timer);
+        this.pending.delete(requestId);
+        resolve(failedResult(OUTBOUND_ERRORS.notConnected));
+      });
+    });
+  }
+
+  /** Fire-and-forget `/stop` egress; `reason` is always present on the wire (null when none). */
+  sendInterrupt(sessionKey: string, reason: string | null): boolean {
+    if (!this.connected) return false;
+    this.ws?.send(encodeFrame({ type: 'interrupt', session_key: sessionKey, reason }));
+    return true;
+  }
+
+  private async supervise(): Promise<void> {
+    // Set after a post-handshake 4401: the next dial decides between a blip and a revocation.
+    let revocationSuspected = false;
+    while (!this.stopped) {
+      this.setStatus(
+        this.attempt === 0 ? 'connecting' : 'retrying',
+        this.status.errorCode,
+        this.status.errorMessage,
+      );
+      const outcome = await this.dialOnce();
+      if (this.stopped) break;
+      if (outcome.connectedMs >= (RECONNECT_RESET_AFTER_MS as number)) this.attempt = 0;
+
+      if (outcome.code === CLOSE_UNAUTHORIZED) {
+        if (outcome.reason === 'expired' && outcome.handshaken) {
+          // Never a revocation: a freshly minted token fixes it.
+          this.setStatus('retrying', 'relay_token_expired', 'upgrade token expired; re-dialing');
+          continue;
+        }
+        if (revocationSuspected && outcome.reason !== 'expired') {
+          this.options.log.error(
+            'relay credential revoked (4401 twice); not reconnecting. Re-enroll this gateway to restore it.',
+          );
+          this.setStatus('failed', 'relay_revoked', 'the connector revoked this gateway (4401)');
+          return;
+        }
+        if (outcome.handshaken) {
+          revocationSuspected = true;
+          this.options.log.warn(
+            { reason: outcome.reason },
+            'connector closed the relay with 4401; re-dialing once with a fresh token',
+          );
+          this.setStatus(
+            'retrying',
+            'relay_unauthorized',
+            `closed 4401 (${outcome.reason || 'unauthorized'})`,
+          );
+          continue;
+        }
+        // Before any handshake: a cold start or a not-yet-provisioned race, so retry with backoff.
+        this.setStatus(
+          'retrying',
+          'relay_unauthorized',
+          `upgrade refused with 4401 (${outcome.reason || 'unauthorized'})`,
+        );
+      } else {
+        if (outcome.handshaken) revocationSuspected = false;
+        const code = outcome.handshaken ? 'relay_disconnected' : 'relay_unreachable';
+        this.setStatus('retrying', code, outcome.error ?? `connection closed (${outcome.code})`);
+      }
+      await this.sleep(this.nextBackoff());
+    }
+  }
+
+  /** Full jitter: uniform in [0, min(cap, base·2^attempt)]. */
+  private nextBackoff(): number {
+    const base = this.options.backoffBaseMs ?? RECONNECT_BASE_MS;
+    const cap = this.options.backoffCapMs ?? RECONNECT_CAP_MS;
+    const ceiling = Math.min(cap, base * 2 ** this.attempt);
+    this.attempt = Math.min(this.attempt + 1, 30);
+    return Math.random() * ceiling;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeSleep = done;
+    });
+  }
+
+  private dialOnce(): Promise<DialOutcome> {
+    const { gatewayId, secret } = this.options.credentials();
+    const headers: Record<string, string> = {};
+    // Both or nothing (reference §5.4): an unauthenticated dial is for dev connectors only.
+    if (gatewayId && isUsableSecret(secret))
+      headers.authorization = `Bearer ${mintUpgradeToken(gatewayId, secret)}`;
+    const log = this.options.log;
+    return new Promise((resolve) => {
+      let handshaken = false;
+      let openedAt = 0;
+      let lastError: string | undefined;
+      let pongAt = Date.now();
+      const ws = new WebSocket(this.dialUrl, {
+        headers,
+        maxPayload: MAX_WS_MESSAGE_BYTES,
+        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      });
+      this.ws = ws;
+      const decoder = new FrameDecoder();
+      let handshakeTimer: NodeJS.Timeout | undefined;
+      let pingTimer: NodeJS.Timeout | undefined;
+
+      ws.on('open', () => {
+        openedAt = Date.now();
+        ws.send(encodeFrame({ type: 'hello', platform: this.options.platform, botId: this.options.botId }));
+        handshakeTimer = setTimeout(() => {
+          lastError = 'no descriptor within the handshake timeout';
+          log.warn('connector sent no descriptor in time; reconnecting');
+          ws.terminate();
+        }, this.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+        const pingEvery = this.options.pingIntervalMs ?? PING_INTERVAL_MS;
+        const deadAfter = pingEvery * (PING_DEAD_AFTER_MS / PING_INTERVAL_MS);
+        pingTimer = setInterval(() => {
+          if (Date.now() - pongAt > deadAfter) {
+            lastError = 'no pong from the connector';
+            ws.terminate();
+            return;
+          }
+          ws.ping();
+        }, pingEvery);
+      });
+      ws.on('pong', () => {
+        pongAt = Date.now();
+      });
+      ws.on('message', (data: Buffer, isBinary) => {
+        const { values, errors } = decoder.push(isBinary ? data : data.toString('utf8'));
+        for (const error of errors)
+          log.warn({ error: error.error }, 'malformed frame from the connector skipped');
+        for (const value of values) {
+          const parsed = parseConnectorFrame(value);
+          if (parsed.kind === 'invalid') {
+            log.warn({ type: parsed.type, error: parsed.error }, 'invalid frame from the connector skipped');
+            continue;
+          }
+          if (parsed.kind === 'ignored') continue;
+          const frame = parsed.frame;
+          switch (frame.type) {
+            case 'descriptor':
+              clearTimeout(handshakeTimer);
+              this.currentDescriptor = frame.descriptor;
+              if (!handshaken) {
+                handshaken = true;
+                this.setStatus('connected', null, null);
+                log.info(
+                  {
+                    platform: frame.descriptor.platform,
+                    limit: frame.descriptor.max_message_length,
+                    unit: frame.descriptor.len_unit,
+                  },
+                  'relay connected; descriptor adopted',
+                );
+              }
+              void Promise.resolve(this.options.onDescriptor?.(frame.descriptor)).catch((error: Error) =>
+                log.error({ err: error.message }, 'descriptor handler failed'),
+              );
+              break;
+            case 'outbound_result': {
+              const waiter = this.pending.get(frame.requestId);
+              if (!waiter) break; // unknown or late: ignored (reference §4.2)
+              this.pending.delete(frame.requestId);
+              clearTimeout(waiter.timer);
+              waiter.resolve(frame.result);
+              break;
+            }
+            case 'inbound': {
+              const bufferId = frame.bufferId;
+              void (this.options.onInbound?.(frame.event) ?? Promise.resolve()).then(
+                () => {
+                  if (bufferId !== undefined && ws.readyState === WebSocket.OPEN)
+                    ws.send(encodeFrame({ type: 'inbound_ack', bufferId }));
+                },
+                (error: Error) =>
+                  log.error(
+                    { err: error.message },
+                    'inbound frame not handled; the connector will redeliver it',
+                  ),
+              );
+              break;
+            }
+            case 'interrupt_inbound':
+              this.options.onInterrupt?.(frame.session_key, frame.chat_id);
+              break;
+          }
+        }
+      });
+      ws.on('unexpected-response', (_request, response) => {
+        lastError = `connector answered the upgrade with HTTP ${response.statusCode}`;
+        ws.terminate();
+      });
+      ws.on('error', (error) => {
+        lastError = error.message;
+      });
+      ws.on('close', (code, reasonBuffer) => {
+        clearTimeout(handshakeTimer);
+        clearInterval(pingTimer);
+        if (this.ws === ws) this.ws = undefined;
+        this.currentDescriptor = undefined;
+        this.failPending(OUTBOUND_ERRORS.closed);
+        const reason = reasonBuffer.toString('utf8');
+        if (handshaken) log.info({ code, reason }, 'relay connection closed');
+        resolve({
+          handshaken,
+          code,
+          reason,
+          connectedMs: openedAt ? Date.now() - openedAt : 0,
+          error: lastError,
+        });
+      });
+    });
+  }
+
+  private failPending(error: string): void {
+    for (const [id, waiter] of this.pending) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(failedResult(error));
+      this.pending.delete(id);
+    }
+  }
+
+  private setStatus(state: TransportState, errorCode: string | null, errorMessage: string | null): void {
+    const changed =
+      state !== this.status.state ||
+      errorCode !== this.status.errorCode ||
+      errorMessage !== this.status.errorMessage;
+    this.status = { state, errorCode, errorMessage };
+    if (changed) this.options.onStatus?.(this.status);
+  }
+}

@@ -1,0 +1,205 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import {
+  type Agent,
+  type AgentTurnInput,
+  abortError,
+  type ConversationMessage,
+  type HistoryStore,
+} from '../../src/gateway/agents/types.js';
+import { type OutboundLink, ReplyChannel } from '../../src/gateway/replies.js';
+import { GatewayStoppingError, SessionManager, TEXTS } from '../../src/gateway/sessions.js';
+import {
+  type CapabilityDescriptor,
+  MessageEventSchema,
+  placeholderDescriptor,
+} from '../../src/protocol/index.js';
+
+/** SessionManager and streamed replies against a recording link and a controllable agent. */
+
+class RecordingLink implements OutboundLink {
+  readonly actions: Record<string, unknown>[] = [];
+  private counter = 0;
+  constructor(public descriptor: CapabilityDescriptor | undefined) {}
+  async send(action: Record<string, unknown>) {
+    this.actions.push(action);
+    return { success: true, message_id: action.op === 'send' ? `m${++this.counter}` : undefined };
+  }
+  sent(): string[] {
+    return this.actions.filter((a) => a.op === 'send').map((a) => a.content as string);
+  }
+}
+
+class ManualAgent implements Agent {
+  readonly name = 'manual';
+  readonly calls: AgentTurnInput[] = [];
+  private readonly resolvers: ((text: string) => void)[] = [];
+  async run(input: AgentTurnInput) {
+    this.calls.push(input);
+    return new Promise<{ text: string }>((resolve, reject) => {
+      input.signal.addEventListener('abort', () => reject(abortError()));
+      this.resolvers.push((text) => resolve({ text }));
+    });
+  }
+  finish(index: number, text: string) {
+    this.resolvers[index]?.(text);
+  }
+}
+
+class MemoryHistory implements HistoryStore {
+  readonly data = new Map<string, ConversationMessage[]>();
+  load(key: string, limit: number) {
+    return (this.data.get(key) ?? []).slice(-limit);
+  }
+  append(key: string, messages: ConversationMessage[]) {
+    this.data.set(key, [...(this.data.get(key) ?? []), ...messages]);
+  }
+  close() {}
+}
+
+function event(text: string, chat = 'c1', user = 'u1') {
+  return MessageEventSchema.parse({
+    text,
+    message_id: `in-${text}`,
+    source: { platform: 'webchat', chat_id: chat, chat_type: 'dm', user_id: user },
+  });
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+async function until(check: () => boolean) {
+  for (let i = 0; i < 400 && !check(); i++) await tick();
+  expect(check()).toBe(true);
+}
+
+function setup(
+  options: {
+    drain?: boolean;
+    shutdown?: 'none' | 'stopping' | 'restarting';
+    descriptor?: CapabilityDescriptor;
+  } = {},
+) {
+  const link = new RecordingLink(
+    options.descriptor ?? { ...placeholderDescriptor('webchat'), supports_edit: false },
+  );
+  const agent = new ManualAgent();
+  const history = new MemoryHistory();
+  const active: number[] = [];
+  const state = {
+    drain: options.drain ?? false,
+    shutdown: options.shutdown ?? ('none' as 'none' | 'stopping' | 'restarting'),
+  };
+  const manager = new SessionManager({
+    agent,
+    history,
+    replies: new ReplyChannel(link, 'webchat', pino({ level: 'silent' })),
+    log: pino({ level: 'silent' }),
+    keyOptions: {},
+    externalDrainActive: () => state.drain,
+    shutdown: () => state.shutdown,
+    onActiveChange: (n) => active.push(n),
+  });
+  return { link, agent, history, manager, active, state };
+}
+
+describe('SessionManager', () => {
+  it('runs one turn per session and queues the rest in order', async () => {
+    const { agent, manager, link, history } = setup();
+    manager.handleInbound(event('first'));
+    manager.handleInbound(event('second'));
+    manager.handleInbound(event('other', 'c2'));
+    expect(manager.activeCount).toBe(2);
+    await until(() => agent.calls.length === 2);
+    expect(agent.calls.map((c) => c.message.content)).toEqual(['first', 'other']);
+    agent.finish(0, 'reply one');
+    await until(() => agent.calls.length === 3);
+    expect(agent.calls[2]?.message.content).toBe('second');
+    expect(agent.calls[2]?.history).toEqual([
+      { role: 'user', content: 'first' },
+      { role: 'assistant', content: 'reply one' },
+    ]);
+    agent.finish(1, 'reply other');
+    agent.finish(2, 'reply two');
+    await until(() => manager.activeCount === 0);
+    expect(link.sent()).toEqual(['reply one', 'reply other', 'reply two']);
+    expect(history.data.size).toBe(2);
+  });
+
+  it('/stop cancels exactly that session and says so', async () => {
+    const { agent, manager, link } = setup();
+    manager.handleInbound(event('long', 'c1'));
+    manager.handleInbound(event('sibling', 'c2'));
+    await until(() => agent.calls.length === 2);
+    manager.handleInbound(event('/stop', 'c1'));
+    await until(() => link.sent().includes(TEXTS.stopped));
+    await until(() => manager.activeCount === 1);
+    expect(agent.calls[0]?.signal.aborted).toBe(true);
+    expect(agent.calls[1]?.signal.aborted).toBe(false);
+    manager.handleInbound(event('/stop', 'c3'));
+    await until(() => link.sent().includes(TEXTS.nothingToStop));
+  });
+
+  it('interrupt deliveries cancel one session by key', async () => {
+    const { agent, manager } = setup();
+    manager.handleInbound(event('work', 'c9'));
+    await until(() => agent.calls.length === 1);
+    expect(manager.interrupt('agent:main:webchat:dm:nope')).toBe(false);
+    expect(manager.interrupt(manager.sessionKeyOf(event('x', 'c9')))).toBe(true);
+    await until(() => manager.activeCount === 0);
+  });
+
+  it('external drain refuses new turns with the exact text but lets the running turn and its queue finish', async () => {
+    const { agent, manager, link, state } = setup();
+    manager.handleInbound(event('running', 'c1'));
+    await until(() => agent.calls.length === 1);
+    state.drain = true;
+    manager.handleInbound(event('new', 'c2'));
+    manager.handleInbound(event('queued', 'c1'));
+    await until(() => link.sent().includes(TEXTS.drainRefusal));
+    expect(agent.calls.length).toBe(1);
+    manager.handleInbound(event('internal', 'c3'), { internal: true });
+    await until(() => agent.calls.length === 2);
+    agent.finish(0, 'done');
+    await until(() => agent.calls.length === 3);
+    expect(agent.calls[2]?.message.content).toBe('queued');
+  });
+
+  it('while shutting down, new deliveries are refused with an error so the connector keeps them', () => {
+    const { manager } = setup({ shutdown: 'stopping' });
+    expect(() => manager.handleInbound(event('late'))).toThrow(GatewayStoppingError);
+  });
+
+  it('waitIdle reports whether turns finished in time', async () => {
+    const { agent, manager } = setup();
+    manager.handleInbound(event('slow'));
+    await until(() => agent.calls.length === 1);
+    expect(await manager.waitIdle(20)).toBe(false);
+    agent.finish(0, 'ok');
+    expect(await manager.waitIdle(1_000)).toBe(true);
+  });
+});
+
+describe('streamed replies', () => {
+  it('streams into one message with edits when the platform supports them, and splits what outgrows it', async () => {
+    const descriptor = {
+      ...placeholderDescriptor('webchat'),
+      supports_edit: true,
+      max_message_length: 50,
+      supported_ops: ['send', 'edit'],
+    };
+    const { agent, manager, link } = setup({ descriptor });
+    manager.handleInbound(event('go'));
+    await until(() => agent.calls.length === 1);
+    agent.calls[0]?.onProgress?.('Hello');
+    await until(() => link.sent().length === 1);
+    agent.calls[0]?.onProgress?.('Hello there');
+    const final = `Hello there. ${'word '.repeat(20)}`.trim();
+    agent.finish(0, final);
+    await until(() => manager.activeCount === 0);
+    const edits = link.actions.filter((a) => a.op === 'edit');
+    expect(edits.length).toBeGreaterThanOrEqual(1);
+    expect(edits.every((e) => e.message_id === 'm1')).toBe(true);
+    const shown = [edits.at(-1)?.content as string, ...link.sent().slice(1)];
+    for (const chunk of shown) expect(chunk.length).toBeLessThanOrEqual(50);
+    expect(shown.length).toBeGreaterThan(1);
+  });
+});
