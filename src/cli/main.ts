@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { registerConnectorCommands } from './connector-commands.js';
+import { registerDashboardCommands } from './dashboard-commands.js';
+import { registerDemoCommand } from './demo.js';
 import { CliError } from './errors.js';
 import { registerGatewayCommands } from './gateway-commands.js';
 import { VERSION } from './version.js';
@@ -15,6 +17,8 @@ const program = new Command('hermes')
 
 registerConnectorCommands(program);
 registerGatewayCommands(program);
+registerDashboardCommands(program);
+registerDemoCommand(program);
 
 async function main(argv: string[]): Promise<number> {
   try {

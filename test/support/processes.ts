@@ -107,7 +107,7 @@ export async function startConnectorProcess(
     RELAY_LOG_LEVEL: 'warn',
     ...env,
   });
-  const match = await proc.waitFor(/connector listening on (http:\/\/127\.0\.0\.1:\d+)/);
+  const match = await proc.waitFor(/connector listening on (http:\/\/127\.0\.0\.1:\d+)/, 45_000);
   return Object.assign(proc, { url: match[1] as string });
 }
 

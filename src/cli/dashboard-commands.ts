@@ -1,0 +1,104 @@
+import type { Command } from 'commander';
+import { parsePort } from '../connector/config.js';
+import { setPassword } from '../dashboard/auth/index.js';
+import { startDashboard } from '../dashboard/server.js';
+import { ensureHome, resolveHome } from '../gateway/home.js';
+import { dashboardPage } from './dashboard-page.js';
+import { CliError } from './errors.js';
+import { gatewayContext } from './gateway-commands.js';
+import { createLogger } from './logger.js';
+import { readSecretLine } from './prompt.js';
+import { VERSION } from './version.js';
+
+export const DEFAULT_DASHBOARD_PORT = 9119;
+
+export function registerDashboardCommands(program: Command): void {
+  const dashboard = program
+    .command('dashboard')
+    .description('status, drain and restart for a gateway home (default http://127.0.0.1:9119)')
+    .option('--host <host>', 'bind address (non-loopback binds require a login)', '127.0.0.1')
+    .option('--port <port>', 'port', String(DEFAULT_DASHBOARD_PORT))
+    .option('--require-login', 'require a password login even on a loopback bind')
+    .option('--allowed-host <name...>', 'extra Host header names to accept (behind a reverse proxy)')
+    .option('--trust-proxy', 'trust X-Forwarded-* headers from a reverse proxy')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  hermes dashboard\n  hermes dashboard set-password --username admin\n  hermes dashboard --host 0.0.0.0 --port 9119\n',
+    )
+    .action(
+      async (
+        options: {
+          host: string;
+          port: string;
+          requireLogin?: boolean;
+          allowedHost?: string[];
+          trustProxy?: boolean;
+        },
+        command: Command,
+      ) => {
+        const port = parsePort(options.port);
+        if (port === undefined)
+          throw new CliError(`--port must be a number from 0 to 65535, got "${options.port}"`, 2);
+        const { home, config } = gatewayContext(command);
+        ensureHome(home);
+        const verbose = command.optsWithGlobals<{ verbose?: boolean }>().verbose;
+        const log = createLogger(verbose ? 'debug' : 'info', 'dashboard');
+        let running: Awaited<ReturnType<typeof startDashboard>>;
+        try {
+          running = await startDashboard({
+            home,
+            profile: command.optsWithGlobals<{ profile?: string }>().profile ?? null,
+            host: options.host,
+            port,
+            log,
+            version: VERSION,
+            restartDrainTimeout: config.restartDrainTimeoutSeconds,
+            requireLogin: options.requireLogin ?? false,
+            allowedHosts: options.allowedHost,
+            trustProxy: options.trustProxy ?? false,
+            ...dashboardPage,
+          });
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (code === 'EADDRINUSE')
+            throw new CliError(`port ${port} on ${options.host} is already in use; pick another with --port`);
+          throw new CliError((error as Error).message);
+        }
+        process.stdout.write(
+          `dashboard on ${running.url}/${running.authRequired ? ' (login required)' : `\nAPI session token (header X-Hermes-Session-Token): ${running.sessionToken}`}\n`,
+        );
+        await new Promise<void>((resolve) => {
+          const shutdown = () => void running.stop().then(resolve, resolve);
+          process.once('SIGINT', shutdown);
+          process.once('SIGTERM', shutdown);
+        });
+      },
+    );
+
+  dashboard
+    .command('set-password')
+    .description('set the dashboard login (scrypt-hashed in $HERMES_HOME/dashboard-auth.json, mode 0600)')
+    .option('--username <name>', 'login name', 'admin')
+    .option('--password-stdin', 'read the password from standard input (for scripts)')
+    .action(async (options: { username: string; passwordStdin?: boolean }, command: Command) => {
+      const home = resolveHome({
+        env: process.env,
+        profile: command.optsWithGlobals<{ profile?: string }>().profile,
+      }).home;
+      ensureHome(home);
+      let password: string;
+      try {
+        password = await readSecretLine(options.passwordStdin ? '' : 'New dashboard password: ');
+      } catch {
+        throw new CliError('no password given');
+      }
+      try {
+        await setPassword(home, options.username, password);
+      } catch (error) {
+        throw new CliError((error as Error).message);
+      }
+      process.stdout.write(
+        `dashboard password set for ${options.username}; restart the dashboard to use it\n`,
+      );
+    });
+}

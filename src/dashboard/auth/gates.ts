@@ -1,0 +1,537 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { constantTimeEqual, generateToken } from '../../auth/secrets.js';
+import { bearerToken } from '../../auth/upgrade-token.js';
+import { type AuditSink, nullAudit } from './audit.js';
+import {
+  type CookieContext,
+  clearSessionCookies,
+  cookieContext,
+  readSessionCookies,
+  sessionSetCookies,
+} from './cookies.js';
+import { renderLoginPage } from './login-page.js';
+import { isApiPath, isGatePublicPath, LOOPBACK_PUBLIC_API_PATHS, safeNext } from './paths.js';
+import type { AuthRegistry } from './registry.js';
+import {
+  clientIp,
+  hostFromHeader,
+  isLoopbackBind,
+  isWildcardBind,
+  normalizeHostName,
+  requestPaths,
+} from './request-info.js';
+import { authState, ensureAuthDecoration } from './request-state.js';
+import { createTokenSeam } from './token-seam.js';
+import {
+  type DashboardAuthProvider,
+  InvalidCredentialsError,
+  ProviderError,
+  RefreshExpiredError,
+  type Session,
+} from './types.js';
+
+/**
+ * The dashboard's auth middleware chain (lifecycle reference §2.1–§2.3, §2.6, §3.3–§3.5), as one
+ * fastify `onRequest` hook plus the auth routes:
+ *
+ *   1. token seam — registered token routes only; bearer or refusal (401/403/503);
+ *   2. Host-header check against DNS rebinding (400);
+ *   3. loopback bind — the per-process session token (`X-Hermes-Session-Token`, or the legacy
+ *      `Authorization: Bearer`) for `/api/*` except the public paths (401);
+ *   4. non-loopback bind — a cookie session from a session provider, refreshed transparently
+ *      (401 JSON for `/api/*`, 302 to the login page otherwise); the app refuses to start when no
+ *      session provider is registered.
+ *
+ * Token-authenticated requests skip 2–4.
+ */
+
+export const SESSION_TOKEN_HEADER = 'x-hermes-session-token';
+/** The server-sent event stream: the one API path that accepts the session token as `?token=`. */
+export const EVENTS_PATH = '/api/events';
+export const SESSION_TOKEN_ENV = 'HERMES_DASHBOARD_SESSION_TOKEN';
+export const INVALID_HOST_MESSAGE =
+  'Invalid Host header. Dashboard requests must use the hostname the server was bound to.';
+const LOOPBACK_HOST_NAMES = ['localhost', '127.0.0.1', '[::1]'];
+
+/** The fail-closed startup error (non-loopback bind without a session provider). */
+export class DashboardAuthStartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DashboardAuthStartupError';
+  }
+}
+
+export interface AuthGateOptions {
+  registry: AuthRegistry;
+  /** The host the dashboard binds to; decides loopback (session token) vs gated (cookie login). */
+  bindHost: string;
+  /** Require a cookie login even on a loopback bind (the gate can only be tightened, never loosened). */
+  requireLogin?: boolean;
+  audit?: AuditSink;
+  /** Extra host names accepted in the Host header (e.g. a reverse proxy's public name). */
+  allowedHosts?: readonly string[];
+  /**
+   * Trust `X-Forwarded-Proto`, `X-Forwarded-Prefix` and `X-Forwarded-For` (only behind a reverse
+   * proxy that sets them). Default false.
+   */
+  trustProxy?: boolean;
+  /** The per-process session token; default `HERMES_DASHBOARD_SESSION_TOKEN`, else random. */
+  sessionToken?: string;
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Register the auth routes (default true). */
+  routes?: boolean;
+  /** Serve `GET /login` (default true; turn off when the app renders its own). */
+  loginPage?: boolean;
+  /** Login attempts per client IP per window (reference: 10 per 60 s). */
+  loginRateLimit?: { max: number; windowMs: number };
+  /** Clock in milliseconds (tests). */
+  now?: () => number;
+}
+
+export interface AuthStatus {
+  auth_required: boolean;
+  /** Every registered provider name, token-only ones included. */
+  auth_providers: string[];
+  auth_flows: string[];
+}
+
+export interface AuthGates {
+  /** True on non-loopback binds: the cookie gate is authoritative. */
+  readonly authRequired: boolean;
+  readonly bindHost: string;
+  /** The per-process session token (inject it into the SPA only when `authRequired` is false). */
+  readonly sessionToken: string;
+  /** Throws `DashboardAuthStartupError` on a gated bind with no session provider. Also runs on ready. */
+  assertCanStart(): void;
+  /** The auth fields of `GET /api/status`. */
+  authStatus(): AuthStatus;
+  /**
+   * Reference `_require_token` for sensitive handlers: token-authenticated, or (gated) a cookie
+   * session, or (loopback) the session token was presented.
+   */
+  isAuthenticated(request: FastifyRequest): boolean;
+}
+
+/** Sliding-window counter per key (login attempts per IP). */
+export class SlidingWindowLimiter {
+  readonly #hits = new Map<string, number[]>();
+  constructor(
+    readonly max: number,
+    readonly windowMs: number,
+    readonly now: () => number = Date.now,
+    readonly maxKeys = 10_000,
+  ) {}
+
+  /** Count one attempt; returns 0 when allowed, else the seconds until the oldest hit expires. */
+  hit(key: string): number {
+    const now = this.now();
+    const since = now - this.windowMs;
+    const recent = (this.#hits.get(key) ?? []).filter((t) => t > since);
+    if (recent.length >= this.max) {
+      this.#hits.set(key, recent);
+      const oldest = recent[0] ?? now;
+      return Math.max(1, Math.ceil((oldest + this.windowMs - now) / 1000));
+    }
+    recent.push(now);
+    this.#hits.delete(key);
+    this.#hits.set(key, recent);
+    if (this.#hits.size > this.maxKeys) {
+      const oldestKey = this.#hits.keys().next().value;
+      if (oldestKey !== undefined) this.#hits.delete(oldestKey);
+    }
+    return 0;
+  }
+}
+
+const loginBody = z.object({
+  provider: z.string().max(64).optional().nullable(),
+  username: z.string().max(512),
+  password: z.string().max(8192),
+  next: z.string().max(4096).optional().nullable(),
+});
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value !== undefined && value !== '' ? value : undefined;
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}
+
+export function installAuthGates(app: FastifyInstance, options: AuthGateOptions): AuthGates {
+  const { registry } = options;
+  const audit = options.audit ?? nullAudit;
+  const trustProxy = options.trustProxy ?? false;
+  const now = options.now ?? Date.now;
+  const env = options.env ?? process.env;
+  const bindHost = options.bindHost;
+  const authRequired = options.requireLogin === true || !isLoopbackBind(bindHost);
+  const sessionToken = nonEmpty(options.sessionToken) ?? nonEmpty(env[SESSION_TOKEN_ENV]) ?? generateToken();
+  const limiter = new SlidingWindowLimiter(
+    options.loginRateLimit?.max ?? 10,
+    options.loginRateLimit?.windowMs ?? 60_000,
+    now,
+  );
+
+  // Host names accepted in the Host header. A wildcard bind accepts any name unless extra names
+  // were configured (reference: 0.0.0.0/:: ⇒ any).
+  const extraHosts = (options.allowedHosts ?? [])
+    .map(normalizeHostName)
+    .filter((h): h is string => h !== null);
+  const anyHost = isWildcardBind(bindHost) && extraHosts.length === 0;
+  const allowedHosts = new Set<string>([...LOOPBACK_HOST_NAMES, ...extraHosts]);
+  const boundName = normalizeHostName(bindHost);
+  if (boundName && !isWildcardBind(bindHost)) allowedHosts.add(boundName);
+
+  const seam = createTokenSeam({ registry, audit, trustProxy });
+  const nowSeconds = () => Math.floor(now() / 1000);
+
+  function assertCanStart(): void {
+    if (!authRequired || registry.sessionProviders().length > 0) return;
+    const skipped = registry.skipped();
+    const reasons =
+      skipped.length > 0
+        ? ` Skipped providers: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}.`
+        : '';
+    const why = isLoopbackBind(bindHost)
+      ? 'a login is required on this bind'
+      : 'the OAuth auth gate engages on non-loopback binds';
+    throw new DashboardAuthStartupError(
+      `Refusing to bind dashboard to ${bindHost} — ${why}, but no auth providers are registered.${reasons} ` +
+        `Set a password with \`hermes dashboard set-password\`${isLoopbackBind(bindHost) ? '' : ', or bind to 127.0.0.1'}.`,
+    );
+  }
+
+  ensureAuthDecoration(app);
+  app.addHook('onReady', async () => {
+    assertCanStart();
+  });
+
+  // --- gate 2: Host header ------------------------------------------------------------------
+  function hostAllowed(request: FastifyRequest): boolean {
+    if (anyHost) return true;
+    const host = hostFromHeader(request.headers.host);
+    return host !== null && allowedHosts.has(host);
+  }
+
+  // --- gate 3: loopback session token ------------------------------------------------------
+  function loopbackGate(request: FastifyRequest, reply: FastifyReply): boolean {
+    const { route, decoded } = requestPaths(request);
+    const api = isApiPath(decoded) || (route !== undefined && isApiPath(route));
+    if (!api) return true;
+    const publicPath =
+      LOOPBACK_PUBLIC_API_PATHS.has(decoded) && (route === undefined || LOOPBACK_PUBLIC_API_PATHS.has(route));
+    if (publicPath) return true;
+    const header = request.headers[SESSION_TOKEN_HEADER];
+    // EventSource cannot set headers, so the event stream alone may carry the token in the query.
+    const query =
+      decoded === EVENTS_PATH ? (request.query as { token?: unknown } | undefined)?.token : undefined;
+    const presented =
+      typeof header === 'string'
+        ? header
+        : typeof query === 'string'
+          ? query
+          : (bearerToken(request.headers.authorization) ?? '');
+    if (presented !== '' && constantTimeEqual(presented, sessionToken)) {
+      authState(request).sessionTokenAuthenticated = true;
+      return true;
+    }
+    reply.code(401).send({ detail: 'Unauthorized' });
+    return false;
+  }
+
+  // --- gate 4: cookie sessions ---------------------------------------------------------------
+  function unauthenticated(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    ctx: CookieContext,
+    api: boolean,
+    reason: string,
+  ): void {
+    const loginUrl = `${ctx.prefix}/login?next=${encodeURIComponent(request.url)}`;
+    reply.header('cache-control', 'no-store');
+    if (api) {
+      reply.code(401).send({
+        error: reason === 'invalid_or_expired_session' ? 'session_expired' : 'unauthenticated',
+        detail: 'Unauthorized',
+        reason,
+        login_url: loginUrl,
+      });
+    } else {
+      reply.code(302).header('location', loginUrl).send();
+    }
+  }
+
+  async function cookieGate(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    const { route, decoded } = requestPaths(request);
+    const api = isApiPath(decoded) || (route !== undefined && isApiPath(route));
+    // Public by its path, unless the router resolved it to a non-public API handler.
+    const publicPath =
+      isGatePublicPath(decoded) && (route === undefined || isGatePublicPath(route) || !isApiPath(route));
+    if (publicPath) return true;
+
+    const ctx = cookieContext(request, trustProxy);
+    const ip = clientIp(request, trustProxy);
+    const { accessToken, refreshToken } = readSessionCookies(request);
+    if (!accessToken && !refreshToken) {
+      unauthenticated(request, reply, ctx, api, 'no_cookie');
+      return false;
+    }
+    const providers = registry.sessionProviders();
+
+    let session: Session | null = null;
+    if (accessToken) {
+      let unreachable: string | null = null;
+      for (const provider of providers) {
+        try {
+          session = (await provider.verifySession(accessToken)) ?? null;
+          if (session) break;
+        } catch (error) {
+          if (error instanceof ProviderError) {
+            audit.write('session_verify_failure', {
+              provider: provider.name,
+              reason: 'provider_unreachable',
+              path: decoded,
+              ip,
+            });
+            unreachable ??= provider.name;
+          } else {
+            request.log.warn({ provider: provider.name, error: errorName(error) }, 'verifySession failed');
+          }
+        }
+      }
+      if (!session && unreachable !== null) {
+        reply.code(503).send({ detail: `Auth provider '${unreachable}' unreachable` });
+        return false;
+      }
+    }
+
+    if (!session && refreshToken) {
+      let refreshed: Session | null = null;
+      let unreachable: string | null = null;
+      for (const provider of providers) {
+        try {
+          refreshed = await provider.refreshSession(refreshToken);
+          if (refreshed) break;
+        } catch (error) {
+          if (error instanceof RefreshExpiredError) {
+            audit.write('refresh_failure', {
+              provider: provider.name,
+              reason: 'refresh_expired',
+              path: decoded,
+              ip,
+            });
+            break;
+          }
+          if (error instanceof ProviderError) unreachable ??= provider.name;
+          // InvalidCodeError: not this provider's token; try the next one.
+        }
+      }
+      if (refreshed) {
+        authState(request).session = refreshed;
+        reply.header('set-cookie', sessionSetCookies(ctx, refreshed, nowSeconds()));
+        audit.write('refresh_success', {
+          provider: refreshed.provider,
+          user_id: refreshed.userId,
+          path: decoded,
+          ip,
+        });
+        return true;
+      }
+      if (unreachable !== null) {
+        // Keep the cookies: an outage must not sign everyone out.
+        reply.code(503).send({ detail: `Auth provider '${unreachable}' unreachable` });
+        return false;
+      }
+    }
+
+    if (!session) {
+      audit.write('session_rejected', { reason: 'invalid_or_expired_session', path: decoded, ip });
+      reply.header('set-cookie', clearSessionCookies(ctx));
+      unauthenticated(request, reply, ctx, api, 'invalid_or_expired_session');
+      return false;
+    }
+    authState(request).session = session;
+    return true;
+  }
+
+  app.addHook('onRequest', async (request, reply) => {
+    authState(request);
+    // 1. token seam
+    if ((await seam(request, reply)) === 'rejected') return reply;
+    if (authState(request).tokenAuthenticated) return;
+    // 2. Host header
+    if (!hostAllowed(request)) {
+      reply.code(400).send({ detail: INVALID_HOST_MESSAGE });
+      return reply;
+    }
+    // 3. / 4.
+    if (!authRequired) {
+      if (!loopbackGate(request, reply)) return reply;
+    } else if (!(await cookieGate(request, reply))) {
+      return reply;
+    }
+  });
+
+  if (options.routes !== false) installAuthRoutes(app, options.loginPage !== false);
+
+  function passwordProviders(): DashboardAuthProvider[] {
+    return registry.sessionProviders().filter((p) => p.supportsPassword);
+  }
+
+  function installAuthRoutes(instance: FastifyInstance, loginPage: boolean): void {
+    if (loginPage) {
+      instance.get('/login', async (request, reply) => {
+        const query = request.query as Record<string, unknown>;
+        const ctx = cookieContext(request, trustProxy);
+        reply.header('cache-control', 'no-store').type('text/html; charset=utf-8');
+        return renderLoginPage({
+          providers: passwordProviders().map((p) => ({ name: p.name, displayName: p.displayName })),
+          next: safeNext(query.next),
+          prefix: ctx.prefix,
+        });
+      });
+    }
+
+    instance.get('/api/auth/providers', async (_request, reply) => {
+      const providers = registry.sessionProviders();
+      reply.header('cache-control', 'no-store');
+      if (providers.length === 0) return reply.code(503).send({ detail: 'no auth providers registered' });
+      return {
+        providers: providers.map((p) => ({
+          name: p.name,
+          display_name: p.displayName,
+          supports_password: p.supportsPassword,
+        })),
+      };
+    });
+
+    instance.get('/auth/login', async (request, reply) => {
+      const query = request.query as Record<string, unknown>;
+      const name = typeof query.provider === 'string' ? query.provider : '';
+      const provider = registry.get(name);
+      const ctx = cookieContext(request, trustProxy);
+      reply.header('cache-control', 'no-store');
+      // Only password providers are bundled; redirect (OAuth) providers would start here.
+      if (!provider?.supportsSession || !provider.supportsPassword) {
+        return reply.code(404).send({ detail: 'Unknown provider' });
+      }
+      audit.write('login_start', { provider: provider.name, ip: clientIp(request, trustProxy) });
+      const next = safeNext(query.next);
+      const location = `${ctx.prefix}/login${next === '/' ? '' : `?next=${encodeURIComponent(next)}`}`;
+      return reply.code(302).header('location', location).send();
+    });
+
+    instance.post('/auth/password-login', async (request, reply) => {
+      reply.header('cache-control', 'no-store');
+      const ip = clientIp(request, trustProxy);
+      const retryAfter = limiter.hit(ip);
+      if (retryAfter > 0) {
+        audit.write('login_failure', { reason: 'rate_limited', ip });
+        return reply
+          .code(429)
+          .header('retry-after', String(retryAfter))
+          .send({ detail: 'Too many login attempts; try again later' });
+      }
+      const parsed = loginBody.safeParse(request.body);
+      if (!parsed.success) return reply.code(400).send({ detail: 'username and password are required' });
+      const body = parsed.data;
+      const provider = body.provider ? registry.get(body.provider) : passwordProviders()[0];
+      if (!provider?.supportsSession || !provider.supportsPassword) {
+        return reply.code(404).send({ detail: 'Unknown provider' });
+      }
+      let session: Session;
+      try {
+        session = await provider.completeLogin({ username: body.username, password: body.password });
+      } catch (error) {
+        if (error instanceof InvalidCredentialsError) {
+          audit.write('login_failure', { provider: provider.name, reason: 'invalid_credentials', ip });
+          return reply.code(401).send({ detail: 'Invalid credentials' });
+        }
+        if (error instanceof ProviderError) {
+          audit.write('login_failure', { provider: provider.name, reason: 'provider_unreachable', ip });
+          return reply.code(503).send({ detail: `Auth provider '${provider.name}' unreachable` });
+        }
+        audit.write('login_failure', {
+          provider: provider.name,
+          reason: 'error',
+          error: errorName(error),
+          ip,
+        });
+        request.log.error({ provider: provider.name, error: errorName(error) }, 'password login failed');
+        return reply.code(500).send({ detail: 'Login failed' });
+      }
+      const ctx = cookieContext(request, trustProxy);
+      reply.header('set-cookie', sessionSetCookies(ctx, session, nowSeconds()));
+      audit.write('login_success', { provider: provider.name, user_id: session.userId, ip });
+      return { ok: true, next: safeNext(body.next) };
+    });
+
+    instance.post('/auth/logout', async (request, reply) => {
+      const ctx = cookieContext(request, trustProxy);
+      const { accessToken, refreshToken } = readSessionCookies(request);
+      let userId: string | null = null;
+      let providerName: string | null = null;
+      for (const provider of registry.sessionProviders()) {
+        if (accessToken && userId === null) {
+          try {
+            const s = await provider.verifySession(accessToken);
+            if (s) {
+              userId = s.userId;
+              providerName = provider.name;
+            }
+          } catch {
+            // best effort
+          }
+        }
+        if (refreshToken) {
+          try {
+            await provider.revokeSession(refreshToken);
+          } catch {
+            // revokeSession must not throw; ignore a provider that does
+          }
+        }
+      }
+      audit.write('logout', { provider: providerName, user_id: userId, ip: clientIp(request, trustProxy) });
+      return reply
+        .code(302)
+        .header('cache-control', 'no-store')
+        .header('set-cookie', clearSessionCookies(ctx))
+        .header('location', `${ctx.prefix}/login`)
+        .send();
+    });
+
+    instance.get('/api/auth/me', async (request, reply) => {
+      const session = request.dashboardAuth?.session ?? null;
+      reply.header('cache-control', 'no-store');
+      if (!session) return reply.code(401).send({ detail: 'Unauthorized' });
+      return {
+        user_id: session.userId,
+        email: session.email,
+        display_name: session.displayName,
+        org_id: session.orgId,
+        provider: session.provider,
+        expires_at: session.expiresAt,
+      };
+    });
+  }
+
+  return {
+    authRequired,
+    bindHost,
+    sessionToken,
+    assertCanStart,
+    authStatus: () => ({
+      auth_required: authRequired,
+      auth_providers: registry.list().map((p) => p.name),
+      auth_flows: ['cookie'],
+    }),
+    isAuthenticated(request) {
+      const state = request.dashboardAuth;
+      if (!state) return false;
+      if (state.tokenAuthenticated) return true;
+      return authRequired ? state.session !== null : state.sessionTokenAuthenticated;
+    },
+  };
+}

@@ -1,0 +1,11 @@
+export * from './audit.js';
+export * from './cookies.js';
+export * from './drain-secret-provider.js';
+export * from './gates.js';
+export * from './password-provider.js';
+export * from './paths.js';
+export * from './registry.js';
+export { clientIp, isLoopbackBind, isWildcardBind } from './request-info.js';
+export * from './request-state.js';
+export * from './token-seam.js';
+export * from './types.js';

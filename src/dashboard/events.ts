@@ -1,0 +1,88 @@
+import { type FSWatcher, watch } from 'node:fs';
+import type { FastifyReply } from 'fastify';
+
+/**
+ * Server-Sent Events for `/api/events`: a `status` event whenever the gateway's state, running
+ * flag, active turns or platforms change (watched via the home directory with a poll fallback),
+ * and an `action` event for drain / cancel / restart requests.
+ */
+
+const POLL_MS = 500;
+const HEARTBEAT_MS = 15_000;
+const MAX_CLIENTS = 100;
+
+export class EventHub {
+  private readonly clients = new Set<FastifyReply>();
+  private watcher: FSWatcher | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private last = '';
+  private debounce: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly home: string,
+    private readonly snapshot: () => Record<string, unknown>,
+  ) {}
+
+  start(): void {
+    try {
+      this.watcher = watch(this.home, (_event, name) => {
+        if (name && !String(name).startsWith('gateway')) return;
+        clearTimeout(this.debounce);
+        this.debounce = setTimeout(() => this.check(), 20);
+      });
+      this.watcher.on('error', () => undefined);
+    } catch {
+      // The home may not exist yet; the poll covers it.
+    }
+    this.poll = setInterval(() => this.check(), POLL_MS);
+    this.heartbeat = setInterval(() => this.broadcastRaw(': keepalive\n\n'), HEARTBEAT_MS);
+  }
+
+  stop(): void {
+    this.watcher?.close();
+    clearInterval(this.poll);
+    clearInterval(this.heartbeat);
+    clearTimeout(this.debounce);
+    for (const client of this.clients) client.raw.end();
+    this.clients.clear();
+  }
+
+  /** Take over a request as an event stream. False when too many are open. */
+  add(reply: FastifyReply): boolean {
+    if (this.clients.size >= MAX_CLIENTS) return false;
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    reply.raw.write(`retry: 2000\nevent: status\ndata: ${JSON.stringify(this.snapshot())}\n\n`);
+    this.clients.add(reply);
+    reply.raw.on('close', () => this.clients.delete(reply));
+    return true;
+  }
+
+  action(payload: Record<string, unknown>): void {
+    this.broadcastRaw(`event: action\ndata: ${JSON.stringify(payload)}\n\n`);
+    this.check();
+  }
+
+  private check(): void {
+    const snapshot = this.snapshot();
+    const key = JSON.stringify([
+      snapshot.gateway_running,
+      snapshot.gateway_state,
+      snapshot.active_agents,
+      snapshot.gateway_platforms,
+    ]);
+    if (key === this.last) return;
+    this.last = key;
+    this.broadcastRaw(`event: status\ndata: ${JSON.stringify(snapshot)}\n\n`);
+  }
+
+  private broadcastRaw(text: string): void {
+    for (const client of this.clients) client.raw.write(text);
+  }
+}
