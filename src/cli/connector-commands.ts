@@ -304,6 +304,14 @@ export function registerConnectorCommands(program: Command): void {
     .action((options: DbOption & { dead?: boolean; limit: string }) =>
       useStore(options, async (store) => {
         const limit = Math.max(1, Math.min(10_000, Number(options.limit) || 50));
+        const flagged = (await store.listAudit(1_000)).filter((event) => event.event === 'forgery_accepted');
+        if (!options.json) {
+          for (const event of flagged.slice(0, 5)) {
+            process.stderr.write(
+              `⚠ ${String(event.detail?.endpoint)} accepted a delivery signed with a wrong key (${isoTime(event.at)}): its receiver does not verify signatures\n`,
+            );
+          }
+        }
         if (options.dead) {
           const dead = await listDeadLetters(store, limit);
           const rows = dead.map((d) => ({

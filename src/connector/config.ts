@@ -15,6 +15,8 @@ export interface ConnectorConfig {
   /** Platform for routes declared without one, and the descriptor for gateways saying `relay`. */
   defaultPlatform: string;
   logLevel: string;
+  /** How often each gateway endpoint gets a badly signed probe (0 disables). */
+  probeIntervalMs: number;
 }
 
 export const DEFAULT_CONNECTOR_PORT = 8700;
@@ -45,6 +47,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     rotationWindowMs: ROTATION_WINDOW_SECONDS * 1000,
     defaultPlatform: 'webchat',
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
+    probeIntervalMs: parseSeconds(env.RELAY_PROBE_INTERVAL_SECONDS, 600) * 1000,
   };
 }
 
@@ -52,4 +55,10 @@ export function parsePort(value: string | undefined): number | undefined {
   if (value === undefined || value.trim() === '') return undefined;
   const port = Number(value);
   return Number.isInteger(port) && port >= 0 && port <= 65535 ? port : undefined;
+}
+
+function parseSeconds(value: string | undefined, fallback: number): number {
+  if (value === undefined || value.trim() === '') return fallback;
+  const seconds = Number(value);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : fallback;
 }

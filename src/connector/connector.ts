@@ -6,6 +6,7 @@ import { RELAY_WS_PATH } from '../protocol/index.js';
 import type { ConnectorConfig } from './config.js';
 import { CredentialService } from './credentials.js';
 import { DeliveryEngine } from './delivery-engine.js';
+import { ForgeryProbe } from './forgery-probe.js';
 import { GatewayRegistry } from './gateway-registry.js';
 import { IdentityResolver } from './identity.js';
 import { ConnectorMetrics } from './metrics.js';
@@ -23,6 +24,7 @@ export interface RunningConnector {
   readonly relay: RelayServer;
   readonly engine: DeliveryEngine;
   readonly metrics: ConnectorMetrics;
+  readonly probe: ForgeryProbe;
   stop(): Promise<void>;
 }
 
@@ -130,6 +132,8 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   }
   relay.start();
   await engine.start();
+  const probe = new ForgeryProbe(store, metrics, log.child({ part: 'probe' }), config.probeIntervalMs);
+  probe.start();
   log.info(
     { url, platforms: [...adapters.keys()], db: config.db.startsWith('postgres') ? 'postgres' : config.db },
     'connector listening',
@@ -144,6 +148,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     relay,
     engine,
     metrics,
+    probe,
     stop: () => {
       stopping ??= (async () => {
         for (const adapter of started)

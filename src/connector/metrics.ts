@@ -51,6 +51,19 @@ export class ConnectorMetrics {
     registers: [this.registry],
   });
 
+  readonly probes = new Counter({
+    name: 'relay_forgery_probes_total',
+    help: 'Badly signed probe deliveries sent to gateway endpoints, by outcome (rejected is correct)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly forgeryAccepted = new Gauge({
+    name: 'relay_gateway_accepts_forgery',
+    help: '1 when the endpoint accepted a delivery signed with a wrong key at its last probe',
+    labelNames: ['endpoint'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
