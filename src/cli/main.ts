@@ -5,6 +5,7 @@ import { registerDashboardCommands } from './dashboard-commands.js';
 import { registerDemoCommand } from './demo.js';
 import { CliError } from './errors.js';
 import { registerGatewayCommands } from './gateway-commands.js';
+import { registerProxyCommands } from './proxy-commands.js';
 import { VERSION } from './version.js';
 
 const program = new Command('hermes')
@@ -19,6 +20,7 @@ registerConnectorCommands(program);
 registerGatewayCommands(program);
 registerDashboardCommands(program);
 registerDemoCommand(program);
+registerProxyCommands(program);
 
 async function main(argv: string[]): Promise<number> {
   try {

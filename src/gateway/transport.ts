@@ -59,6 +59,8 @@ export interface RelayTransportOptions {
   backoffCapMs?: number;
 }
 
+const HANDLED_BUFFER_CAP = 10_000;
+
 interface DialOutcome {
   handshaken: boolean;
   code: number;
@@ -80,6 +82,7 @@ export class RelayTransport {
   private wakeSleep: (() => void) | undefined;
   private readonly dialUrl: string;
   private status: TransportStatus = { state: 'connecting', errorCode: null, errorMessage: null };
+  private readonly handledBuffers = new Set<string>();
 
   constructor(private readonly options: RelayTransportOptions) {
     this.dialUrl = relayDialUrl(options.url);
@@ -301,9 +304,16 @@ export class RelayTransport {
             }
             case 'inbound': {
               const bufferId = frame.bufferId;
+              // A redelivery of a frame we already handled (its ack was lost): ack again, dispatch nothing.
+              if (bufferId !== undefined && this.handledBuffers.has(String(bufferId))) {
+                ws.send(encodeFrame({ type: 'inbound_ack', bufferId }));
+                break;
+              }
               void (this.options.onInbound?.(frame.event) ?? Promise.resolve()).then(
                 () => {
-                  if (bufferId !== undefined && ws.readyState === WebSocket.OPEN)
+                  if (bufferId === undefined) return;
+                  this.rememberBuffer(String(bufferId));
+                  if (ws.readyState === WebSocket.OPEN)
                     ws.send(encodeFrame({ type: 'inbound_ack', bufferId }));
                 },
                 (error: Error) =>
@@ -344,6 +354,15 @@ export class RelayTransport {
         });
       });
     });
+  }
+
+  private rememberBuffer(id: string): void {
+    this.handledBuffers.add(id);
+    // Insertion-ordered: drop the oldest beyond the cap (redeliveries come soon after the original).
+    if (this.handledBuffers.size > HANDLED_BUFFER_CAP) {
+      const oldest = this.handledBuffers.values().next().value;
+      if (oldest !== undefined) this.handledBuffers.delete(oldest);
+    }
   }
 
   private failPending(error: string): void {
