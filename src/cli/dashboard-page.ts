@@ -1,4 +1,8 @@
-/** The dashboard's page renderer and assets (filled in when the page module lands). */
-export const dashboardPage: Partial<
-  Pick<import('../dashboard/server.js').DashboardOptions, 'renderPage' | 'assets'>
-> = {};
+import { DASHBOARD_ASSETS, renderDashboardPage } from '../dashboard/page.js';
+import type { DashboardOptions } from '../dashboard/server.js';
+
+/** The dashboard's page renderer and its content-hashed assets. */
+export const dashboardPage: Pick<DashboardOptions, 'renderPage' | 'assets'> = {
+  renderPage: renderDashboardPage,
+  assets: DASHBOARD_ASSETS,
+};

@@ -99,12 +99,18 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   });
   gates.assertCanStart();
 
-  const snapshot = () => ({
-    version: options.version,
-    ...gatewayStatusView(home),
-    restart_drain_timeout: options.restartDrainTimeout,
-    ...gates.authStatus(),
-  });
+  const snapshot = () => {
+    const view = {
+      version: options.version,
+      ...gatewayStatusView(home),
+      restart_drain_timeout: options.restartDrainTimeout,
+      ...gates.authStatus(),
+    };
+    // Host reconnaissance (PID, home path) only on loopback binds (reference §2.4).
+    if (!gates.authRequired) return { ...view, hermes_home: home };
+    const { gateway_pid: _pid, ...rest } = view;
+    return rest;
+  };
   const events = new EventHub(home, snapshot);
   const restart = new RestartLauncher(
     home,
@@ -113,15 +119,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     env,
   );
 
-  app.get('/api/status', async () => {
-    const view = snapshot();
-    // Host reconnaissance only on loopback binds (reference §2.4).
-    if (gates.authRequired) {
-      const { gateway_pid: _pid, ...rest } = view;
-      return rest;
-    }
-    return { ...view, hermes_home: home };
-  });
+  app.get('/api/status', async () => snapshot());
 
   app.get('/api/events', async (request, reply) => {
     if (!gates.isAuthenticated(request)) return reply.code(401).send({ detail: 'Unauthorized' });
