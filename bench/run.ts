@@ -2,6 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { authBench } from './auth.js';
+import { connectionsBench } from './connections.js';
+import { deliveryBench } from './delivery.js';
+import { drainBench } from './drain.js';
 import {
   type BenchModule,
   type BenchResult,
@@ -11,12 +14,13 @@ import {
   machineLine,
   toJson,
 } from './harness.js';
+import { wsOpsBench } from './ws-ops.js';
 
 /**
  * `npm run bench` entry. Add a benchmark by importing its module and listing it here, e.g.
  * delivery throughput, WebSocket round trip, connection scale.
  */
-const MODULES: readonly BenchModule[] = [authBench];
+const MODULES: readonly BenchModule[] = [authBench, deliveryBench, wsOpsBench, connectionsBench, drainBench];
 
 // Compiled to dist/bench/run.js; results live beside the sources in bench/.
 const DEFAULT_OUT = fileURLToPath(new URL('../../bench/results.json', import.meta.url));

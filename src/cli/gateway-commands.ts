@@ -10,6 +10,7 @@ import { GatewayStartupError, startGateway } from '../gateway/runner.js';
 import { readRuntimeStatus } from '../gateway/status-file.js';
 import { CliError } from './errors.js';
 import { printJson } from './format.js';
+import { registerGatewayServiceCommands } from './gateway-service-commands.js';
 import { createLogger } from './logger.js';
 
 interface GlobalOptions {
@@ -42,6 +43,7 @@ export function registerGatewayCommands(program: Command): void {
   const gateway = program
     .command('gateway')
     .description('the agent runtime: dials the connector, runs agent turns');
+  registerGatewayServiceCommands(gateway);
 
   gateway
     .command('run')

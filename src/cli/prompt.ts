@@ -10,11 +10,15 @@ export function readSecretLine(prompt: string): Promise<string> {
       // Swallow echo: readline writes through _writeToOutput; replace it while reading.
       (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => undefined;
     }
+    let answered = false;
     rl.once('line', (line) => {
+      answered = true;
       if (input.isTTY) process.stderr.write('\n');
-      rl.close();
       resolve(line);
+      rl.close();
     });
-    rl.once('close', () => reject(new Error('no input')));
+    rl.once('close', () => {
+      if (!answered) reject(new Error('no input'));
+    });
   });
 }

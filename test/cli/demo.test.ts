@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../support/ports.js';
+import { freePortRange } from '../support/ports.js';
 import { type RunningProcess, startHermes, tempDir, until } from '../support/processes.js';
 import { WebChatClient } from '../support/webchat-client.js';
 
@@ -25,7 +25,7 @@ async function runDemo(portBase: number): Promise<RunningProcess> {
 
 describe('hermes demo', () => {
   it('starts everything, answers in the web chat, exposes the dashboard, and stops cleanly on Ctrl-C', async () => {
-    const base = await freePort();
+    const base = await freePortRange(3);
     demo = await runDemo(base);
     const output = demo.output();
     for (const line of [
@@ -73,7 +73,7 @@ describe('hermes demo', () => {
   });
 
   it('reuses the data dir on a second run', async () => {
-    const base = await freePort();
+    const base = await freePortRange(3);
     demo = await runDemo(base);
     expect(demo.output()).toContain('reusing the credentials');
     const visitor = new WebChatClient(`http://127.0.0.1:${base}`, 'demo', 'visitor-demo02');
@@ -90,7 +90,7 @@ describe('hermes demo', () => {
   });
 
   it('says clearly when a port is taken', async () => {
-    const base = await freePort();
+    const base = await freePortRange(3);
     const { createServer } = await import('node:net');
     const blocker = createServer().listen(base, '127.0.0.1');
     await new Promise((resolve) => blocker.once('listening', resolve));

@@ -7,7 +7,7 @@ import {
   NO_CHROMIUM_MESSAGE,
   screenshot,
 } from '../support/browser.js';
-import { freePort } from '../support/ports.js';
+import { freePortRange } from '../support/ports.js';
 import { type RunningProcess, startHermes, tempDir } from '../support/processes.js';
 
 /**
@@ -21,7 +21,7 @@ let base = 0;
 
 beforeAll(async () => {
   if (!HAS_CHROMIUM) return;
-  base = await freePort();
+  base = await freePortRange(3);
   demo = startHermes(['demo', '--port-base', String(base), '--data-dir', join(dir.path, 'data')], {
     HERMES_AGENT: 'echo',
   });

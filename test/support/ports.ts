@@ -12,3 +12,23 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** The first of `count` consecutive ports that were all free a moment ago. */
+export async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await freePort();
+    if (base + count > 65535) continue;
+    let allFree = true;
+    for (let port = base + 1; port < base + count && allFree; port++) allFree = await isFree(port);
+    if (allFree) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports found`);
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}

@@ -1,0 +1,171 @@
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import WebSocket, { WebSocketServer } from 'ws';
+import { RelayTransport } from '../src/gateway/transport.js';
+import { encodeFrame } from '../src/protocol/index.js';
+import { asyncWorkload, type BenchModule, type BenchResult, compare, type RunOptions } from './harness.js';
+import {
+  createBenchTenant,
+  enrollBenchGateway,
+  InjectAdapter,
+  silentLog,
+  startBenchConnector,
+  tempDir,
+  waitFor,
+} from './support.js';
+
+/**
+ * WebSocket op round trip: the gateway's `RelayTransport.send({op:'send', …})` → the connector's
+ * `/relay` socket → tenant check (the chat is recorded for the gateway's tenant) → a platform
+ * adapter whose `send` resolves at once → `outbound_result` → the promise resolves. Baseline: a
+ * bare `ws` client and server in the same process exchanging messages of the same byte sizes at
+ * the same concurrency, correlated by a fixed-width id (no JSON, no checks).
+ */
+
+const MODULE = 'ws-ops';
+const IN_FLIGHT = 32;
+const CONTENT_CHARS = 256;
+const TARGET = 0.6;
+const OPTIONS: RunOptions = { warmupMs: 1_000, durationMs: 4_000, slices: 10, maxOps: 500_000 };
+const CHAT_ID = 'bench-chat-0001';
+
+/** Byte sizes of a request and result frame as the transport and the connector write them. */
+function frameSizes(content: string): { request: number; result: number } {
+  const requestId = 'f'.repeat(32); // randomUUID without dashes
+  const request = encodeFrame({
+    type: 'outbound',
+    requestId,
+    action: { op: 'send', chat_id: CHAT_ID, content },
+  });
+  const result = encodeFrame({
+    type: 'outbound_result',
+    requestId,
+    result: { success: true, message_id: '100000' },
+  });
+  return { request: Buffer.byteLength(request), result: Buffer.byteLength(result) };
+}
+
+interface BareEcho {
+  send(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const ID_CHARS = 12;
+
+/** Bare `ws`: the client sends `request` bytes, the server answers `result` bytes with the same id. */
+async function startBareEcho(requestBytes: number, resultBytes: number): Promise<BareEcho> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const replyPad = 'r'.repeat(resultBytes - ID_CHARS);
+  server.on('connection', (socket) => {
+    socket.on('message', (data: Buffer) => {
+      socket.send(data.toString('latin1', 0, ID_CHARS) + replyPad);
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const client = new WebSocket(`ws://127.0.0.1:${port}`);
+  await new Promise<void>((resolve, reject) => {
+    client.once('open', () => resolve());
+    client.once('error', reject);
+  });
+  const waiting = new Map<string, () => void>();
+  client.on('message', (data: Buffer) => {
+    const id = data.toString('latin1', 0, ID_CHARS);
+    const resolve = waiting.get(id);
+    if (resolve) {
+      waiting.delete(id);
+      resolve();
+    }
+  });
+  const requestPad = 'q'.repeat(requestBytes - ID_CHARS);
+  let counter = 0;
+  return {
+    send: () =>
+      new Promise<void>((resolve) => {
+        const id = (counter++).toString(36).padStart(ID_CHARS, '0');
+        waiting.set(id, resolve);
+        client.send(id + requestPad);
+      }),
+    close: async () => {
+      client.terminate();
+      for (const socket of server.clients) socket.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function run(): Promise<BenchResult[]> {
+  const dir = tempDir('ws-ops');
+  const adapter = new InjectAdapter('bench');
+  const { connector, store, relayUrl } = await startBenchConnector(join(dir.path, 'connector.db'), [adapter]);
+  const tenant = await createBenchTenant(store, 'bench-ws');
+  const gatewayId = 'gw-bench-ws';
+  const secret = await enrollBenchGateway(store, tenant.tenantId, gatewayId);
+  // The chat belongs to the tenant, as if the connector had delivered a message from it.
+  await store.recordChat({
+    tenantId: tenant.tenantId,
+    platform: 'bench',
+    chatId: CHAT_ID,
+    routeKey: 'room',
+    updatedAt: Date.now(),
+  });
+
+  const transport = new RelayTransport({
+    url: relayUrl,
+    credentials: () => ({ gatewayId, secret }),
+    platform: 'bench',
+    botId: '',
+    log: silentLog,
+  });
+  transport.start();
+  await waitFor(() => transport.connected, 10_000, 'relay handshake');
+
+  const content = 'c'.repeat(CONTENT_CHARS);
+  const action = { op: 'send', chat_id: CHAT_ID, content };
+  const first = await transport.send(action);
+  if (first.success === false) throw new Error(`setup is wrong, the op fails: ${first.error}`);
+  let failures = 0;
+  const subject = asyncWorkload(
+    `RelayTransport.send → connector → adapter → outbound_result, ${IN_FLIGHT} in flight`,
+    async () => {
+      const result = await transport.send(action);
+      if (result.success === false) {
+        failures++;
+        throw new Error(`op failed: ${result.error}`);
+      }
+    },
+    IN_FLIGHT,
+  );
+
+  const sizes = frameSizes(content);
+  const bare = await startBareEcho(sizes.request, sizes.result);
+  const baseline = asyncWorkload(
+    `bare ws ${sizes.request} B → ${sizes.result} B, ${IN_FLIGHT} in flight`,
+    () => bare.send(),
+    IN_FLIGHT,
+  );
+
+  try {
+    const result = await compare({
+      module: MODULE,
+      name: `op round trip, send ${CONTENT_CHARS} chars, ${IN_FLIGHT} in flight`,
+      subject,
+      baseline,
+      target: TARGET,
+      note: `frames ${sizes.request} B out, ${sizes.result} B back on both sides; ${failures} failed ops`,
+      options: OPTIONS,
+    });
+    return [result];
+  } finally {
+    await bare.close();
+    await transport.stop();
+    await connector.stop();
+    dir.remove();
+  }
+}
+
+export const wsOpsBench: BenchModule = {
+  name: MODULE,
+  description: 'WebSocket op round trip: RelayTransport.send → connector → no-op adapter → outbound_result',
+  run,
+};

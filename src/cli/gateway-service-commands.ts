@@ -1,0 +1,900 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { dirname } from 'node:path';
+import { createInterface as createLineReader, type Interface } from 'node:readline';
+import { type Command, Option } from 'commander';
+import { removeFile, writeFileAtomic } from '../gateway/atomic-file.js';
+import {
+  AGENT_KINDS,
+  type AgentKind,
+  DEFAULT_MODEL,
+  DEFAULT_OPENAI_BASE_URL,
+  DEFAULT_RESTART_DRAIN_TIMEOUT_SECONDS,
+  parseDrainTimeout,
+} from '../gateway/config.js';
+import { ensureHome, resolveHermesRoot, resolveHome } from '../gateway/home.js';
+import { readGatewayLiveness, writePlannedStopMarker } from '../gateway/pid-lock.js';
+import {
+  cliEntryPath,
+  DetachedStartError,
+  forceKill,
+  RESTART_PICKUP_MS,
+  signalRestart,
+  startDetached,
+  stopGatewayProcess,
+  stopWaitMs,
+  waitForReplacement,
+} from '../gateway/service/detached.js';
+import {
+  isRoot,
+  lookupUser,
+  type ServiceScope,
+  systemScopeNeedsRoot,
+  unitNameFor,
+  unitPath,
+} from '../gateway/service/identity.js';
+import { findLegacyUnits, type LegacyUnit } from '../gateway/service/legacy.js';
+import { listProfileHomes, profileState } from '../gateway/service/profiles.js';
+import {
+  DEFAULT_SETUP_RELAY_URL,
+  type ExistingSettings,
+  httpUrlProblem,
+  isAgentKind,
+  readExistingSettings,
+  relayUrlProblem,
+  SetupError,
+  type SetupValues,
+  writeSetup,
+} from '../gateway/service/setup.js';
+import { Systemctl, SystemctlError } from '../gateway/service/systemctl.js';
+import { renderUnit, timeoutStopSeconds, unitTimeoutStopSeconds } from '../gateway/service/unit.js';
+import { CliError } from './errors.js';
+import { printJson, printTable } from './format.js';
+import { gatewayContext } from './gateway-commands.js';
+
+/**
+ * Service lifecycle of the gateway (reference lifecycle §1.5–§1.7, §4.1): `install`, `uninstall`,
+ * `start`, `stop`, `restart`, `list`, `setup`, `migrate-legacy`. With an installed unit and a
+ * running systemd the service manager does the work (restart is drain-aware: SIGUSR1 first);
+ * otherwise a detached `hermes gateway run` is managed directly.
+ */
+
+interface GlobalOptions {
+  profile?: string;
+}
+
+interface Target {
+  home: string;
+  root: string;
+  profile: string | undefined;
+  unit: string;
+}
+
+const say = (line = '') => process.stdout.write(`${line}\n`);
+const warn = (line: string) => process.stderr.write(`${line}\n`);
+
+function resolveTarget(command: Command): Target {
+  const globals = command.optsWithGlobals<GlobalOptions>();
+  try {
+    const { home, profile } = resolveHome({ env: process.env, profile: globals.profile });
+    return { home, profile, root: resolveHermesRoot(process.env), unit: unitNameFor(home) };
+  } catch (error) {
+    throw new CliError((error as Error).message, 2);
+  }
+}
+
+function hermesCommand(target: Target, rest: string): string {
+  return `hermes${target.profile ? ` --profile ${target.profile}` : ''} ${rest}`;
+}
+
+function statusHint(target: Target): string {
+  return `  check: ${hermesCommand(target, 'gateway status')}`;
+}
+
+/**
+ * Drain timeout for stop/restart waits. A broken config must not prevent stopping a gateway, so a
+ * config error falls back to the environment / default with a warning.
+ */
+function drainSecondsFor(command: Command): number {
+  try {
+    return gatewayContext(command).config.restartDrainTimeoutSeconds;
+  } catch (error) {
+    if (error instanceof CliError && error.exitCode === 2) throw error;
+    const seconds =
+      parseDrainTimeout(process.env.HERMES_RESTART_DRAIN_TIMEOUT) ?? DEFAULT_RESTART_DRAIN_TIMEOUT_SECONDS;
+    warn(`warning: ${(error as Error).message} (using a drain timeout of ${seconds} s)`);
+    return seconds;
+  }
+}
+
+function systemctlCall<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    if (error instanceof SystemctlError) throw new CliError(error.message);
+    throw error;
+  }
+}
+
+async function withPlainErrors<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    if (error instanceof DetachedStartError) {
+      for (const line of error.logTail) warn(`  | ${line}`);
+      throw new CliError(error.message);
+    }
+    throw new CliError((error as Error).message);
+  }
+}
+
+function systemRootError(action: string): CliError {
+  return new CliError(
+    `${action} a system service needs root: rerun with sudo, or leave out --system for a user service`,
+  );
+}
+
+/** The scope a command acts on: --system, else the user unit if installed, else an installed system unit. */
+function chooseScope(
+  target: Target,
+  system: boolean | undefined,
+): { scope: ServiceScope; installed: boolean } {
+  const has = (scope: ServiceScope) => existsSync(unitPath(scope, target.unit));
+  if (system) return { scope: 'system', installed: has('system') };
+  if (has('user')) return { scope: 'user', installed: true };
+  if (has('system')) return { scope: 'system', installed: true };
+  return { scope: 'user', installed: false };
+}
+
+type Manager = { kind: 'systemd'; systemctl: Systemctl; scope: ServiceScope } | { kind: 'detached' };
+
+/** systemd when it runs here and the unit is installed; otherwise the detached fallback (said once). */
+function chooseManager(target: Target, system: boolean | undefined): Manager {
+  const { scope, installed } = chooseScope(target, system);
+  const systemctl = new Systemctl(scope);
+  const availability = systemctl.availability();
+  if (!availability.available) {
+    say(
+      `systemd is not available here; managing a detached gateway process instead (${availability.reason})`,
+    );
+    return { kind: 'detached' };
+  }
+  if (!installed) {
+    say(
+      `no ${scope} systemd unit ${target.unit} is installed (see \`hermes gateway install\`); managing a detached gateway process instead`,
+    );
+    return { kind: 'detached' };
+  }
+  return { kind: 'systemd', systemctl, scope };
+}
+
+function warnStaleUnit(target: Target, scope: ServiceScope, drainSeconds: number): void {
+  let text: string;
+  try {
+    text = readFileSync(unitPath(scope, target.unit), 'utf8');
+  } catch {
+    return;
+  }
+  const actual = unitTimeoutStopSeconds(text);
+  const expected = timeoutStopSeconds(drainSeconds);
+  if (actual !== undefined && actual < expected) {
+    warn(
+      `warning: Stale systemd unit detected: ${target.unit} has TimeoutStopSec=${actual}s but drain_timeout=${drainSeconds}s (expected >=${expected}s); rerun \`hermes gateway install --force\``,
+    );
+  }
+}
+
+/**
+ * Line prompts on ONE readline interface, so answers typed ahead or pasted are not lost between
+ * questions. `secret` questions are not echoed.
+ */
+class Prompter {
+  private readonly rl: Interface;
+  private readonly queued: string[] = [];
+  private waiting: ((line: string | undefined) => void) | undefined;
+  private muted = false;
+  private ended = false;
+
+  constructor() {
+    this.rl = createLineReader({
+      input: process.stdin,
+      output: process.stdout,
+      terminal: process.stdin.isTTY === true,
+    });
+    const writable = this.rl as unknown as { _writeToOutput: (text: string) => void };
+    const write = writable._writeToOutput.bind(this.rl);
+    writable._writeToOutput = (text: string) => {
+      if (!this.muted) write(text);
+    };
+    this.rl.on('line', (line) => {
+      const waiting = this.waiting;
+      this.waiting = undefined;
+      if (waiting) waiting(line);
+      else this.queued.push(line);
+    });
+    this.rl.on('close', () => {
+      this.ended = true;
+      this.waiting?.(undefined);
+      this.waiting = undefined;
+    });
+  }
+
+  async ask(question: string, options: { secret?: boolean } = {}): Promise<string> {
+    if (options.secret) {
+      process.stdout.write(question);
+      this.rl.setPrompt('');
+      this.muted = true;
+    } else {
+      this.rl.setPrompt(question);
+      this.rl.prompt();
+    }
+    const line =
+      this.queued.shift() ??
+      (this.ended ? undefined : await new Promise<string | undefined>((resolve) => (this.waiting = resolve)));
+    if (options.secret) {
+      this.muted = false;
+      process.stdout.write('\n');
+    }
+    if (line === undefined)
+      throw new CliError('input ended before the questions were answered; nothing was written');
+    return line;
+  }
+
+  close(): void {
+    this.rl.close();
+  }
+}
+
+async function confirm(question: string, defaultYes: boolean): Promise<boolean> {
+  const prompter = new Prompter();
+  try {
+    const answer = (await prompter.ask(`${question} ${defaultYes ? '[Y/n]' : '[y/N]'} `))
+      .trim()
+      .toLowerCase();
+    if (answer === '') return defaultYes;
+    return answer === 'y' || answer === 'yes';
+  } finally {
+    prompter.close();
+  }
+}
+
+const interactive = () => process.stdin.isTTY === true && process.stdout.isTTY === true;
+
+// ---------------------------------------------------------------------------------------------
+// start / stop / restart
+
+async function startDetachedAndReport(target: Target, what: string, oldPid?: number | null): Promise<void> {
+  const started = await startDetached({ home: target.home, profile: target.profile, env: process.env });
+  const pids = oldPid ? ` (PID ${oldPid} → ${started.pid})` : ` (PID ${started.pid})`;
+  say(`✓ ${what}${pids}`);
+  if (!started.running) warn(`warning: the gateway holds its lock but has not reported "running" yet`);
+  say(`  log: ${started.logPath}`);
+  say(statusHint(target));
+}
+
+async function startCommand(options: { system?: boolean }, command: Command): Promise<void> {
+  const target = resolveTarget(command);
+  const { config } = gatewayContext(command);
+  const manager = chooseManager(target, options.system);
+  if (manager.kind === 'systemd') {
+    warnStaleUnit(target, manager.scope, config.restartDrainTimeoutSeconds);
+    systemctlCall(() => manager.systemctl.check(['start', target.unit]));
+    say(`✓ Started ${target.unit} (${manager.scope} service)`);
+    say(statusHint(target));
+    return;
+  }
+  const liveness = readGatewayLiveness(target.home);
+  if (liveness.running) {
+    say(`✓ Gateway already running for this profile (PID ${liveness.pid})`);
+    say(statusHint(target));
+    return;
+  }
+  if (!config.relayUrl) {
+    throw new CliError(
+      `no relay configured: set GATEWAY_RELAY_URL or run \`${hermesCommand(target, 'gateway setup')}\``,
+    );
+  }
+  await startDetachedAndReport(target, 'Started gateway for this profile');
+}
+
+async function stopCommand(options: { system?: boolean }, command: Command): Promise<void> {
+  const target = resolveTarget(command);
+  const drain = drainSecondsFor(command);
+  const manager = chooseManager(target, options.system);
+  const onKill = (pid: number) =>
+    warn(`warning: gateway PID ${pid} did not exit within ${stopWaitMs(drain) / 1000} s; sending SIGKILL`);
+  if (manager.kind === 'systemd') {
+    const liveness = readGatewayLiveness(target.home);
+    if (liveness.running && liveness.pid !== null) writePlannedStopMarker(target.home, liveness.pid);
+    systemctlCall(() => manager.systemctl.check(['stop', target.unit]));
+    say(`✓ Stopped ${target.unit} service`);
+    // A gateway still holding the lock was not the service's (started by hand): stop it too.
+    const manual = await stopGatewayProcess(target.home, stopWaitMs(drain), onKill);
+    if (manual.stopped) say(`✓ Stopped gateway for this profile (PID ${manual.pid}, not run by the service)`);
+    say(statusHint(target));
+    return;
+  }
+  const result = await stopGatewayProcess(target.home, stopWaitMs(drain), onKill);
+  if (!result.stopped) {
+    say('✗ No gateway running for this profile');
+    return;
+  }
+  say(`✓ Stopped gateway for this profile (PID ${result.pid}${result.killed ? ', killed' : ''})`);
+  say(statusHint(target));
+}
+
+async function restartCommand(options: { system?: boolean }, command: Command): Promise<void> {
+  const target = resolveTarget(command);
+  const drain = drainSecondsFor(command);
+  const waitMs = stopWaitMs(drain);
+  const manager = chooseManager(target, options.system);
+  if (manager.kind === 'systemd') {
+    const { systemctl, scope } = manager;
+    warnStaleUnit(target, scope, drain);
+    const signalled = await signalRestart(target.home, waitMs);
+    if (signalled.pid !== null && signalled.exited) {
+      // Exit 75 makes systemd bring it back (after RestartSec); restart now unless it already did.
+      if (systemctl.activeState(target.unit) !== 'active') {
+        systemctlCall(() => systemctl.check(['restart', target.unit]));
+      }
+    } else {
+      if (signalled.pid !== null) {
+        warn(
+          `warning: gateway PID ${signalled.pid} did not finish draining within ${waitMs / 1000} s; falling back to systemctl restart`,
+        );
+        writePlannedStopMarker(target.home, signalled.pid);
+      }
+      systemctlCall(() => systemctl.check(['restart', target.unit]));
+    }
+    say(
+      `✓ Restarted ${target.unit} service${signalled.pid !== null ? ' (running turns were drained first)' : ''}`,
+    );
+    say(statusHint(target));
+    return;
+  }
+  const signalled = await signalRestart(target.home, waitMs);
+  if (signalled.pid === null) {
+    say('No gateway was running for this profile; starting one');
+    await startDetachedAndReport(target, 'Started gateway for this profile');
+    return;
+  }
+  if (!signalled.exited) {
+    warn(
+      `warning: gateway PID ${signalled.pid} did not exit within ${waitMs / 1000} s after SIGUSR1; sending SIGKILL`,
+    );
+    await forceKill(signalled.pid);
+  }
+  const replacement = await waitForReplacement(target.home, signalled.pid, RESTART_PICKUP_MS);
+  if (replacement !== null) {
+    say(`✓ Restarted gateway for this profile (PID ${signalled.pid} → ${replacement}, by its supervisor)`);
+    say(statusHint(target));
+    return;
+  }
+  await startDetachedAndReport(target, 'Restarted gateway for this profile', signalled.pid);
+}
+
+// ---------------------------------------------------------------------------------------------
+// install / uninstall
+
+interface InstallOptions {
+  system?: boolean;
+  force?: boolean;
+  runAsUser?: string;
+  startNow?: boolean;
+}
+
+const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+function servicePath(): string {
+  const nodeDir = dirname(process.execPath);
+  return SYSTEM_PATH.split(':').includes(nodeDir) ? SYSTEM_PATH : `${nodeDir}:${SYSTEM_PATH}`;
+}
+
+function serviceUser(options: InstallOptions): string {
+  let user = options.runAsUser?.trim();
+  if (!user) {
+    const sudoUser = process.env.SUDO_USER?.trim();
+    if (sudoUser && sudoUser !== 'root') user = sudoUser;
+    else if (!isRoot()) user = lookupCurrentUser();
+  }
+  if (!user) {
+    throw new CliError(
+      'refusing to run the gateway as root: pass --run-as-user <user> (or --run-as-user root to insist)',
+      2,
+    );
+  }
+  if (!lookupUser(user)) throw new CliError(`no such user: ${user}`, 2);
+  return user;
+}
+
+function lookupCurrentUser(): string | undefined {
+  try {
+    return userInfo().username || undefined;
+  } catch {
+    return process.env.USER?.trim() || undefined;
+  }
+}
+
+async function installCommand(options: InstallOptions, command: Command): Promise<void> {
+  if (options.runAsUser !== undefined && !options.system) {
+    throw new CliError('--run-as-user only applies to a system service (--system)', 2);
+  }
+  const scope: ServiceScope = options.system ? 'system' : 'user';
+  if (scope === 'system' && systemScopeNeedsRoot()) throw systemRootError('installing');
+  // Only a drain timeout from the real environment needs carrying into the unit (.env is read by the service).
+  const drainFromEnv = process.env.HERMES_RESTART_DRAIN_TIMEOUT?.trim();
+  const target = resolveTarget(command);
+  const { config } = gatewayContext(command);
+  const systemctl = new Systemctl(scope);
+  const availability = systemctl.availability();
+  if (!availability.available) {
+    throw new CliError(
+      `systemd is not available here (${availability.reason}); use \`${hermesCommand(target, 'gateway start')}\` to run a detached gateway instead`,
+    );
+  }
+  const user = scope === 'system' ? serviceUser(options) : undefined;
+
+  const environment: Array<[string, string]> = [
+    ['HERMES_HOME', target.root],
+    ['PATH', servicePath()],
+  ];
+  if (drainFromEnv) environment.push(['HERMES_RESTART_DRAIN_TIMEOUT', drainFromEnv]);
+  const text = renderUnit({
+    scope,
+    execStart: [
+      process.execPath,
+      cliEntryPath(),
+      ...(target.profile ? ['--profile', target.profile] : []),
+      'gateway',
+      'run',
+      '--replace',
+    ],
+    environment,
+    drainSeconds: config.restartDrainTimeoutSeconds,
+    description: `Hermes relay gateway${target.profile ? ` (profile ${target.profile})` : ''} for ${target.home}`,
+    user,
+  });
+
+  const path = unitPath(scope, target.unit);
+  let current: string | undefined;
+  try {
+    current = readFileSync(path, 'utf8');
+  } catch {
+    current = undefined;
+  }
+  if (current !== undefined && current !== text && !options.force) {
+    throw new CliError(
+      `${path} already exists and differs from the unit this install would write; pass --force to overwrite it`,
+    );
+  }
+  ensureHome(target.home);
+  if (current === text) say(`✓ ${path} is up to date`);
+  else {
+    writeFileAtomic(path, text, 0o644);
+    say(`✓ Wrote ${path}`);
+  }
+  systemctlCall(() => systemctl.check(['daemon-reload']));
+  systemctlCall(() => systemctl.check(['enable', target.unit]));
+  say(`✓ Enabled ${target.unit} (${scope} service${user ? `, runs as ${user}` : ''})`);
+  if (scope === 'system' && user && user !== 'root' && !process.env.HERMES_HOME?.trim()) {
+    say(
+      `  note: it uses HERMES_HOME=${target.root}; set HERMES_HOME and reinstall if ${user} should use another home`,
+    );
+  }
+  const startNow =
+    options.startNow ?? (interactive() ? await confirm(`Start ${target.unit} now?`, true) : true);
+  if (startNow) {
+    systemctlCall(() => systemctl.check(['start', target.unit]));
+    say(`✓ Started ${target.unit}`);
+  } else {
+    say(`  start it with: ${hermesCommand(target, `gateway start${scope === 'system' ? ' --system' : ''}`)}`);
+  }
+  say(statusHint(target));
+  if (scope === 'user') {
+    say('  tip: `loginctl enable-linger "$USER"` keeps user services running after you log out');
+  }
+  if (findLegacyUnits().some((unit) => unit.isGateway)) {
+    say('  note: a legacy hermes.service unit is installed; remove it with `hermes gateway migrate-legacy`');
+  }
+}
+
+async function uninstallCommand(options: { system?: boolean }, command: Command): Promise<void> {
+  const target = resolveTarget(command);
+  const { scope, installed } = chooseScope(target, options.system);
+  if (scope === 'system' && systemScopeNeedsRoot()) throw systemRootError('removing');
+  const path = unitPath(scope, target.unit);
+  if (!installed) {
+    say(`✗ No ${target.unit} ${scope} unit installed (${path}); nothing to uninstall`);
+    return;
+  }
+  const systemctl = new Systemctl(scope);
+  const availability = systemctl.availability();
+  if (availability.available) {
+    removeUnit(systemctl, target.unit, path, target.home);
+    say(`✓ Stopped and disabled ${target.unit}`);
+  } else {
+    warn(`warning: systemd is not available here (${availability.reason}); removing the unit file only`);
+    removeFile(path);
+  }
+  say(`✓ Removed ${path}`);
+}
+
+/** stop (planned), disable, remove, daemon-reload; stop/disable failures are warnings (unit may be half-gone). */
+function removeUnit(systemctl: Systemctl, unit: string, path: string, home?: string): void {
+  if (home) {
+    const liveness = readGatewayLiveness(home);
+    if (liveness.running && liveness.pid !== null) writePlannedStopMarker(home, liveness.pid);
+  }
+  for (const action of ['stop', 'disable']) {
+    const result = systemctl.run([action, unit]);
+    if (result.code !== 0) {
+      const detail = (result.stderr || result.stdout).trim().split('\n')[0] ?? '';
+      warn(
+        `warning: systemctl ${systemctl.argv([action, unit]).join(' ')} failed${detail ? `: ${detail}` : ''}`,
+      );
+    }
+  }
+  removeFile(path);
+  systemctlCall(() => systemctl.check(['daemon-reload']));
+}
+
+// ---------------------------------------------------------------------------------------------
+// list
+
+function listCommand(options: { json?: boolean }): void {
+  let root: string;
+  try {
+    root = resolveHermesRoot(process.env);
+  } catch (error) {
+    throw new CliError((error as Error).message, 2);
+  }
+  const states = listProfileHomes(root).map((entry) => profileState(entry));
+  if (options.json) {
+    printJson(states);
+    return;
+  }
+  printTable(
+    states.map((state) => ({
+      profile: state.profile,
+      running: state.running,
+      pid: state.pid,
+      state: state.gateway_state ?? (state.running ? 'unknown' : 'never started'),
+      active: state.active_agents,
+      service: state.installed.length > 0 ? `${state.unit} (${state.installed.join('+')})` : '',
+      home: state.home,
+    })),
+    ['profile', 'running', 'pid', 'state', 'active', 'service', 'home'],
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// setup
+
+interface SetupOptions {
+  relayUrl?: string;
+  agent?: AgentKind;
+  model?: string;
+  baseUrl?: string;
+  command?: string;
+  yes?: boolean;
+}
+
+async function askValid(
+  prompter: Prompter,
+  question: string,
+  fallback: string | undefined,
+  problem: (value: string) => string | undefined,
+): Promise<string> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const answer =
+      (await prompter.ask(`${question}${fallback ? ` [${fallback}]` : ''}: `)).trim() || fallback || '';
+    const issue = answer === '' ? 'a value is required' : problem(answer);
+    if (!issue) return answer;
+    say(`  ${issue}`);
+  }
+  throw new CliError('too many invalid answers; nothing was written', 2);
+}
+
+/** The interactive part of setup: one question per missing value, defaults in brackets. */
+async function askSetupValues(
+  prompter: Prompter,
+  target: Target,
+  options: SetupOptions,
+  existing: ExistingSettings,
+): Promise<SetupValues> {
+  const existingAgent = existing.agent && isAgentKind(existing.agent) ? existing.agent : undefined;
+  say(`Setting up the gateway in ${target.home} (Enter keeps the value in brackets)`);
+  const relayUrl =
+    options.relayUrl ??
+    (await askValid(
+      prompter,
+      'Relay (connector) URL',
+      existing.relayUrl ?? DEFAULT_SETUP_RELAY_URL,
+      (value) => relayUrlProblem(value),
+    ));
+  const agent = (options.agent ??
+    (await askValid(prompter, `Agent (${AGENT_KINDS.join('/')})`, existingAgent ?? 'echo', (value) =>
+      isAgentKind(value) ? undefined : `choose one of ${AGENT_KINDS.join(', ')}`,
+    ))) as AgentKind;
+  const values: SetupValues = {
+    relayUrl,
+    agent,
+    model: options.model,
+    baseUrl: options.baseUrl,
+    command: options.command,
+  };
+  if (agent === 'openai') {
+    values.model ??= await askValid(prompter, 'Model', existing.model ?? DEFAULT_MODEL, () => undefined);
+    values.baseUrl ??= await askValid(
+      prompter,
+      'OpenAI-compatible base URL',
+      existing.baseUrl ?? DEFAULT_OPENAI_BASE_URL,
+      (value) => httpUrlProblem(value),
+    );
+    const key = await prompter.ask(`API key${existing.apiKeySet ? ' (Enter keeps the current one)' : ''}: `, {
+      secret: true,
+    });
+    if (key.trim()) values.apiKey = key.trim();
+  }
+  if (agent === 'command') {
+    values.command ??= await askValid(prompter, 'Command to run per turn', existing.command, () => undefined);
+  }
+  return values;
+}
+
+async function setupCommand(options: SetupOptions, command: Command): Promise<void> {
+  const target = resolveTarget(command);
+  if (options.relayUrl !== undefined) {
+    const issue = relayUrlProblem(options.relayUrl);
+    if (issue) throw new CliError(`--relay-url: ${issue}`, 2);
+  }
+  if (options.baseUrl !== undefined) {
+    const issue = httpUrlProblem(options.baseUrl);
+    if (issue) throw new CliError(`--base-url: ${issue}`, 2);
+  }
+  const existing = readExistingSettings(target.home);
+  const existingAgent = existing.agent && isAgentKind(existing.agent) ? existing.agent : undefined;
+  const allGiven =
+    options.relayUrl !== undefined &&
+    options.agent !== undefined &&
+    (options.agent !== 'command' || options.command !== undefined);
+  const prompting = !options.yes && !allGiven && interactive();
+
+  let values: SetupValues;
+  if (prompting) {
+    const prompter = new Prompter();
+    try {
+      values = await askSetupValues(prompter, target, options, existing);
+    } finally {
+      prompter.close();
+    }
+  } else {
+    const agent = options.agent ?? existingAgent ?? 'echo';
+    const commandLine = options.command ?? (agent === 'command' ? existing.command : undefined);
+    if (agent === 'command' && !commandLine?.trim()) {
+      throw new CliError('--agent command needs --command "<program to run per turn>"', 2);
+    }
+    values = {
+      relayUrl: options.relayUrl ?? existing.relayUrl ?? DEFAULT_SETUP_RELAY_URL,
+      agent,
+      model: options.model,
+      baseUrl: options.baseUrl,
+      command: commandLine,
+      apiKey: agent === 'openai' ? process.env.OPENAI_API_KEY?.trim() || undefined : undefined,
+    };
+  }
+
+  const envRelayUrl = process.env.GATEWAY_RELAY_URL?.trim();
+  let result: ReturnType<typeof writeSetup>;
+  try {
+    ensureHome(target.home);
+    result = writeSetup(target.home, values);
+  } catch (error) {
+    if (error instanceof SetupError) throw new CliError(error.message);
+    throw error;
+  }
+  say(`✓ Wrote ${result.configPath} (${result.configKeys.join(', ')})`);
+  say(`✓ Wrote ${result.envPath} (${result.envKeys.join(', ')}; mode 0600)`);
+  if (result.removedEnvKeys.length > 0) {
+    say(`  removed ${result.removedEnvKeys.join(', ')} from .env: config.yaml holds it now`);
+  }
+  if (values.apiKey && !prompting)
+    say('  OPENAI_API_KEY was taken from the environment and stored in .env only');
+  if (envRelayUrl && envRelayUrl !== values.relayUrl.trim()) {
+    warn('warning: GATEWAY_RELAY_URL in your environment overrides gateway.relay_url from config.yaml');
+  }
+  if (values.agent === 'openai' && !values.apiKey && !existing.apiKeySet) {
+    warn(`warning: no API key yet: add OPENAI_API_KEY=… to ${result.envPath} (never to config.yaml)`);
+  }
+  say('Next:');
+  if (!existing.enrolled) say(`  ${hermesCommand(target, 'gateway enroll --token <enrollment token>')}`);
+  say(
+    `  ${hermesCommand(target, 'gateway install')}   (systemd service)  or  ${hermesCommand(target, 'gateway start')}`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// migrate-legacy
+
+async function migrateLegacyCommand(options: {
+  dryRun?: boolean;
+  yes?: boolean;
+  json?: boolean;
+}): Promise<void> {
+  const found = findLegacyUnits();
+  const candidates = found.filter((unit) => unit.isGateway);
+  const skipped = found.filter((unit) => !unit.isGateway);
+  const report = (removed: LegacyUnit[]) =>
+    printJson({
+      dry_run: options.dryRun ?? false,
+      found: found.map((unit) => ({
+        scope: unit.scope,
+        path: unit.path,
+        exec_start: unit.execStart ?? null,
+        is_gateway: unit.isGateway,
+      })),
+      removed: removed.map((unit) => unit.path),
+    });
+  const log = options.json ? () => undefined : say;
+  if (candidates.length === 0) {
+    if (options.json) return report([]);
+    say('No legacy hermes.service gateway units found');
+    for (const unit of skipped) say(`  left alone: ${unit.path} (does not run a hermes gateway)`);
+    return;
+  }
+  log('Legacy gateway units:');
+  for (const unit of candidates)
+    log(`  ${unit.scope.padEnd(6)} ${unit.path}  (ExecStart=${unit.execStart ?? '?'})`);
+  for (const unit of skipped) log(`  left alone: ${unit.path} (does not run a hermes gateway)`);
+  if (options.dryRun) {
+    if (options.json) return report([]);
+    say('dry run: nothing removed');
+    return;
+  }
+  if (!options.yes) {
+    if (!interactive()) {
+      throw new CliError(
+        'refusing to remove units without confirmation: rerun with -y (or --dry-run to only list them)',
+      );
+    }
+    if (!(await confirm(`Remove ${candidates.length} legacy unit(s)?`, false))) {
+      say('Nothing removed');
+      return;
+    }
+  }
+  if (candidates.some((unit) => unit.scope === 'system') && systemScopeNeedsRoot())
+    throw systemRootError('removing');
+  const removed: LegacyUnit[] = [];
+  for (const unit of candidates) {
+    const systemctl = new Systemctl(unit.scope);
+    const availability = systemctl.availability();
+    if (availability.available) removeUnit(systemctl, unit.name, unit.path);
+    else removeFile(unit.path);
+    removed.push(unit);
+    log(`✓ Removed ${unit.path}`);
+  }
+  if (options.json) report(removed);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const examples = (...lines: string[]) => `\nExamples:\n${lines.map((line) => `  ${line}`).join('\n')}\n`;
+
+/** Add install|uninstall|start|stop|restart|list|setup|migrate-legacy to the `gateway` command. */
+export function registerGatewayServiceCommands(gateway: Command): void {
+  gateway
+    .command('install')
+    .description('install the gateway as a systemd service (user unit by default)')
+    .option('--system', 'install a system unit in /etc/systemd/system (needs root)')
+    .option('--force', 'overwrite an existing unit that differs')
+    .option('--run-as-user <user>', 'user a system unit runs as (default: $SUDO_USER; root only when named)')
+    .option('--start-now', 'start the service right away (default; asked on a terminal)')
+    .option('--no-start-now', 'only enable the service, do not start it')
+    .addHelpText(
+      'after',
+      examples(
+        'hermes gateway install',
+        'hermes --profile work gateway install --no-start-now',
+        'sudo hermes gateway install --system --run-as-user hermes',
+      ),
+    )
+    .action((options: InstallOptions, command: Command) =>
+      withPlainErrors(() => installCommand(options, command)),
+    );
+
+  gateway
+    .command('uninstall')
+    .description('stop, disable and remove the systemd unit of this profile')
+    .option('--system', 'act on the system unit')
+    .addHelpText('after', examples('hermes gateway uninstall', 'sudo hermes gateway uninstall --system'))
+    .action((options: { system?: boolean }, command: Command) =>
+      withPlainErrors(() => uninstallCommand(options, command)),
+    );
+
+  gateway
+    .command('start')
+    .description('start the gateway: the systemd service if installed, else a detached process')
+    .option('--system', 'act on the system unit')
+    .addHelpText(
+      'after',
+      examples(
+        'hermes gateway start',
+        'hermes --profile work gateway start',
+        'sudo hermes gateway start --system',
+      ) +
+        '\nWithout systemd (or without an installed unit) the gateway runs detached; its output goes to\n$HERMES_HOME/logs/gateway.log.\n',
+    )
+    .action((options: { system?: boolean }, command: Command) =>
+      withPlainErrors(() => startCommand(options, command)),
+    );
+
+  gateway
+    .command('stop')
+    .description('stop the gateway after its running turns finish (planned stop, exit 0)')
+    .option('--system', 'act on the system unit')
+    .addHelpText(
+      'after',
+      examples('hermes gateway stop', 'hermes --profile work gateway stop') +
+        '\nWaits up to the drain timeout + 15 s (agent.restart_drain_timeout), then SIGKILLs.\n',
+    )
+    .action((options: { system?: boolean }, command: Command) =>
+      withPlainErrors(() => stopCommand(options, command)),
+    );
+
+  gateway
+    .command('restart')
+    .description('drain-aware restart: SIGUSR1, wait for running turns, then start again')
+    .option('--system', 'act on the system unit')
+    .addHelpText(
+      'after',
+      examples('hermes gateway restart', 'hermes --profile work gateway restart') +
+        '\nFalls back to `systemctl restart` (or SIGKILL without systemd) after the drain timeout + 15 s.\n',
+    )
+    .action((options: { system?: boolean }, command: Command) =>
+      withPlainErrors(() => restartCommand(options, command)),
+    );
+
+  gateway
+    .command('list')
+    .description('every profile (the root home and $HERMES_HOME/profiles/*) with its gateway state')
+    .option('--json', 'print JSON')
+    .addHelpText('after', examples('hermes gateway list', 'hermes gateway list --json'))
+    .action((options: { json?: boolean }) => listCommand(options));
+
+  gateway
+    .command('setup')
+    .description('write config.yaml (and secrets to .env) for this profile; asks on a terminal')
+    .option('--relay-url <url>', 'connector URL (gateway.relay_url)')
+    .addOption(new Option('--agent <kind>', 'agent that answers turns').choices([...AGENT_KINDS]))
+    .option('--model <model>', 'model for the openai agent (agent.model)')
+    .option('--base-url <url>', 'OpenAI-compatible base URL (openai agent)')
+    .option('--command <command>', 'program run per turn (command agent)')
+    .option('-y, --yes', 'do not ask; use flags, current values and defaults')
+    .addHelpText(
+      'after',
+      examples(
+        'hermes gateway setup',
+        'hermes gateway setup --relay-url https://relay.example.com --agent echo --yes',
+        'OPENAI_API_KEY=sk-… hermes gateway setup --relay-url wss://relay.example.com/relay --agent openai --model gpt-4o-mini --yes',
+      ) +
+        '\nAPI keys are asked for (or taken from $OPENAI_API_KEY) and stored only in $HERMES_HOME/.env (0600).\n',
+    )
+    .action((options: SetupOptions, command: Command) =>
+      withPlainErrors(() => setupCommand(options, command)),
+    );
+
+  gateway
+    .command('migrate-legacy')
+    .description('remove pre-rename hermes.service units (never touches hermes-gateway* units)')
+    .option('--dry-run', 'only list what would be removed')
+    .option('-y, --yes', 'remove without asking')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      examples('hermes gateway migrate-legacy --dry-run', 'sudo hermes gateway migrate-legacy -y'),
+    )
+    .action((options: { dryRun?: boolean; yes?: boolean; json?: boolean }) =>
+      withPlainErrors(() => migrateLegacyCommand(options)),
+    );
+}

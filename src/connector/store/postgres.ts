@@ -1,0 +1,893 @@
+/**
+ * The scale-out {@link RelayStore}: one Postgres database shared by any number of connector
+ * instances (`RELAY_DB=postgres://…`). Semantics mirror the SQLite reference (`sqlite.ts`),
+ * including the notes there on secondaries, lease expiry (`claimedUntil + 1` in `nextDueAt`),
+ * late completion by the named claimer, and the 1000-row cap on one claim.
+ *
+ * Concurrency (READ COMMITTED, the Postgres default):
+ * - Every change to which message heads a session's queue (enqueueing a message, completing or
+ *   dead-lettering a delivery, retrying a dead letter) first takes a transaction-scoped advisory
+ *   lock on its (tenant, session key), then works in fresh statements. So, within one session,
+ *   seq order is commit order (no message can later appear *before* one already visible) and the
+ *   `head` flag is kept exact.
+ * - A claim is one statement: pick due rows with `head` set and no older message of their session
+ *   still in the outbox, `FOR UPDATE SKIP LOCKED`, and lease them. Two instances never lease the
+ *   same row: the row lock serialises them and the loser either skips the locked row or, once the
+ *   winner committed, re-checks the lease on the new row version and drops it. A session's second
+ *   message is never claimable while the first is in the outbox, in any instance's snapshot: the
+ *   first stays in the outbox (claimed or waiting for a retry) until it is completed or
+ *   dead-lettered, and once a snapshot shows it gone it is gone for good. Claims themselves take
+ *   no advisory lock and never wait.
+ * - Enrollment-token redemption is one conditional UPDATE: a concurrent second redemption waits
+ *   for the first's row lock, re-checks `used_at IS NULL` on the committed row and reports `used`.
+ * - Migrations run under a session-level advisory lock (see `postgres-migrations.ts`).
+ *
+ * BIGINT columns (Unix ms, seq, counts) are parsed to JS numbers; a value beyond
+ * Number.MAX_SAFE_INTEGER is an error rather than a silently rounded number.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { LOCK_NAMESPACE, migratePostgres } from './postgres-migrations.js';
+import type {
+  AuditEvent,
+  ChatRecord,
+  DeadLetter,
+  DeliveryKeys,
+  DeliveryKind,
+  DeliveryRecord,
+  EnrollmentTokenRedemption,
+  GatewayRecord,
+  NewDelivery,
+  RelayStore,
+  RouteRecord,
+  RouteUpsert,
+  Tenant,
+} from './types.js';
+
+export interface PostgresStoreOptions {
+  /** Upper bound on pooled connections (default 10). */
+  maxConnections?: number;
+  /** Reported in `pg_stat_activity` (default `hermes-relay`). */
+  applicationName?: string;
+  /** How long to wait for a connection, new or pooled (default 10 000 ms). */
+  connectionTimeoutMs?: number;
+  /** Idle pooled connections are closed after this long (default 30 000 ms). */
+  idleTimeoutMs?: number;
+  /**
+   * Errors of idle pooled connections (server restart, network loss). The pool drops such a
+   * connection by itself; without a listener the error would crash the process. Default: ignore.
+   */
+  onPoolError?: (error: Error) => void;
+}
+
+interface TenantRow {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+interface EnrollmentRow {
+  tenant_id: string;
+  expires_at: number;
+  used_at: number | null;
+}
+
+interface GatewayRow {
+  id: string;
+  tenant_id: string;
+  secret: string;
+  secondary_secret: string | null;
+  secondary_expires_at: number | null;
+  revoked: boolean;
+  revoked_at: number | null;
+  platform: string;
+  bot_id: string;
+  endpoint: string;
+  created_at: number;
+  last_seen_at: number | null;
+}
+
+interface DeliveryKeysRow {
+  tenant_id: string;
+  primary_key: string;
+  secondary_key: string | null;
+  secondary_expires_at: number | null;
+}
+
+interface RouteRow {
+  platform: string;
+  route_key: string;
+  tenant_id: string;
+  endpoint: string;
+  gateway_id: string | null;
+  created_at: number;
+}
+
+interface ChatRow {
+  tenant_id: string;
+  chat_id: string;
+  platform: string;
+  route_key: string;
+  updated_at: number;
+}
+
+interface OutboxRow {
+  seq: number;
+  id: string;
+  tenant_id: string;
+  gateway_id: string | null;
+  session_key: string;
+  kind: DeliveryKind;
+  body: string;
+  endpoint: string;
+  created_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  last_status: number | null;
+  claimed_by: string | null;
+  claimed_until: number | null;
+  head: boolean;
+}
+
+interface DeadLetterRow {
+  id: string;
+  seq: number;
+  tenant_id: string;
+  gateway_id: string | null;
+  session_key: string;
+  kind: DeliveryKind;
+  body: string;
+  endpoint: string;
+  created_at: number;
+  attempts: number;
+  reason: string;
+  last_status: number | null;
+  dead_at: number;
+}
+
+interface AuditRow {
+  at: number;
+  event: string;
+  tenant_id: string | null;
+  gateway_id: string | null;
+  detail: string | null;
+}
+
+const toTenant = (r: TenantRow): Tenant => ({ id: r.id, name: r.name, createdAt: r.created_at });
+
+const toGateway = (r: GatewayRow): GatewayRecord => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  secret: r.secret,
+  secondarySecret: r.secondary_secret,
+  secondaryExpiresAt: r.secondary_expires_at,
+  revoked: r.revoked,
+  revokedAt: r.revoked_at,
+  platform: r.platform,
+  botId: r.bot_id,
+  endpoint: r.endpoint,
+  createdAt: r.created_at,
+  lastSeenAt: r.last_seen_at,
+});
+
+const toDeliveryKeys = (r: DeliveryKeysRow): DeliveryKeys => ({
+  tenantId: r.tenant_id,
+  primary: r.primary_key,
+  secondary: r.secondary_key,
+  secondaryExpiresAt: r.secondary_expires_at,
+});
+
+const toRoute = (r: RouteRow): RouteRecord => ({
+  platform: r.platform,
+  routeKey: r.route_key,
+  tenantId: r.tenant_id,
+  endpoint: r.endpoint,
+  gatewayId: r.gateway_id,
+  createdAt: r.created_at,
+});
+
+const toChat = (r: ChatRow): ChatRecord => ({
+  tenantId: r.tenant_id,
+  platform: r.platform,
+  chatId: r.chat_id,
+  routeKey: r.route_key,
+  updatedAt: r.updated_at,
+});
+
+const toDelivery = (r: OutboxRow): DeliveryRecord => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  gatewayId: r.gateway_id,
+  sessionKey: r.session_key,
+  kind: r.kind,
+  body: r.body,
+  endpoint: r.endpoint,
+  createdAt: r.created_at,
+  seq: r.seq,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  lastError: r.last_error,
+  lastStatus: r.last_status,
+  claimedBy: r.claimed_by,
+  claimedUntil: r.claimed_until,
+});
+
+const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  gatewayId: r.gateway_id,
+  sessionKey: r.session_key,
+  kind: r.kind,
+  body: r.body,
+  endpoint: r.endpoint,
+  createdAt: r.created_at,
+  seq: r.seq,
+  attempts: r.attempts,
+  reason: r.reason,
+  lastStatus: r.last_status,
+  deadAt: r.dead_at,
+});
+
+const toAudit = (r: AuditRow): AuditEvent => {
+  const event: AuditEvent = { at: r.at, event: r.event, tenantId: r.tenant_id, gatewayId: r.gateway_id };
+  if (r.detail !== null) event.detail = JSON.parse(r.detail) as Record<string, unknown>;
+  return event;
+};
+
+/** BIGINT → number, refusing values a double cannot hold exactly. */
+function parseInt8(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`BIGINT ${text} does not fit a JS number exactly`);
+  return value;
+}
+
+/** Per-pool type parsers (the global pg.types registry is left alone for other pg users). */
+function typeParsers(): pg.CustomTypesConfig {
+  const types = new pg.TypeOverrides();
+  types.setTypeParser(pg.types.builtins.INT8, parseInt8);
+  return types;
+}
+
+/** A LIMIT operand: non-negative integer, or null (no limit) for +Infinity. */
+const sqlLimit = (limit: number): number | null =>
+  limit === Number.POSITIVE_INFINITY ? null : Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : 0;
+
+/** Upper bound on one claim, as in the SQLite store. */
+const MAX_CLAIM = 1000;
+
+/** Transaction attempts on deadlock / serialization failure before the error is surfaced. */
+const TX_ATTEMPTS = 3;
+
+/**
+ * The advisory-lock key of a (tenant, session key), for `pg_advisory_xact_lock(int4, int4)`.
+ * chr(31) separates the parts so ('a', 'bc') and ('ab', 'c') differ; a hash collision between two
+ * sessions only serialises their writers, it never breaks ordering.
+ */
+const sessionLockKey = (tenant: string, session: string): string =>
+  `${LOCK_NAMESPACE + 1}, hashtext(${tenant} || chr(31) || ${session})`;
+
+/** Whether the outbox row aliased `o` is the oldest unfinished message of its session (or an interrupt). */
+const NO_OLDER_MESSAGE = `(o.kind = 'interrupt' OR NOT EXISTS (
+  SELECT 1 FROM outbox p
+  WHERE p.tenant_id = o.tenant_id AND p.session_key = o.session_key AND p.kind = 'message' AND p.seq < o.seq
+))`;
+
+/**
+ * After a row `gone` left the outbox: mark the oldest remaining message of its session as head.
+ * Runs in the same statement as the DELETE (whose row the snapshot still shows, hence `<>`).
+ */
+const PROMOTE_NEXT_HEAD = `promoted AS (
+  UPDATE outbox n SET head = TRUE
+  FROM gone
+  WHERE gone.kind = 'message'
+    AND NOT n.head
+    AND n.seq = (SELECT MIN(p.seq) FROM outbox p
+                 WHERE p.tenant_id = gone.tenant_id AND p.session_key = gone.session_key
+                   AND p.kind = 'message' AND p.seq <> gone.seq)
+  RETURNING n.seq
+)`;
+
+const ENQUEUE_COLUMNS = `id, tenant_id, gateway_id, session_key, kind, body, endpoint, created_at, attempts,
+  next_attempt_at, head`;
+
+const isRetryableTxError = (err: unknown): boolean => {
+  const code = (err as { code?: unknown }).code;
+  return code === '40P01' || code === '40001';
+};
+
+export class PostgresStore implements RelayStore {
+  readonly #pool: pg.Pool;
+  #closed = false;
+
+  /**
+   * Connect to `url`, bring the schema up to date (safe when several instances start at once) and
+   * restore any missing outbox head flag. The pool is closed again if any of that fails.
+   */
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const max = options.maxConnections ?? 10;
+    if (!Number.isInteger(max) || max < 1)
+      throw new Error(`maxConnections must be a positive integer, got ${max}`);
+    const pool = new pg.Pool({
+      connectionString: url,
+      max,
+      application_name: options.applicationName ?? 'hermes-relay',
+      connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
+      idleTimeoutMillis: options.idleTimeoutMs ?? 30_000,
+      types: typeParsers(),
+    });
+    const onPoolError = options.onPoolError ?? (() => undefined);
+    pool.on('error', (error) => onPoolError(error));
+    try {
+      const client = await pool.connect();
+      let failure: Error | undefined;
+      try {
+        await migratePostgres(client);
+        await PostgresStore.#repairHeads(client);
+      } catch (err) {
+        failure = err instanceof Error ? err : new Error(String(err));
+        throw err;
+      } finally {
+        // A failed connection is destroyed rather than returned to the pool.
+        client.release(failure);
+      }
+      return new PostgresStore(pool);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Set `head` on every row that should have it but lacks it (a lost promotion must not strand a
+   * session). Only ever sets TRUE: a row that is the oldest of its session in any snapshot stays
+   * so, whereas clearing a flag could race with a concurrent completion's promotion. A stale TRUE
+   * is harmless because the claim re-checks the head-of-line rule.
+   */
+  static async #repairHeads(client: pg.ClientBase): Promise<void> {
+    await client.query(`UPDATE outbox o SET head = TRUE WHERE NOT o.head AND ${NO_OLDER_MESSAGE}`);
+  }
+
+  private constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  /** Run `fn` in one transaction on one pooled connection; retried on deadlock/serialization failure. */
+  async #tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.#pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackError) {
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+        }
+        if (attempt < TX_ATTEMPTS && !broken && isRetryableTxError(err)) continue;
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  async #rows<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
+    return (await this.#pool.query<R>(sql, params)).rows;
+  }
+
+  async #row<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R | undefined> {
+    return (await this.#pool.query<R>(sql, params)).rows[0];
+  }
+
+  async ping(): Promise<void> {
+    await this.#pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+
+  // Tenants
+
+  async createTenant(name: string, now: number): Promise<Tenant> {
+    for (;;) {
+      const id = `t_${randomBytes(8).toString('hex')}`;
+      const row = await this.#row<TenantRow>(
+        `INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING RETURNING *`,
+        [id, name, now],
+      );
+      if (row) return toTenant(row);
+      if (await this.#row('SELECT 1 FROM tenants WHERE name = $1', [name])) {
+        throw new Error(`a tenant named "${name}" already exists`);
+      }
+      // 64 random bits collided with an existing id: practically never; draw again.
+    }
+  }
+
+  async getTenant(id: string): Promise<Tenant | null> {
+    const row = await this.#row<TenantRow>('SELECT * FROM tenants WHERE id = $1', [id]);
+    return row ? toTenant(row) : null;
+  }
+
+  async findTenantByName(name: string): Promise<Tenant | null> {
+    const row = await this.#row<TenantRow>('SELECT * FROM tenants WHERE name = $1', [name]);
+    return row ? toTenant(row) : null;
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    return (await this.#rows<TenantRow>('SELECT * FROM tenants ORDER BY created_at, id')).map(toTenant);
+  }
+
+  async addTenantToken(tenantId: string, tokenHash: string, now: number): Promise<void> {
+    await this.#pool.query(
+      'INSERT INTO tenant_tokens (token_hash, tenant_id, created_at) VALUES ($1, $2, $3)',
+      [tokenHash, tenantId, now],
+    );
+  }
+
+  async findTenantIdByTokenHash(tokenHash: string): Promise<string | null> {
+    const row = await this.#row<{ tenant_id: string }>(
+      'SELECT tenant_id FROM tenant_tokens WHERE token_hash = $1',
+      [tokenHash],
+    );
+    return row?.tenant_id ?? null;
+  }
+
+  // Enrollment tokens
+
+  async createEnrollmentToken(
+    tokenHash: string,
+    tenantId: string,
+    expiresAt: number,
+    now: number,
+  ): Promise<void> {
+    await this.#pool.query(
+      'INSERT INTO enrollment_tokens (token_hash, tenant_id, expires_at, created_at) VALUES ($1, $2, $3, $4)',
+      [tokenHash, tenantId, expiresAt, now],
+    );
+  }
+
+  async redeemEnrollmentToken(
+    tokenHash: string,
+    tenantId: string,
+    gatewayId: string,
+    now: number,
+  ): Promise<EnrollmentTokenRedemption> {
+    // One conditional UPDATE: under concurrency exactly one caller sees its row come back.
+    const redeemed = await this.#row(
+      `UPDATE enrollment_tokens SET used_at = $4, used_by = $3
+       WHERE token_hash = $1 AND used_at IS NULL AND expires_at >= $4 AND tenant_id = $2
+       RETURNING token_hash`,
+      [tokenHash, tenantId, gatewayId, now],
+    );
+    if (redeemed) return { ok: true, tenantId };
+    // Refused: tell why, in the reference's order (unknown, used, expired, wrong tenant).
+    const token = await this.#row<EnrollmentRow>(
+      'SELECT tenant_id, expires_at, used_at FROM enrollment_tokens WHERE token_hash = $1',
+      [tokenHash],
+    );
+    if (!token) return { ok: false, reason: 'unknown' };
+    if (token.used_at !== null) return { ok: false, reason: 'used' };
+    if (now > token.expires_at) return { ok: false, reason: 'expired' };
+    if (token.tenant_id !== tenantId) return { ok: false, reason: 'wrong_tenant' };
+    // Unreachable unless the row changed between the two statements; treat it as taken.
+    return { ok: false, reason: 'used' };
+  }
+
+  // Gateways
+
+  async getGateway(id: string): Promise<GatewayRecord | null> {
+    const row = await this.#row<GatewayRow>('SELECT * FROM gateways WHERE id = $1', [id]);
+    return row ? toGateway(row) : null;
+  }
+
+  async listGateways(tenantId?: string): Promise<GatewayRecord[]> {
+    const rows =
+      tenantId === undefined
+        ? await this.#rows<GatewayRow>('SELECT * FROM gateways ORDER BY created_at, id')
+        : await this.#rows<GatewayRow>(
+            'SELECT * FROM gateways WHERE tenant_id = $1 ORDER BY created_at, id',
+            [tenantId],
+          );
+    return rows.map(toGateway);
+  }
+
+  async putGatewaySecret(input: Parameters<RelayStore['putGatewaySecret']>[0]): Promise<GatewayRecord> {
+    return this.#tx(async (client) => {
+      const inserted = await client.query<GatewayRow>(
+        `INSERT INTO gateways (id, tenant_id, secret, platform, bot_id, endpoint, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING *`,
+        [
+          input.id,
+          input.tenantId,
+          input.secret,
+          input.platform,
+          input.botId,
+          input.endpoint ?? '',
+          input.now,
+        ],
+      );
+      const created = inserted.rows[0];
+      if (created) return toGateway(created);
+      const existing = await client.query<{ tenant_id: string }>(
+        'SELECT tenant_id FROM gateways WHERE id = $1 FOR UPDATE',
+        [input.id],
+      );
+      const owner = existing.rows[0];
+      if (!owner) throw new Error(`gateway ${input.id} vanished during rotation`);
+      if (owner.tenant_id !== input.tenantId)
+        throw new Error(`gateway ${input.id} belongs to another tenant`);
+      const rotated = await client.query<GatewayRow>(
+        `UPDATE gateways SET
+           secondary_secret = secret,
+           secondary_expires_at = $3,
+           secret = $2,
+           platform = $4,
+           bot_id = $5,
+           endpoint = COALESCE($6::text, endpoint)
+         WHERE id = $1 RETURNING *`,
+        [
+          input.id,
+          input.secret,
+          input.now + input.rotationWindowMs,
+          input.platform,
+          input.botId,
+          input.endpoint ?? null,
+        ],
+      );
+      const row = rotated.rows[0];
+      if (!row) throw new Error(`gateway ${input.id} vanished during rotation`);
+      return toGateway(row);
+    });
+  }
+
+  async revokeGateway(id: string, now: number): Promise<GatewayRecord | null> {
+    const row = await this.#row<GatewayRow>(
+      'UPDATE gateways SET revoked = TRUE, revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING *',
+      [now, id],
+    );
+    return row ? toGateway(row) : null;
+  }
+
+  async listRevokedSince(since: number): Promise<{ id: string; revokedAt: number }[]> {
+    return this.#rows<{ id: string; revokedAt: number }>(
+      'SELECT id, revoked_at AS "revokedAt" FROM gateways WHERE revoked_at >= $1 ORDER BY revoked_at, id',
+      [since],
+    );
+  }
+
+  async touchGateway(id: string, now: number): Promise<void> {
+    await this.#pool.query('UPDATE gateways SET last_seen_at = $1 WHERE id = $2', [now, id]);
+  }
+
+  // Delivery keys
+
+  async getDeliveryKeys(tenantId: string): Promise<DeliveryKeys | null> {
+    const row = await this.#row<DeliveryKeysRow>('SELECT * FROM delivery_keys WHERE tenant_id = $1', [
+      tenantId,
+    ]);
+    return row ? toDeliveryKeys(row) : null;
+  }
+
+  async getOrCreateDeliveryKey(tenantId: string, candidate: string): Promise<DeliveryKeys> {
+    const inserted = await this.#row<DeliveryKeysRow>(
+      `INSERT INTO delivery_keys (tenant_id, primary_key) VALUES ($1, $2)
+       ON CONFLICT (tenant_id) DO NOTHING RETURNING *`,
+      [tenantId, candidate],
+    );
+    if (inserted) return toDeliveryKeys(inserted);
+    // Keys are never deleted, so the conflicting row is there to read.
+    const row = await this.#row<DeliveryKeysRow>('SELECT * FROM delivery_keys WHERE tenant_id = $1', [
+      tenantId,
+    ]);
+    if (!row) throw new Error(`delivery key for ${tenantId} was not stored`);
+    return toDeliveryKeys(row);
+  }
+
+  async rotateDeliveryKey(
+    tenantId: string,
+    next: string,
+    now: number,
+    rotationWindowMs: number,
+  ): Promise<DeliveryKeys> {
+    // One statement: rotate the existing key, or (no key yet) store the new one as primary.
+    const row = await this.#row<DeliveryKeysRow>(
+      `INSERT INTO delivery_keys (tenant_id, primary_key) VALUES ($1, $2)
+       ON CONFLICT (tenant_id) DO UPDATE SET
+         secondary_key = delivery_keys.primary_key,
+         secondary_expires_at = $3,
+         primary_key = EXCLUDED.primary_key
+       RETURNING *`,
+      [tenantId, next, now + rotationWindowMs],
+    );
+    if (!row) throw new Error(`delivery key for ${tenantId} was not stored`);
+    return toDeliveryKeys(row);
+  }
+
+  // Routes and chats
+
+  async upsertRoute(route: Omit<RouteRecord, 'createdAt'>, now: number): Promise<RouteUpsert> {
+    // One statement: insert, or update in place only if the same tenant owns the route.
+    const row = await this.#row<RouteRow>(
+      `INSERT INTO routes (platform, route_key, tenant_id, endpoint, gateway_id, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (platform, route_key) DO UPDATE SET endpoint = EXCLUDED.endpoint, gateway_id = EXCLUDED.gateway_id
+       WHERE routes.tenant_id = EXCLUDED.tenant_id
+       RETURNING *`,
+      [route.platform, route.routeKey, route.tenantId, route.endpoint, route.gatewayId, now],
+    );
+    if (!row) return { ok: false, reason: 'owned_by_other_tenant', routeKey: route.routeKey };
+    return { ok: true, route: toRoute(row) };
+  }
+
+  async findRoute(platform: string, routeKey: string): Promise<RouteRecord | null> {
+    const row = await this.#row<RouteRow>(
+      `SELECT * FROM routes WHERE platform = $1 AND route_key IN ($2, '*')
+       ORDER BY route_key = '*' LIMIT 1`,
+      [platform, routeKey],
+    );
+    return row ? toRoute(row) : null;
+  }
+
+  async listRoutes(tenantId?: string): Promise<RouteRecord[]> {
+    const rows =
+      tenantId === undefined
+        ? await this.#rows<RouteRow>('SELECT * FROM routes ORDER BY platform, route_key')
+        : await this.#rows<RouteRow>(
+            'SELECT * FROM routes WHERE tenant_id = $1 ORDER BY platform, route_key',
+            [tenantId],
+          );
+    return rows.map(toRoute);
+  }
+
+  async recordChat(chat: ChatRecord): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO chats (tenant_id, chat_id, platform, route_key, updated_at) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (tenant_id, chat_id) DO UPDATE SET
+         platform = EXCLUDED.platform, route_key = EXCLUDED.route_key, updated_at = EXCLUDED.updated_at`,
+      [chat.tenantId, chat.chatId, chat.platform, chat.routeKey, chat.updatedAt],
+    );
+  }
+
+  async findChat(tenantId: string, chatId: string): Promise<ChatRecord | null> {
+    const row = await this.#row<ChatRow>('SELECT * FROM chats WHERE tenant_id = $1 AND chat_id = $2', [
+      tenantId,
+      chatId,
+    ]);
+    return row ? toChat(row) : null;
+  }
+
+  // Outbox
+
+  async enqueueDelivery(delivery: NewDelivery): Promise<DeliveryRecord> {
+    const params = [
+      delivery.id,
+      delivery.tenantId,
+      delivery.gatewayId,
+      delivery.sessionKey,
+      delivery.kind,
+      delivery.body,
+      delivery.endpoint,
+      delivery.createdAt,
+    ];
+    if (delivery.kind === 'interrupt') {
+      // Interrupts are always eligible and never reorder a session: no lock needed.
+      const row = await this.#row<OutboxRow>(
+        `INSERT INTO outbox (${ENQUEUE_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $8, TRUE) RETURNING *`,
+        params,
+      );
+      if (!row) throw new Error(`delivery ${delivery.id} was not enqueued`);
+      return toDelivery(row);
+    }
+    return this.#tx(async (client) => {
+      // Serialise with the session's other writers, then look at the session afresh.
+      await client.query(`SELECT pg_advisory_xact_lock(${sessionLockKey('$1::text', '$2::text')})`, [
+        delivery.tenantId,
+        delivery.sessionKey,
+      ]);
+      const { rows } = await client.query<OutboxRow>(
+        `INSERT INTO outbox (${ENQUEUE_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $8,
+                 NOT EXISTS (SELECT 1 FROM outbox
+                             WHERE tenant_id = $2 AND session_key = $4 AND kind = 'message'))
+         RETURNING *`,
+        params,
+      );
+      const row = rows[0];
+      if (!row) throw new Error(`delivery ${delivery.id} was not enqueued`);
+      return toDelivery(row);
+    });
+  }
+
+  async claimDueDeliveries(
+    claimer: string,
+    now: number,
+    limit: number,
+    leaseMs: number,
+  ): Promise<DeliveryRecord[]> {
+    const capped = Math.min(Math.floor(limit), MAX_CLAIM);
+    if (!(capped > 0)) return [];
+    const rows = await this.#rows<OutboxRow>(
+      `WITH picked AS MATERIALIZED (
+         SELECT o.seq FROM outbox o
+         WHERE o.head
+           AND o.next_attempt_at <= $1
+           AND (o.claimed_by IS NULL OR o.claimed_until < $1)
+           AND ${NO_OLDER_MESSAGE}
+         ORDER BY o.seq
+         LIMIT $4
+         FOR UPDATE OF o SKIP LOCKED
+       )
+       UPDATE outbox o SET claimed_by = $2, claimed_until = $3, attempts = o.attempts + 1
+       FROM picked WHERE o.seq = picked.seq
+       RETURNING o.*`,
+      [now, claimer, now + leaseMs, capped],
+    );
+    return rows.sort((a, b) => a.seq - b.seq).map(toDelivery);
+  }
+
+  /** Lock the session of outbox row `id` if `claimer` holds it; false if it does not. */
+  async #lockClaimedSession(client: pg.PoolClient, id: string, claimer: string): Promise<boolean> {
+    const { rows } = await client.query(
+      `SELECT pg_advisory_xact_lock(${sessionLockKey('o.tenant_id', 'o.session_key')})
+       FROM outbox o WHERE o.id = $1 AND o.claimed_by = $2`,
+      [id, claimer],
+    );
+    return rows.length > 0;
+  }
+
+  async completeDelivery(id: string, claimer: string): Promise<boolean> {
+    return this.#tx(async (client) => {
+      if (!(await this.#lockClaimedSession(client, id, claimer))) return false;
+      const { rows } = await client.query(
+        `WITH gone AS (
+           DELETE FROM outbox WHERE id = $1 AND claimed_by = $2 RETURNING seq, tenant_id, session_key, kind
+         ), ${PROMOTE_NEXT_HEAD}
+         SELECT seq FROM gone`,
+        [id, claimer],
+      );
+      return rows.length === 1;
+    });
+  }
+
+  async retryDeliveryLater(
+    id: string,
+    claimer: string,
+    nextAttemptAt: number,
+    error: string,
+    status: number | null,
+  ): Promise<boolean> {
+    const result = await this.#pool.query(
+      `UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, next_attempt_at = $1, last_error = $2,
+                         last_status = $3
+       WHERE id = $4 AND claimed_by = $5`,
+      [nextAttemptAt, error, status, id, claimer],
+    );
+    return result.rowCount === 1;
+  }
+
+  async deadLetterDelivery(
+    id: string,
+    claimer: string,
+    reason: string,
+    status: number | null,
+    now: number,
+  ): Promise<boolean> {
+    return this.#tx(async (client) => {
+      if (!(await this.#lockClaimedSession(client, id, claimer))) return false;
+      const { rows } = await client.query(
+        `WITH gone AS (
+           DELETE FROM outbox WHERE id = $1 AND claimed_by = $2 RETURNING *
+         ), dead AS (
+           INSERT INTO dead_letters (id, seq, tenant_id, gateway_id, session_key, kind, body, endpoint,
+                                     created_at, attempts, reason, last_status, dead_at)
+           SELECT id, seq, tenant_id, gateway_id, session_key, kind, body, endpoint, created_at, attempts,
+                  $3::text, $4::integer, $5::bigint
+           FROM gone
+           ON CONFLICT (id) DO UPDATE SET
+             seq = EXCLUDED.seq, tenant_id = EXCLUDED.tenant_id, gateway_id = EXCLUDED.gateway_id,
+             session_key = EXCLUDED.session_key, kind = EXCLUDED.kind, body = EXCLUDED.body,
+             endpoint = EXCLUDED.endpoint, created_at = EXCLUDED.created_at, attempts = EXCLUDED.attempts,
+             reason = EXCLUDED.reason, last_status = EXCLUDED.last_status, dead_at = EXCLUDED.dead_at
+           RETURNING id
+         ), ${PROMOTE_NEXT_HEAD}
+         SELECT seq FROM gone`,
+        [id, claimer, reason, status, now],
+      );
+      return rows.length === 1;
+    });
+  }
+
+  async releaseClaims(claimer: string, now: number): Promise<number> {
+    const result = await this.#pool.query(
+      `UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, next_attempt_at = LEAST(next_attempt_at, $1)
+       WHERE claimed_by = $2`,
+      [now, claimer],
+    );
+    return result.rowCount ?? 0;
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    const row = await this.#row<{ due: number | null }>(
+      `SELECT MIN(CASE WHEN o.claimed_by IS NULL THEN o.next_attempt_at
+                       ELSE GREATEST(o.next_attempt_at, o.claimed_until + 1) END) AS due
+       FROM outbox o WHERE o.head AND ${NO_OLDER_MESSAGE}`,
+    );
+    return row?.due ?? null;
+  }
+
+  async outboxDepth(): Promise<number> {
+    const row = await this.#row<{ depth: number }>('SELECT COUNT(*) AS depth FROM outbox');
+    return row?.depth ?? 0;
+  }
+
+  async listDeliveries(limit: number): Promise<DeliveryRecord[]> {
+    return (
+      await this.#rows<OutboxRow>('SELECT * FROM outbox ORDER BY seq DESC LIMIT $1', [sqlLimit(limit)])
+    ).map(toDelivery);
+  }
+
+  async listDeadLetters(limit: number): Promise<DeadLetter[]> {
+    const rows = await this.#rows<DeadLetterRow>(
+      'SELECT * FROM dead_letters ORDER BY dead_at DESC, seq DESC LIMIT $1',
+      [sqlLimit(limit)],
+    );
+    return rows.map(toDeadLetter);
+  }
+
+  async retryDeadLetter(id: string, now: number): Promise<boolean> {
+    return this.#tx(async (client) => {
+      const found = await client.query(
+        `SELECT pg_advisory_xact_lock(${sessionLockKey('d.tenant_id', 'd.session_key')})
+         FROM dead_letters d WHERE d.id = $1`,
+        [id],
+      );
+      if (found.rows.length === 0) return false;
+      // Back of the queue: a new seq, due now, a fresh attempt count.
+      const { rows } = await client.query(
+        `WITH dead AS (DELETE FROM dead_letters WHERE id = $1 RETURNING *)
+         INSERT INTO outbox (${ENQUEUE_COLUMNS})
+         SELECT d.id, d.tenant_id, d.gateway_id, d.session_key, d.kind, d.body, d.endpoint, d.created_at, 0, $2::bigint,
+                d.kind = 'interrupt' OR NOT EXISTS (
+                  SELECT 1 FROM outbox p
+                  WHERE p.tenant_id = d.tenant_id AND p.session_key = d.session_key AND p.kind = 'message')
+         FROM dead d
+         RETURNING seq`,
+        [id, now],
+      );
+      return rows.length === 1;
+    });
+  }
+
+  // Audit
+
+  async audit(event: AuditEvent): Promise<void> {
+    await this.#pool.query(
+      'INSERT INTO audit (at, event, tenant_id, gateway_id, detail) VALUES ($1, $2, $3, $4, $5)',
+      [
+        event.at,
+        event.event,
+        event.tenantId ?? null,
+        event.gatewayId ?? null,
+        event.detail === undefined ? null : JSON.stringify(event.detail),
+      ],
+    );
+  }
+
+  async listAudit(limit: number): Promise<AuditEvent[]> {
+    const rows = await this.#rows<AuditRow>(
+      'SELECT at, event, tenant_id, gateway_id, detail FROM audit ORDER BY at DESC, id DESC LIMIT $1',
+      [sqlLimit(limit)],
+    );
+    return rows.map(toAudit);
+  }
+}

@@ -1,0 +1,821 @@
+/**
+ * The behaviour every {@link RelayStore} must show, as one suite to run against each
+ * implementation (the SQLite reference and Postgres). Cases mirror test/connector/store.test.ts;
+ * anything specific to one backend (files, migrations, multiple instances) lives in its own file.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type {
+  DeliveryKind,
+  DeliveryRecord,
+  NewDelivery,
+  RelayStore,
+} from '../../src/connector/store/types.js';
+
+export function delivery(
+  id: string,
+  sessionKey: string,
+  opts: { kind?: DeliveryKind; createdAt?: number; tenantId?: string } = {},
+): NewDelivery {
+  return {
+    id,
+    tenantId: opts.tenantId ?? 't_a',
+    gatewayId: 'gw1',
+    sessionKey,
+    kind: opts.kind ?? 'message',
+    body: JSON.stringify({ delivery_id: id, text: `body of ${id}` }),
+    endpoint: 'https://gw.example/relay',
+    createdAt: opts.createdAt ?? 0,
+  };
+}
+
+/** Deterministic PRNG so a failing interleaving can be replayed. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Register the contract suite. `fresh` opens a new, empty store; the suite closes every store it
+ * opened after each test.
+ */
+export function describeStoreContract(name: string, fresh: () => Promise<RelayStore>): void {
+  describe(`${name}: RelayStore contract`, () => {
+    let store: RelayStore;
+    const opened: RelayStore[] = [];
+    const open = async (): Promise<RelayStore> => {
+      const s = await fresh();
+      opened.push(s);
+      return s;
+    };
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close();
+    });
+
+    it('answers ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+
+    it('enforces foreign keys', async () => {
+      await expect(store.addTenantToken('t_missing', 'h', 0)).rejects.toThrow(/foreign key/i);
+    });
+
+    describe('tenants', () => {
+      it('creates tenants with random t_ ids and finds them', async () => {
+        const a = await store.createTenant('acme', 5);
+        const b = await store.createTenant('globex', 6);
+        expect(a).toEqual({ id: expect.stringMatching(/^t_[0-9a-f]{16}$/), name: 'acme', createdAt: 5 });
+        expect(b.id).toMatch(/^t_[0-9a-f]{16}$/);
+        expect(b.id).not.toBe(a.id);
+        expect(await store.getTenant(a.id)).toEqual(a);
+        expect(await store.getTenant('t_nope')).toBeNull();
+        expect(await store.findTenantByName('globex')).toEqual(b);
+        expect(await store.findTenantByName('nobody')).toBeNull();
+        expect(await store.listTenants()).toEqual([a, b]);
+      });
+
+      it('rejects a duplicate name', async () => {
+        await store.createTenant('acme', 1);
+        await expect(store.createTenant('acme', 2)).rejects.toThrow(/tenant named "acme" already exists/);
+        expect(await store.listTenants()).toHaveLength(1);
+      });
+
+      it('maps token hashes to tenants', async () => {
+        const a = await store.createTenant('acme', 1);
+        const b = await store.createTenant('globex', 1);
+        await store.addTenantToken(a.id, 'ha', 1);
+        await store.addTenantToken(a.id, 'ha2', 1);
+        await store.addTenantToken(b.id, 'hb', 1);
+        expect(await store.findTenantIdByTokenHash('ha')).toBe(a.id);
+        expect(await store.findTenantIdByTokenHash('ha2')).toBe(a.id);
+        expect(await store.findTenantIdByTokenHash('hb')).toBe(b.id);
+        expect(await store.findTenantIdByTokenHash('hx')).toBeNull();
+      });
+    });
+
+    describe('enrollment tokens', () => {
+      it('redeems once, then reports used', async () => {
+        const t = await store.createTenant('acme', 0);
+        await store.createEnrollmentToken('h', t.id, 1000, 0);
+        expect(await store.redeemEnrollmentToken('h', t.id, 'gw1', 1000)).toEqual({
+          ok: true,
+          tenantId: t.id,
+        });
+        expect(await store.redeemEnrollmentToken('h', t.id, 'gw2', 1001)).toEqual({
+          ok: false,
+          reason: 'used',
+        });
+      });
+
+      it('reports used for a second redemption while the token is still valid', async () => {
+        const t = await store.createTenant('acme', 0);
+        await store.createEnrollmentToken('h', t.id, 1000, 0);
+        expect(await store.redeemEnrollmentToken('h', t.id, 'gw1', 10)).toEqual({ ok: true, tenantId: t.id });
+        expect(await store.redeemEnrollmentToken('h', t.id, 'gw1', 20)).toEqual({
+          ok: false,
+          reason: 'used',
+        });
+        expect(await store.redeemEnrollmentToken('h', t.id, 'gw2', 30)).toEqual({
+          ok: false,
+          reason: 'used',
+        });
+      });
+
+      it('reports unknown and expired', async () => {
+        const t = await store.createTenant('acme', 0);
+        await store.createEnrollmentToken('h', t.id, 1000, 0);
+        expect(await store.redeemEnrollmentToken('zzz', t.id, 'gw1', 1)).toEqual({
+          ok: false,
+          reason: 'unknown',
+        });
+        expect(await store.redeemEnrollmentToken('h', t.id, 'gw1', 1001)).toEqual({
+          ok: false,
+          reason: 'expired',
+        });
+      });
+
+      it("refuses another tenant's token and leaves it unused", async () => {
+        const a = await store.createTenant('acme', 0);
+        const b = await store.createTenant('globex', 0);
+        await store.createEnrollmentToken('h', a.id, 1000, 0);
+        expect(await store.redeemEnrollmentToken('h', b.id, 'gw1', 1)).toEqual({
+          ok: false,
+          reason: 'wrong_tenant',
+        });
+        expect(await store.redeemEnrollmentToken('h', a.id, 'gw1', 2)).toEqual({ ok: true, tenantId: a.id });
+      });
+    });
+
+    describe('gateways', () => {
+      const base = { platform: 'telegram', botId: 'bot1', rotationWindowMs: 1000 };
+
+      it('creates a gateway with no secondary secret', async () => {
+        const t = await store.createTenant('acme', 0);
+        const gw = await store.putGatewaySecret({
+          ...base,
+          id: 'gw1',
+          tenantId: t.id,
+          secret: 's1',
+          endpoint: undefined,
+          now: 5,
+        });
+        expect(gw).toEqual({
+          id: 'gw1',
+          tenantId: t.id,
+          secret: 's1',
+          secondarySecret: null,
+          secondaryExpiresAt: null,
+          revoked: false,
+          revokedAt: null,
+          platform: 'telegram',
+          botId: 'bot1',
+          endpoint: '',
+          createdAt: 5,
+          lastSeenAt: null,
+        });
+        expect(await store.getGateway('gw1')).toEqual(gw);
+        expect(await store.getGateway('nope')).toBeNull();
+      });
+
+      it('rotates: old primary becomes secondary until now + window; endpoint changes only when given', async () => {
+        const t = await store.createTenant('acme', 0);
+        await store.putGatewaySecret({
+          ...base,
+          id: 'gw1',
+          tenantId: t.id,
+          secret: 's1',
+          endpoint: 'https://a.example',
+          now: 5,
+        });
+        const rotated = await store.putGatewaySecret({
+          ...base,
+          id: 'gw1',
+          tenantId: t.id,
+          secret: 's2',
+          platform: 'webchat',
+          botId: 'bot2',
+          endpoint: undefined,
+          now: 100,
+        });
+        expect(rotated).toMatchObject({
+          secret: 's2',
+          secondarySecret: 's1',
+          secondaryExpiresAt: 1100,
+          platform: 'webchat',
+          botId: 'bot2',
+          endpoint: 'https://a.example',
+          createdAt: 5,
+        });
+        const third = await store.putGatewaySecret({
+          ...base,
+          id: 'gw1',
+          tenantId: t.id,
+          secret: 's3',
+          endpoint: '',
+          now: 200,
+        });
+        expect(third).toMatchObject({
+          secret: 's3',
+          secondarySecret: 's2',
+          secondaryExpiresAt: 1200,
+          endpoint: '',
+        });
+        expect(await store.getGateway('gw1')).toEqual(third);
+      });
+
+      it('returns the stored secondary even after it expired (callers check the expiry)', async () => {
+        const t = await store.createTenant('acme', 0);
+        await store.putGatewaySecret({
+          ...base,
+          id: 'gw1',
+          tenantId: t.id,
+          secret: 's1',
+          endpoint: undefined,
+          now: 0,
+        });
+        await store.putGatewaySecret({
+          ...base,
+          id: 'gw1',
+          tenantId: t.id,
+          secret: 's2',
+          endpoint: undefined,
+          now: 0,
+        });
+        const gw = await store.getGateway('gw1');
+        expect(gw?.secondarySecret).toBe('s1');
+        expect(gw?.secondaryExpiresAt).toBe(1000);
+      });
+
+      it('refuses to move a gateway to another tenant', async () => {
+        const a = await store.createTenant('acme', 0);
+        const b = await store.createTenant('globex', 0);
+        await store.putGatewaySecret({
+          ...base,
+          id: 'gw1',
+          tenantId: a.id,
+          secret: 's1',
+          endpoint: undefined,
+          now: 0,
+        });
+        await expect(
+          store.putGatewaySecret({
+            ...base,
+            id: 'gw1',
+            tenantId: b.id,
+            secret: 's2',
+            endpoint: undefined,
+            now: 1,
+          }),
+        ).rejects.toThrow(/another tenant/);
+        expect((await store.getGateway('gw1'))?.secret).toBe('s1');
+      });
+
+      it('lists by tenant and records last seen', async () => {
+        const a = await store.createTenant('acme', 0);
+        const b = await store.createTenant('globex', 0);
+        await store.putGatewaySecret({
+          ...base,
+          id: 'gw1',
+          tenantId: a.id,
+          secret: 's',
+          endpoint: undefined,
+          now: 1,
+        });
+        await store.putGatewaySecret({
+          ...base,
+          id: 'gw2',
+          tenantId: b.id,
+          secret: 's',
+          endpoint: undefined,
+          now: 2,
+        });
+        await store.putGatewaySecret({
+          ...base,
+          id: 'gw3',
+          tenantId: a.id,
+          secret: 's',
+          endpoint: undefined,
+          now: 3,
+        });
+        expect((await store.listGateways()).map((g) => g.id)).toEqual(['gw1', 'gw2', 'gw3']);
+        expect((await store.listGateways(a.id)).map((g) => g.id)).toEqual(['gw1', 'gw3']);
+        await store.touchGateway('gw2', 77);
+        expect((await store.getGateway('gw2'))?.lastSeenAt).toBe(77);
+        expect((await store.getGateway('gw1'))?.lastSeenAt).toBeNull();
+      });
+
+      it('revokes idempotently, keeping the first revocation time', async () => {
+        const t = await store.createTenant('acme', 0);
+        for (const id of ['gw1', 'gw2', 'gw3']) {
+          await store.putGatewaySecret({
+            ...base,
+            id,
+            tenantId: t.id,
+            secret: 's',
+            endpoint: undefined,
+            now: 0,
+          });
+        }
+        expect(await store.revokeGateway('gw1', 100)).toMatchObject({
+          id: 'gw1',
+          revoked: true,
+          revokedAt: 100,
+        });
+        expect(await store.revokeGateway('gw1', 500)).toMatchObject({ revoked: true, revokedAt: 100 });
+        await store.revokeGateway('gw2', 200);
+        expect(await store.revokeGateway('nope', 1)).toBeNull();
+        expect(await store.listRevokedSince(100)).toEqual([
+          { id: 'gw1', revokedAt: 100 },
+          { id: 'gw2', revokedAt: 200 },
+        ]);
+        expect(await store.listRevokedSince(101)).toEqual([{ id: 'gw2', revokedAt: 200 }]);
+        expect(await store.listRevokedSince(201)).toEqual([]);
+        expect((await store.getGateway('gw3'))?.revoked).toBe(false);
+      });
+    });
+
+    describe('delivery keys', () => {
+      it('creates once and keeps the first key', async () => {
+        const t = await store.createTenant('acme', 0);
+        expect(await store.getDeliveryKeys(t.id)).toBeNull();
+        const first = await store.getOrCreateDeliveryKey(t.id, 'k1');
+        expect(first).toEqual({ tenantId: t.id, primary: 'k1', secondary: null, secondaryExpiresAt: null });
+        expect(await store.getOrCreateDeliveryKey(t.id, 'k2')).toEqual(first);
+        expect(await store.getDeliveryKeys(t.id)).toEqual(first);
+      });
+
+      it('rotates the primary into the secondary slot', async () => {
+        const t = await store.createTenant('acme', 0);
+        await store.getOrCreateDeliveryKey(t.id, 'k1');
+        expect(await store.rotateDeliveryKey(t.id, 'k2', 100, 50)).toEqual({
+          tenantId: t.id,
+          primary: 'k2',
+          secondary: 'k1',
+          secondaryExpiresAt: 150,
+        });
+        expect(await store.rotateDeliveryKey(t.id, 'k3', 200, 50)).toMatchObject({
+          primary: 'k3',
+          secondary: 'k2',
+          secondaryExpiresAt: 250,
+        });
+      });
+
+      it('rotating without a key just stores the new primary', async () => {
+        const t = await store.createTenant('acme', 0);
+        expect(await store.rotateDeliveryKey(t.id, 'k1', 100, 50)).toEqual({
+          tenantId: t.id,
+          primary: 'k1',
+          secondary: null,
+          secondaryExpiresAt: null,
+        });
+      });
+    });
+
+    describe('routes', () => {
+      it('inserts, updates in place (keeping createdAt) and refuses another tenant', async () => {
+        const a = await store.createTenant('acme', 0);
+        const b = await store.createTenant('globex', 0);
+        const created = await store.upsertRoute(
+          { platform: 'telegram', routeKey: '42', tenantId: a.id, endpoint: '', gatewayId: null },
+          10,
+        );
+        expect(created).toEqual({
+          ok: true,
+          route: {
+            platform: 'telegram',
+            routeKey: '42',
+            tenantId: a.id,
+            endpoint: '',
+            gatewayId: null,
+            createdAt: 10,
+          },
+        });
+        const updated = await store.upsertRoute(
+          {
+            platform: 'telegram',
+            routeKey: '42',
+            tenantId: a.id,
+            endpoint: 'https://a.example',
+            gatewayId: 'gw1',
+          },
+          20,
+        );
+        expect(updated).toEqual({
+          ok: true,
+          route: {
+            platform: 'telegram',
+            routeKey: '42',
+            tenantId: a.id,
+            endpoint: 'https://a.example',
+            gatewayId: 'gw1',
+            createdAt: 10,
+          },
+        });
+        expect(
+          await store.upsertRoute(
+            {
+              platform: 'telegram',
+              routeKey: '42',
+              tenantId: b.id,
+              endpoint: 'https://evil',
+              gatewayId: 'gwx',
+            },
+            30,
+          ),
+        ).toEqual({ ok: false, reason: 'owned_by_other_tenant', routeKey: '42' });
+        expect(await store.findRoute('telegram', '42')).toEqual(updated.ok ? updated.route : null);
+      });
+
+      it('finds the exact key, then the platform default, else nothing', async () => {
+        const a = await store.createTenant('acme', 0);
+        const b = await store.createTenant('globex', 0);
+        await store.upsertRoute(
+          { platform: 'telegram', routeKey: '*', tenantId: a.id, endpoint: '', gatewayId: null },
+          1,
+        );
+        await store.upsertRoute(
+          { platform: 'telegram', routeKey: '7', tenantId: b.id, endpoint: 'e', gatewayId: 'g' },
+          2,
+        );
+        await store.upsertRoute(
+          { platform: 'webchat', routeKey: 'room', tenantId: b.id, endpoint: '', gatewayId: null },
+          3,
+        );
+        expect((await store.findRoute('telegram', '7'))?.tenantId).toBe(b.id);
+        expect(await store.findRoute('telegram', '8')).toMatchObject({ routeKey: '*', tenantId: a.id });
+        expect(await store.findRoute('webchat', 'other')).toBeNull();
+        expect(await store.findRoute('discord', '7')).toBeNull();
+        expect((await store.listRoutes()).map((r) => `${r.platform}/${r.routeKey}`)).toEqual([
+          'telegram/*',
+          'telegram/7',
+          'webchat/room',
+        ]);
+        expect((await store.listRoutes(b.id)).map((r) => r.routeKey)).toEqual(['7', 'room']);
+      });
+    });
+
+    describe('chats', () => {
+      it('upserts and finds per tenant', async () => {
+        const a = await store.createTenant('acme', 0);
+        const b = await store.createTenant('globex', 0);
+        await store.recordChat({
+          tenantId: a.id,
+          platform: 'telegram',
+          chatId: 'c1',
+          routeKey: '*',
+          updatedAt: 1,
+        });
+        await store.recordChat({
+          tenantId: a.id,
+          platform: 'webchat',
+          chatId: 'c1',
+          routeKey: 'room',
+          updatedAt: 2,
+        });
+        expect(await store.findChat(a.id, 'c1')).toEqual({
+          tenantId: a.id,
+          platform: 'webchat',
+          chatId: 'c1',
+          routeKey: 'room',
+          updatedAt: 2,
+        });
+        expect(await store.findChat(b.id, 'c1')).toBeNull();
+        expect(await store.findChat(a.id, 'c2')).toBeNull();
+      });
+    });
+
+    describe('outbox', () => {
+      it('enqueues with increasing seq, no attempts, due at createdAt', async () => {
+        const d1 = await store.enqueueDelivery(delivery('d1', 's1', { createdAt: 50 }));
+        const d2 = await store.enqueueDelivery(delivery('d2', 's2', { createdAt: 40 }));
+        expect(d1).toEqual({
+          ...delivery('d1', 's1', { createdAt: 50 }),
+          seq: d1.seq,
+          attempts: 0,
+          nextAttemptAt: 50,
+          lastError: null,
+          lastStatus: null,
+          claimedBy: null,
+          claimedUntil: null,
+        });
+        expect(d2.seq).toBeGreaterThan(d1.seq);
+        expect(await store.outboxDepth()).toBe(2);
+        await expect(store.enqueueDelivery(delivery('d1', 's9'))).rejects.toThrow();
+      });
+
+      it('claims due deliveries in seq order, leasing them and counting the attempt', async () => {
+        await store.enqueueDelivery(delivery('d1', 's1', { createdAt: 10 }));
+        await store.enqueueDelivery(delivery('d2', 's2', { createdAt: 30 }));
+        await store.enqueueDelivery(delivery('d3', 's3', { createdAt: 5 }));
+        await store.enqueueDelivery(delivery('d4', 's4', { createdAt: 6 }));
+        const claimed = await store.claimDueDeliveries('A', 20, 2, 1000);
+        expect(claimed.map((d) => d.id)).toEqual(['d1', 'd3']);
+        for (const d of claimed) expect(d).toMatchObject({ claimedBy: 'A', claimedUntil: 1020, attempts: 1 });
+        expect((await store.claimDueDeliveries('B', 20, 10, 1000)).map((d) => d.id)).toEqual(['d4']);
+        expect(await store.claimDueDeliveries('B', 20, 10, 1000)).toEqual([]);
+        expect((await store.claimDueDeliveries('B', 30, 10, 1000)).map((d) => d.id)).toEqual(['d2']);
+        expect(await store.claimDueDeliveries('B', 30, 0, 1000)).toEqual([]);
+      });
+
+      it('holds back later messages of a session until the earlier one is finished', async () => {
+        await store.enqueueDelivery(delivery('m1', 's'));
+        await store.enqueueDelivery(delivery('m2', 's'));
+        await store.enqueueDelivery(delivery('o1', 'other'));
+        await store.enqueueDelivery(delivery('x1', 's', { tenantId: 't_b' }));
+        expect((await store.claimDueDeliveries('A', 1, 10, 100)).map((d) => d.id)).toEqual([
+          'm1',
+          'o1',
+          'x1',
+        ]);
+        expect(await store.claimDueDeliveries('A', 2, 10, 100)).toEqual([]);
+        expect(await store.completeDelivery('m1', 'A')).toBe(true);
+        expect((await store.claimDueDeliveries('A', 3, 10, 100)).map((d) => d.id)).toEqual(['m2']);
+      });
+
+      it('holds back later messages even while the earlier one waits unclaimed for its retry', async () => {
+        await store.enqueueDelivery(delivery('m1', 's'));
+        await store.enqueueDelivery(delivery('m2', 's'));
+        await store.claimDueDeliveries('A', 1, 10, 100);
+        expect(await store.retryDeliveryLater('m1', 'A', 500, 'boom', 503)).toBe(true);
+        expect(await store.claimDueDeliveries('A', 10, 10, 100)).toEqual([]);
+        expect((await store.claimDueDeliveries('A', 500, 10, 100)).map((d) => d.id)).toEqual(['m1']);
+      });
+
+      it('lets interrupts through regardless of the messages of their session', async () => {
+        await store.enqueueDelivery(delivery('m1', 's'));
+        await store.enqueueDelivery(delivery('m2', 's'));
+        await store.enqueueDelivery(delivery('i1', 's', { kind: 'interrupt' }));
+        await store.enqueueDelivery(delivery('i2', 's', { kind: 'interrupt' }));
+        expect((await store.claimDueDeliveries('A', 1, 10, 100)).map((d) => d.id)).toEqual([
+          'm1',
+          'i1',
+          'i2',
+        ]);
+        // A pending interrupt does not hold a message back either.
+        await store.enqueueDelivery(delivery('i3', 't', { kind: 'interrupt', createdAt: 1000 }));
+        await store.enqueueDelivery(delivery('m3', 't'));
+        expect((await store.claimDueDeliveries('A', 2, 10, 100)).map((d) => d.id)).toEqual(['m3']);
+      });
+
+      it('never hands the same delivery to two claimers while the lease holds', async () => {
+        for (let i = 0; i < 6; i++) await store.enqueueDelivery(delivery(`d${i}`, `s${i}`));
+        const a = await store.claimDueDeliveries('A', 1, 4, 100);
+        const b = await store.claimDueDeliveries('B', 1, 4, 100);
+        expect(a.map((d) => d.id)).toEqual(['d0', 'd1', 'd2', 'd3']);
+        expect(b.map((d) => d.id)).toEqual(['d4', 'd5']);
+      });
+
+      it('re-offers an expired lease to another claimer and then ignores the original claimer', async () => {
+        await store.enqueueDelivery(delivery('m1', 's'));
+        await store.enqueueDelivery(delivery('m2', 's'));
+        expect((await store.claimDueDeliveries('A', 0, 10, 100)).map((d) => d.id)).toEqual(['m1']);
+        // the lease holds up to and including claimedUntil
+        expect(await store.claimDueDeliveries('B', 100, 10, 100)).toEqual([]);
+        const reclaimed = await store.claimDueDeliveries('B', 101, 10, 100);
+        expect(reclaimed.map((d) => [d.id, d.claimedBy, d.attempts])).toEqual([['m1', 'B', 2]]);
+        expect(await store.completeDelivery('m1', 'A')).toBe(false);
+        expect(await store.retryDeliveryLater('m1', 'A', 0, 'late', null)).toBe(false);
+        expect(await store.deadLetterDelivery('m1', 'A', 'late', null, 102)).toBe(false);
+        expect(await store.outboxDepth()).toBe(2);
+        expect(await store.completeDelivery('m1', 'B')).toBe(true);
+        expect(await store.completeDelivery('m1', 'B')).toBe(false);
+        expect((await store.claimDueDeliveries('A', 102, 10, 100)).map((d) => d.id)).toEqual(['m2']);
+      });
+
+      it('lets the named claimer finish after its lease lapsed if nobody took over', async () => {
+        await store.enqueueDelivery(delivery('m1', 's'));
+        await store.claimDueDeliveries('A', 0, 10, 100);
+        expect(await store.completeDelivery('m1', 'A')).toBe(true);
+        expect(await store.outboxDepth()).toBe(0);
+      });
+
+      it('retries later: clears the claim and records the error', async () => {
+        await store.enqueueDelivery(delivery('m1', 's'));
+        await store.claimDueDeliveries('A', 0, 10, 100);
+        expect(await store.retryDeliveryLater('m1', 'B', 50, 'x', 500)).toBe(false);
+        expect(await store.retryDeliveryLater('nope', 'A', 50, 'x', 500)).toBe(false);
+        expect(await store.retryDeliveryLater('m1', 'A', 50, 'HTTP 503', 503)).toBe(true);
+        expect(await store.listDeliveries(10)).toEqual([
+          expect.objectContaining({
+            id: 'm1',
+            attempts: 1,
+            nextAttemptAt: 50,
+            lastError: 'HTTP 503',
+            lastStatus: 503,
+            claimedBy: null,
+            claimedUntil: null,
+          }),
+        ]);
+        expect(await store.claimDueDeliveries('A', 49, 10, 100)).toEqual([]);
+        const again = await store.claimDueDeliveries('B', 50, 10, 100);
+        expect(again.map((d) => [d.id, d.claimedBy, d.attempts])).toEqual([['m1', 'B', 2]]);
+        expect(await store.retryDeliveryLater('m1', 'B', 60, 'timeout', null)).toBe(true);
+        expect((await store.listDeliveries(1))[0]).toMatchObject({ lastError: 'timeout', lastStatus: null });
+      });
+
+      it('dead-letters a claimed delivery and unblocks its session', async () => {
+        await store.enqueueDelivery(delivery('m1', 's', { createdAt: 1 }));
+        await store.enqueueDelivery(delivery('m2', 's', { createdAt: 2 }));
+        await store.claimDueDeliveries('A', 5, 10, 100);
+        await store.retryDeliveryLater('m1', 'A', 6, 'HTTP 500', 500);
+        await store.claimDueDeliveries('A', 6, 10, 100);
+        expect(await store.deadLetterDelivery('m1', 'B', 'HTTP 404', 404, 7)).toBe(false);
+        expect(await store.deadLetterDelivery('m2', 'A', 'HTTP 404', 404, 7)).toBe(false);
+        expect(await store.deadLetterDelivery('m1', 'A', 'HTTP 404', 404, 7)).toBe(true);
+        expect(await store.deadLetterDelivery('m1', 'A', 'HTTP 404', 404, 7)).toBe(false);
+        const [dead] = await store.listDeadLetters(10);
+        expect(dead).toEqual({
+          ...delivery('m1', 's', { createdAt: 1 }),
+          seq: expect.any(Number),
+          attempts: 2,
+          reason: 'HTTP 404',
+          lastStatus: 404,
+          deadAt: 7,
+        });
+        expect(await store.outboxDepth()).toBe(1);
+        expect((await store.claimDueDeliveries('A', 8, 10, 100)).map((d) => d.id)).toEqual(['m2']);
+      });
+
+      it('lists dead letters and deliveries newest first, limited', async () => {
+        for (let i = 1; i <= 4; i++) await store.enqueueDelivery(delivery(`d${i}`, `s${i}`));
+        expect((await store.listDeliveries(3)).map((d) => d.id)).toEqual(['d4', 'd3', 'd2']);
+        await store.claimDueDeliveries('A', 0, 10, 100);
+        await store.deadLetterDelivery('d2', 'A', 'r', null, 10);
+        await store.deadLetterDelivery('d1', 'A', 'r', null, 20);
+        await store.deadLetterDelivery('d3', 'A', 'r', null, 20);
+        expect((await store.listDeadLetters(10)).map((d) => d.id)).toEqual(['d3', 'd1', 'd2']);
+        expect((await store.listDeadLetters(2)).map((d) => d.id)).toEqual(['d3', 'd1']);
+        expect((await store.listDeliveries(10)).map((d) => d.id)).toEqual(['d4']);
+      });
+
+      it('retries a dead letter at the back of the queue with a fresh attempt count', async () => {
+        await store.enqueueDelivery(delivery('m1', 's', { createdAt: 1 }));
+        const m2 = await store.enqueueDelivery(delivery('m2', 's', { createdAt: 2 }));
+        await store.claimDueDeliveries('A', 5, 10, 100);
+        await store.deadLetterDelivery('m1', 'A', 'HTTP 410', 410, 6);
+        expect(await store.retryDeadLetter('nope', 7)).toBe(false);
+        expect(await store.retryDeadLetter('m1', 700)).toBe(true);
+        expect(await store.retryDeadLetter('m1', 700)).toBe(false);
+        expect(await store.listDeadLetters(10)).toEqual([]);
+        const [back] = await store.listDeliveries(1);
+        expect(back).toMatchObject({
+          id: 'm1',
+          attempts: 0,
+          nextAttemptAt: 700,
+          createdAt: 1,
+          claimedBy: null,
+        });
+        expect(back?.seq).toBeGreaterThan(m2.seq);
+        // it queues behind m2 in its session
+        expect((await store.claimDueDeliveries('A', 700, 10, 100)).map((d) => d.id)).toEqual(['m2']);
+        await store.completeDelivery('m2', 'A');
+        expect((await store.claimDueDeliveries('A', 701, 10, 100)).map((d) => [d.id, d.attempts])).toEqual([
+          ['m1', 1],
+        ]);
+      });
+
+      it("releases one claimer's claims, making them due now", async () => {
+        await store.enqueueDelivery(delivery('a1', 'sa', { createdAt: 0 }));
+        await store.enqueueDelivery(delivery('a2', 'sb', { createdAt: 0 }));
+        await store.enqueueDelivery(delivery('b1', 'sc', { createdAt: 0 }));
+        await store.claimDueDeliveries('A', 10, 2, 1000);
+        await store.claimDueDeliveries('B', 10, 2, 1000);
+        expect(await store.releaseClaims('A', 20)).toBe(2);
+        expect(await store.releaseClaims('A', 20)).toBe(0);
+        const rows = await store.listDeliveries(10);
+        expect(rows.map((d) => [d.id, d.claimedBy, d.nextAttemptAt])).toEqual([
+          ['b1', 'B', 0],
+          ['a2', null, 0],
+          ['a1', null, 0],
+        ]);
+        expect((await store.claimDueDeliveries('C', 21, 10, 1000)).map((d) => d.id)).toEqual(['a1', 'a2']);
+      });
+
+      it('release keeps an earlier due time and pulls a later one forward to now', async () => {
+        await store.enqueueDelivery(delivery('early', 's1', { createdAt: 100 }));
+        await store.enqueueDelivery(delivery('late', 's2', { createdAt: 900 }));
+        await store.claimDueDeliveries('A', 900, 10, 1000);
+        // released with a clock that lags the claim (another node's clock): min(nextAttemptAt, now)
+        expect(await store.releaseClaims('A', 500)).toBe(2);
+        const due = new Map((await store.listDeliveries(10)).map((d) => [d.id, d.nextAttemptAt]));
+        expect(due).toEqual(
+          new Map([
+            ['early', 100],
+            ['late', 500],
+          ]),
+        );
+      });
+
+      it('reports when the next delivery can be claimed', async () => {
+        expect(await store.nextDueAt()).toBeNull();
+        await store.enqueueDelivery(delivery('m1', 's', { createdAt: 300 }));
+        await store.enqueueDelivery(delivery('m2', 's', { createdAt: 100 }));
+        await store.enqueueDelivery(delivery('o1', 'o', { createdAt: 200 }));
+        // m2 is blocked behind m1, so it does not count
+        expect(await store.nextDueAt()).toBe(200);
+        await store.claimDueDeliveries('A', 200, 10, 50);
+        expect(await store.nextDueAt()).toBe(251); // o1's lease expires after 250
+        await store.completeDelivery('o1', 'A');
+        expect(await store.nextDueAt()).toBe(300);
+        await store.claimDueDeliveries('A', 300, 10, 1000);
+        const due = await store.nextDueAt();
+        expect(due).not.toBeNull();
+        expect(await store.claimDueDeliveries('B', (due as number) - 1, 10, 1000)).toEqual([]);
+        expect((await store.claimDueDeliveries('B', due as number, 10, 1000)).map((d) => d.id)).toEqual([
+          'm1',
+        ]);
+        await store.retryDeliveryLater('m1', 'B', 5000, 'x', null);
+        expect(await store.nextDueAt()).toBe(5000);
+      });
+
+      it('keeps every session in order under random failures and two claimers', async () => {
+        for (const seed of [1, 2, 3, 4, 5]) {
+          const s = await open();
+          const rand = mulberry32(seed);
+          const sessions = ['alpha', 'beta', 'gamma'];
+          const enqueued = new Map<string, string[]>(sessions.map((k) => [k, []]));
+          for (let i = 0; i < 5; i++) {
+            for (const key of sessions) {
+              const id = `${key}-${i}`;
+              await s.enqueueDelivery(delivery(id, key, { createdAt: i }));
+              enqueued.get(key)?.push(id);
+            }
+          }
+          // one interrupt per session, which must not disturb the message order
+          for (const key of sessions)
+            await s.enqueueDelivery(delivery(`${key}-int`, key, { kind: 'interrupt' }));
+
+          const completed = new Map<string, string[]>(sessions.map((k) => [k, []]));
+          const inFlight = new Map<string, string>(); // session → message id currently claimed
+          let held: { d: DeliveryRecord; claimer: string }[] = [];
+          let now = 10;
+          let rounds = 0;
+          while ((await s.outboxDepth()) > 0) {
+            expect(++rounds).toBeLessThan(2000);
+            now += Math.floor(rand() * 3);
+            const claimer = rand() < 0.5 ? 'A' : 'B';
+            const claimed = await s.claimDueDeliveries(claimer, now, 1 + Math.floor(rand() * 4), 1_000_000);
+            for (const d of claimed) {
+              if (d.kind === 'message') {
+                expect(inFlight.get(d.sessionKey)).toBeUndefined();
+                inFlight.set(d.sessionKey, d.id);
+              }
+              held.push({ d, claimer });
+            }
+            // Finish a random subset of what is held; the rest stays in flight across rounds.
+            const keep: typeof held = [];
+            for (const h of held) {
+              const roll = rand();
+              if (roll < 0.35) {
+                keep.push(h);
+                continue;
+              }
+              if (roll < 0.6) {
+                const retryAt = now + Math.floor(rand() * 5);
+                expect(await s.retryDeliveryLater(h.d.id, h.claimer, retryAt, 'flaky', 503)).toBe(true);
+              } else {
+                expect(await s.completeDelivery(h.d.id, h.claimer)).toBe(true);
+                if (h.d.kind === 'message') completed.get(h.d.sessionKey)?.push(h.d.id);
+              }
+              if (h.d.kind === 'message') inFlight.delete(h.d.sessionKey);
+            }
+            held = keep;
+          }
+          expect(held).toEqual([]);
+          expect(completed).toEqual(enqueued);
+          await s.close();
+        }
+      });
+    });
+
+    describe('audit', () => {
+      it('stores detail as JSON and lists newest first', async () => {
+        await store.audit({
+          at: 1,
+          event: 'a',
+          tenantId: 't1',
+          gatewayId: 'g1',
+          detail: { n: 1, nested: { ok: true } },
+        });
+        await store.audit({ at: 3, event: 'c' });
+        await store.audit({ at: 2, event: 'b', tenantId: null, detail: { list: [1, 'x'] } });
+        await store.audit({ at: 3, event: 'd', gatewayId: 'g2' });
+        expect(await store.listAudit(10)).toEqual([
+          { at: 3, event: 'd', tenantId: null, gatewayId: 'g2' },
+          { at: 3, event: 'c', tenantId: null, gatewayId: null },
+          { at: 2, event: 'b', tenantId: null, gatewayId: null, detail: { list: [1, 'x'] } },
+          { at: 1, event: 'a', tenantId: 't1', gatewayId: 'g1', detail: { n: 1, nested: { ok: true } } },
+        ]);
+        expect((await store.listAudit(2)).map((e) => e.event)).toEqual(['d', 'c']);
+      });
+    });
+  });
+}

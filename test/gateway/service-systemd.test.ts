@@ -1,0 +1,437 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readGatewayLiveness } from '../../src/gateway/pid-lock.js';
+import {
+  createFakeSystemctl,
+  type FakeSystemctl,
+  isolatedEnv,
+  killAll,
+  MAIN_CLI,
+  runCli,
+  serviceCliEntry,
+} from '../support/fake-systemctl.js';
+import { freePort } from '../support/ports.js';
+import { tempDir, until } from '../support/processes.js';
+
+/**
+ * `hermes gateway install|start|stop|restart|uninstall|list|migrate-legacy` against a fake
+ * `systemctl` on PATH: the exact calls, the unit file, and the drain-aware restart / planned stop
+ * with a real gateway process.
+ */
+
+const cli = serviceCliEntry();
+const UNIT = 'hermes-gateway.service';
+
+let dir: ReturnType<typeof tempDir>;
+let fake: FakeSystemctl;
+let env: NodeJS.ProcessEnv;
+let root: string;
+let userDir: string;
+let systemDir: string;
+const children: ChildProcess[] = [];
+
+beforeEach(() => {
+  dir = tempDir('service-systemd');
+  fake = createFakeSystemctl();
+  const home = join(dir.path, 'home');
+  mkdirSync(home, { recursive: true });
+  root = join(home, '.hermes');
+  userDir = join(dir.path, 'user-units');
+  systemDir = join(dir.path, 'system-units');
+  // HOME points at the temp dir and HERMES_HOME is unset: the root home is the default ~/.hermes.
+  env = {
+    HOME: home,
+    HERMES_SYSTEMD_USER_DIR: userDir,
+    HERMES_SYSTEMD_SYSTEM_DIR: systemDir,
+    PATH: fake.path,
+  };
+});
+
+afterEach(() => {
+  killAll(children.flatMap((child) => (child.pid === undefined ? [] : [child.pid])));
+  children.length = 0;
+  fake.remove();
+  dir.remove();
+});
+
+afterAll(() => cli.remove());
+
+const run = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(cli.path, args, { ...env, ...extra });
+const user = (...args: string[]) => ['--user', ...args];
+const unitText = (path: string) => readFileSync(path, 'utf8');
+const lines = (text: string) => text.split('\n');
+
+/** A real foreground gateway (not started by the CLI under test), dialing a port nobody listens on. */
+async function startRealGateway(): Promise<{ child: ChildProcess; exit: Promise<number | null> }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN_CLI, 'gateway', 'run'], {
+    env: isolatedEnv({
+      ...env,
+      GATEWAY_RELAY_URL: `http://127.0.0.1:${port}`,
+      HERMES_RESTART_DRAIN_TIMEOUT: '2',
+    }),
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  children.push(child);
+  const exit = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  await until(() => readGatewayLiveness(root).pid === child.pid || undefined, 15_000, 'gateway lock');
+  return { child, exit };
+}
+
+describe('gateway install', () => {
+  it('writes the user unit, then daemon-reload, enable and start', async () => {
+    const result = await run(['gateway', 'install', '--start-now'], { HERMES_RESTART_DRAIN_TIMEOUT: '200' });
+    expect(result.code, result.stderr).toBe(0);
+    expect(fake.calls()).toEqual([
+      user('is-system-running'),
+      user('daemon-reload'),
+      user('enable', UNIT),
+      user('start', UNIT),
+    ]);
+    const text = unitText(join(userDir, UNIT));
+    expect(lines(text)).toEqual(
+      expect.arrayContaining([
+        `ExecStart=${process.execPath} ${MAIN_CLI} gateway run --replace`,
+        `Environment=HERMES_HOME=${root}`,
+        'Environment=HERMES_RESTART_DRAIN_TIMEOUT=200',
+        'Restart=on-failure',
+        'RestartSec=30',
+        'RestartForceExitStatus=75',
+        'KillMode=mixed',
+        'KillSignal=SIGTERM',
+        'TimeoutStopSec=230',
+        'StartLimitIntervalSec=600',
+        'StartLimitBurst=5',
+        'ExecReload=/bin/kill -USR1 $MAINPID',
+        'WantedBy=default.target',
+      ]),
+    );
+    expect(text).not.toMatch(/^User=/m);
+    expect(text).not.toMatch(/^ExecStop=/m);
+    expect(existsSync(join(systemDir, UNIT))).toBe(false);
+  });
+
+  it('takes TimeoutStopSec from the drain timeout in config.yaml, never below 60 + 30', async () => {
+    mkdirSync(root, { recursive: true });
+    writeFileSync(join(root, 'config.yaml'), 'agent:\n  restart_drain_timeout: 10\n');
+    const result = await run(['gateway', 'install', '--no-start-now']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(fake.calls()).toEqual([user('is-system-running'), user('daemon-reload'), user('enable', UNIT)]);
+    const text = unitText(join(userDir, UNIT));
+    expect(lines(text)).toContain('TimeoutStopSec=90');
+    expect(text).not.toContain('HERMES_RESTART_DRAIN_TIMEOUT');
+  });
+
+  it('gives a profile its own unit that runs with --profile', async () => {
+    const result = await run(['--profile', 'work', 'gateway', 'install', '--no-start-now']);
+    expect(result.code, result.stderr).toBe(0);
+    const unit = 'hermes-gateway-work.service';
+    expect(fake.calls()).toEqual([user('is-system-running'), user('daemon-reload'), user('enable', unit)]);
+    expect(lines(unitText(join(userDir, unit)))).toContain(
+      `ExecStart=${process.execPath} ${MAIN_CLI} --profile work gateway run --replace`,
+    );
+    expect(lines(unitText(join(userDir, unit)))).toContain(`Environment=HERMES_HOME=${root}`);
+  });
+
+  it('refuses to overwrite a different unit without --force', async () => {
+    mkdirSync(userDir, { recursive: true });
+    writeFileSync(join(userDir, UNIT), '[Service]\nExecStart=/bin/true\n');
+    const refused = await run(['gateway', 'install', '--no-start-now']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toContain('--force');
+    expect(unitText(join(userDir, UNIT))).toBe('[Service]\nExecStart=/bin/true\n');
+    expect(fake.calls()).toEqual([user('is-system-running')]);
+
+    const forced = await run(['gateway', 'install', '--no-start-now', '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(lines(unitText(join(userDir, UNIT)))).toContain('RestartForceExitStatus=75');
+
+    // The same unit again is not a conflict.
+    const again = await run(['gateway', 'install', '--no-start-now']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('is up to date');
+  });
+
+  it('--system writes the system unit with User= and calls systemctl without --user', async () => {
+    const result = await run(['gateway', 'install', '--system', '--run-as-user', 'nobody']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(fake.calls()).toEqual([
+      ['is-system-running'],
+      ['daemon-reload'],
+      ['enable', UNIT],
+      ['start', UNIT],
+    ]);
+    const text = unitText(join(systemDir, UNIT));
+    expect(lines(text)).toEqual(expect.arrayContaining(['User=nobody', 'WantedBy=multi-user.target']));
+    expect(existsSync(join(userDir, UNIT))).toBe(false);
+  });
+
+  it('rejects bad flag combinations as usage errors (exit 2)', async () => {
+    const notSystem = await run(['gateway', 'install', '--run-as-user', 'nobody']);
+    expect(notSystem.code).toBe(2);
+    expect(notSystem.stderr).toContain('--system');
+    const noUser = await run(['gateway', 'install', '--system', '--run-as-user', 'no-such-user-xyz']);
+    expect(noUser.code).toBe(2);
+    expect(noUser.stderr).toContain('no such user');
+    const unknown = await run(['gateway', 'install', '--bogus']);
+    expect(unknown.code).toBe(2);
+    expect(existsSync(join(userDir, UNIT))).toBe(false);
+    expect(existsSync(join(systemDir, UNIT))).toBe(false);
+  });
+
+  it('fails clearly when systemd is not running here, writing nothing', async () => {
+    fake.configure({ systemState: 'offline', systemStateCode: 1 });
+    const result = await run(['gateway', 'install']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('systemd is not available here');
+    expect(result.stderr).toContain('hermes gateway start');
+    expect(existsSync(join(userDir, UNIT))).toBe(false);
+  });
+
+  it('reports a failing systemctl call as one line and exit 1', async () => {
+    fake.configure({ failures: { enable: { code: 1, stderr: 'Failed to enable unit: Access denied' } } });
+    const result = await run(['gateway', 'install']);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe(
+      `hermes: systemctl --user enable ${UNIT} failed (exit 1): Failed to enable unit: Access denied`,
+    );
+    expect(fake.calls()).toEqual([user('is-system-running'), user('daemon-reload'), user('enable', UNIT)]);
+  });
+
+  const needsUnprivileged = process.getuid?.() === 0 && !existsSync('/usr/bin/setpriv');
+  it.skipIf(needsUnprivileged)('refuses a system install without root', async () => {
+    const asRoot = process.getuid?.() === 0;
+    const args = ['gateway', 'install', '--system', '--run-as-user', 'nobody'];
+    const { HERMES_SYSTEMD_SYSTEM_DIR: _override, ...withoutOverride } = env;
+    const result = asRoot
+      ? await new Promise<{ code: number; stderr: string }>((resolveRun) => {
+          const child = spawn(
+            '/usr/bin/setpriv',
+            ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli.path, ...args],
+            {
+              env: isolatedEnv({ ...withoutOverride, HOME: '/nonexistent' }),
+              stdio: ['ignore', 'ignore', 'pipe'],
+            },
+          );
+          let stderr = '';
+          child.stderr?.on('data', (chunk: Buffer) => {
+            stderr += chunk.toString();
+          });
+          child.once('exit', (code) => resolveRun({ code: code ?? 1, stderr }));
+        })
+      : await runCli(cli.path, args, withoutOverride);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('needs root');
+    expect(fake.calls()).toEqual([]);
+  });
+});
+
+describe('gateway start|stop|restart|uninstall with an installed unit', () => {
+  it('user scope: start, stop and restart are systemctl --user calls', async () => {
+    expect((await run(['gateway', 'install', '--no-start-now'])).code).toBe(0);
+    fake.clear();
+    const started = await run(['gateway', 'start']);
+    expect(started.code, started.stderr).toBe(0);
+    expect(started.stdout).toContain(`✓ Started ${UNIT}`);
+    expect(fake.calls()).toEqual([user('is-system-running'), user('start', UNIT)]);
+
+    fake.clear();
+    const stopped = await run(['gateway', 'stop']);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stdout).toContain(`✓ Stopped ${UNIT} service`);
+    expect(stopped.stdout).toContain('hermes gateway status');
+    expect(fake.calls()).toEqual([user('is-system-running'), user('stop', UNIT)]);
+
+    fake.clear();
+    const restarted = await run(['gateway', 'restart']);
+    expect(restarted.code, restarted.stderr).toBe(0);
+    expect(restarted.stdout).toContain('hermes gateway status');
+    // Nothing was running, so there is nothing to drain: straight to systemctl restart.
+    expect(fake.calls()).toEqual([user('is-system-running'), user('restart', UNIT)]);
+  });
+
+  it('system scope: the same calls without --user', async () => {
+    expect(
+      (await run(['gateway', 'install', '--system', '--run-as-user', 'nobody', '--no-start-now'])).code,
+    ).toBe(0);
+    for (const verb of ['start', 'stop', 'restart']) {
+      fake.clear();
+      const result = await run(['gateway', verb, '--system']);
+      expect(result.code, result.stderr).toBe(0);
+      expect(fake.calls()).toEqual([['is-system-running'], [verb, UNIT]]);
+    }
+    // Without --system the installed system unit is still found.
+    fake.clear();
+    expect((await run(['gateway', 'start'])).code).toBe(0);
+    expect(fake.calls()).toEqual([['is-system-running'], ['start', UNIT]]);
+  });
+
+  it('uninstall stops, disables, removes the unit and reloads (user and system)', async () => {
+    expect((await run(['gateway', 'install', '--no-start-now'])).code).toBe(0);
+    expect(
+      (await run(['gateway', 'install', '--system', '--run-as-user', 'nobody', '--no-start-now'])).code,
+    ).toBe(0);
+    fake.clear();
+    const removedUser = await run(['gateway', 'uninstall']);
+    expect(removedUser.code, removedUser.stderr).toBe(0);
+    expect(fake.calls()).toEqual([
+      user('is-system-running'),
+      user('stop', UNIT),
+      user('disable', UNIT),
+      user('daemon-reload'),
+    ]);
+    expect(existsSync(join(userDir, UNIT))).toBe(false);
+    expect(existsSync(join(systemDir, UNIT))).toBe(true);
+
+    fake.clear();
+    const removedSystem = await run(['gateway', 'uninstall', '--system']);
+    expect(removedSystem.code, removedSystem.stderr).toBe(0);
+    expect(fake.calls()).toEqual([
+      ['is-system-running'],
+      ['stop', UNIT],
+      ['disable', UNIT],
+      ['daemon-reload'],
+    ]);
+    expect(existsSync(join(systemDir, UNIT))).toBe(false);
+
+    fake.clear();
+    const nothing = await run(['gateway', 'uninstall']);
+    expect(nothing.code).toBe(0);
+    expect(nothing.stdout).toContain('nothing to uninstall');
+    expect(fake.calls()).toEqual([]);
+  });
+
+  it('restart is drain-aware: SIGUSR1 first (the gateway exits 75), then systemctl restart', async () => {
+    expect((await run(['gateway', 'install', '--no-start-now'])).code).toBe(0);
+    const gateway = await startRealGateway();
+    fake.clear();
+    fake.configure({ activeState: 'activating' });
+    const result = await run(['gateway', 'restart'], { HERMES_RESTART_DRAIN_TIMEOUT: '2' });
+    expect(result.code, result.stderr).toBe(0);
+    expect(await gateway.exit).toBe(75);
+    expect(fake.calls()).toEqual([user('is-system-running'), user('is-active', UNIT), user('restart', UNIT)]);
+  });
+
+  it('restart leaves the gateway to systemd when it is already active again', async () => {
+    expect((await run(['gateway', 'install', '--no-start-now'])).code).toBe(0);
+    const gateway = await startRealGateway();
+    fake.clear();
+    fake.configure({ activeState: 'active' });
+    const result = await run(['gateway', 'restart'], { HERMES_RESTART_DRAIN_TIMEOUT: '2' });
+    expect(result.code, result.stderr).toBe(0);
+    expect(await gateway.exit).toBe(75);
+    expect(fake.calls()).toEqual([user('is-system-running'), user('is-active', UNIT)]);
+  });
+
+  it('stop writes the planned-stop marker before systemctl stop, so the gateway exits 0', async () => {
+    expect((await run(['gateway', 'install', '--no-start-now'])).code).toBe(0);
+    const gateway = await startRealGateway();
+    // The fake SIGTERMs the gateway on `stop`, as systemd would; unplanned SIGTERM means exit 1.
+    fake.configure({ stopPidFile: join(root, 'gateway.pid') });
+    fake.clear();
+    const result = await run(['gateway', 'stop']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await gateway.exit).toBe(0);
+    expect(result.stdout).toContain(`✓ Stopped ${UNIT} service`);
+    expect(result.stdout).not.toContain('not run by the service');
+    expect(fake.calls()).toEqual([user('is-system-running'), user('stop', UNIT)]);
+  });
+});
+
+describe('fallback announcements', () => {
+  it('with systemd but no unit installed, stop says so and manages the process itself', async () => {
+    const result = await run(['gateway', 'stop']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(`no user systemd unit ${UNIT} is installed`);
+    expect(result.stdout).toContain('managing a detached gateway process instead');
+    expect(result.stdout).toContain('✗ No gateway running for this profile');
+    expect(fake.calls()).toEqual([user('is-system-running')]);
+  });
+
+  it('without systemctl on PATH it says systemd is not available', async () => {
+    const empty = join(dir.path, 'empty-bin');
+    mkdirSync(empty);
+    const result = await run(['gateway', 'stop'], { PATH: empty });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(
+      'systemd is not available here; managing a detached gateway process instead',
+    );
+    expect(result.stdout).toContain('no systemctl on PATH');
+    expect(fake.calls()).toEqual([]);
+  });
+});
+
+describe('gateway list', () => {
+  it('lists the root home and every profile with its installed unit', async () => {
+    expect((await run(['--profile', 'work', 'gateway', 'install', '--no-start-now'])).code).toBe(0);
+    mkdirSync(join(root, 'profiles', 'idle'), { recursive: true });
+    mkdirSync(join(root, 'profiles', 'Not A Profile'), { recursive: true });
+    const result = await run(['gateway', 'list', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const states = JSON.parse(result.stdout) as Array<{
+      profile: string;
+      running: boolean;
+      unit: string;
+      installed: string[];
+    }>;
+    expect(states.map((state) => state.profile)).toEqual(['default', 'idle', 'work']);
+    expect(states.find((state) => state.profile === 'work')).toMatchObject({
+      running: false,
+      unit: 'hermes-gateway-work.service',
+      installed: ['user'],
+    });
+    expect(states.find((state) => state.profile === 'default')).toMatchObject({ unit: UNIT, installed: [] });
+    const table = await run(['gateway', 'list']);
+    expect(table.stdout).toMatch(/^work\s+no\s/m);
+  });
+});
+
+describe('gateway migrate-legacy', () => {
+  const legacyUnit = '[Service]\nExecStart=/opt/hermes/venv/bin/python -m hermes_cli.main gateway run\n';
+
+  beforeEach(() => {
+    mkdirSync(userDir, { recursive: true });
+    mkdirSync(systemDir, { recursive: true });
+    writeFileSync(join(userDir, 'hermes.service'), legacyUnit);
+    writeFileSync(join(userDir, UNIT), '[Service]\nExecStart=/usr/bin/node main.js gateway run\n');
+    // Another program that happens to be called hermes: never a candidate.
+    writeFileSync(
+      join(systemDir, 'hermes.service'),
+      '[Service]\nExecStart=/usr/bin/hermes-mailer --daemon\n',
+    );
+  });
+
+  it('--dry-run lists the legacy unit and removes nothing', async () => {
+    const result = await run(['gateway', 'migrate-legacy', '--dry-run']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(join(userDir, 'hermes.service'));
+    expect(result.stdout).toContain('left alone');
+    expect(existsSync(join(userDir, 'hermes.service'))).toBe(true);
+    expect(fake.calls()).toEqual([]);
+  });
+
+  it('refuses without -y when it cannot ask', async () => {
+    const result = await run(['gateway', 'migrate-legacy']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('-y');
+    expect(existsSync(join(userDir, 'hermes.service'))).toBe(true);
+  });
+
+  it('-y stops, disables and removes only the legacy gateway unit', async () => {
+    const result = await run(['gateway', 'migrate-legacy', '-y', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ removed: [join(userDir, 'hermes.service')] });
+    expect(fake.calls()).toEqual([
+      user('is-system-running'),
+      user('stop', 'hermes.service'),
+      user('disable', 'hermes.service'),
+      user('daemon-reload'),
+    ]);
+    expect(existsSync(join(userDir, 'hermes.service'))).toBe(false);
+    expect(existsSync(join(userDir, UNIT))).toBe(true);
+    expect(existsSync(join(systemDir, 'hermes.service'))).toBe(true);
+  });
+});
