@@ -237,7 +237,9 @@ export function registerConnectorCommands(program: Command): void {
         );
         if (options.json) return printJson({ tenant: owner.id, deliveryKey: keys.primary });
         process.stdout.write(
-          `new delivery key for ${owner.name} (shown once; set GATEWAY_RELAY_DELIVERY_KEY on its gateways):\n  ${keys.primary}\n`,
+          `new delivery key for ${owner.name} (shown once):\n  ${keys.primary}\n` +
+            'the connector keeps signing with the previous key for 24 h: within that window set on each gateway\n' +
+            '  GATEWAY_RELAY_DELIVERY_KEY=<this key>  GATEWAY_RELAY_DELIVERY_KEY_SECONDARY=<the previous key>\n',
         );
       }),
     );

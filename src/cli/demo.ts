@@ -273,9 +273,13 @@ async function ensureEnrolled(
 function spawnHermes(name: string, args: string[], logs: string, env: NodeJS.ProcessEnv): Child {
   const log = join(logs, `${name}.log`);
   const fd = openSync(log, 'a', 0o600);
+  // Own process group: Ctrl-C reaches only the demo, which stops the children in order (gateway
+  // first, so running turns finish while the connector is still up). The IPC channel lets a
+  // child notice when the demo itself dies, so none is left orphaned holding a port.
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', fd],
+    stdio: ['ignore', 'pipe', fd, 'ipc'],
+    detached: true,
   });
   let buffer = '';
   child.stdout?.on('data', (chunk: Buffer) => {

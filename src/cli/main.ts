@@ -46,6 +46,14 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Started by `hermes demo` (an IPC channel): stop cleanly if the demo process goes away.
+if (process.channel) {
+  process.channel.unref();
+  process.once('disconnect', () => process.kill(process.pid, 'SIGINT'));
+}
+// A closed stdout (the reader died) must not crash a server mid-drain.
+process.stdout.on('error', () => undefined);
+
 const code = await main(process.argv);
 process.exitCode = code;
 // Servers have closed their handles by now; a stray one (a dangling socket) must not keep the

@@ -151,6 +151,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     probe,
     stop: () => {
       stopping ??= (async () => {
+        probe.stop();
         for (const adapter of started)
           await adapter
             .stop()

@@ -19,7 +19,7 @@ import type { ConnectorMetrics } from './metrics.js';
 import type { IngestOutcome, PlatformInbound } from './platforms/types.js';
 import { SessionDirectory } from './session-directory.js';
 import { postBytes } from './signed-post.js';
-import type { DeliveryRecord, RelayStore } from './store/types.js';
+import type { DeliveryKeys, DeliveryRecord, RelayStore } from './store/types.js';
 
 /**
  * The durable delivery path (spec decision 4–5): platform event → route → outbox row (committed
@@ -288,7 +288,7 @@ export class DeliveryEngine {
       {
         'content-type': 'application/json',
         [HEADER_TIMESTAMP]: String(ts),
-        [HEADER_SIGNATURE]: signDelivery(body, keys.primary, ts),
+        [HEADER_SIGNATURE]: signDelivery(body, signingKey(keys, this.now()), ts),
         [HEADER_DELIVERY_ID]: delivery.id,
         [HEADER_SESSION_KEY]: delivery.sessionKey,
       },
@@ -297,7 +297,8 @@ export class DeliveryEngine {
     if (outcome.kind === 'error') return this.retry(delivery, outcome.error, null, undefined, 'http');
     const { status } = outcome;
     if (status >= 200 && status < 300) return this.done(delivery, 'http');
-    if (status === 408 || status === 429 || status >= 500) {
+    // 401 is retried: during a key rollout a gateway may not have the key yet.
+    if (status === 401 || status === 408 || status === 429 || status >= 500) {
       return this.retry(delivery, `HTTP ${status}`, status, outcome.retryAfterMs, 'http');
     }
     return this.dead(delivery, `HTTP ${status}: ${outcome.body.slice(0, 200)}`, status);
@@ -323,9 +324,11 @@ export class DeliveryEngine {
         ? this.done(delivery, 'socket')
         : this.retry(delivery, 'socket closed', null, undefined, 'socket', 1_000);
     }
+    let ackTimedOut = false;
     const acked = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.pendingAcks.delete(delivery.id);
+        ackTimedOut = true;
         resolve(false);
       }, this.ackTimeoutMs);
       this.pendingAcks.set(delivery.id, {
@@ -342,6 +345,10 @@ export class DeliveryEngine {
     });
     if (!sent) this.acknowledgeFailure(delivery.id);
     if (await acked) return this.done(delivery, 'socket');
+    // No ack while the socket stayed open: a reference (June) gateway, which handles `inbound`
+    // frames but never acks them. Re-sending would run the turn again, so the frame counts as
+    // delivered. Frames whose socket closed before an ack are redelivered after reconnect.
+    if (ackTimedOut && connection.ws.readyState === connection.ws.OPEN) return this.done(delivery, 'socket');
     return this.retry(delivery, 'no inbound_ack', null, undefined, 'socket', 1_000);
   }
 
@@ -373,7 +380,8 @@ export class DeliveryEngine {
     }
     const exponential = Math.min(capMs, this.backoffBaseMs * 2 ** Math.max(0, delivery.attempts - 1));
     // Equal jitter: never retry sooner than half the step, spread the rest.
-    const delay = Math.max(retryAfterMs ?? 0, exponential / 2 + Math.random() * (exponential / 2));
+    const requested = Math.min(retryAfterMs ?? 0, this.backoffCapMs);
+    const delay = Math.max(requested, exponential / 2 + Math.random() * (exponential / 2));
     await this.store.retryDeliveryLater(
       delivery.id,
       this.options.instanceId,
@@ -396,4 +404,12 @@ export class DeliveryEngine {
     });
     this.log.warn({ id: delivery.id, tenantId: delivery.tenantId, reason }, 'delivery dead-lettered');
   }
+}
+
+/**
+ * During a delivery-key rotation window keep signing with the previous key: gateways still hold it,
+ * and each one verifies against [new, previous] once updated. The new key signs once the window ends.
+ */
+export function signingKey(keys: DeliveryKeys, now: number): string {
+  return keys.secondary && (keys.secondaryExpiresAt ?? 0) > now ? keys.secondary : keys.primary;
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { generateSecret, nowSeconds, signDelivery } from '../auth/index.js';
 import {
@@ -75,7 +75,11 @@ export class ForgeryProbe {
     else result = { endpoint, outcome: 'unexpected', status: outcome.status };
 
     this.metrics.probes.inc({ outcome: result.outcome });
-    this.metrics.forgeryAccepted.set({ endpoint }, result.outcome === 'accepted' ? 1 : 0);
+    // Labelled by a short hash: the URL is tenant-controlled and /metrics is unauthenticated.
+    this.metrics.forgeryAccepted.set(
+      { endpoint: endpointLabel(endpoint) },
+      result.outcome === 'accepted' ? 1 : 0,
+    );
     if (result.outcome === 'accepted') {
       this.log.error({ endpoint }, 'gateway endpoint ACCEPTED a delivery signed with a wrong key');
       await this.store.audit({
@@ -86,4 +90,9 @@ export class ForgeryProbe {
     }
     return result;
   }
+}
+
+/** The `/metrics` label for an endpoint: `ep-` + 12 hex of its SHA-256 (logs and audit have the URL). */
+export function endpointLabel(endpoint: string): string {
+  return `ep-${createHash('sha256').update(endpoint).digest('hex').slice(0, 12)}`;
 }

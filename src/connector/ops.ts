@@ -117,7 +117,12 @@ export class OpDispatcher {
     hint: string | undefined,
   ): Promise<string | null> {
     const chat = await this.store.findChat(tenantId, chatId);
-    if (chat) return chat.platform;
+    if (chat) {
+      // Still this tenant's only while its route is: an operator may have re-bound it elsewhere.
+      const route = await this.store.findRoute(chat.platform, chat.routeKey);
+      if (route && route.tenantId === tenantId) return chat.platform;
+      return null;
+    }
     for (const platform of hint && this.adapters.has(hint) ? [hint] : [...this.adapters.keys()]) {
       const route = await this.store.findRoute(platform, chatId);
       if (route && route.routeKey === chatId && route.tenantId === tenantId) return platform;

@@ -136,7 +136,16 @@ export class ReplyStream {
     }
     const chunks = splitMessage(text, limit, unit);
     const [head, ...rest] = chunks;
-    if (head !== undefined && head !== this.shown) await this.edit(head);
+    if (head !== undefined && head !== this.shown && !(await this.edit(head))) {
+      // The final edit failed (rate limit, timeout): never leave a partial text as the answer.
+      await this.link.send({
+        op: 'send',
+        chat_id: this.target.chatId,
+        content: head,
+        reply_to: null,
+        metadata: this.target.metadata,
+      });
+    }
     for (const chunk of rest) {
       await this.link.send({
         op: 'send',
@@ -171,8 +180,15 @@ export class ReplyStream {
     await this.edit(text);
   }
 
-  private async edit(text: string): Promise<void> {
-    if (this.messageId === undefined) return;
+  /** Stop any pending live update (the turn ended without a final text, e.g. /stop). */
+  cancel(): void {
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private async edit(text: string): Promise<boolean> {
+    if (this.messageId === undefined) return false;
     const result = await this.link.send({
       op: 'edit',
       chat_id: this.target.chatId,
@@ -180,6 +196,8 @@ export class ReplyStream {
       content: text,
       metadata: this.target.metadata,
     });
-    if (result.success !== false) this.shown = text;
+    if (result.success === false) return false;
+    this.shown = text;
+    return true;
   }
 }

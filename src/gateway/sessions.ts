@@ -215,6 +215,7 @@ export class SessionManager {
       await replies.sendText(target, `⚠️ ${(error as Error).message}`);
     } finally {
       clearInterval(typing);
+      stream.cancel();
     }
   }
 }

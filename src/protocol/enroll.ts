@@ -15,7 +15,18 @@ const endpoint = z
   .refine((value) => value === '' || isHttpUrl(value), 'must be an http(s) URL or empty')
   .transform((value) => value.replace(/\/+$/, ''));
 
-const routeKeys = z.array(z.string().trim().min(1).max(256)).max(1000);
+// `*` is the platform's default route: only an operator may bind it (`connector route add`),
+// never a gateway asserting route keys at enroll or provision.
+const routeKeys = z
+  .array(
+    z
+      .string()
+      .trim()
+      .min(1)
+      .max(256)
+      .refine((key) => key !== '*', 'the default route "*" can only be bound by an operator'),
+  )
+  .max(1000);
 
 export const EnrollRequestSchema = z.object({
   enrollmentToken: z.string().min(1).max(512),

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addRoute, createTenant } from '../../src/connector/admin.js';
-import { ForgeryProbe } from '../../src/connector/forgery-probe.js';
+import { endpointLabel, ForgeryProbe } from '../../src/connector/forgery-probe.js';
 import { ConnectorMetrics } from '../../src/connector/metrics.js';
 import { SqliteStore } from '../../src/connector/store/sqlite.js';
 import { InboundReceiver } from '../../src/gateway/receiver.js';
@@ -61,8 +61,8 @@ describe('forgery probe', () => {
     expect(interrupts).toEqual([]);
     expect(seen).toEqual(['/interrupt']);
     const text = await metrics.registry.metrics();
-    expect(text).toContain(`relay_gateway_accepts_forgery{endpoint="${bad}"} 1`);
-    expect(text).toContain(`relay_gateway_accepts_forgery{endpoint="${good}"} 0`);
+    expect(text).toContain(`relay_gateway_accepts_forgery{endpoint="${endpointLabel(bad)}"} 1`);
+    expect(text).toContain(`relay_gateway_accepts_forgery{endpoint="${endpointLabel(good)}"} 0`);
     expect(text).toMatch(/relay_forgery_probes_total\{outcome="rejected"\} 1/);
     const audit = await store.listAudit(10);
     expect(audit.some((event) => event.event === 'forgery_accepted' && event.detail?.endpoint === bad)).toBe(
