@@ -7,6 +7,7 @@ import type { GatewayConfig } from './config.js';
 import { DrainWatcher } from './drain-control.js';
 import { defaultGatewayId } from './enroll.js';
 import { SqliteHistoryStore } from './history.js';
+import { SqliteInbox } from './inbox.js';
 import { acquireGatewayLock, consumeMarker, type GatewayLock } from './pid-lock.js';
 import { selfProvision } from './provision.js';
 import { InboundReceiver } from './receiver.js';
@@ -121,6 +122,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
 
   let agent: Agent;
   let history: SqliteHistoryStore;
+  let inbox: SqliteInbox;
   try {
     agent = createAgent(
       {
@@ -131,6 +133,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       log.child({ part: 'agent' }),
     );
     history = SqliteHistoryStore.open(join(home, 'state', 'conversations.db'));
+    inbox = SqliteInbox.open(join(home, 'state', 'inbox.db'));
   } catch (error) {
     return fail((error as Error).message, EXIT.config);
   }
@@ -144,8 +147,11 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     platform: config.platform,
     botId: config.botId,
     log: log.child({ part: 'transport' }),
-    onDescriptor: () => startReceiver(),
-    onInbound: async (event) => sessions.handleInbound(event),
+    onDescriptor: () => {
+      replayInbox();
+      return startReceiver();
+    },
+    onInbound: async (event, bufferId) => sessions.handleInbound(event, { deliveryId: bufferId }),
     onInterrupt: (sessionKey) => {
       sessions.interrupt(sessionKey);
     },
@@ -176,7 +182,27 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     externalDrainActive: () => externalDrain,
     shutdown: () => shutdown,
     onActiveChange: (activeAgents) => status({ activeAgents }),
+    journal: inbox,
   });
+
+  // Work accepted before a crash or restart runs once the relay is back (replies need it).
+  let replayed = false;
+  const replayInbox = () => {
+    if (replayed) return;
+    replayed = true;
+    const { pending, interrupted } = inbox.recover();
+    if (interrupted > 0)
+      log.warn({ interrupted }, 'turns that were running when the gateway stopped were not re-run');
+    if (pending.length > 0)
+      log.info({ pending: pending.length }, 'replaying accepted messages from before the restart');
+    for (const entry of pending) {
+      try {
+        sessions.handleInbound(entry.event, { internal: true, inboxId: entry.id });
+      } catch (error) {
+        log.warn({ err: (error as Error).message }, 'could not replay an accepted message');
+      }
+    }
+  };
 
   let receiver: InboundReceiver | undefined;
   let receiverUrl: string | undefined;
@@ -195,7 +221,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       host: config.inboundHost,
       port: config.inboundPort,
       verifyKeys: () => [credentials.deliveryKey, options.secondaryDeliveryKey].filter(isUsableSecret),
-      onMessage: async (event) => sessions.handleInbound(event),
+      onMessage: async (event, deliveryId) => sessions.handleInbound(event, { deliveryId }),
       onInterrupt: (sessionKey) => {
         sessions.interrupt(sessionKey);
       },
@@ -272,6 +298,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       await transport.stop();
       await agent.close?.().catch(() => undefined);
       history.close();
+      inbox.close();
       const code = kind === 'restart' ? EXIT.restart : kind === 'unexpected' ? EXIT.failure : EXIT.ok;
       status({
         gatewayState: 'stopped',

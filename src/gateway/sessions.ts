@@ -6,6 +6,7 @@ import {
   type SessionKeyOptions,
 } from '../protocol/index.js';
 import type { Agent, ConversationMessage, HistoryStore } from './agents/types.js';
+import type { InboxJournal } from './inbox.js';
 import type { ReplyChannel, ReplyTarget } from './replies.js';
 
 /** User-visible texts, exactly as the reference (lifecycle reference §1.4, §1.8). */
@@ -24,6 +25,10 @@ const HISTORY_TURNS = 40;
 export interface InboundOptions {
   /** Internal events (restart replays, background notices) bypass the drain gate. */
   internal?: boolean;
+  /** The delivery id (signed delivery or `inbound` bufferId), for the durable inbox's dedupe. */
+  deliveryId?: string | undefined;
+  /** Already in the inbox (a replay at boot): do not record it again. */
+  inboxId?: number;
 }
 
 export interface SessionManagerOptions {
@@ -37,6 +42,8 @@ export interface SessionManagerOptions {
   /** Shutdown or restart (one-way): new turns are refused; `restart` picks the wording. */
   shutdown: () => 'none' | 'stopping' | 'restarting';
   onActiveChange: (active: number) => void;
+  /** Durable record of accepted events; without one, accepted work lives in memory only. */
+  journal?: InboxJournal;
 }
 
 interface Running {
@@ -55,6 +62,7 @@ export class SessionManager {
   private readonly running = new Map<string, Running>();
   private readonly queues = new Map<string, MessageEvent[]>();
   private readonly idleWaiters = new Set<() => void>();
+  private readonly inboxIds = new WeakMap<MessageEvent, number>();
 
   constructor(private readonly options: SessionManagerOptions) {}
 
@@ -81,11 +89,24 @@ export class SessionManager {
   handleInbound(event: MessageEvent, options: InboundOptions = {}): void {
     const key = this.sessionKeyOf(event);
     const target = replyTarget(event);
-    if (isStopCommand(event.text)) {
+    const stop = isStopCommand(event.text);
+    if (!stop && this.options.shutdown() !== 'none') throw new GatewayStoppingError();
+    const journal = this.options.journal;
+    if (journal && options.inboxId === undefined) {
+      const id = journal.accept(options.deliveryId, key, event);
+      if (id === null) {
+        this.options.log.info({ session: key, deliveryId: options.deliveryId }, 'duplicate delivery ignored');
+        return;
+      }
+      this.inboxIds.set(event, id);
+    } else if (options.inboxId !== undefined) {
+      this.inboxIds.set(event, options.inboxId);
+    }
+    if (stop) {
+      this.finish(event);
       this.handleStop(key, target);
       return;
     }
-    if (this.options.shutdown() !== 'none') throw new GatewayStoppingError();
     if (this.running.has(key)) {
       // Busy path: accepted work for this session, kept in order (also while draining).
       const queue = this.queues.get(key) ?? [];
@@ -95,6 +116,7 @@ export class SessionManager {
     }
     const refusal = this.refusal(options);
     if (refusal) {
+      this.finish(event);
       this.options.log.info({ session: key }, 'refusing new turn');
       void this.options.replies.sendText(target, refusal);
       return;
@@ -133,6 +155,14 @@ export class SessionManager {
     });
   }
 
+  /** The event's work is over (answered, refused or its turn ended): close its inbox entry. */
+  private finish(event: MessageEvent): void {
+    const id = this.inboxIds.get(event);
+    if (id === undefined) return;
+    this.inboxIds.delete(event);
+    this.options.journal?.done(id);
+  }
+
   private refusal(options: InboundOptions): string | undefined {
     // The external-drain gate sits right before the slot claim; internal events bypass it.
     if (this.options.externalDrainActive() && !options.internal) return TEXTS.drainRefusal;
@@ -141,6 +171,7 @@ export class SessionManager {
 
   private handleStop(key: string, target: ReplyTarget): void {
     const run = this.running.get(key);
+    for (const queued of this.queues.get(key) ?? []) this.finish(queued);
     this.queues.delete(key);
     if (!run) {
       void this.options.replies.sendText(target, TEXTS.nothingToStop);
@@ -155,15 +186,21 @@ export class SessionManager {
     const run: Running = { controller: new AbortController(), started: false, stoppedBy: null };
     this.running.set(key, run);
     this.options.onActiveChange(this.running.size);
-    void this.runTurn(key, event, run).finally(() => this.release(key, run));
+    void this.runTurn(key, event, run).finally(() => {
+      this.finish(event);
+      this.release(key, run);
+    });
   }
 
   private release(key: string, run: Running): void {
     if (this.running.get(key) === run) this.running.delete(key);
     this.options.onActiveChange(this.running.size);
     const shutdown = this.options.shutdown();
-    if (shutdown !== 'none') {
-      // Accepted but never started: say so rather than drop them silently.
+    if (shutdown !== 'none' && this.options.journal) {
+      // Accepted but never started: they stay pending in the inbox and run after the restart.
+      this.queues.delete(key);
+    } else if (shutdown !== 'none') {
+      // Accepted but never started, and nowhere durable: say so rather than drop them silently.
       for (const queued of this.queues.get(key) ?? []) {
         void this.options.replies
           .sendText(replyTarget(queued), shutdown === 'restarting' ? TEXTS.restarting : TEXTS.shuttingDown)
@@ -191,6 +228,8 @@ export class SessionManager {
       const past = history.load(key, HISTORY_TURNS);
       if (run.controller.signal.aborted) return;
       run.started = true;
+      const inboxId = this.inboxIds.get(event);
+      if (inboxId !== undefined) this.options.journal?.started(inboxId);
       const result = await agent.run({
         sessionKey: key,
         history: past,

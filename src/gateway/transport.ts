@@ -49,7 +49,7 @@ export interface RelayTransportOptions {
   log: Logger;
   onDescriptor?: (descriptor: CapabilityDescriptor) => void | Promise<void>;
   /** Resolve once the event is safely handed over; the frame is acknowledged then. */
-  onInbound?: (event: MessageEvent) => Promise<void>;
+  onInbound?: (event: MessageEvent, bufferId: string | undefined) => Promise<void>;
   onInterrupt?: (sessionKey: string, chatId: string) => void;
   onStatus?: (status: TransportStatus) => void;
   handshakeTimeoutMs?: number;
@@ -309,7 +309,12 @@ export class RelayTransport {
                 ws.send(encodeFrame({ type: 'inbound_ack', bufferId }));
                 break;
               }
-              void (this.options.onInbound?.(frame.event) ?? Promise.resolve()).then(
+              void (
+                this.options.onInbound?.(
+                  frame.event,
+                  bufferId === undefined ? undefined : String(bufferId),
+                ) ?? Promise.resolve()
+              ).then(
                 () => {
                   if (bufferId === undefined) return;
                   this.rememberBuffer(String(bufferId));

@@ -1,0 +1,108 @@
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { MessageEvent } from '../protocol/index.js';
+
+/**
+ * The gateway's durable inbox: every accepted delivery is written here before the connector is
+ * answered, and marked done when its turn ends. A crash therefore loses nothing accepted (pending
+ * entries are replayed at the next boot), and delivery ids stay deduplicated across restarts.
+ * A turn that had already started when the process died is not replayed (the agent saw it; running
+ * it twice could repeat its side effects): it is reported and closed.
+ */
+
+const DONE_RETENTION_MS = 3600_000;
+
+export interface PendingEntry {
+  id: number;
+  event: MessageEvent;
+}
+
+export interface InboxJournal {
+  /** Record an accepted event; null when this delivery id was accepted before. */
+  accept(deliveryId: string | undefined, sessionKey: string, event: MessageEvent): number | null;
+  started(id: number): void;
+  done(id: number): void;
+}
+
+export class SqliteInbox implements InboxJournal {
+  private readonly insert: Database.Statement<[string | null, string, string, number]>;
+  private readonly seen: Database.Statement<[string], { id: number }>;
+  private readonly markStarted: Database.Statement<[number]>;
+  private readonly markDone: Database.Statement<[number, number]>;
+  private readonly prune: Database.Statement<[number]>;
+  private accepted = 0;
+
+  private constructor(private readonly db: Database.Database) {
+    db.exec(`CREATE TABLE IF NOT EXISTS inbox (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      delivery_id TEXT UNIQUE,
+      session_key TEXT NOT NULL,
+      event TEXT NOT NULL,
+      received_at INTEGER NOT NULL,
+      state TEXT NOT NULL DEFAULT 'pending',
+      done_at INTEGER
+    );
+    CREATE INDEX IF NOT EXISTS inbox_state ON inbox (state, id);`);
+    this.insert = db.prepare(
+      'INSERT INTO inbox (delivery_id, session_key, event, received_at) VALUES (?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING',
+    );
+    this.seen = db.prepare('SELECT id FROM inbox WHERE delivery_id = ?');
+    this.markStarted = db.prepare("UPDATE inbox SET state = 'started' WHERE id = ? AND state = 'pending'");
+    this.markDone = db.prepare("UPDATE inbox SET state = 'done', done_at = ? WHERE id = ?");
+    this.prune = db.prepare("DELETE FROM inbox WHERE state = 'done' AND done_at < ?");
+  }
+
+  static open(path: string): SqliteInbox {
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+    }
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('busy_timeout = 5000');
+    return new SqliteInbox(db);
+  }
+
+  accept(deliveryId: string | undefined, sessionKey: string, event: MessageEvent): number | null {
+    const result = this.insert.run(deliveryId ?? null, sessionKey, JSON.stringify(event), Date.now());
+    if (result.changes === 0) return null;
+    if (++this.accepted % 500 === 0) this.prune.run(Date.now() - DONE_RETENTION_MS);
+    return Number(result.lastInsertRowid);
+  }
+
+  hasSeen(deliveryId: string): boolean {
+    return this.seen.get(deliveryId) !== undefined;
+  }
+
+  started(id: number): void {
+    this.markStarted.run(id);
+  }
+
+  done(id: number): void {
+    this.markDone.run(Date.now(), id);
+  }
+
+  /**
+   * At boot: close turns that were running when the process died, and return the entries that
+   * never started, oldest first, for replay.
+   */
+  recover(): { pending: PendingEntry[]; interrupted: number } {
+    const interrupted = this.db
+      .prepare("UPDATE inbox SET state = 'done', done_at = ? WHERE state = 'started'")
+      .run(Date.now()).changes;
+    const rows = this.db.prepare("SELECT id, event FROM inbox WHERE state = 'pending' ORDER BY id").all() as {
+      id: number;
+      event: string;
+    }[];
+    return {
+      pending: rows.map((row) => ({ id: row.id, event: JSON.parse(row.event) as MessageEvent })),
+      interrupted,
+    };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
