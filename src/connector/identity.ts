@@ -61,8 +61,10 @@ export class IdentityResolver {
     if (typeof tenantName !== 'string' && typeof tenantName !== 'number') {
       return { ok: false, status: 401, error: 'caller identity could not be verified' };
     }
-    const name = String(tenantName);
-    const existing = (await this.store.getTenant(name)) ?? (await this.store.findTenantByName(name));
+    // External tenants live in their own name space: an org called "demo" or "t_…" must never
+    // become a tenant created with the CLI.
+    const name = `ext:${String(tenantName)}`;
+    const existing = await this.store.findTenantByName(name);
     if (existing) return { ok: true, tenantId: existing.id };
     try {
       return { ok: true, tenantId: (await this.store.createTenant(name, Date.now())).id };

@@ -9,7 +9,10 @@ import {
   FrameDecoder,
   failedResult,
   type GatewayFrame,
+  HANDSHAKE_TIMEOUT_MS,
   MAX_WS_MESSAGE_BYTES,
+  OUTBOUND_OP_TIMEOUT_MS,
+  type OutboundResult,
   PING_DEAD_AFTER_MS,
   PING_INTERVAL_MS,
   parseGatewayFrame,
@@ -146,6 +149,11 @@ export class RelayServer {
       handshaken: false,
     };
     registry.add(connection);
+    // A socket that never says hello is closed after the handshake timeout (spec §5).
+    const helloTimer = setTimeout(() => {
+      if (!connection.handshaken) ws.close(1008, 'no hello');
+    }, HANDSHAKE_TIMEOUT_MS);
+    helloTimer.unref();
     metrics.connections.set(registry.size);
     this.lastPong.set(ws, this.now());
     void this.options.store.touchGateway(gateway.id, this.now()).catch(() => undefined);
@@ -166,6 +174,7 @@ export class RelayServer {
       log.debug({ err: error.message, connection: connection.id }, 'gateway socket error'),
     );
     ws.on('close', (code) => {
+      clearTimeout(helloTimer);
       registry.remove(connection);
       metrics.connections.set(registry.size);
       engine.connectionClosed(connection);
@@ -209,7 +218,19 @@ export class RelayServer {
         return;
       }
       case 'outbound': {
-        const result = await ops.execute(connection.tenantId, connection.platform, frame.action);
+        // A hung platform call still gets its one result, within the op timeout (spec §5).
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<OutboundResult>((resolve) => {
+          timer = setTimeout(
+            () => resolve(failedResult('platform op timed out', { ambiguous: true })),
+            OUTBOUND_OP_TIMEOUT_MS,
+          );
+        });
+        const result = await Promise.race([
+          ops.execute(connection.tenantId, connection.platform, frame.action),
+          timedOut,
+        ]);
+        clearTimeout(timer);
         sendFrame(connection, { type: 'outbound_result', requestId: frame.requestId, result });
         return;
       }

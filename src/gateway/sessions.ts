@@ -247,7 +247,12 @@ export class SessionManager {
       if (run.controller.signal.aborted || (error as Error).name === 'AbortError') {
         log.info({ session: key, by: run.stoppedBy }, 'turn stopped');
         if (run.stoppedBy === 'shutdown')
-          await replies.sendText(target, '⚠️ Gateway shutting down — Your current task will be interrupted.');
+          await replies.sendText(
+            target,
+            this.options.shutdown() === 'restarting'
+              ? "⚠️ Gateway restarting — Your current task will be interrupted. Send any message after restart and I'll try to resume where you left off."
+              : '⚠️ Gateway shutting down — Your current task will be interrupted.',
+          );
         return;
       }
       log.warn({ session: key, err: (error as Error).message }, 'agent turn failed');
