@@ -19,7 +19,7 @@ async function runDemo(portBase: number): Promise<RunningProcess> {
   const proc = startHermes(['demo', '--port-base', String(portBase), '--data-dir', join(dir.path, 'data')], {
     HERMES_AGENT: 'echo',
   });
-  await proc.waitFor(/hermes-relay is running/, 40_000);
+  await proc.waitFor(/Press Ctrl-C to stop/, 40_000);
   return proc;
 }
 

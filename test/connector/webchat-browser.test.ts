@@ -25,7 +25,7 @@ beforeAll(async () => {
   demo = startHermes(['demo', '--port-base', String(base), '--data-dir', join(dir.path, 'data')], {
     HERMES_AGENT: 'echo',
   });
-  await demo.waitFor(/hermes-relay is running/, 60_000);
+  await demo.waitFor(/Press Ctrl-C to stop/, 60_000);
 }, 90_000);
 
 afterAll(async () => {
