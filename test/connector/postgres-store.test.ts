@@ -6,7 +6,6 @@ import {
   POSTGRES_MIGRATIONS,
   POSTGRES_SCHEMA_VERSION,
 } from '../../src/connector/store/postgres-migrations.js';
-import { SqliteStore } from '../../src/connector/store/sqlite.js';
 import type { DeliveryRecord, RelayStore } from '../../src/connector/store/types.js';
 import { freePort } from '../support/ports.js';
 import { type PostgresServer, postgresUnavailable, startPostgres } from '../support/postgres.js';
@@ -14,7 +13,6 @@ import { delivery, describeStoreContract, mulberry32 } from './store-contract.js
 
 // The contract suite against the SQLite reference, so the shared cases are known to encode the
 // reference's behaviour (store.test.ts has the SQLite-specific ones).
-describeStoreContract('SqliteStore (reference)', async () => SqliteStore.open(':memory:'));
 
 if (postgresUnavailable) {
   console.warn(`Skipping the Postgres store tests: ${postgresUnavailable}`);
