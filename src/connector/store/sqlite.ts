@@ -22,6 +22,25 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrate } from './migrations.js';
+import {
+  type AuditRow,
+  type ChatRow,
+  type DeadLetterRow,
+  type DeliveryKeysRow,
+  type EnrollmentRow,
+  type GatewayRow,
+  type OutboxRow,
+  type RouteRow,
+  type TenantRow,
+  toAudit,
+  toChat,
+  toDeadLetter,
+  toDelivery,
+  toDeliveryKeys,
+  toGateway,
+  toRoute,
+  toTenant,
+} from './rows.js';
 import type {
   AuditEvent,
   ChatRecord,
@@ -37,100 +56,6 @@ import type {
   RouteUpsert,
   Tenant,
 } from './types.js';
-
-interface TenantRow {
-  id: string;
-  name: string;
-  created_at: number;
-}
-
-interface EnrollmentRow {
-  tenant_id: string;
-  expires_at: number;
-  used_at: number | null;
-}
-
-interface GatewayRow {
-  id: string;
-  tenant_id: string;
-  secret: string;
-  secondary_secret: string | null;
-  secondary_expires_at: number | null;
-  revoked: number;
-  revoked_at: number | null;
-  platform: string;
-  bot_id: string;
-  endpoint: string;
-  created_at: number;
-  last_seen_at: number | null;
-}
-
-interface DeliveryKeysRow {
-  tenant_id: string;
-  primary_key: string;
-  secondary_key: string | null;
-  secondary_expires_at: number | null;
-}
-
-interface RouteRow {
-  platform: string;
-  route_key: string;
-  tenant_id: string;
-  endpoint: string;
-  gateway_id: string | null;
-  created_at: number;
-}
-
-interface ChatRow {
-  tenant_id: string;
-  chat_id: string;
-  platform: string;
-  route_key: string;
-  updated_at: number;
-}
-
-interface OutboxRow {
-  seq: number;
-  id: string;
-  tenant_id: string;
-  gateway_id: string | null;
-  session_key: string;
-  kind: DeliveryKind;
-  body: string;
-  endpoint: string;
-  created_at: number;
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-  last_status: number | null;
-  claimed_by: string | null;
-  claimed_until: number | null;
-  head: number;
-}
-
-interface DeadLetterRow {
-  id: string;
-  seq: number;
-  tenant_id: string;
-  gateway_id: string | null;
-  session_key: string;
-  kind: DeliveryKind;
-  body: string;
-  endpoint: string;
-  created_at: number;
-  attempts: number;
-  reason: string;
-  last_status: number | null;
-  dead_at: number;
-}
-
-interface AuditRow {
-  at: number;
-  event: string;
-  tenant_id: string | null;
-  gateway_id: string | null;
-  detail: string | null;
-}
 
 /** Named parameters of the dead-letter insert. */
 interface DeadLetterParams {
@@ -155,87 +80,6 @@ interface SessionRef {
   session_key: string;
   kind: DeliveryKind;
 }
-
-const toTenant = (r: TenantRow): Tenant => ({ id: r.id, name: r.name, createdAt: r.created_at });
-
-const toGateway = (r: GatewayRow): GatewayRecord => ({
-  id: r.id,
-  tenantId: r.tenant_id,
-  secret: r.secret,
-  secondarySecret: r.secondary_secret,
-  secondaryExpiresAt: r.secondary_expires_at,
-  revoked: r.revoked === 1,
-  revokedAt: r.revoked_at,
-  platform: r.platform,
-  botId: r.bot_id,
-  endpoint: r.endpoint,
-  createdAt: r.created_at,
-  lastSeenAt: r.last_seen_at,
-});
-
-const toDeliveryKeys = (r: DeliveryKeysRow): DeliveryKeys => ({
-  tenantId: r.tenant_id,
-  primary: r.primary_key,
-  secondary: r.secondary_key,
-  secondaryExpiresAt: r.secondary_expires_at,
-});
-
-const toRoute = (r: RouteRow): RouteRecord => ({
-  platform: r.platform,
-  routeKey: r.route_key,
-  tenantId: r.tenant_id,
-  endpoint: r.endpoint,
-  gatewayId: r.gateway_id,
-  createdAt: r.created_at,
-});
-
-const toChat = (r: ChatRow): ChatRecord => ({
-  tenantId: r.tenant_id,
-  platform: r.platform,
-  chatId: r.chat_id,
-  routeKey: r.route_key,
-  updatedAt: r.updated_at,
-});
-
-const toDelivery = (r: OutboxRow): DeliveryRecord => ({
-  id: r.id,
-  tenantId: r.tenant_id,
-  gatewayId: r.gateway_id,
-  sessionKey: r.session_key,
-  kind: r.kind,
-  body: r.body,
-  endpoint: r.endpoint,
-  createdAt: r.created_at,
-  seq: r.seq,
-  attempts: r.attempts,
-  nextAttemptAt: r.next_attempt_at,
-  lastError: r.last_error,
-  lastStatus: r.last_status,
-  claimedBy: r.claimed_by,
-  claimedUntil: r.claimed_until,
-});
-
-const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({
-  id: r.id,
-  tenantId: r.tenant_id,
-  gatewayId: r.gateway_id,
-  sessionKey: r.session_key,
-  kind: r.kind,
-  body: r.body,
-  endpoint: r.endpoint,
-  createdAt: r.created_at,
-  seq: r.seq,
-  attempts: r.attempts,
-  reason: r.reason,
-  lastStatus: r.last_status,
-  deadAt: r.dead_at,
-});
-
-const toAudit = (r: AuditRow): AuditEvent => {
-  const event: AuditEvent = { at: r.at, event: r.event, tenantId: r.tenant_id, gatewayId: r.gateway_id };
-  if (r.detail !== null) event.detail = JSON.parse(r.detail) as Record<string, unknown>;
-  return event;
-};
 
 /** True for paths SQLite does not map to a file of that name (in-memory and temporary databases). */
 const isFileless = (path: string): boolean => path === '' || path === ':memory:' || path.startsWith('file:');

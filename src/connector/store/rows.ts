@@ -1,0 +1,191 @@
+/**
+ * Row shapes of the store tables and their mapping to the `RelayStore` records, shared by the
+ * SQLite and Postgres stores (same schema; only booleans differ in representation).
+ */
+import type {
+  AuditEvent,
+  ChatRecord,
+  DeadLetter,
+  DeliveryKeys,
+  DeliveryKind,
+  DeliveryRecord,
+  GatewayRecord,
+  RouteRecord,
+  Tenant,
+} from './types.js';
+
+export interface TenantRow {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+export interface EnrollmentRow {
+  tenant_id: string;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface GatewayRow {
+  id: string;
+  tenant_id: string;
+  secret: string;
+  secondary_secret: string | null;
+  secondary_expires_at: number | null;
+  /** SQLite stores 0/1, Postgres a boolean. */
+  revoked: number | boolean;
+  revoked_at: number | null;
+  platform: string;
+  bot_id: string;
+  endpoint: string;
+  created_at: number;
+  last_seen_at: number | null;
+}
+
+export interface DeliveryKeysRow {
+  tenant_id: string;
+  primary_key: string;
+  secondary_key: string | null;
+  secondary_expires_at: number | null;
+}
+
+export interface RouteRow {
+  platform: string;
+  route_key: string;
+  tenant_id: string;
+  endpoint: string;
+  gateway_id: string | null;
+  created_at: number;
+}
+
+export interface ChatRow {
+  tenant_id: string;
+  chat_id: string;
+  platform: string;
+  route_key: string;
+  updated_at: number;
+}
+
+export interface OutboxRow {
+  seq: number;
+  id: string;
+  tenant_id: string;
+  gateway_id: string | null;
+  session_key: string;
+  kind: DeliveryKind;
+  body: string;
+  endpoint: string;
+  created_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  last_status: number | null;
+  claimed_by: string | null;
+  claimed_until: number | null;
+  head: number | boolean;
+}
+
+export interface DeadLetterRow {
+  id: string;
+  seq: number;
+  tenant_id: string;
+  gateway_id: string | null;
+  session_key: string;
+  kind: DeliveryKind;
+  body: string;
+  endpoint: string;
+  created_at: number;
+  attempts: number;
+  reason: string;
+  last_status: number | null;
+  dead_at: number;
+}
+
+export interface AuditRow {
+  at: number;
+  event: string;
+  tenant_id: string | null;
+  gateway_id: string | null;
+  detail: string | null;
+}
+
+export const toTenant = (r: TenantRow): Tenant => ({ id: r.id, name: r.name, createdAt: r.created_at });
+
+export const toGateway = (r: GatewayRow): GatewayRecord => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  secret: r.secret,
+  secondarySecret: r.secondary_secret,
+  secondaryExpiresAt: r.secondary_expires_at,
+  revoked: Boolean(r.revoked),
+  revokedAt: r.revoked_at,
+  platform: r.platform,
+  botId: r.bot_id,
+  endpoint: r.endpoint,
+  createdAt: r.created_at,
+  lastSeenAt: r.last_seen_at,
+});
+
+export const toDeliveryKeys = (r: DeliveryKeysRow): DeliveryKeys => ({
+  tenantId: r.tenant_id,
+  primary: r.primary_key,
+  secondary: r.secondary_key,
+  secondaryExpiresAt: r.secondary_expires_at,
+});
+
+export const toRoute = (r: RouteRow): RouteRecord => ({
+  platform: r.platform,
+  routeKey: r.route_key,
+  tenantId: r.tenant_id,
+  endpoint: r.endpoint,
+  gatewayId: r.gateway_id,
+  createdAt: r.created_at,
+});
+
+export const toChat = (r: ChatRow): ChatRecord => ({
+  tenantId: r.tenant_id,
+  platform: r.platform,
+  chatId: r.chat_id,
+  routeKey: r.route_key,
+  updatedAt: r.updated_at,
+});
+
+export const toDelivery = (r: OutboxRow): DeliveryRecord => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  gatewayId: r.gateway_id,
+  sessionKey: r.session_key,
+  kind: r.kind,
+  body: r.body,
+  endpoint: r.endpoint,
+  createdAt: r.created_at,
+  seq: r.seq,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  lastError: r.last_error,
+  lastStatus: r.last_status,
+  claimedBy: r.claimed_by,
+  claimedUntil: r.claimed_until,
+});
+
+export const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  gatewayId: r.gateway_id,
+  sessionKey: r.session_key,
+  kind: r.kind,
+  body: r.body,
+  endpoint: r.endpoint,
+  createdAt: r.created_at,
+  seq: r.seq,
+  attempts: r.attempts,
+  reason: r.reason,
+  lastStatus: r.last_status,
+  deadAt: r.dead_at,
+});
+
+export const toAudit = (r: AuditRow): AuditEvent => {
+  const event: AuditEvent = { at: r.at, event: r.event, tenantId: r.tenant_id, gatewayId: r.gateway_id };
+  if (r.detail !== null) event.detail = JSON.parse(r.detail) as Record<string, unknown>;
+  return event;
+};
