@@ -14,11 +14,13 @@ import {
   messageEventToWire,
   normalizePlatform,
 } from '../protocol/index.js';
-import { type GatewayConnection, type GatewayRegistry, sendFrame } from './gateway-registry.js';
+import type { ClusterBus } from './cluster/bus.js';
+import type { GatewayConnection, GatewayRegistry } from './gateway-registry.js';
 import type { ConnectorMetrics } from './metrics.js';
 import type { IngestOutcome, PlatformInbound } from './platforms/types.js';
 import { SessionDirectory } from './session-directory.js';
 import { postBytes } from './signed-post.js';
+import { SocketDelivery } from './socket-delivery.js';
 import type { DeliveryKeys, DeliveryRecord, RelayStore } from './store/types.js';
 
 /**
@@ -34,6 +36,8 @@ export interface DeliveryEngineOptions {
   metrics: ConnectorMetrics;
   log: Logger;
   instanceId: string;
+  /** Set when several connector instances share the work (issue #8). */
+  bus?: ClusterBus | undefined;
   concurrency?: number;
   leaseMs?: number;
   httpTimeoutMs?: number;
@@ -42,13 +46,6 @@ export interface DeliveryEngineOptions {
   backoffBaseMs?: number;
   backoffCapMs?: number;
   now?: () => number;
-}
-
-interface PendingAck {
-  tenantId: string;
-  connectionId: string;
-  resolve: (acked: boolean) => void;
-  timer: NodeJS.Timeout;
 }
 
 const IDLE_POLL_MS = 1_000;
@@ -63,11 +60,10 @@ export class DeliveryEngine {
   private readonly concurrency: number;
   private readonly leaseMs: number;
   private readonly httpTimeoutMs: number;
-  private readonly ackTimeoutMs: number;
   private readonly maxAgeMs: number;
   private readonly backoffBaseMs: number;
   private readonly backoffCapMs: number;
-  private readonly pendingAcks = new Map<string, PendingAck>();
+  readonly sockets: SocketDelivery;
   private readonly knownChats = new Set<string>();
   private running = false;
   private pumping = false;
@@ -84,7 +80,13 @@ export class DeliveryEngine {
     this.concurrency = options.concurrency ?? 128;
     this.leaseMs = options.leaseMs ?? 60_000;
     this.httpTimeoutMs = options.httpTimeoutMs ?? DELIVERY_HTTP_TIMEOUT_MS;
-    this.ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
+    this.sockets = new SocketDelivery({
+      registry: options.registry,
+      sessions: this.sessions,
+      log: options.log,
+      bus: options.bus,
+      ackTimeoutMs: options.ackTimeoutMs,
+    });
     this.maxAgeMs = options.maxAgeMs ?? 24 * 3600 * 1000;
     this.backoffBaseMs = options.backoffBaseMs ?? 1_000;
     this.backoffCapMs = options.backoffCapMs ?? 5 * 60 * 1000;
@@ -108,11 +110,7 @@ export class DeliveryEngine {
       });
       await Promise.race([this.idle, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
     }
-    for (const [id, pending] of this.pendingAcks) {
-      clearTimeout(pending.timer);
-      pending.resolve(false);
-      this.pendingAcks.delete(id);
-    }
+    this.sockets.stop();
     await this.store.releaseClaims(this.options.instanceId, this.now());
   }
 
@@ -154,12 +152,20 @@ export class DeliveryEngine {
         endpoint: route.endpoint,
         createdAt: now,
       });
-      this.sessions.remember(sessionKey, {
+      const placement = {
         tenantId: route.tenantId,
         chatId,
         endpoint: route.endpoint,
         gatewayId: route.gatewayId,
-      });
+      };
+      const known = this.sessions.get(sessionKey, route.tenantId);
+      this.sessions.remember(sessionKey, placement);
+      if (this.options.bus && (known?.chatId !== chatId || known.endpoint !== route.endpoint)) {
+        // Other instances may receive this session's `/stop`; they find its placement here.
+        this.options.bus
+          .rememberSession(sessionKey, placement)
+          .catch((error: Error) => this.log.warn({ err: error.message }, 'session placement not shared'));
+      }
       metrics.inboundEvents.inc({ platform, outcome: 'queued' });
       this.wake();
       return { ok: true, deliveryId, tenantId: route.tenantId, sessionKey };
@@ -172,7 +178,10 @@ export class DeliveryEngine {
 
   /** Route a gateway's `/stop` for a session to the instance running it (reference §4.6). */
   async enqueueInterrupt(from: GatewayConnection, sessionKey: string, reason: string | null): Promise<void> {
-    const placement = this.sessions.get(sessionKey, from.tenantId);
+    const placement =
+      this.sessions.get(sessionKey, from.tenantId) ??
+      (await this.options.bus?.sessionPlacement(from.tenantId, sessionKey).catch(() => null)) ??
+      undefined;
     const endpoint = placement?.endpoint ?? (await this.store.getGateway(from.gatewayId))?.endpoint ?? '';
     const deliveryId = `dlv_${randomBytes(12).toString('hex')}`;
     const body = JSON.stringify(
@@ -193,21 +202,18 @@ export class DeliveryEngine {
 
   /** `inbound_ack` from a gateway; only its own tenant's deliveries can be acknowledged. */
   acknowledge(connection: GatewayConnection, bufferId: string | number): void {
-    const pending = this.pendingAcks.get(String(bufferId));
-    if (!pending || pending.tenantId !== connection.tenantId) return;
-    this.pendingAcks.delete(String(bufferId));
-    clearTimeout(pending.timer);
-    pending.resolve(true);
+    this.sockets.acknowledge(connection, bufferId);
+  }
+
+  /** A socket finished its handshake: deliveries waiting for a socket can go now. */
+  connectionReady(connection: GatewayConnection): void {
+    this.sockets.connectionReady(connection);
+    this.wake();
   }
 
   /** A socket closed: deliveries waiting for its acks are retried elsewhere or later. */
   connectionClosed(connection: GatewayConnection): void {
-    for (const [id, pending] of this.pendingAcks) {
-      if (pending.connectionId !== connection.id) continue;
-      this.pendingAcks.delete(id);
-      clearTimeout(pending.timer);
-      pending.resolve(false);
-    }
+    this.sockets.connectionClosed(connection);
   }
 
   wake(): void {
@@ -305,59 +311,11 @@ export class DeliveryEngine {
   }
 
   private async attemptSocket(delivery: DeliveryRecord): Promise<void> {
-    const placement = this.sessions.get(delivery.sessionKey, delivery.tenantId);
-    const connection = this.options.registry.pick(delivery.tenantId, delivery.sessionKey, {
-      connectionId: placement?.connectionId,
-      gatewayId: delivery.gatewayId,
-    });
-    if (!connection)
+    const outcome = await this.sockets.deliver(delivery);
+    if (outcome.kind === 'delivered') return this.done(delivery, 'socket');
+    if (outcome.kind === 'no_socket')
       return this.retry(delivery, 'no gateway connected', null, undefined, 'socket', NO_SOCKET_RETRY_CAP_MS);
-    const body = JSON.parse(delivery.body) as { event?: unknown; session_key?: string; chat_id?: string };
-    this.sessions.noteConnection(delivery.sessionKey, connection.id);
-    if (delivery.kind === 'interrupt') {
-      const sent = sendFrame(connection, {
-        type: 'interrupt_inbound',
-        session_key: body.session_key ?? delivery.sessionKey,
-        chat_id: body.chat_id ?? '',
-      });
-      return sent
-        ? this.done(delivery, 'socket')
-        : this.retry(delivery, 'socket closed', null, undefined, 'socket', 1_000);
-    }
-    let ackTimedOut = false;
-    const acked = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        this.pendingAcks.delete(delivery.id);
-        ackTimedOut = true;
-        resolve(false);
-      }, this.ackTimeoutMs);
-      this.pendingAcks.set(delivery.id, {
-        tenantId: delivery.tenantId,
-        connectionId: connection.id,
-        resolve,
-        timer,
-      });
-    });
-    const sent = sendFrame(connection, {
-      type: 'inbound',
-      event: body.event as never,
-      bufferId: delivery.id,
-    });
-    if (!sent) this.acknowledgeFailure(delivery.id);
-    if (await acked) return this.done(delivery, 'socket');
-    // No ack while the socket stayed open: a reference (June) gateway, which handles `inbound`
-    // frames but never acks them. Re-sending would run the turn again, so the frame counts as
-    // delivered. Frames whose socket closed before an ack are redelivered after reconnect.
-    if (ackTimedOut && connection.ws.readyState === connection.ws.OPEN) return this.done(delivery, 'socket');
-    return this.retry(delivery, 'no inbound_ack', null, undefined, 'socket', 1_000);
-  }
-
-  private acknowledgeFailure(id: string): void {
-    const pending = this.pendingAcks.get(id);
-    if (!pending) return;
-    this.pendingAcks.delete(id);
-    clearTimeout(pending.timer);
-    pending.resolve(false);
+    return this.retry(delivery, outcome.error, null, undefined, 'socket', 1_000);
   }
 
   private async done(delivery: DeliveryRecord, transport: string): Promise<void> {

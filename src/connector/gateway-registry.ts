@@ -67,17 +67,36 @@ export class GatewayRegistry {
   ): GatewayConnection | undefined {
     const named = prefer.connectionId ? this.byId.get(prefer.connectionId) : undefined;
     if (named?.handshaken && named.tenantId === tenantId) return named;
-    const preferred = prefer.gatewayId ? this.ready(this.byGateway.get(prefer.gatewayId)) : [];
-    const candidates = preferred.length > 0 ? preferred : this.ready(this.byTenant.get(tenantId));
-    if (candidates.length === 0) return undefined;
-    candidates.sort((a, b) => (a.id < b.id ? -1 : 1));
-    const hash = createHash('sha1').update(sessionKey).digest().readUInt32BE(0);
-    return candidates[hash % candidates.length];
+    return pickForSession(this.ready(this.byTenant.get(tenantId)), (c) => c.id, sessionKey, {
+      gatewayId: prefer.gatewayId,
+    });
   }
 
   private ready(set: Set<GatewayConnection> | undefined): GatewayConnection[] {
     return [...(set ?? [])].filter((c) => c.handshaken && c.ws.readyState === c.ws.OPEN);
   }
+}
+
+/**
+ * The socket that should receive a session's traffic: the one named if present, else one of the
+ * preferred gateway's, else any — chosen by a hash of the session key so a session keeps landing
+ * on the same gateway instance while the set of sockets is unchanged. Local and remote (other
+ * connector instances') sockets are chosen by this one rule.
+ */
+export function pickForSession<T extends { gatewayId: string }>(
+  candidates: readonly T[],
+  idOf: (candidate: T) => string,
+  sessionKey: string,
+  prefer: { connectionId?: string | undefined; gatewayId?: string | null | undefined } = {},
+): T | undefined {
+  const named = prefer.connectionId ? candidates.find((c) => idOf(c) === prefer.connectionId) : undefined;
+  if (named) return named;
+  const preferred = prefer.gatewayId ? candidates.filter((c) => c.gatewayId === prefer.gatewayId) : [];
+  const pool = [...(preferred.length > 0 ? preferred : candidates)];
+  if (pool.length === 0) return undefined;
+  pool.sort((a, b) => (idOf(a) < idOf(b) ? -1 : 1));
+  const hash = createHash('sha1').update(sessionKey).digest().readUInt32BE(0);
+  return pool[hash % pool.length];
 }
 
 function addTo(map: Map<string, Set<GatewayConnection>>, key: string, connection: GatewayConnection): void {

@@ -214,7 +214,7 @@ export class RelayServer {
         connection.platform = platform;
         sendFrame(connection, { type: 'descriptor', descriptor: ops.descriptorFor(platform) });
         connection.handshaken = true;
-        engine.wake();
+        engine.connectionReady(connection);
         return;
       }
       case 'outbound': {

@@ -688,7 +688,9 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         await store.enqueueDelivery(delivery('b1', 'sc', { createdAt: 0 }));
         await store.claimDueDeliveries('A', 10, 2, 1000);
         await store.claimDueDeliveries('B', 10, 2, 1000);
+        expect((await store.listClaimers()).sort()).toEqual(['A', 'B']);
         expect(await store.releaseClaims('A', 20)).toBe(2);
+        expect(await store.listClaimers()).toEqual(['B']);
         expect(await store.releaseClaims('A', 20)).toBe(0);
         const rows = await store.listDeliveries(10);
         expect(rows.map((d) => [d.id, d.claimedBy, d.nextAttemptAt])).toEqual([

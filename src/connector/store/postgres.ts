@@ -659,6 +659,13 @@ export class PostgresStore implements RelayStore {
     return result.rowCount ?? 0;
   }
 
+  async listClaimers(): Promise<string[]> {
+    const result = await this.#pool.query<{ claimed_by: string }>(
+      'SELECT DISTINCT claimed_by FROM outbox WHERE claimed_by IS NOT NULL',
+    );
+    return result.rows.map((row) => row.claimed_by);
+  }
+
   async nextDueAt(): Promise<number | null> {
     const row = await this.#row<{ due: number | null }>(
       `SELECT MIN(CASE WHEN o.claimed_by IS NULL THEN o.next_attempt_at

@@ -143,6 +143,7 @@ export class SqliteStore implements RelayStore {
   readonly #releaseClaims;
   readonly #nextDueAt;
   readonly #outboxDepth;
+  readonly #listClaimers;
   readonly #listDeliveries;
   readonly #listDeadLetters;
   readonly #takeDeadLetter;
@@ -371,6 +372,9 @@ export class SqliteStore implements RelayStore {
       )
       .pluck();
     this.#outboxDepth = db.prepare<[], number>('SELECT COUNT(*) FROM outbox').pluck();
+    this.#listClaimers = db
+      .prepare<[], string>('SELECT DISTINCT claimed_by FROM outbox WHERE claimed_by IS NOT NULL')
+      .pluck();
     this.#listDeliveries = db.prepare<[number], OutboxRow>('SELECT * FROM outbox ORDER BY seq DESC LIMIT ?');
     this.#listDeadLetters = db.prepare<[number], DeadLetterRow>(
       'SELECT * FROM dead_letters ORDER BY dead_at DESC, seq DESC LIMIT ?',
@@ -739,6 +743,10 @@ export class SqliteStore implements RelayStore {
 
   async releaseClaims(claimer: string, now: number): Promise<number> {
     return this.#releaseClaims.run(now, claimer).changes;
+  }
+
+  async listClaimers(): Promise<string[]> {
+    return this.#listClaimers.all();
   }
 
   async nextDueAt(): Promise<number | null> {

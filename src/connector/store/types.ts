@@ -200,6 +200,8 @@ export interface RelayStore {
   ): Promise<boolean>;
   /** Release every claim held by `claimer` (clean shutdown), making them due now. */
   releaseClaims(claimer: string, now: number): Promise<number>;
+  /** Every claimer currently holding a delivery, so a cluster can release a dead instance's claims. */
+  listClaimers(): Promise<string[]>;
   /** Earliest `nextAttemptAt` among unclaimed deliveries, so the engine can sleep until then. */
   nextDueAt(): Promise<number | null>;
   outboxDepth(): Promise<number>;

@@ -1,0 +1,195 @@
+import type { Logger } from 'pino';
+import type { ClusterBus, SocketAnnouncement } from './cluster/bus.js';
+import {
+  type GatewayConnection,
+  type GatewayRegistry,
+  pickForSession,
+  sendFrame,
+} from './gateway-registry.js';
+import type { SessionDirectory } from './session-directory.js';
+import type { DeliveryRecord } from './store/types.js';
+
+/**
+ * Deliveries for outbound-only gateways (no endpoint): an `inbound` frame on one of the tenant's
+ * sockets, acknowledged by `inbound_ack`, or an `interrupt_inbound` frame. The socket may be held
+ * by another connector instance; then that instance is asked over the cluster bus to send it.
+ */
+
+export type SocketOutcome = { kind: 'delivered' } | { kind: 'no_socket' } | { kind: 'failed'; error: string };
+
+/** The part of a delivery a socket needs; what crosses the bus between instances. */
+export type SocketDeliveryWork = Pick<DeliveryRecord, 'id' | 'kind' | 'sessionKey' | 'body'>;
+
+interface PendingAck {
+  tenantId: string;
+  connectionId: string;
+  resolve: (acked: boolean) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface SocketDeliveryOptions {
+  registry: GatewayRegistry;
+  sessions: SessionDirectory;
+  log: Logger;
+  bus?: ClusterBus | undefined;
+  ackTimeoutMs?: number;
+}
+
+/** Extra time a remote instance gets beyond the ack timeout before the attempt counts as failed. */
+const REMOTE_MARGIN_MS = 5_000;
+
+export class SocketDelivery {
+  private readonly pendingAcks = new Map<string, PendingAck>();
+  private readonly ackTimeoutMs: number;
+
+  constructor(private readonly options: SocketDeliveryOptions) {
+    this.ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
+  }
+
+  async deliver(delivery: DeliveryRecord): Promise<SocketOutcome> {
+    const { registry, sessions, bus } = this.options;
+    const placement = sessions.get(delivery.sessionKey, delivery.tenantId);
+    const local = registry.pick(delivery.tenantId, delivery.sessionKey, {
+      connectionId: placement?.connectionId,
+      gatewayId: delivery.gatewayId,
+    });
+    if (local) {
+      sessions.noteConnection(delivery.sessionKey, local.id);
+      return this.sendOn(local, delivery);
+    }
+    if (!bus) return { kind: 'no_socket' };
+
+    const remote = pickForSession(
+      (await bus.socketsOf(delivery.tenantId)).filter((s) => s.instanceId !== bus.instanceId),
+      (s) => s.connectionId,
+      delivery.sessionKey,
+      { connectionId: placement?.connectionId, gatewayId: delivery.gatewayId },
+    );
+    if (!remote) return { kind: 'no_socket' };
+    sessions.noteConnection(delivery.sessionKey, remote.connectionId);
+    const reply = await bus.request(
+      remote.instanceId,
+      {
+        type: 'socket_delivery',
+        connectionId: remote.connectionId,
+        tenantId: delivery.tenantId,
+        delivery: {
+          id: delivery.id,
+          kind: delivery.kind,
+          sessionKey: delivery.sessionKey,
+          body: delivery.body,
+        },
+      },
+      this.ackTimeoutMs + REMOTE_MARGIN_MS,
+    );
+    return parseOutcome(reply) ?? { kind: 'failed', error: `no answer from instance ${remote.instanceId}` };
+  }
+
+  /** Another instance asks this one to deliver on a socket it holds. */
+  async deliverHere(
+    connectionId: string,
+    tenantId: string,
+    work: SocketDeliveryWork,
+  ): Promise<SocketOutcome> {
+    const connection = this.options.registry.get(connectionId);
+    if (!connection || connection.tenantId !== tenantId || !connection.handshaken) {
+      return { kind: 'no_socket' };
+    }
+    return this.sendOn(connection, work);
+  }
+
+  /** `inbound_ack` from a gateway; only its own tenant's deliveries can be acknowledged. */
+  acknowledge(connection: GatewayConnection, bufferId: string | number): void {
+    const pending = this.pendingAcks.get(String(bufferId));
+    if (!pending || pending.tenantId !== connection.tenantId) return;
+    this.settle(String(bufferId), true);
+  }
+
+  /** The socket finished its handshake: it may receive deliveries, from any instance. */
+  connectionReady(connection: GatewayConnection): void {
+    const bus = this.options.bus;
+    if (!bus) return;
+    bus
+      .announceSocket(announcement(connection, bus.instanceId))
+      .catch((error: Error) =>
+        this.options.log.warn({ err: error.message, connection: connection.id }, 'socket not announced'),
+      );
+  }
+
+  /** A socket closed: deliveries waiting for its acks are retried elsewhere or later. */
+  connectionClosed(connection: GatewayConnection): void {
+    for (const [id, pending] of this.pendingAcks) {
+      if (pending.connectionId === connection.id) this.settle(id, false);
+    }
+    const bus = this.options.bus;
+    if (bus && connection.handshaken) {
+      bus
+        .withdrawSocket(announcement(connection, bus.instanceId))
+        .catch((error: Error) =>
+          this.options.log.warn({ err: error.message, connection: connection.id }, 'socket not withdrawn'),
+        );
+    }
+  }
+
+  stop(): void {
+    for (const id of [...this.pendingAcks.keys()]) this.settle(id, false);
+  }
+
+  private async sendOn(connection: GatewayConnection, work: SocketDeliveryWork): Promise<SocketOutcome> {
+    const body = JSON.parse(work.body) as { event?: unknown; session_key?: string; chat_id?: string };
+    if (work.kind === 'interrupt') {
+      const sent = sendFrame(connection, {
+        type: 'interrupt_inbound',
+        session_key: body.session_key ?? work.sessionKey,
+        chat_id: body.chat_id ?? '',
+      });
+      return sent ? { kind: 'delivered' } : { kind: 'failed', error: 'socket closed' };
+    }
+    let ackTimedOut = false;
+    const acked = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingAcks.delete(work.id);
+        ackTimedOut = true;
+        resolve(false);
+      }, this.ackTimeoutMs);
+      this.pendingAcks.set(work.id, {
+        tenantId: connection.tenantId,
+        connectionId: connection.id,
+        resolve,
+        timer,
+      });
+    });
+    const sent = sendFrame(connection, { type: 'inbound', event: body.event as never, bufferId: work.id });
+    if (!sent) this.settle(work.id, false);
+    if (await acked) return { kind: 'delivered' };
+    // No ack while the socket stayed open: a reference (June) gateway, which handles `inbound`
+    // frames but never acks them. Re-sending would run the turn again, so the frame counts as
+    // delivered. Frames whose socket closed before an ack are redelivered after reconnect.
+    if (ackTimedOut && connection.ws.readyState === connection.ws.OPEN) return { kind: 'delivered' };
+    return { kind: 'failed', error: 'no inbound_ack' };
+  }
+
+  private settle(id: string, acked: boolean): void {
+    const pending = this.pendingAcks.get(id);
+    if (!pending) return;
+    this.pendingAcks.delete(id);
+    clearTimeout(pending.timer);
+    pending.resolve(acked);
+  }
+}
+
+function announcement(connection: GatewayConnection, instanceId: string): SocketAnnouncement {
+  return {
+    instanceId,
+    connectionId: connection.id,
+    gatewayId: connection.gatewayId,
+    tenantId: connection.tenantId,
+  };
+}
+
+function parseOutcome(reply: unknown): SocketOutcome | undefined {
+  const value = reply as { kind?: unknown; error?: unknown } | undefined;
+  if (value?.kind === 'delivered' || value?.kind === 'no_socket') return { kind: value.kind };
+  if (value?.kind === 'failed') return { kind: 'failed', error: String(value.error ?? 'failed') };
+  return undefined;
+}
