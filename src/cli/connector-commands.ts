@@ -12,6 +12,8 @@ import {
   rotateDeliveryKey,
   rotateGatewaySecret,
 } from '../connector/admin.js';
+import type { ClusterEvent } from '../connector/cluster/bus.js';
+import { publishClusterEvent } from '../connector/cluster/redis-bus.js';
 import { type ConnectorConfig, connectorConfigFromEnv, parsePort } from '../connector/config.js';
 import { startConnector } from '../connector/connector.js';
 import { TelegramAdapter } from '../connector/platforms/telegram.js';
@@ -51,6 +53,22 @@ async function useStore<T>(options: DbOption, work: (store: RelayStore) => Promi
     throw error;
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * Tell running connector instances at once (RELAY_REDIS_URL). Without a bus, or if Redis is down,
+ * they still notice through the store: revocations within a second, rotations on next use.
+ */
+async function tellCluster(event: ClusterEvent): Promise<void> {
+  const url = process.env.RELAY_REDIS_URL?.trim();
+  if (!url) return;
+  try {
+    await publishClusterEvent(url, event, createLogger('silent', 'connector'));
+  } catch (error) {
+    process.stderr.write(
+      `warning: could not tell the cluster through Redis (${(error as Error).message}); running connectors pick the change up from the store\n`,
+    );
   }
 }
 
@@ -206,6 +224,7 @@ export function registerConnectorCommands(program: Command): void {
     .action((id: string, options: DbOption) =>
       useStore(options, async (store) => {
         const revoked = await revokeGateway(store, id);
+        await tellCluster({ type: 'revoked', gatewayId: revoked.id });
         if (options.json) return printJson({ id: revoked.id, revoked: true });
         process.stdout.write(
           `gateway ${revoked.id} revoked; a running connector closes its socket within a second\n`,
@@ -235,6 +254,7 @@ export function registerConnectorCommands(program: Command): void {
           options.tenant,
           ROTATION_WINDOW_SECONDS * 1000,
         );
+        await tellCluster({ type: 'keys_rotated', tenantId: owner.id });
         if (options.json) return printJson({ tenant: owner.id, deliveryKey: keys.primary });
         process.stdout.write(
           `new delivery key for ${owner.name} (shown once):\n  ${keys.primary}\n` +

@@ -1,12 +1,18 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
 
 export interface ConnectorConfig {
   host: string;
   port: number;
-  /** SQLite file path (default) or `postgres://…` (scale-out, not yet supported). */
+  /** SQLite file path (default) or `postgres://…` (several instances share it). */
   db: string;
-  /** Stable id of this instance: owns outbox claims, so a restart releases its own claims at once. */
+  /** `redis://…`: the cluster bus between instances (docs/deploy.md); unset for one instance. */
+  redisUrl: string | undefined;
+  /**
+   * Stable, unique id of this instance: owns outbox claims (a restart releases its own claims at
+   * once) and names its bus inbox. Default `<hostname>:<port>`.
+   */
   instanceId: string;
   allowNonExpiringTokens: boolean;
   identityUrl: string | undefined;
@@ -38,7 +44,8 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     port,
     db:
       db.startsWith('postgres://') || db.startsWith('postgresql://') || db === ':memory:' ? db : resolve(db),
-    instanceId: env.RELAY_INSTANCE_ID?.trim() || `connector-${port}`,
+    redisUrl: env.RELAY_REDIS_URL?.trim() || undefined,
+    instanceId: env.RELAY_INSTANCE_ID?.trim() || `${hostname()}:${port || `pid${process.pid}`}`,
     allowNonExpiringTokens: env.RELAY_ALLOW_NON_EXPIRING_TOKENS === '1',
     identityUrl: env.RELAY_IDENTITY_URL?.trim() || undefined,
     telegram: telegramToken

@@ -3,6 +3,10 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { bearerToken } from '../auth/index.js';
 import { RELAY_WS_PATH } from '../protocol/index.js';
+import type { ClusterBus, ClusterRequest } from './cluster/bus.js';
+import { ClaimReaper } from './cluster/claim-reaper.js';
+import { clusterAdapter, runForwardedOp } from './cluster/platform-routing.js';
+import { RedisBus } from './cluster/redis-bus.js';
 import type { ConnectorConfig } from './config.js';
 import { CredentialService } from './credentials.js';
 import { DeliveryEngine } from './delivery-engine.js';
@@ -25,6 +29,8 @@ export interface RunningConnector {
   readonly engine: DeliveryEngine;
   readonly metrics: ConnectorMetrics;
   readonly probe: ForgeryProbe;
+  /** Set when `RELAY_REDIS_URL` joins this instance to a cluster. */
+  readonly bus: ClusterBus | undefined;
   stop(): Promise<void>;
 }
 
@@ -41,7 +47,24 @@ const API_BODY_LIMIT = 64 * 1024;
 export async function startConnector(options: StartConnectorOptions): Promise<RunningConnector> {
   const { config, store, log } = options;
   const metrics = new ConnectorMetrics();
-  const adapters = new Map(options.adapters.map((adapter) => [adapter.name, adapter]));
+  const bus = config.redisUrl
+    ? await RedisBus.connect({
+        url: config.redisUrl,
+        instanceId: config.instanceId,
+        log: log.child({ part: 'bus' }),
+      })
+    : undefined;
+  const ownAdapters = new Map(options.adapters.map((adapter) => [adapter.name, adapter]));
+  const served = bus
+    ? options.adapters.map((adapter) =>
+        clusterAdapter(adapter, {
+          bus,
+          metrics,
+          log: log.child({ part: 'cluster', platform: adapter.name }),
+        }),
+      )
+    : options.adapters;
+  const adapters = new Map(served.map((adapter) => [adapter.name, adapter]));
   const registry = new GatewayRegistry();
   const engine = new DeliveryEngine({
     store,
@@ -49,6 +72,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     metrics,
     log: log.child({ part: 'delivery' }),
     instanceId: config.instanceId,
+    bus,
   });
   const ops = new OpDispatcher(store, adapters, config.defaultPlatform, metrics, log.child({ part: 'ops' }));
   const relay = new RelayServer({
@@ -69,7 +93,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
         ? requested
         : adapters.has(config.defaultPlatform)
           ? config.defaultPlatform
-          : (options.adapters[0]?.name ?? config.defaultPlatform),
+          : (served[0]?.name ?? config.defaultPlatform),
   });
 
   const app = Fastify({ logger: false, bodyLimit: API_BODY_LIMIT, forceCloseConnections: true });
@@ -87,10 +111,15 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   app.get('/readyz', async (_request, reply) => {
     try {
       await store.ping();
-      return { ok: true };
     } catch {
       return reply.code(503).send({ ok: false, error: 'store unreachable' });
     }
+    try {
+      await bus?.ping();
+    } catch {
+      return reply.code(503).send({ ok: false, error: 'redis unreachable' });
+    }
+    return { ok: true };
   });
   app.get('/metrics', async (_request, reply) => {
     metrics.outboxDepth.set(await store.outboxDepth());
@@ -102,12 +131,12 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     platforms: [...adapters.keys()],
     relay: RELAY_WS_PATH,
   }));
-  for (const adapter of options.adapters) await adapter.registerRoutes?.(app);
+  for (const adapter of served) await adapter.registerRoutes?.(app);
 
   app.server.on('upgrade', (request, socket, head) => {
     const path = (request.url ?? '/').split('?', 1)[0];
     if (path === RELAY_WS_PATH) return relay.handleUpgrade(request, socket, head);
-    for (const adapter of options.adapters) if (adapter.handleUpgrade?.(request, socket, head)) return;
+    for (const adapter of served) if (adapter.handleUpgrade?.(request, socket, head)) return;
     socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
 
@@ -116,9 +145,29 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
 
+  const reaper = bus
+    ? new ClaimReaper(store, bus, metrics, log.child({ part: 'cluster' }), () => engine.wake())
+    : undefined;
+  try {
+    await bus?.start({
+      onRequest: (request: ClusterRequest) =>
+        request.type === 'socket_delivery'
+          ? engine.sockets.deliverHere(request.connectionId, request.tenantId, request.delivery)
+          : runForwardedOp(ownAdapters, request.platform, request.action),
+      onEvent: (event) => {
+        if (event.type === 'revoked' && relay.closeGateway(event.gatewayId, 'revoked') > 0)
+          log.info({ gatewayId: event.gatewayId }, 'revoked gateway disconnected (4401)');
+      },
+    });
+  } catch (error) {
+    await app.close();
+    await bus?.stop();
+    throw error;
+  }
+
   const started: PlatformAdapter[] = [];
   try {
-    for (const adapter of options.adapters) {
+    for (const adapter of served) {
       await adapter.start({
         ingest: (inbound) => engine.ingest(adapter.name, inbound),
         log: log.child({ platform: adapter.name }),
@@ -128,14 +177,22 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   } catch (error) {
     for (const adapter of started) await adapter.stop().catch(() => undefined);
     await app.close();
+    await bus?.stop();
     throw error;
   }
   relay.start();
   await engine.start();
+  reaper?.start();
   const probe = new ForgeryProbe(store, metrics, log.child({ part: 'probe' }), config.probeIntervalMs);
   probe.start();
   log.info(
-    { url, platforms: [...adapters.keys()], db: config.db.startsWith('postgres') ? 'postgres' : config.db },
+    {
+      url,
+      platforms: [...adapters.keys()],
+      db: config.db.startsWith('postgres') ? 'postgres' : config.db,
+      instance: config.instanceId,
+      cluster: bus ? 'redis' : 'none',
+    },
     'connector listening',
   );
 
@@ -149,9 +206,11 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     engine,
     metrics,
     probe,
+    bus,
     stop: () => {
       stopping ??= (async () => {
         probe.stop();
+        reaper?.stop();
         for (const adapter of started)
           await adapter
             .stop()
@@ -159,6 +218,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
         await relay.stop();
         await engine.stop();
         await app.close();
+        await bus?.stop();
         await store.close();
         log.info('connector stopped');
       })();

@@ -64,6 +64,24 @@ export class ConnectorMetrics {
     registers: [this.registry],
   });
 
+  readonly busRequests = new Counter({
+    name: 'relay_cluster_requests_total',
+    help: 'Requests to other connector instances (socket deliveries, platform ops), by outcome',
+    labelNames: ['type', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly leaseHeld = new Gauge({
+    name: 'relay_platform_lease_held',
+    help: '1 while this instance holds the lease to run a platform connection (e.g. Telegram polling)',
+    labelNames: ['platform'] as const,
+    registers: [this.registry],
+  });
+  readonly claimsReleased = new Counter({
+    name: 'relay_cluster_claims_released_total',
+    help: 'Outbox claims of dead connector instances released for retry by this instance',
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }

@@ -93,6 +93,11 @@ export class SocketDelivery {
   ): Promise<SocketOutcome> {
     const connection = this.options.registry.get(connectionId);
     if (!connection || connection.tenantId !== tenantId || !connection.handshaken) {
+      // A directory entry left by an earlier run of this instance: drop it so it is not chosen again.
+      if (!connection)
+        await this.options.bus
+          ?.withdrawSocket({ instanceId: this.options.bus.instanceId, connectionId, tenantId, gatewayId: '' })
+          .catch(() => undefined);
       return { kind: 'no_socket' };
     }
     return this.sendOn(connection, work);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Api, GrammyError, HttpError } from 'grammy';
 import type { Chat, Message, Update, User } from 'grammy/types';
 import type { Logger } from 'pino';
@@ -253,6 +254,11 @@ export class TelegramAdapter implements PlatformAdapter {
       supports_inchannel_continuable: false,
       supports_block_formatting: false,
     };
+  }
+
+  /** One instance of a cluster polls a bot at a time; the lease is named after the bot, not its token. */
+  exclusiveLease(): string {
+    return `telegram:${createHash('sha256').update(this.token).digest('hex').slice(0, 16)}`;
   }
 
   /** `polling` while the loop runs; `unauthorized` after Telegram refused the token. */

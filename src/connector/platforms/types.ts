@@ -36,6 +36,11 @@ export interface PlatformContext {
    */
   ingest(inbound: PlatformInbound): Promise<IngestOutcome>;
   log: Logger;
+  /**
+   * This instance now holds (or no longer holds) the platform connection of a chat, e.g. a web-chat
+   * visitor's socket. In a cluster, ops for the chat are then sent to this instance.
+   */
+  chatHeld?(chatId: string, held: boolean): void;
 }
 
 export interface PlatformAdapter {
@@ -52,6 +57,14 @@ export interface PlatformAdapter {
   edit?(action: EditAction): Promise<OutboundResult>;
   typing?(action: TypingAction): Promise<OutboundResult>;
   getChatInfo?(action: GetChatInfoAction): Promise<OutboundResult>;
+
+  /** True when this instance holds the chat's connection; only for adapters with per-instance chats. */
+  holdsChat?(chatId: string): boolean;
+  /**
+   * Name of a lease for adapters that must run on one connector instance at a time (a bot's long
+   * poll). In a cluster the adapter is started only while this instance holds the lease.
+   */
+  exclusiveLease?(): string;
 
   /** Routes served on the connector's HTTP server (web chat page, webhooks). */
   registerRoutes?(app: FastifyInstance): void | Promise<void>;

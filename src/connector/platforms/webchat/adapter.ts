@@ -317,6 +317,10 @@ export class WebChatAdapter implements PlatformAdapter {
     };
   }
 
+  holdsChat(chatId: string): boolean {
+    return (this.chats.get(chatId)?.sockets.size ?? 0) > 0;
+  }
+
   /** Messages currently remembered for a chat (oldest first); a copy. */
   history(chatId: string): WebChatMessage[] {
     return (this.chats.get(chatId)?.history ?? []).map((m) => ({ ...m }));
@@ -329,11 +333,12 @@ export class WebChatAdapter implements PlatformAdapter {
       return;
     }
     chat.sockets.add(socket);
+    if (chat.sockets.size === 1) this.context?.chatHeld?.(chat.id, true);
     this.alive.set(socket, true);
     socket.on('pong', () => this.alive.set(socket, true));
     socket.on('error', (err) => this.log.debug({ err, chatId: chat.id }, 'web chat socket error'));
     socket.on('close', () => {
-      chat.sockets.delete(socket);
+      if (chat.sockets.delete(socket) && chat.sockets.size === 0) this.context?.chatHeld?.(chat.id, false);
     });
     const sentAt: number[] = [];
     socket.on('message', (data, isBinary) =>

@@ -1,0 +1,201 @@
+import type { Logger } from 'pino';
+import {
+  type EditAction,
+  failedResult,
+  type GetChatInfoAction,
+  type OutboundResult,
+  OutboundResultSchema,
+  parseOutboundAction,
+  type SendAction,
+  type TypingAction,
+} from '../../protocol/index.js';
+import type { ConnectorMetrics } from '../metrics.js';
+import type { PlatformAdapter, PlatformContext } from '../platforms/types.js';
+import type { ClusterBus } from './bus.js';
+
+/**
+ * Platform connections in a cluster. Two kinds need care:
+ * - adapters whose chats live on one instance (a web-chat visitor's socket): an op for a chat
+ *   another instance holds is run there;
+ * - adapters that must run on one instance at a time (a Telegram bot's long poll): they start
+ *   only while this instance holds their lease, and stop when it is lost.
+ * Everything else is passed straight through.
+ */
+
+const PLATFORM_OP_TIMEOUT_MS = 10_000;
+export const LEASE_TTL_MS = 6_000;
+const LEASE_CHECK_MS = 1_000;
+
+export interface ClusterAdapterOptions {
+  bus: ClusterBus;
+  log: Logger;
+  metrics: ConnectorMetrics;
+  leaseTtlMs?: number;
+  leaseCheckMs?: number;
+}
+
+export function clusterAdapter(inner: PlatformAdapter, options: ClusterAdapterOptions): PlatformAdapter {
+  const { bus, log } = options;
+  const leaseName = inner.exclusiveLease?.();
+  const exclusive = leaseName ? new ExclusiveRunner(inner, leaseName, options) : undefined;
+
+  const routed = async (
+    action: SendAction | EditAction | TypingAction | GetChatInfoAction,
+    local: () => Promise<OutboundResult>,
+  ): Promise<OutboundResult> => {
+    if (!inner.holdsChat || inner.holdsChat(action.chat_id)) return local();
+    const owner = await bus.chatOwner(inner.name, action.chat_id).catch(() => null);
+    if (!owner || owner === bus.instanceId) return local();
+    const reply = await bus.request(
+      owner,
+      { type: 'platform_op', platform: inner.name, action },
+      PLATFORM_OP_TIMEOUT_MS,
+    );
+    const result = OutboundResultSchema.safeParse(reply);
+    options.metrics.busRequests.inc({
+      type: 'platform_op',
+      outcome: result.success ? 'answered' : 'no_answer',
+    });
+    if (result.success) return result.data;
+    log.warn({ platform: inner.name, owner, op: action.op }, 'instance holding the chat did not answer');
+    return failedResult(`connector instance ${owner} holding this chat did not answer`, { ambiguous: true });
+  };
+
+  const adapter: PlatformAdapter = {
+    name: inner.name,
+    descriptor: () => inner.descriptor(),
+    start: (context) => {
+      const shared = shareChats(context, inner.name, bus, log);
+      return exclusive ? exclusive.start(shared) : inner.start(shared);
+    },
+    stop: () => (exclusive ? exclusive.stop() : inner.stop()),
+    send: (action: SendAction) => routed(action, () => inner.send(action)),
+  };
+  const { edit, typing, getChatInfo, registerRoutes, handleUpgrade, holdsChat } = inner;
+  if (edit) adapter.edit = (action: EditAction) => routed(action, () => edit.call(inner, action));
+  if (typing) adapter.typing = (action: TypingAction) => routed(action, () => typing.call(inner, action));
+  if (getChatInfo)
+    adapter.getChatInfo = (action: GetChatInfoAction) =>
+      routed(action, () => getChatInfo.call(inner, action));
+  if (registerRoutes) adapter.registerRoutes = (app) => registerRoutes.call(inner, app);
+  if (handleUpgrade)
+    adapter.handleUpgrade = (request, socket, head) => handleUpgrade.call(inner, request, socket, head);
+  if (holdsChat) adapter.holdsChat = (chatId) => holdsChat.call(inner, chatId);
+  return adapter;
+}
+
+/** Run an op another instance forwarded, on this instance's own (unwrapped) adapter. */
+export async function runForwardedOp(
+  adapters: ReadonlyMap<string, PlatformAdapter>,
+  platform: string,
+  rawAction: unknown,
+): Promise<OutboundResult> {
+  const adapter = adapters.get(platform);
+  if (!adapter) return failedResult(`platform ${platform} is not served by this connector instance`);
+  const parsed = parseOutboundAction(rawAction);
+  if (!parsed.ok) return failedResult(parsed.error);
+  const action = parsed.action;
+  switch (action.op) {
+    case 'send':
+      return adapter.send(action);
+    case 'edit':
+      return adapter.edit ? adapter.edit(action) : failedResult(`edit is not supported on ${platform}`);
+    case 'typing':
+      return adapter.typing ? adapter.typing(action) : failedResult(`typing is not supported on ${platform}`);
+    case 'get_chat_info':
+      return adapter.getChatInfo
+        ? adapter.getChatInfo(action)
+        : failedResult(`get_chat_info is not supported on ${platform}`);
+    case 'follow_up':
+      return failedResult('no follow-up capability for this session');
+  }
+}
+
+/** Tell the cluster which chats this instance holds, so ops for them are sent here. */
+function shareChats(
+  context: PlatformContext,
+  platform: string,
+  bus: ClusterBus,
+  log: Logger,
+): PlatformContext {
+  return {
+    ...context,
+    chatHeld: (chatId, held) => {
+      const change = held ? bus.claimChat(platform, chatId) : bus.releaseChat(platform, chatId);
+      change.catch((error: Error) =>
+        log.warn({ err: error.message, platform, chatId }, 'chat ownership not shared with the cluster'),
+      );
+    },
+  };
+}
+
+/** Starts the adapter while this instance holds its lease; stops it as soon as the lease is lost. */
+class ExclusiveRunner {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private stopped = false;
+  /** Start/stop calls run one after another, never overlapping. */
+  private chain: Promise<void> = Promise.resolve();
+  private readonly ttlMs: number;
+  private readonly checkMs: number;
+
+  constructor(
+    private readonly inner: PlatformAdapter,
+    private readonly lease: string,
+    private readonly options: ClusterAdapterOptions,
+  ) {
+    this.ttlMs = options.leaseTtlMs ?? LEASE_TTL_MS;
+    this.checkMs = options.leaseCheckMs ?? LEASE_CHECK_MS;
+  }
+
+  async start(context: PlatformContext): Promise<void> {
+    this.stopped = false;
+    this.options.metrics.leaseHeld.set({ platform: this.inner.name }, 0);
+    await this.check(context);
+    const loop = () => {
+      this.timer = setTimeout(() => {
+        void this.check(context).finally(() => {
+          if (!this.stopped) loop();
+        });
+      }, this.checkMs);
+      this.timer.unref();
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.running) this.transition(false, undefined);
+    await this.chain;
+    await this.options.bus.releaseLease(this.lease).catch(() => undefined);
+  }
+
+  private async check(context: PlatformContext): Promise<void> {
+    if (this.stopped) return;
+    const held = await this.options.bus.holdLease(this.lease, this.ttlMs).catch((error: Error) => {
+      this.options.log.warn({ err: error.message, lease: this.lease }, 'platform lease check failed');
+      return false;
+    });
+    if (this.stopped) return;
+    if (held !== this.running) this.transition(held, context);
+    await this.chain;
+  }
+
+  private transition(run: boolean, context: PlatformContext | undefined): void {
+    const { inner, options } = this;
+    this.running = run;
+    options.metrics.leaseHeld.set({ platform: inner.name }, run ? 1 : 0);
+    options.log.info(
+      { platform: inner.name, lease: this.lease },
+      run
+        ? 'platform lease taken: this instance runs it now'
+        : 'platform lease released: another instance runs it',
+    );
+    this.chain = this.chain
+      .then(() => (run && context ? inner.start(context) : inner.stop()))
+      .catch((error: Error) =>
+        options.log.error({ err: error.message, platform: inner.name }, 'platform start/stop failed'),
+      );
+  }
+}
