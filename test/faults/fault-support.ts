@@ -1,0 +1,144 @@
+import WebSocket from 'ws';
+
+/**
+ * What the fault cases share: the web-chat visitor that drives events, the agent script that
+ * records what reached the agent, and the tally that compares the two.
+ */
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------------------------
+// A web-chat visitor that keeps going when the connector dies under it
+
+export class Visitor {
+  private ws: WebSocket | undefined;
+  /** Web-chat message id → text, for the visitor's own messages. */
+  private readonly ids = new Map<string, string>();
+  /** Texts the connector acknowledged (`ack` = committed to the outbox). */
+  readonly acked = new Set<string>();
+  readonly attempted: string[] = [];
+
+  constructor(
+    private readonly baseUrl: string,
+    readonly room: string,
+    readonly visitor: string,
+  ) {}
+
+  get chatId(): string {
+    return `wc-${this.room}-${this.visitor}`;
+  }
+
+  get open(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  async connect(): Promise<void> {
+    const ws = new WebSocket(
+      `${this.baseUrl.replace(/^http/, 'ws')}/chat/ws?room=${this.room}&visitor=${this.visitor}`,
+    );
+    this.ws = ws;
+    ws.on('error', () => undefined);
+    ws.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString('utf8')) as {
+        type: string;
+        message?: { id: string; role: string; text: string };
+        message_id?: string;
+      };
+      if (frame.type === 'message' && frame.message?.role === 'user')
+        this.ids.set(frame.message.id, frame.message.text);
+      if (frame.type === 'ack' && frame.message_id !== undefined) {
+        const text = this.ids.get(frame.message_id);
+        if (text !== undefined) this.acked.add(text);
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('close', () => reject(new Error(`web chat socket for ${this.visitor} closed before opening`)));
+    });
+  }
+
+  say(text: string): boolean {
+    if (!this.open) return false;
+    this.attempted.push(text);
+    this.ws?.send(JSON.stringify({ type: 'message', text }));
+    return true;
+  }
+
+  close(): void {
+    this.ws?.terminate();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the agent saw
+
+export interface AgentLine {
+  session: string;
+  chat: string;
+  text: string;
+}
+
+export const AGENT_SCRIPT = `import { appendFileSync } from 'node:fs';
+let input = '';
+process.stdin.on('data', (chunk) => (input += chunk));
+process.stdin.on('end', () => {
+  const { session_key, event } = JSON.parse(input);
+  // One write per message: appends of a few hundred bytes are not interleaved.
+  appendFileSync(process.env.FAULT_AGENT_LOG, JSON.stringify({ session: session_key, chat: event.source.chat_id, text: event.text }) + '\\n');
+  process.stdout.write('ok ' + event.text.slice(0, 40));
+});
+`;
+
+export interface Tally {
+  sent: number;
+  delivered: number;
+  duplicates: number;
+  lost: number;
+  lostTexts: string[];
+  orderViolations: string[];
+}
+
+/** Count the agent's view of `expected` (texts sent and, where it matters, acknowledged). */
+export function tally(lines: readonly AgentLine[], prefix: string, expected: Iterable<string>): Tally {
+  const counts = new Map<string, number>();
+  const byChat = new Map<string, number[]>();
+  for (const line of lines) {
+    if (!line.text.startsWith(prefix)) continue;
+    counts.set(line.text, (counts.get(line.text) ?? 0) + 1);
+    const index = Number(/-m(\d+)$/.exec(line.text)?.[1] ?? -1);
+    const list = byChat.get(line.chat) ?? [];
+    list.push(index);
+    byChat.set(line.chat, list);
+  }
+  const want = [...expected];
+  const lostTexts = want.filter((text) => !counts.has(text));
+  let duplicates = 0;
+  for (const count of counts.values()) duplicates += count - 1;
+  const orderViolations: string[] = [];
+  for (const [chat, indexes] of byChat) {
+    for (let i = 1; i < indexes.length; i++) {
+      if ((indexes[i] ?? 0) <= (indexes[i - 1] ?? 0)) {
+        orderViolations.push(`${chat}: ${indexes.join(',')}`);
+        break;
+      }
+    }
+  }
+  return {
+    sent: want.length,
+    delivered: want.filter((text) => counts.has(text)).length,
+    duplicates,
+    lost: lostTexts.length,
+    lostTexts,
+    orderViolations,
+  };
+}
+
+export function report(name: string, t: Tally, extra = ''): void {
+  console.log(
+    `[fault] ${name}: sent ${t.sent}, delivered to agent ${t.delivered}, duplicates ${t.duplicates}, lost ${t.lost}` +
+      `${t.orderViolations.length ? `, order broken in ${t.orderViolations.length} sessions` : ', order kept'}` +
+      (extra ? `; ${extra}` : ''),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
