@@ -49,29 +49,35 @@ export class SocketDelivery {
   async deliver(delivery: DeliveryRecord): Promise<SocketOutcome> {
     const { registry, sessions, bus } = this.options;
     const placement = sessions.get(delivery.sessionKey, delivery.tenantId);
-    const local = registry.pick(delivery.tenantId, delivery.sessionKey, {
-      connectionId: placement?.connectionId,
-      gatewayId: delivery.gatewayId,
-    });
-    if (local) {
-      sessions.noteConnection(delivery.sessionKey, local.id);
-      return this.sendOn(local, delivery);
+    const prefer = { connectionId: placement?.connectionId, gatewayId: delivery.gatewayId };
+    if (bus) {
+      // Every instance chooses among the same sockets (the cluster's directory) by the same rule,
+      // so a session keeps landing on one gateway process whichever instance claims its rows.
+      const everywhere = await bus.socketsOf(delivery.tenantId).catch((error: Error) => {
+        this.options.log.warn({ err: error.message }, 'socket directory unavailable; trying local sockets');
+        return null;
+      });
+      const chosen =
+        everywhere && pickForSession(everywhere, (s) => s.connectionId, delivery.sessionKey, prefer);
+      if (chosen && chosen.instanceId !== bus.instanceId) {
+        sessions.noteConnection(delivery.sessionKey, chosen.connectionId);
+        return this.forward(chosen, delivery);
+      }
     }
-    if (!bus) return { kind: 'no_socket' };
+    const local = registry.pick(delivery.tenantId, delivery.sessionKey, prefer);
+    if (!local) return { kind: 'no_socket' };
+    sessions.noteConnection(delivery.sessionKey, local.id);
+    return this.sendOn(local, delivery);
+  }
 
-    const remote = pickForSession(
-      (await bus.socketsOf(delivery.tenantId)).filter((s) => s.instanceId !== bus.instanceId),
-      (s) => s.connectionId,
-      delivery.sessionKey,
-      { connectionId: placement?.connectionId, gatewayId: delivery.gatewayId },
-    );
-    if (!remote) return { kind: 'no_socket' };
-    sessions.noteConnection(delivery.sessionKey, remote.connectionId);
+  private async forward(to: SocketAnnouncement, delivery: DeliveryRecord): Promise<SocketOutcome> {
+    const bus = this.options.bus;
+    if (!bus) return { kind: 'no_socket' };
     const reply = await bus.request(
-      remote.instanceId,
+      to.instanceId,
       {
         type: 'socket_delivery',
-        connectionId: remote.connectionId,
+        connectionId: to.connectionId,
         tenantId: delivery.tenantId,
         delivery: {
           id: delivery.id,
@@ -82,7 +88,7 @@ export class SocketDelivery {
       },
       this.ackTimeoutMs + REMOTE_MARGIN_MS,
     );
-    return parseOutcome(reply) ?? { kind: 'failed', error: `no answer from instance ${remote.instanceId}` };
+    return parseOutcome(reply) ?? { kind: 'failed', error: `no answer from instance ${to.instanceId}` };
   }
 
   /** Another instance asks this one to deliver on a socket it holds. */
