@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRuntimeStatus } from '../../src/gateway/status-file.js';
@@ -14,7 +14,16 @@ import {
 } from '../support/processes.js';
 import { type RedisServer, redisUnavailable, startRedis } from '../support/redis.js';
 import { startTcpBalancer, type TcpBalancer } from '../support/tcp-balancer.js';
-import { AGENT_SCRIPT, type AgentLine, report, sleep, tally, Visitor } from './fault-support.js';
+import {
+  AGENT_SCRIPT,
+  type AgentLine,
+  metricSum,
+  readAgentLines,
+  report,
+  sleep,
+  tally,
+  Visitor,
+} from './fault-support.js';
 
 /**
  * The multi-instance fault case (issues #8, #9): two connector processes (A, B) on one private
@@ -42,19 +51,8 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
     const gateways: { home: string; inboundPort: number; proc: RunningProcess }[] = [];
     const visitors: Visitor[] = [];
 
-    const agentLines = (): AgentLine[] =>
-      readFileSync(agentLog, 'utf8')
-        .split('\n')
-        .filter((line) => line.trim() !== '')
-        .map((line) => JSON.parse(line) as AgentLine);
-
-    const metric = async (url: string, name: string): Promise<number> => {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      let sum = 0;
-      for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')))
-        sum += Number(match[1]);
-      return sum;
-    };
+    const agentLines = (): AgentLine[] => readAgentLines(agentLog);
+    const metric = metricSum;
 
     async function startConnector(instance: string, port: number): Promise<void> {
       const proc = startHermes(['connector', 'serve', '--port', String(port), '--db', db], {

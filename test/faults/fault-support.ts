@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 
 /**
@@ -142,3 +143,26 @@ export function report(name: string, t: Tally, extra = ''): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** The agent's view: one JSON line per message the agent was given (see AGENT_SCRIPT). */
+export function readAgentLines(path: string): AgentLine[] {
+  let text = '';
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as AgentLine);
+}
+
+/** Sum of a Prometheus metric over all its label sets, from a connector's `/metrics`. */
+export async function metricSum(baseUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  let sum = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')))
+    sum += Number(match[1]);
+  return sum;
+}

@@ -20,7 +20,16 @@ import {
   until,
 } from '../support/processes.js';
 import { TestRelayClient } from '../support/test-gateway.js';
-import { AGENT_SCRIPT, type AgentLine, report, sleep, tally, Visitor } from './fault-support.js';
+import {
+  AGENT_SCRIPT,
+  type AgentLine,
+  metricSum,
+  readAgentLines,
+  report,
+  sleep,
+  tally,
+  Visitor,
+} from './fault-support.js';
 
 /**
  * Fault injection against real processes on 127.0.0.1: a `hermes connector serve` process, a
@@ -176,18 +185,7 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
   const proxies: FaultProxy[] = [];
   const visitors: Visitor[] = [];
 
-  const agentLines = (): AgentLine[] => {
-    let text = '';
-    try {
-      text = readFileSync(agentLog, 'utf8');
-    } catch {
-      return [];
-    }
-    return text
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as AgentLine);
-  };
+  const agentLines = (): AgentLine[] => readAgentLines(agentLog);
 
   const withStore = async <T>(work: (store: SqliteStore) => Promise<T>): Promise<T> => {
     const store = SqliteStore.open(db);
@@ -198,13 +196,7 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
     }
   };
 
-  const metric = async (name: string): Promise<number> => {
-    const text = await (await fetch(`${connectorUrl}/metrics`)).text();
-    let sum = 0;
-    for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')))
-      sum += Number(match[1]);
-    return sum;
-  };
+  const metric = (name: string): Promise<number> => metricSum(connectorUrl, name);
 
   /** Deliveries of a case still in the connector: in the outbox, or given up on (dead letters). */
   const heldByConnector = (prefix: string): Promise<{ outbox: number; dead: number }> =>
