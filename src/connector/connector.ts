@@ -96,6 +96,10 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
           : (served[0]?.name ?? config.defaultPlatform),
   });
 
+  // Ready only between a complete start and the beginning of a stop, so a balancer sends nothing
+  // to an instance whose adapters and engine are not running.
+  let ready = false;
+  let stopping: Promise<void> | undefined;
   const app = Fastify({ logger: false, bodyLimit: API_BODY_LIMIT, forceCloseConnections: true });
   installErrorHandling(app, log);
 
@@ -109,6 +113,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   });
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {
+    if (!ready) return reply.code(503).send({ ok: false, error: stopping ? 'shutting down' : 'starting' });
     try {
       await store.ping();
     } catch {
@@ -196,7 +201,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     'connector listening',
   );
 
-  let stopping: Promise<void> | undefined;
+  ready = true;
   return {
     url,
     port,
@@ -208,6 +213,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     probe,
     bus,
     stop: () => {
+      ready = false;
       stopping ??= (async () => {
         probe.stop();
         reaper?.stop();

@@ -44,7 +44,14 @@ export function clusterAdapter(inner: PlatformAdapter, options: ClusterAdapterOp
     local: () => Promise<OutboundResult>,
   ): Promise<OutboundResult> => {
     if (!inner.holdsChat || inner.holdsChat(action.chat_id)) return local();
-    const owner = await bus.chatOwner(inner.name, action.chat_id).catch(() => null);
+    let owner: string | null;
+    try {
+      owner = await bus.chatOwner(inner.name, action.chat_id);
+    } catch (error) {
+      // Running it here would report success for a message no visitor sees.
+      log.warn({ err: (error as Error).message, platform: inner.name }, 'chat owner lookup failed');
+      return failedResult('the cluster bus is unreachable; cannot find the instance holding this chat');
+    }
     if (!owner || owner === bus.instanceId) return local();
     const reply = await bus.request(
       owner,

@@ -25,7 +25,10 @@ export interface RedisBusOptions {
   url: string;
   instanceId: string;
   log: Logger;
-  /** Key and channel prefix, so several relays can share one Redis. */
+  /**
+   * Key and channel prefix (default `relay:`; operator commands publish there). Tests use another
+   * one to run separate clusters on one server; a deployment uses its own Redis.
+   */
   prefix?: string;
   /** How long an instance counts as alive after its last heartbeat (default 10 s). */
   aliveTtlMs?: number;
