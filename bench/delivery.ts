@@ -58,18 +58,28 @@ async function run(): Promise<BenchResult[]> {
     endpoint: receiverUrl,
   });
 
-  // Completion = the connector deleted the outbox row after a 2xx: hook the store method it calls.
+  // Completion = the connector deleted the outbox row after a 2xx: hook the store methods it calls
+  // (one row, or a batch of rows in one transaction).
   const waiters = new Map<string, () => void>();
   const early = new Set<string>();
   let unexpected = 0;
-  const complete = store.completeDelivery.bind(store);
-  store.completeDelivery = async (id, claimer) => {
-    const done = await complete(id, claimer);
+  const completedRow = (id: string): void => {
     const waiter = waiters.get(id);
     if (waiter) {
       waiters.delete(id);
       waiter();
     } else early.add(id);
+  };
+  const complete = store.completeDelivery.bind(store);
+  store.completeDelivery = async (id, claimer) => {
+    const done = await complete(id, claimer);
+    completedRow(id);
+    return done;
+  };
+  const completeMany = store.completeDeliveries.bind(store);
+  store.completeDeliveries = async (ids, claimer) => {
+    const done = await completeMany(ids, claimer);
+    for (const id of ids) completedRow(id);
     return done;
   };
   const completed = (id: string): Promise<void> => {

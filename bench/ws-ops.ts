@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
+import { addRoute } from '../src/connector/admin.js';
 import { RelayTransport } from '../src/gateway/transport.js';
 import { encodeFrame } from '../src/protocol/index.js';
 import { asyncWorkload, type BenchModule, type BenchResult, compare, type RunOptions } from './harness.js';
@@ -101,7 +102,9 @@ async function run(): Promise<BenchResult[]> {
   const tenant = await createBenchTenant(store, 'bench-ws');
   const gatewayId = 'gw-bench-ws';
   const secret = await enrollBenchGateway(store, tenant.tenantId, gatewayId);
-  // The chat belongs to the tenant, as if the connector had delivered a message from it.
+  // The chat belongs to the tenant, as if the connector had delivered a message from it over the
+  // tenant's route (ops re-check that the route still belongs to the tenant, so it must exist).
+  await addRoute(store, { tenantRef: tenant.tenantId, platform: 'bench', routeKey: 'room' });
   await store.recordChat({
     tenantId: tenant.tenantId,
     platform: 'bench',

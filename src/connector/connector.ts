@@ -160,7 +160,8 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
           ? engine.sockets.deliverHere(request.connectionId, request.tenantId, request.delivery)
           : runForwardedOp(ownAdapters, request.platform, request.action),
       onEvent: (event) => {
-        if (event.type === 'revoked' && relay.closeGateway(event.gatewayId, 'revoked') > 0)
+        if (event.type === 'keys_rotated') return engine.forgetDeliveryKeys(event.tenantId);
+        if (relay.closeGateway(event.gatewayId, 'revoked') > 0)
           log.info({ gatewayId: event.gatewayId }, 'revoked gateway disconnected (4401)');
       },
     });

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
 import { nowSeconds, signDelivery } from '../auth/index.js';
 import {
@@ -21,7 +21,13 @@ import type { IngestOutcome, PlatformInbound } from './platforms/types.js';
 import { SessionDirectory } from './session-directory.js';
 import { postBytes } from './signed-post.js';
 import { SocketDelivery } from './socket-delivery.js';
-import type { DeliveryKeys, DeliveryRecord, RelayStore } from './store/types.js';
+import type {
+  CompletionResult,
+  DeliveryKeys,
+  DeliveryRecord,
+  NewDelivery,
+  RelayStore,
+} from './store/types.js';
 
 /**
  * The durable delivery path (spec decision 4–5): platform event → route → outbox row (committed
@@ -45,12 +51,24 @@ export interface DeliveryEngineOptions {
   maxAgeMs?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** How long a tenant's delivery keys are reused (default DELIVERY_KEYS_TTL_MS; 0 = read every time). */
+  deliveryKeysTtlMs?: number;
   now?: () => number;
 }
 
 const IDLE_POLL_MS = 1_000;
 const MIN_RESCHEDULE_MS = 50;
 const NO_SOCKET_RETRY_CAP_MS = 5_000;
+/**
+ * How long a tenant's delivery keys are reused without asking the store again. A rotation keeps
+ * the previous key valid (and signing, see {@link signingKey}) for its window, so keys read up to
+ * this long ago sign exactly as fresh ones would; only a rotation with no window at all can sign
+ * with the old key for this long, and the gateway's 401 is retried.
+ */
+const DELIVERY_KEYS_TTL_MS = 1_000;
+const DELIVERY_KEYS_CACHE_MAX = 10_000;
+/** Rows one group commit writes at most. */
+const MAX_GROUP_COMMIT = 512;
 
 export class DeliveryEngine {
   readonly sessions = new SessionDirectory();
@@ -65,9 +83,34 @@ export class DeliveryEngine {
   private readonly backoffCapMs: number;
   readonly sockets: SocketDelivery;
   private readonly knownChats = new Set<string>();
+  private readonly keyCache = new Map<string, { keys: DeliveryKeys; until: number }>();
+  /**
+   * Ingest group commit: the outbox rows of the events ingested in one event-loop turn are written
+   * in one transaction, and each `ingest` resolves only after that commit, so an event is still
+   * durable before its platform is acknowledged.
+   */
+  private readonly enqueues: GroupCommit<NewDelivery, DeliveryRecord>;
+  /**
+   * Completion write-behind: the rows delivered in one event-loop turn are deleted in one
+   * transaction right after it (setImmediate), instead of one commit each. Until that commit the
+   * row is still in the outbox, claimed by this instance; a crash in between only means the
+   * delivery is sent again once the claim is released or expires, and gateways deduplicate by
+   * delivery id (the receiver's memory and the durable inbox). `done` waits for the commit, so
+   * `stop()` (which waits for in-flight attempts) never leaves a completion unwritten.
+   */
+  private readonly completions: GroupCommit<string, CompletionResult>;
   private running = false;
   private pumping = false;
   private again = false;
+  /** A pump is already due at once (a wake does not push it back). */
+  private wakeArmed = false;
+  /**
+   * Due work may be waiting for a free attempt slot (the last claim filled every slot, or a row
+   * was queued without a lease): a finished attempt then wakes the pump. Otherwise only attempts
+   * that change what is due (a retry, a dead letter, a completion that promoted the next message
+   * of its session) do, so delivering at full speed does not run an empty claim per delivery.
+   */
+  private backlog = false;
   private inflight = 0;
   private timer: NodeJS.Timeout | undefined;
   private idle: Promise<void> = Promise.resolve();
@@ -85,11 +128,22 @@ export class DeliveryEngine {
       sessions: this.sessions,
       log: options.log,
       bus: options.bus,
+      metrics: options.metrics,
       ackTimeoutMs: options.ackTimeoutMs,
     });
     this.maxAgeMs = options.maxAgeMs ?? 24 * 3600 * 1000;
     this.backoffBaseMs = options.backoffBaseMs ?? 1_000;
     this.backoffCapMs = options.backoffCapMs ?? 5 * 60 * 1000;
+    const { store } = options;
+    this.enqueues = new GroupCommit(
+      (batch) => this.enqueueLeased(batch),
+      (one) => store.enqueueDelivery(one),
+    );
+    this.completions = new GroupCommit(
+      (ids) => store.completeDeliveries(ids, options.instanceId),
+      // Alone (a failed batch is retried one by one), a completion may have promoted a successor.
+      async (id) => ({ completed: await store.completeDelivery(id, options.instanceId), promoted: true }),
+    );
   }
 
   async start(): Promise<void> {
@@ -104,6 +158,7 @@ export class DeliveryEngine {
   async stop(graceMs = 5_000): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
+    this.wakeArmed = false;
     if (this.inflight > 0) {
       this.idle = new Promise((resolve) => {
         this.settleIdle = resolve;
@@ -114,9 +169,35 @@ export class DeliveryEngine {
     await this.store.releaseClaims(this.options.instanceId, this.now());
   }
 
+  /**
+   * The group commit of ingested rows, which also leases to this instance the rows it can start at
+   * once (up to the free attempt slots), in the same transaction: they skip a separate claim and
+   * the pump's timer hop. The slots are taken before the write (the pump may run meanwhile) and
+   * the unused ones handed back after it; `ingest` launches each leased row it gets back.
+   */
+  private async enqueueLeased(batch: NewDelivery[]): Promise<DeliveryRecord[]> {
+    const slots = this.running ? Math.max(0, Math.min(batch.length, this.concurrency - this.inflight)) : 0;
+    this.inflight += slots;
+    let leased = 0;
+    try {
+      const records = await this.store.enqueueDeliveries(
+        batch,
+        slots > 0
+          ? { claimer: this.options.instanceId, now: this.now(), leaseMs: this.leaseMs, limit: slots }
+          : undefined,
+      );
+      for (const record of records) if (record.claimedBy === this.options.instanceId) leased++;
+      return records;
+    } finally {
+      this.inflight -= slots - leased;
+      if (this.inflight === 0) this.settleIdle?.();
+    }
+  }
+
   /** PlatformContext.ingest: resolves once the event is durably queued. */
   async ingest(platform: string, inbound: PlatformInbound): Promise<IngestOutcome> {
     const { metrics } = this.options;
+    let leased: DeliveryRecord | undefined;
     try {
       const route = await this.store.findRoute(platform, inbound.routeKey);
       if (!route) {
@@ -125,7 +206,7 @@ export class DeliveryEngine {
       }
       const source = { ...inbound.event.source, platform };
       const sessionKey = buildSessionKey({ ...source, platform: normalizePlatform(platform) });
-      const deliveryId = `dlv_${randomBytes(12).toString('hex')}`;
+      const deliveryId = newDeliveryId();
       const event = messageEventToWire({ ...inbound.event, source });
       const body = JSON.stringify(messageDeliveryBody(event, deliveryId));
       const now = this.now();
@@ -142,7 +223,7 @@ export class DeliveryEngine {
         if (this.knownChats.size > 100_000) this.knownChats.clear();
         this.knownChats.add(chatKey);
       }
-      await this.store.enqueueDelivery({
+      const record = await this.enqueues.submit({
         id: deliveryId,
         tenantId: route.tenantId,
         gatewayId: route.gatewayId,
@@ -152,6 +233,9 @@ export class DeliveryEngine {
         endpoint: route.endpoint,
         createdAt: now,
       });
+      // Leased to us by the group commit, its attempt slot already counted: ours to start (below,
+      // once the session's placement is known, which socket delivery reads).
+      if (record.claimedBy === this.options.instanceId && record.claimedUntil !== null) leased = record;
       const placement = {
         tenantId: route.tenantId,
         chatId,
@@ -167,12 +251,22 @@ export class DeliveryEngine {
           .catch((error: Error) => this.log.warn({ err: error.message }, 'session placement not shared'));
       }
       metrics.inboundEvents.inc({ platform, outcome: 'queued' });
-      this.wake();
+      if (leased) {
+        const own = leased;
+        leased = undefined;
+        this.run(own);
+      } else {
+        this.backlog = true;
+        this.wake();
+      }
       return { ok: true, deliveryId, tenantId: route.tenantId, sessionKey };
     } catch (error) {
       metrics.inboundEvents.inc({ platform, outcome: 'error' });
       this.log.error({ err: (error as Error).message, platform }, 'could not queue inbound event');
       return { ok: false, reason: 'store_error', message: 'could not queue the event' };
+    } finally {
+      // A leased row is committed and holds a slot: it is delivered whatever happened after.
+      if (leased) this.run(leased);
     }
   }
 
@@ -222,33 +316,53 @@ export class DeliveryEngine {
       this.again = true;
       return;
     }
+    // Once armed, later wakes leave the timer alone: re-arming it on every wake would keep
+    // pushing the pump back for as long as wakes come faster than the timer fires.
+    if (this.wakeArmed) return;
+    this.wakeArmed = true;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.pump(), 0);
+    this.timer = setTimeout(() => {
+      this.wakeArmed = false;
+      void this.pump();
+    }, 0);
   }
 
   private async pump(): Promise<void> {
     if (this.pumping || !this.running) return;
     this.pumping = true;
+    let failed = false;
     try {
       do {
         this.again = false;
-        while (this.running && this.inflight < this.concurrency) {
+        this.backlog = false;
+        while (this.running) {
+          if (this.inflight >= this.concurrency) {
+            this.backlog = true;
+            break;
+          }
+          const limit = Math.min(64, this.concurrency - this.inflight);
           const batch = await this.store.claimDueDeliveries(
             this.options.instanceId,
             this.now(),
-            Math.min(64, this.concurrency - this.inflight),
+            limit,
             this.leaseMs,
           );
-          if (batch.length === 0) break;
           for (const delivery of batch) this.launch(delivery);
+          if (batch.length < limit) break;
         }
       } while (this.again && this.running);
       if (this.running) await this.scheduleNext();
     } catch (error) {
       this.log.error({ err: (error as Error).message }, 'outbox pump failed; retrying');
+      failed = true;
       if (this.running) this.timer = setTimeout(() => void this.pump(), IDLE_POLL_MS);
     } finally {
       this.pumping = false;
+    }
+    // A wake that came while the next timer was being worked out must not wait for that timer.
+    if (this.again && this.running && !failed) {
+      this.again = false;
+      this.wake();
     }
   }
 
@@ -265,24 +379,33 @@ export class DeliveryEngine {
 
   private launch(delivery: DeliveryRecord): void {
     this.inflight++;
-    this.attempt(delivery)
-      .catch((error: unknown) =>
-        this.log.error({ err: (error as Error).message, id: delivery.id }, 'delivery attempt failed'),
-      )
-      .finally(() => {
-        this.inflight--;
-        if (this.inflight === 0) this.settleIdle?.();
-        this.wake();
-      });
+    this.run(delivery);
   }
 
-  private async attempt(delivery: DeliveryRecord): Promise<void> {
-    if (delivery.endpoint) await this.attemptHttp(delivery);
-    else await this.attemptSocket(delivery);
+  /** Attempt a delivery whose slot is already counted in `inflight`. */
+  private run(delivery: DeliveryRecord): void {
+    this.attempt(delivery).then(
+      (changedDueWork) => this.settled(changedDueWork),
+      (error: unknown) => {
+        this.log.error({ err: (error as Error).message, id: delivery.id }, 'delivery attempt failed');
+        this.settled(true);
+      },
+    );
   }
 
-  private async attemptHttp(delivery: DeliveryRecord): Promise<void> {
-    const keys = await this.store.getDeliveryKeys(delivery.tenantId);
+  private settled(changedDueWork: boolean): void {
+    this.inflight--;
+    if (this.inflight === 0) this.settleIdle?.();
+    if (changedDueWork || this.backlog) this.wake();
+  }
+
+  /** Resolves to whether the attempt changed what is due (anything but a plain completion). */
+  private async attempt(delivery: DeliveryRecord): Promise<boolean> {
+    return delivery.endpoint ? this.attemptHttp(delivery) : this.attemptSocket(delivery);
+  }
+
+  private async attemptHttp(delivery: DeliveryRecord): Promise<boolean> {
+    const keys = await this.deliveryKeys(delivery.tenantId);
     if (!keys) return this.dead(delivery, 'tenant has no delivery key', null);
     const body = Buffer.from(delivery.body, 'utf8');
     const ts = nowSeconds();
@@ -310,7 +433,30 @@ export class DeliveryEngine {
     return this.dead(delivery, `HTTP ${status}: ${outcome.body.slice(0, 200)}`, status);
   }
 
-  private async attemptSocket(delivery: DeliveryRecord): Promise<void> {
+  /** The tenant's delivery keys, read from the store at most every {@link DELIVERY_KEYS_TTL_MS}. */
+  /** A tenant's delivery key was rotated (cluster event): sign with the stored keys from now on. */
+  forgetDeliveryKeys(tenantId: string): void {
+    this.keyCache.delete(tenantId);
+  }
+
+  private async deliveryKeys(tenantId: string): Promise<DeliveryKeys | null> {
+    const cached = this.keyCache.get(tenantId);
+    const at = this.now();
+    if (cached && cached.until > at) return cached.keys;
+    const keys = await this.store.getDeliveryKeys(tenantId);
+    // A tenant without keys is not remembered: the next attempt asks again.
+    if (!keys) this.keyCache.delete(tenantId);
+    else {
+      if (this.keyCache.size >= DELIVERY_KEYS_CACHE_MAX) this.keyCache.clear();
+      this.keyCache.set(tenantId, {
+        keys,
+        until: at + (this.options.deliveryKeysTtlMs ?? DELIVERY_KEYS_TTL_MS),
+      });
+    }
+    return keys;
+  }
+
+  private async attemptSocket(delivery: DeliveryRecord): Promise<boolean> {
     const outcome = await this.sockets.deliver(delivery);
     if (outcome.kind === 'delivered') return this.done(delivery, 'socket');
     if (outcome.kind === 'no_socket')
@@ -318,10 +464,12 @@ export class DeliveryEngine {
     return this.retry(delivery, outcome.error, null, undefined, 'socket', 1_000);
   }
 
-  private async done(delivery: DeliveryRecord, transport: string): Promise<void> {
-    await this.store.completeDelivery(delivery.id, this.options.instanceId);
+  /** Resolves to whether the completion made the next message of the session claimable. */
+  private async done(delivery: DeliveryRecord, transport: string): Promise<boolean> {
+    const { promoted } = await this.completions.submit(delivery.id);
     this.options.metrics.deliveries.inc({ outcome: 'delivered', transport });
     this.options.metrics.deliveryLatency.observe(Math.max(0, this.now() - delivery.createdAt) / 1000);
+    return promoted;
   }
 
   private async retry(
@@ -331,7 +479,7 @@ export class DeliveryEngine {
     retryAfterMs: number | undefined,
     transport: string,
     capMs = this.backoffCapMs,
-  ): Promise<void> {
+  ): Promise<true> {
     const now = this.now();
     if (now - delivery.createdAt >= this.maxAgeMs) {
       return this.dead(delivery, `gave up after ${Math.round(this.maxAgeMs / 3600_000)} h: ${error}`, status);
@@ -352,15 +500,17 @@ export class DeliveryEngine {
       { id: delivery.id, attempts: delivery.attempts, error, delayMs: Math.round(delay) },
       'delivery will be retried',
     );
+    return true;
   }
 
-  private async dead(delivery: DeliveryRecord, reason: string, status: number | null): Promise<void> {
+  private async dead(delivery: DeliveryRecord, reason: string, status: number | null): Promise<true> {
     await this.store.deadLetterDelivery(delivery.id, this.options.instanceId, reason, status, this.now());
     this.options.metrics.deliveries.inc({
       outcome: 'dead',
       transport: delivery.endpoint ? 'http' : 'socket',
     });
     this.log.warn({ id: delivery.id, tenantId: delivery.tenantId, reason }, 'delivery dead-lettered');
+    return true;
   }
 }
 
@@ -370,4 +520,96 @@ export class DeliveryEngine {
  */
 export function signingKey(keys: DeliveryKeys, now: number): string {
   return keys.secondary && (keys.secondaryExpiresAt ?? 0) > now ? keys.secondary : keys.primary;
+}
+
+/**
+ * Delivery ids: `dlv_` and 24 hex characters, 96 random bits each as before, taken from a pooled
+ * CSPRNG buffer (one `randomFillSync` per 256 ids rather than one `randomBytes` call per id).
+ */
+const ID_BYTES = 12;
+const idPool = Buffer.alloc(ID_BYTES * 256);
+let idOffset = idPool.length;
+
+function newDeliveryId(): string {
+  if (idOffset >= idPool.length) {
+    randomFillSync(idPool);
+    idOffset = 0;
+  }
+  const id = `dlv_${idPool.toString('hex', idOffset, idOffset + ID_BYTES)}`;
+  idOffset += ID_BYTES;
+  return id;
+}
+
+type Settled<R> = { ok: true; value: R } | { ok: false; error: unknown };
+
+interface Waiter<T, R> {
+  item: T;
+  resolve: (value: R) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit: items submitted during one event-loop turn are written together by `many` (one
+ * store transaction), scheduled with `setImmediate`, so whatever this turn's I/O callbacks and
+ * microtasks submit joins the batch. Each submitter's promise settles only after the batch's
+ * transaction did. One batch is written at a time (the next one gathers meanwhile). If a batch
+ * fails, its items are retried one by one with `one`, so one bad item fails only its own caller.
+ */
+class GroupCommit<T, R> {
+  private pending: Waiter<T, R>[] = [];
+  private scheduled = false;
+  private writing = false;
+
+  constructor(
+    private readonly many: (items: T[]) => Promise<R[]>,
+    private readonly one: (item: T) => Promise<R>,
+  ) {}
+
+  submit(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.writing || this.pending.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.write();
+    });
+  }
+
+  private async write(): Promise<void> {
+    if (this.writing) return;
+    this.writing = true;
+    const batch = this.pending.splice(0, MAX_GROUP_COMMIT);
+    try {
+      const outcomes = await this.commit(batch.map((waiter) => waiter.item));
+      batch.forEach((waiter, i) => {
+        const outcome = outcomes[i];
+        if (outcome?.ok) waiter.resolve(outcome.value);
+        else waiter.reject(outcome ? outcome.error : new Error('group commit lost an item'));
+      });
+    } finally {
+      this.writing = false;
+      this.schedule();
+    }
+  }
+
+  private async commit(items: T[]): Promise<Settled<R>[]> {
+    try {
+      const values = await this.many(items);
+      return values.map((value) => ({ ok: true, value }));
+    } catch (error) {
+      if (items.length === 1) return [{ ok: false, error }];
+      const settled = await Promise.allSettled(items.map((item) => this.one(item)));
+      return settled.map((result) =>
+        result.status === 'fulfilled'
+          ? { ok: true, value: result.value }
+          : { ok: false, error: result.reason },
+      );
+    }
+  }
 }

@@ -13,17 +13,31 @@ import type { PlatformAdapter } from './platforms/types.js';
 import type { RelayStore } from './store/types.js';
 
 /**
+ * How long an answer "this chat is the tenant's, on this platform" is reused before the store is
+ * asked again. So after an operator re-binds a chat's route to another tenant, the previous tenant
+ * may still act on that chat for up to this long. Refusals are never cached: a chat that becomes
+ * the tenant's (its first message was just delivered) is usable at once.
+ */
+const CHAT_OWNERSHIP_TTL_MS = 1_000;
+/** Bound on remembered answers; the oldest are forgotten first. */
+const CHAT_OWNERSHIP_CACHE_MAX = 50_000;
+
+/**
  * Runs gateways' outbound ops on the platforms. A gateway may only act on chats of its own tenant:
  * chats the connector delivered to that tenant, or chats routed to it. Every call resolves to a
  * result; nothing throws back to the socket.
  */
 export class OpDispatcher {
+  /** `tenant \0 chat \0 platform hint` → the chat's platform, until a time of `options.clock`. */
+  private readonly ownership = new Map<string, { platform: string; until: number }>();
+
   constructor(
     private readonly store: RelayStore,
     private readonly adapters: ReadonlyMap<string, PlatformAdapter>,
     private readonly defaultPlatform: string,
     private readonly metrics: ConnectorMetrics,
     private readonly log: Logger,
+    private readonly options: { ownershipTtlMs?: number; clock?: () => number } = {},
   ) {}
 
   /** The full descriptor for a platform, with `supported_ops` derived from what the adapter can do. */
@@ -111,7 +125,34 @@ export class OpDispatcher {
     }
   }
 
+  /** {@link lookUpChatPlatform}, with its positive answers reused for {@link CHAT_OWNERSHIP_TTL_MS}. */
   private async chatPlatform(
+    tenantId: string,
+    chatId: string,
+    hint: string | undefined,
+  ): Promise<string | null> {
+    const key = `${tenantId}\u0000${chatId}\u0000${hint ?? ''}`;
+    const at = (this.options.clock ?? performance.now.bind(performance))();
+    const cached = this.ownership.get(key);
+    if (cached) {
+      if (cached.until > at) return cached.platform;
+      this.ownership.delete(key);
+    }
+    const platform = await this.lookUpChatPlatform(tenantId, chatId, hint);
+    if (platform !== null) {
+      this.ownership.set(key, {
+        platform,
+        until: at + (this.options.ownershipTtlMs ?? CHAT_OWNERSHIP_TTL_MS),
+      });
+      if (this.ownership.size > CHAT_OWNERSHIP_CACHE_MAX) {
+        const oldest = this.ownership.keys().next().value;
+        if (oldest !== undefined) this.ownership.delete(oldest);
+      }
+    }
+    return platform;
+  }
+
+  private async lookUpChatPlatform(
     tenantId: string,
     chatId: string,
     hint: string | undefined,

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 
 /**
  * One HTTP POST of pre-serialised bytes with keep-alive connections. Resolves to the status (and
@@ -7,12 +8,37 @@ import https from 'node:https';
  */
 
 export type PostOutcome =
+  /** `retryAfterMs` and `body` (the start of the response text) are read for non-2xx answers only. */
   | { kind: 'response'; status: number; retryAfterMs: number | undefined; body: string }
   | { kind: 'error'; error: string; timedOut: boolean };
 
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256 });
 const MAX_RESPONSE_CHARS = 2048;
+
+/** An endpoint URL parsed once: its request options, or why it cannot be posted to. */
+type Target = { ok: true; secure: boolean; options: http.RequestOptions } | { ok: false; error: string };
+/** Endpoints are few (one per tenant or gateway); bounded so odd inputs cannot grow it. */
+const targets = new Map<string, Target>();
+const TARGET_CACHE_LIMIT = 1024;
+
+function target(url: string): Target {
+  let parsed = targets.get(url);
+  if (parsed) return parsed;
+  try {
+    const location = new URL(url);
+    const secure = location.protocol === 'https:';
+    parsed =
+      secure || location.protocol === 'http:'
+        ? { ok: true, secure, options: urlToHttpOptions(location) }
+        : { ok: false, error: `unsupported endpoint scheme ${location.protocol}` };
+  } catch {
+    parsed = { ok: false, error: 'invalid endpoint URL' };
+  }
+  if (targets.size >= TARGET_CACHE_LIMIT) targets.clear();
+  targets.set(url, parsed);
+  return parsed;
+}
 
 export function postBytes(
   url: string,
@@ -21,18 +47,12 @@ export function postBytes(
   timeoutMs: number,
 ): Promise<PostOutcome> {
   return new Promise((resolve) => {
-    let target: URL;
-    try {
-      target = new URL(url);
-    } catch {
-      resolve({ kind: 'error', error: `invalid endpoint URL`, timedOut: false });
+    const endpoint = target(url);
+    if (!endpoint.ok) {
+      resolve({ kind: 'error', error: endpoint.error, timedOut: false });
       return;
     }
-    const secure = target.protocol === 'https:';
-    if (!secure && target.protocol !== 'http:') {
-      resolve({ kind: 'error', error: `unsupported endpoint scheme ${target.protocol}`, timedOut: false });
-      return;
-    }
+    const { secure } = endpoint;
     let settled = false;
     const finish = (outcome: PostOutcome) => {
       if (settled) return;
@@ -41,13 +61,21 @@ export function postBytes(
       resolve(outcome);
     };
     const request = (secure ? https : http).request(
-      target,
       {
+        ...endpoint.options,
         method: 'POST',
         agent: secure ? httpsAgent : httpAgent,
         headers: { ...headers, 'content-length': String(body.length) },
       },
       (response) => {
+        const status = response.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          // A success needs nothing but its end: the body is drained unread, the headers unparsed.
+          response.resume();
+          response.on('end', () => finish({ kind: 'response', status, retryAfterMs: undefined, body: '' }));
+          response.on('error', (error) => finish({ kind: 'error', error: error.message, timedOut: false }));
+          return;
+        }
         let text = '';
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => {

@@ -6,6 +6,7 @@ import {
   pickForSession,
   sendFrame,
 } from './gateway-registry.js';
+import type { ConnectorMetrics } from './metrics.js';
 import type { SessionDirectory } from './session-directory.js';
 import type { DeliveryRecord } from './store/types.js';
 
@@ -32,6 +33,7 @@ export interface SocketDeliveryOptions {
   sessions: SessionDirectory;
   log: Logger;
   bus?: ClusterBus | undefined;
+  metrics?: ConnectorMetrics | undefined;
   ackTimeoutMs?: number;
 }
 
@@ -88,7 +90,12 @@ export class SocketDelivery {
       },
       this.ackTimeoutMs + REMOTE_MARGIN_MS,
     );
-    return parseOutcome(reply) ?? { kind: 'failed', error: `no answer from instance ${to.instanceId}` };
+    const outcome = parseOutcome(reply);
+    this.options.metrics?.busRequests.inc({
+      type: 'socket_delivery',
+      outcome: outcome ? 'answered' : 'no_answer',
+    });
+    return outcome ?? { kind: 'failed', error: `no answer from instance ${to.instanceId}` };
   }
 
   /** Another instance asks this one to deliver on a socket it holds. */

@@ -9,6 +9,7 @@ import {
 import type { DeliveryRecord, RelayStore } from '../../src/connector/store/types.js';
 import { freePort } from '../support/ports.js';
 import { type PostgresServer, postgresUnavailable, startPostgres } from '../support/postgres.js';
+import { until } from '../support/processes.js';
 import { delivery, describeStoreContract, mulberry32 } from './store-contract.js';
 
 // The contract suite against the SQLite reference, so the shared cases are known to encode the
@@ -149,10 +150,15 @@ describe.skipIf(postgresUnavailable !== null)('PostgresStore', () => {
         POSTGRES_SCHEMA_VERSION + 1,
       ]);
       await expect(PostgresStore.open(url, { applicationName: 'relay-newer' })).rejects.toThrow(/newer/);
-      const { rows } = await client.query(
-        "SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE application_name = 'relay-newer'",
-      );
-      expect(rows[0]).toEqual({ n: 0 });
+      // The client side closed its connections; the server's backends exit asynchronously.
+      const open = async () =>
+        (
+          await client.query<{ n: number }>(
+            "SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE application_name = 'relay-newer'",
+          )
+        ).rows[0]?.n;
+      await until(async () => ((await open()) === 0 ? true : undefined), 5_000, 'backends gone');
+      expect(await open()).toBe(0);
     });
 
     it('run once when three instances start on an empty database together', async () => {

@@ -511,6 +511,130 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         await expect(store.enqueueDelivery(delivery('d1', 's9'))).rejects.toThrow();
       });
 
+      it('enqueues a batch in one go, in order, with the same head rule as single enqueues', async () => {
+        await store.enqueueDelivery(delivery('m0', 's', { createdAt: 1 }));
+        expect(await store.enqueueDeliveries([])).toEqual([]);
+        const batch = await store.enqueueDeliveries([
+          delivery('m1', 's', { createdAt: 2 }),
+          delivery('o1', 'other', { createdAt: 2 }),
+          delivery('i1', 's', { kind: 'interrupt', createdAt: 2 }),
+          delivery('o2', 'other', { createdAt: 3 }),
+        ]);
+        expect(batch.map((d) => d.id)).toEqual(['m1', 'o1', 'i1', 'o2']);
+        expect(batch[0]).toEqual({
+          ...delivery('m1', 's', { createdAt: 2 }),
+          seq: batch[0]?.seq,
+          attempts: 0,
+          nextAttemptAt: 2,
+          lastError: null,
+          lastStatus: null,
+          claimedBy: null,
+          claimedUntil: null,
+        });
+        const seqs = batch.map((d) => d.seq);
+        expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+        expect(new Set(seqs).size).toBe(4);
+        // m1 waits behind m0, o2 behind o1; the interrupt goes at once.
+        expect((await store.claimDueDeliveries('A', 10, 10, 100)).map((d) => d.id)).toEqual([
+          'm0',
+          'o1',
+          'i1',
+        ]);
+        expect(await store.completeDeliveries(['m0', 'o1'], 'A')).toEqual([
+          { completed: true, promoted: true },
+          { completed: true, promoted: true },
+        ]);
+        expect((await store.claimDueDeliveries('A', 11, 10, 100)).map((d) => d.id)).toEqual(['m1', 'o2']);
+      });
+
+      it('leases the rows of a batch that are claimable at once, up to the limit', async () => {
+        await store.enqueueDelivery(delivery('m0', 's', { createdAt: 1 }));
+        const batch = await store.enqueueDeliveries(
+          [
+            delivery('m1', 's', { createdAt: 5 }), // behind m0: not eligible
+            delivery('a1', 'sa', { createdAt: 5 }),
+            delivery('a2', 'sa', { createdAt: 5 }), // behind a1
+            delivery('f1', 'sf', { createdAt: 50 }), // not due at 10
+            delivery('i1', 's', { kind: 'interrupt', createdAt: 5 }),
+            delivery('b1', 'sb', { createdAt: 5 }), // eligible, but over the limit
+          ],
+          { claimer: 'A', now: 10, leaseMs: 100, limit: 2 },
+        );
+        expect(batch.map((d) => [d.id, d.claimedBy, d.claimedUntil, d.attempts])).toEqual([
+          ['m1', null, null, 0],
+          ['a1', 'A', 110, 1],
+          ['a2', null, null, 0],
+          ['f1', null, null, 0],
+          ['i1', 'A', 110, 1],
+          ['b1', null, null, 0],
+        ]);
+        expect(batch[1]).toEqual({
+          ...delivery('a1', 'sa', { createdAt: 5 }),
+          seq: batch[1]?.seq,
+          attempts: 1,
+          nextAttemptAt: 5,
+          lastError: null,
+          lastStatus: null,
+          claimedBy: 'A',
+          claimedUntil: 110,
+        });
+        // The listing shows the same rows; leased ones are not offered again while the lease holds.
+        const listed = new Map((await store.listDeliveries(10)).map((d) => [d.id, d]));
+        for (const record of batch) expect(listed.get(record.id)).toEqual(record);
+        expect((await store.claimDueDeliveries('B', 20, 10, 100)).map((d) => d.id)).toEqual(['m0', 'b1']);
+        expect(await store.completeDeliveries(['a1', 'i1'], 'A')).toEqual([
+          { completed: true, promoted: true },
+          { completed: true, promoted: false },
+        ]);
+        expect((await store.claimDueDeliveries('B', 21, 10, 100)).map((d) => d.id)).toEqual(['a2']);
+        // A lease of 0 leases nothing.
+        const none = await store.enqueueDeliveries([delivery('c1', 'sc', { createdAt: 5 })], {
+          claimer: 'A',
+          now: 10,
+          leaseMs: 100,
+          limit: 0,
+        });
+        expect(none[0]?.claimedBy).toBeNull();
+      });
+
+      it('enqueues all of a batch or none of it', async () => {
+        await store.enqueueDelivery(delivery('dup', 's0'));
+        await expect(
+          store.enqueueDeliveries([delivery('n1', 's1'), delivery('dup', 's2'), delivery('n2', 's3')]),
+        ).rejects.toThrow();
+        expect((await store.listDeliveries(10)).map((d) => d.id)).toEqual(['dup']);
+      });
+
+      it('completes a batch of claimed deliveries, reporting each, and promotes their sessions', async () => {
+        await store.enqueueDelivery(delivery('a1', 'sa'));
+        await store.enqueueDelivery(delivery('a2', 'sa'));
+        await store.enqueueDelivery(delivery('b1', 'sb'));
+        await store.enqueueDelivery(delivery('c1', 'sc'));
+        await store.enqueueDelivery(delivery('i1', 'sa', { kind: 'interrupt' }));
+        expect((await store.claimDueDeliveries('A', 1, 2, 100)).map((d) => d.id)).toEqual(['a1', 'b1']);
+        expect((await store.claimDueDeliveries('B', 1, 10, 100)).map((d) => d.id)).toEqual(['c1', 'i1']);
+        expect(await store.completeDeliveries([], 'A')).toEqual([]);
+        // c1 is B's, nope does not exist, a1 appears twice: only the first completes it. Only a1
+        // had a later message (a2) waiting behind it.
+        const no = { completed: false, promoted: false };
+        expect(await store.completeDeliveries(['a1', 'c1', 'nope', 'b1', 'a1'], 'A')).toEqual([
+          { completed: true, promoted: true },
+          no,
+          no,
+          { completed: true, promoted: false },
+          no,
+        ]);
+        expect((await store.listDeliveries(10)).map((d) => d.id).sort()).toEqual(['a2', 'c1', 'i1']);
+        expect((await store.claimDueDeliveries('A', 2, 10, 100)).map((d) => d.id)).toEqual(['a2']);
+        expect(await store.completeDeliveries(['i1', 'c1'], 'B')).toEqual([
+          { completed: true, promoted: false },
+          { completed: true, promoted: false },
+        ]);
+        expect(await store.completeDeliveries(['a2'], 'A')).toEqual([{ completed: true, promoted: false }]);
+        expect(await store.outboxDepth()).toBe(0);
+        expect(await store.nextDueAt()).toBeNull();
+      });
+
       it('claims due deliveries in seq order, leasing them and counting the attempt', async () => {
         await store.enqueueDelivery(delivery('d1', 's1', { createdAt: 10 }));
         await store.enqueueDelivery(delivery('d2', 's2', { createdAt: 30 }));

@@ -50,9 +50,11 @@ import {
 import type {
   AuditEvent,
   ChatRecord,
+  CompletionResult,
   DeadLetter,
   DeliveryKeys,
   DeliveryRecord,
+  EnqueueLease,
   EnrollmentTokenRedemption,
   GatewayRecord,
   NewDelivery,
@@ -551,6 +553,63 @@ export class PostgresStore implements RelayStore {
     });
   }
 
+  async enqueueDeliveries(
+    deliveries: readonly NewDelivery[],
+    lease?: EnqueueLease,
+  ): Promise<DeliveryRecord[]> {
+    if (deliveries.length === 0) return [];
+    return this.#tx(async (client) => {
+      // Every session's lock first, in one sorted pass (two batches never wait on each other in a
+      // cycle), then the rows in the order given, each looking at its session afresh.
+      const messages = deliveries.filter((delivery) => delivery.kind === 'message');
+      if (messages.length > 0) {
+        await client.query(
+          `SELECT pg_advisory_xact_lock(${sessionLockKey('s.tenant_id', 's.session_key')})
+           FROM (SELECT DISTINCT x.tenant_id, x.session_key,
+                        hashtext(x.tenant_id || chr(31) || x.session_key) AS k
+                 FROM unnest($1::text[], $2::text[]) AS x(tenant_id, session_key)
+                 ORDER BY k) s`,
+          [messages.map((d) => d.tenantId), messages.map((d) => d.sessionKey)],
+        );
+      }
+      const records: DeliveryRecord[] = [];
+      let leases = lease ? Math.max(0, Math.floor(lease.limit)) : 0;
+      for (const delivery of deliveries) {
+        // $9: this row may be leased if it is eligible (head); the session lock keeps that exact.
+        const mayLease = lease !== undefined && leases > 0 && delivery.createdAt <= lease.now;
+        const { rows } = await client.query<OutboxRow>(
+          `INSERT INTO outbox (${ENQUEUE_COLUMNS}, claimed_by, claimed_until)
+           SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::bigint,
+                  CASE WHEN e.lease THEN 1 ELSE 0 END, $8::bigint, e.head,
+                  CASE WHEN e.lease THEN $10::text END, CASE WHEN e.lease THEN $11::bigint END
+           FROM (SELECT h.head, h.head AND $9::boolean AS lease
+                 FROM (SELECT $5::text = 'interrupt' OR NOT EXISTS (
+                         SELECT 1 FROM outbox
+                         WHERE tenant_id = $2::text AND session_key = $4::text AND kind = 'message') AS head) h) e
+           RETURNING *`,
+          [
+            delivery.id,
+            delivery.tenantId,
+            delivery.gatewayId,
+            delivery.sessionKey,
+            delivery.kind,
+            delivery.body,
+            delivery.endpoint,
+            delivery.createdAt,
+            mayLease,
+            lease?.claimer ?? null,
+            lease ? lease.now + lease.leaseMs : null,
+          ],
+        );
+        const row = rows[0];
+        if (!row) throw new Error(`delivery ${delivery.id} was not enqueued`);
+        if (row.claimed_by !== null) leases--;
+        records.push(toDelivery(row));
+      }
+      return records;
+    });
+  }
+
   async claimDueDeliveries(
     claimer: string,
     now: number,
@@ -599,6 +658,34 @@ export class PostgresStore implements RelayStore {
         [id, claimer],
       );
       return rows.length === 1;
+    });
+  }
+
+  async completeDeliveries(ids: readonly string[], claimer: string): Promise<CompletionResult[]> {
+    if (ids.length === 0) return [];
+    return this.#tx(async (client) => {
+      // Lock the sessions of the rows this claimer holds, in one sorted pass, then complete each
+      // row in its own statement so every promotion sees the deletions before it.
+      await client.query(
+        `SELECT pg_advisory_xact_lock(${sessionLockKey('s.tenant_id', 's.session_key')})
+         FROM (SELECT DISTINCT o.tenant_id, o.session_key,
+                      hashtext(o.tenant_id || chr(31) || o.session_key) AS k
+               FROM outbox o WHERE o.id = ANY($1::text[]) AND o.claimed_by = $2
+               ORDER BY k) s`,
+        [ids, claimer],
+      );
+      const results: CompletionResult[] = [];
+      for (const id of ids) {
+        const { rows } = await client.query<{ completed: boolean; promoted: boolean }>(
+          `WITH gone AS (
+             DELETE FROM outbox WHERE id = $1 AND claimed_by = $2 RETURNING seq, tenant_id, session_key, kind
+           ), ${PROMOTE_NEXT_HEAD}
+           SELECT EXISTS (SELECT 1 FROM gone) AS completed, EXISTS (SELECT 1 FROM promoted) AS promoted`,
+          [id, claimer],
+        );
+        results.push({ completed: rows[0]?.completed === true, promoted: rows[0]?.promoted === true });
+      }
+      return results;
     });
   }
 

@@ -53,6 +53,23 @@ export interface RouteRecord {
 
 export type DeliveryKind = 'message' | 'interrupt';
 
+/** One id's outcome in {@link RelayStore.completeDeliveries}. */
+export interface CompletionResult {
+  /** What `completeDelivery` answers: the row was held by the claimer and is gone now. */
+  completed: boolean;
+  /** Its removal made the next message of its session eligible for claiming. */
+  promoted: boolean;
+}
+
+/** Claim-on-enqueue for {@link RelayStore.enqueueDeliveries}. */
+export interface EnqueueLease {
+  claimer: string;
+  now: number;
+  leaseMs: number;
+  /** Most rows to lease (0 leases none). */
+  limit: number;
+}
+
 export interface NewDelivery {
   id: string;
   tenantId: string;
@@ -177,6 +194,16 @@ export interface RelayStore {
   // Outbox.
   enqueueDelivery(delivery: NewDelivery): Promise<DeliveryRecord>;
   /**
+   * Enqueue several deliveries in one transaction (a group commit): every row is committed, in the
+   * order given, or none is (the promise rejects). Each row behaves as {@link enqueueDelivery}.
+   * With `lease`, the rows that are claimable at once (due at `lease.now` and eligible under the
+   * claim rule: an interrupt, or a message with no older message of its session in the outbox) are
+   * also leased to `lease.claimer` in the same transaction, as `claimDueDeliveries` at `lease.now`
+   * would lease them (attempts 1, claimed until `now + leaseMs`), the first `lease.limit` of them
+   * in the order given. The returned records show which rows were leased.
+   */
+  enqueueDeliveries(deliveries: readonly NewDelivery[], lease?: EnqueueLease): Promise<DeliveryRecord[]>;
+  /**
    * Claim up to `limit` due deliveries for `claimer` until `now + leaseMs`. Only the oldest
    * unfinished delivery of each (tenant, session key) is eligible, so a session never has two in
    * flight and never overtakes itself. Interrupts are not held back by the messages of their
@@ -184,6 +211,11 @@ export interface RelayStore {
    */
   claimDueDeliveries(claimer: string, now: number, limit: number, leaseMs: number): Promise<DeliveryRecord[]>;
   completeDelivery(id: string, claimer: string): Promise<boolean>;
+  /**
+   * {@link completeDelivery} for several ids in one transaction; one result per id, in order. A
+   * failure rejects and completes none of them.
+   */
+  completeDeliveries(ids: readonly string[], claimer: string): Promise<CompletionResult[]>;
   retryDeliveryLater(
     id: string,
     claimer: string,
