@@ -14,13 +14,21 @@ import {
   machineLine,
   toJson,
 } from './harness.js';
+import { probeBench } from './probe.js';
 import { wsOpsBench } from './ws-ops.js';
 
 /**
  * `npm run bench` entry. Add a benchmark by importing its module and listing it here, e.g.
  * delivery throughput, WebSocket round trip, connection scale.
  */
-const MODULES: readonly BenchModule[] = [authBench, deliveryBench, wsOpsBench, connectionsBench, drainBench];
+const MODULES: readonly BenchModule[] = [
+  authBench,
+  deliveryBench,
+  wsOpsBench,
+  connectionsBench,
+  drainBench,
+  probeBench,
+];
 
 // Compiled to dist/bench/run.js; results live beside the sources in bench/.
 const DEFAULT_OUT = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
