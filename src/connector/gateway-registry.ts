@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { type ConnectorFrame, encodeFrame } from '../protocol/index.js';
+import type { ConnectorFrame, FrameWriter } from '../protocol/index.js';
 
 /** One authenticated gateway socket. */
 export interface GatewayConnection {
@@ -9,6 +9,8 @@ export interface GatewayConnection {
   /** From the stored credential record, never from anything the gateway said. */
   readonly tenantId: string;
   readonly ws: WebSocket;
+  /** Frames to `ws`, coalesced per event-loop turn. */
+  readonly writer: FrameWriter;
   readonly connectedAt: number;
   /** `hello.platform`, once received. */
   platform: string | undefined;
@@ -17,7 +19,7 @@ export interface GatewayConnection {
 
 export function sendFrame(connection: GatewayConnection, frame: ConnectorFrame): boolean {
   if (connection.ws.readyState !== connection.ws.OPEN) return false;
-  connection.ws.send(encodeFrame(frame));
+  connection.writer.write(frame);
   return true;
 }
 

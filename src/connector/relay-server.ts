@@ -7,6 +7,7 @@ import { bearerToken, peekUnverifiedGatewayId, verifyUpgradeToken } from '../aut
 import {
   CLOSE_UNAUTHORIZED,
   FrameDecoder,
+  FrameWriter,
   failedResult,
   type GatewayFrame,
   HANDSHAKE_TIMEOUT_MS,
@@ -100,7 +101,10 @@ export class RelayServer {
   /** Close every live socket of a gateway with 4401 (revocation kill switch). */
   closeGateway(gatewayId: string, reason: UnauthorizedCloseReason = 'revoked'): number {
     const connections = this.options.registry.ofGateway(gatewayId);
-    for (const connection of connections) connection.ws.close(CLOSE_UNAUTHORIZED, reason);
+    for (const connection of connections) {
+      connection.writer.flush();
+      connection.ws.close(CLOSE_UNAUTHORIZED, reason);
+    }
     return connections.length;
   }
 
@@ -144,6 +148,7 @@ export class RelayServer {
       gatewayId: gateway.id,
       tenantId: gateway.tenantId,
       ws,
+      writer: new FrameWriter((data, done) => ws.send(data, done)),
       connectedAt: this.now(),
       platform: undefined,
       handshaken: false,
