@@ -17,9 +17,14 @@ export interface GatewayConnection {
   handshaken: boolean;
 }
 
-export function sendFrame(connection: GatewayConnection, frame: ConnectorFrame): boolean {
+/** Queue a frame for the socket (written within this event-loop turn); false if it is not open. */
+export function sendFrame(
+  connection: GatewayConnection,
+  frame: ConnectorFrame,
+  done?: (error?: Error) => void,
+): boolean {
   if (connection.ws.readyState !== connection.ws.OPEN) return false;
-  connection.writer.write(frame);
+  connection.writer.write(frame, done);
   return true;
 }
 

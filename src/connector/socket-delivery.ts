@@ -65,6 +65,12 @@ export class SocketDelivery {
         sessions.noteConnection(delivery.sessionKey, chosen.connectionId);
         return this.forward(chosen, delivery);
       }
+      // Ours: that very socket, not a local re-pick (which could choose another gateway process).
+      const mine = chosen ? registry.get(chosen.connectionId) : undefined;
+      if (mine?.handshaken && mine.tenantId === delivery.tenantId) {
+        sessions.noteConnection(delivery.sessionKey, mine.id);
+        return this.sendOn(mine, delivery);
+      }
     }
     const local = registry.pick(delivery.tenantId, delivery.sessionKey, prefer);
     if (!local) return { kind: 'no_socket' };
@@ -156,17 +162,26 @@ export class SocketDelivery {
   private async sendOn(connection: GatewayConnection, work: SocketDeliveryWork): Promise<SocketOutcome> {
     const body = JSON.parse(work.body) as { event?: unknown; session_key?: string; chat_id?: string };
     if (work.kind === 'interrupt') {
-      const sent = sendFrame(connection, {
-        type: 'interrupt_inbound',
-        session_key: body.session_key ?? work.sessionKey,
-        chat_id: body.chat_id ?? '',
+      // Delivered once the frame is written to the socket, not when it is buffered.
+      const written = await new Promise<boolean>((resolve) => {
+        const queued = sendFrame(
+          connection,
+          {
+            type: 'interrupt_inbound',
+            session_key: body.session_key ?? work.sessionKey,
+            chat_id: body.chat_id ?? '',
+          },
+          (error) => resolve(!error),
+        );
+        if (!queued) resolve(false);
       });
-      return sent ? { kind: 'delivered' } : { kind: 'failed', error: 'socket closed' };
+      return written ? { kind: 'delivered' } : { kind: 'failed', error: 'socket closed' };
     }
     let ackTimedOut = false;
     const acked = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
-        this.pendingAcks.delete(work.id);
+        // Only our own entry: a concurrent send of the same delivery may have replaced it.
+        if (this.pendingAcks.get(work.id)?.timer === timer) this.pendingAcks.delete(work.id);
         ackTimedOut = true;
         resolve(false);
       }, this.ackTimeoutMs);

@@ -229,8 +229,15 @@ export class SessionManager {
       if (run.controller.signal.aborted) return;
       run.started = true;
       const inboxId = this.inboxIds.get(event);
-      if (inboxId !== undefined) this.options.journal?.started(inboxId);
+      let handedOver = false;
+      const markStarted = () => {
+        if (handedOver) return;
+        handedOver = true;
+        if (inboxId !== undefined) this.options.journal?.started(inboxId);
+      };
+      if (!agent.reportsHandover) markStarted();
       const result = await agent.run({
+        onHandedOver: markStarted,
         sessionKey: key,
         history: past,
         message,

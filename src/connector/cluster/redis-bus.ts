@@ -117,9 +117,10 @@ export class RedisBus implements ClusterBus {
 
   async start(handlers: ClusterHandlers): Promise<void> {
     this.handlers = handlers;
+    // The id first: until it is ours, requests on its inbox belong to whoever holds it.
+    await this.claimIdentity();
     await this.subscriber.subscribe(this.inbox(this.instanceId), (message) => this.onDirect(message));
     await this.subscriber.subscribe(this.key('events'), (message) => this.onEvent(message));
-    await this.claimIdentity();
     this.heartbeat = setInterval(
       () => {
         this.beat().catch((error: Error) =>
@@ -187,13 +188,18 @@ export class RedisBus implements ClusterBus {
       timer.unref();
       this.pending.set(id, { resolve, timer });
     });
-    const receivers = await this.client
+    // Not awaited: a stalled Redis must not outlast `timeoutMs`.
+    this.client
       .publish(this.inbox(instanceId), JSON.stringify({ k: 'req', id, from: this.instanceId, body: request }))
-      .catch((error: Error) => {
-        this.options.log.warn({ err: error.message, instanceId }, 'cluster request not sent');
-        return 0;
-      });
-    if (receivers === 0) this.answer(id, undefined);
+      .then(
+        (receivers) => {
+          if (receivers === 0) this.answer(id, undefined);
+        },
+        (error: Error) => {
+          this.options.log.warn({ err: error.message, instanceId }, 'cluster request not sent');
+          this.answer(id, undefined);
+        },
+      );
     return answer;
   }
 

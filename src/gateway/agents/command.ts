@@ -82,6 +82,7 @@ interface ActiveTurn {
  */
 export class CommandAgent implements Agent {
   readonly name = 'command';
+  readonly reportsHandover = true;
   readonly #command: string;
   readonly #log: Logger;
   readonly #timeoutMs: number;
@@ -238,7 +239,9 @@ export class CommandAgent implements Agent {
         messages: [...input.history, input.message].map(({ role, content }) => ({ role, content })),
         event: input.event,
       };
-      child.stdin?.end(`${JSON.stringify(payload)}\n`);
+      // Once the input is in the pipe the program has the turn, even if the gateway dies next
+      // (the program runs in its own process group and can still read it).
+      child.stdin?.end(`${JSON.stringify(payload)}\n`, () => input.onHandedOver?.());
     }
     return onAbort;
   }

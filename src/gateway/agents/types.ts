@@ -20,6 +20,12 @@ export interface AgentTurnInput {
   signal: AbortSignal;
   /** Streaming progress: called with the whole reply text so far (not a delta), as it grows. */
   onProgress?: (textSoFar: string) => void;
+  /**
+   * For agents with `reportsHandover`: called once the agent has the turn (a command agent: its
+   * whole input is in its stdin pipe). The durable inbox counts the turn as started only then, so a
+   * crash before it replays the turn instead of dropping it.
+   */
+  onHandedOver?: () => void;
 }
 
 export interface AgentTurnResult {
@@ -34,6 +40,8 @@ export interface AgentTurnResult {
  */
 export interface Agent {
   readonly name: string;
+  /** True when `run` calls `onHandedOver`; otherwise the turn counts as started when `run` is called. */
+  readonly reportsHandover?: boolean;
   run(input: AgentTurnInput): Promise<AgentTurnResult>;
   close?(): Promise<void>;
 }
