@@ -203,3 +203,75 @@ describe('streamed replies', () => {
     expect(shown.length).toBeGreaterThan(1);
   });
 });
+
+describe('SessionManager and the durable inbox', () => {
+  class RecordingJournal {
+    readonly log: string[] = [];
+    private next = 0;
+    accept() {
+      this.next += 1;
+      this.log.push(`accept ${this.next}`);
+      return this.next;
+    }
+    started(id: number) {
+      this.log.push(`started ${id}`);
+    }
+    done(id: number) {
+      this.log.push(`done ${id}`);
+    }
+  }
+
+  function withJournal(agent: Agent) {
+    const journal = new RecordingJournal();
+    const manager = new SessionManager({
+      agent,
+      history: new MemoryHistory(),
+      replies: new ReplyChannel(
+        new RecordingLink(placeholderDescriptor('webchat')),
+        'webchat',
+        pino({ level: 'silent' }),
+      ),
+      log: pino({ level: 'silent' }),
+      keyOptions: {},
+      externalDrainActive: () => false,
+      shutdown: () => 'none',
+      onActiveChange: () => undefined,
+      journal,
+    });
+    return { journal, manager };
+  }
+
+  it('an agent that reports the handover: the turn counts as started only when it is handed over', async () => {
+    let handOver: (() => void) | undefined;
+    let finish: ((text: string) => void) | undefined;
+    const agent: Agent = {
+      name: 'piped',
+      reportsHandover: true,
+      run: (input) =>
+        new Promise((resolve) => {
+          handOver = input.onHandedOver;
+          finish = (text) => resolve({ text });
+        }),
+    };
+    const { journal, manager } = withJournal(agent);
+    manager.handleInbound(event('hello'));
+    await until(() => handOver !== undefined);
+    // Running but not handed over: a crash now leaves it pending, so it is replayed.
+    expect(journal.log).toEqual(['accept 1']);
+    handOver?.();
+    handOver?.();
+    expect(journal.log).toEqual(['accept 1', 'started 1']);
+    finish?.('hi');
+    await until(() => journal.log.includes('done 1'));
+  });
+
+  it('any other agent: the turn counts as started when the agent is called', async () => {
+    const agent = new ManualAgent();
+    const { journal, manager } = withJournal(agent);
+    manager.handleInbound(event('hello'));
+    await until(() => agent.calls.length === 1);
+    expect(journal.log).toEqual(['accept 1', 'started 1']);
+    agent.finish(0, 'hi');
+    await until(() => journal.log.includes('done 1'));
+  });
+});
