@@ -239,9 +239,21 @@ export class CommandAgent implements Agent {
         messages: [...input.history, input.message].map(({ role, content }) => ({ role, content })),
         event: input.event,
       };
-      // Once the input is in the pipe the program has the turn, even if the gateway dies next
-      // (the program runs in its own process group and can still read it).
-      child.stdin?.end(`${JSON.stringify(payload)}\n`, () => input.onHandedOver?.());
+      // Once the input is in the pipe the program has the turn, even if the gateway dies next (it
+      // runs in its own process group and can still read it). A small input goes to the kernel
+      // synchronously, so the turn is handed over in this same tick, long before a program that
+      // was just spawned can act on it; a larger one is handed over when the pipe took it all.
+      const stdin = child.stdin;
+      if (stdin) {
+        let handed = false;
+        const handOver = () => {
+          if (handed) return;
+          handed = true;
+          input.onHandedOver?.();
+        };
+        stdin.end(`${JSON.stringify(payload)}\n`, handOver);
+        if (stdin.writableLength === 0) handOver();
+      }
     }
     return onAbort;
   }
