@@ -58,8 +58,8 @@ export class GatewayRegistry {
     return [...(this.byGateway.get(gatewayId) ?? [])];
   }
 
-  connectedGatewayIds(): string[] {
-    return [...this.byGateway.keys()];
+  all(): IterableIterator<GatewayConnection> {
+    return this.byId.values();
   }
 
   /**

@@ -74,8 +74,7 @@ export class RelayServer {
   async stop(): Promise<void> {
     clearInterval(this.pingTimer);
     clearInterval(this.revocationTimer);
-    for (const gatewayId of this.options.registry.connectedGatewayIds())
-      for (const connection of this.options.registry.ofGateway(gatewayId)) connection.writer.flush();
+    for (const connection of this.options.registry.all()) connection.writer.flush();
     for (const client of this.wss.clients) client.close(1001, 'connector shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }

@@ -4,19 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRuntimeStatus } from '../../src/gateway/status-file.js';
 import { freePort } from '../support/ports.js';
 import { type PostgresServer, postgresUnavailable, startPostgres } from '../support/postgres.js';
-import {
-  hermes,
-  hermesJson,
-  type RunningProcess,
-  startHermes,
-  tempDir,
-  until,
-} from '../support/processes.js';
+import { hermesJson, type RunningProcess, startHermes, tempDir, until } from '../support/processes.js';
 import { type RedisServer, redisUnavailable, startRedis } from '../support/redis.js';
 import { startTcpBalancer, type TcpBalancer } from '../support/tcp-balancer.js';
 import {
   AGENT_SCRIPT,
   type AgentLine,
+  enrollFaultGateway,
   metricSum,
   readAgentLines,
   report,
@@ -71,20 +65,6 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
     ): Promise<{ home: string; inboundPort: number }> {
       const home = join(dir.path, gatewayId);
       const inboundPort = await freePort();
-      const agentScript = join(dir.path, 'agent.mjs');
-      const env: NodeJS.ProcessEnv = {
-        HERMES_HOME: home,
-        HERMES_PORTAL_TOKEN: accessToken,
-        GATEWAY_RELAY_INBOUND_HOST: '127.0.0.1',
-        GATEWAY_RELAY_INBOUND_PORT: String(inboundPort),
-        HERMES_AGENT: 'command',
-        HERMES_AGENT_COMMAND: `${process.execPath} ${agentScript}`,
-        FAULT_AGENT_LOG: agentLog,
-        GATEWAY_RELAY_URL: '',
-        GATEWAY_RELAY_ID: '',
-        GATEWAY_RELAY_SECRET: '',
-        GATEWAY_RELAY_DELIVERY_KEY: '',
-      };
       const { token } = await hermesJson<{ token: string }>([
         'connector',
         'enroll-token',
@@ -94,18 +74,16 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
         '--db',
         db,
       ]);
-      const enrolled = await hermes(
-        ['gateway', 'enroll', '--token', token, '--connector-url', balancer.url, '--gateway-id', gatewayId],
-        env,
-      );
-      expect(enrolled.code, enrolled.stderr).toBe(0);
-      for (const key of [
-        'GATEWAY_RELAY_URL',
-        'GATEWAY_RELAY_ID',
-        'GATEWAY_RELAY_SECRET',
-        'GATEWAY_RELAY_DELIVERY_KEY',
-      ])
-        delete env[key];
+      const env = await enrollFaultGateway({
+        home,
+        accessToken,
+        enrollmentToken: token,
+        connectorUrl: balancer.url,
+        gatewayId,
+        inboundPort,
+        agentScript: join(dir.path, 'agent.mjs'),
+        agentLog,
+      });
       const proc = startHermes(['gateway', 'run'], env);
       await proc.waitFor(/gateway running for/, 30_000);
       await until(

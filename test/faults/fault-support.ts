@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
+import { hermes } from '../support/processes.js';
 
 /**
  * What the fault cases share: the web-chat visitor that drives events, the agent script that
@@ -165,4 +166,55 @@ export async function metricSum(baseUrl: string, name: string): Promise<number> 
   for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm')))
     sum += Number(match[1]);
   return sum;
+}
+
+/**
+ * `hermes gateway enroll` a gateway home for a fault case (the command agent recording to
+ * `agentLog`, its receiver on `inboundPort`) and return the environment for `hermes gateway run`:
+ * the credentials then come from the home's `.env`, not from blanks in this environment.
+ */
+export async function enrollFaultGateway(options: {
+  home: string;
+  accessToken: string;
+  enrollmentToken: string;
+  connectorUrl: string;
+  gatewayId: string;
+  inboundPort: number;
+  agentScript: string;
+  agentLog: string;
+  extra?: NodeJS.ProcessEnv;
+}): Promise<NodeJS.ProcessEnv> {
+  const blanks = [
+    'GATEWAY_RELAY_URL',
+    'GATEWAY_RELAY_ID',
+    'GATEWAY_RELAY_SECRET',
+    'GATEWAY_RELAY_DELIVERY_KEY',
+  ];
+  const env: NodeJS.ProcessEnv = {
+    HERMES_HOME: options.home,
+    HERMES_PORTAL_TOKEN: options.accessToken,
+    GATEWAY_RELAY_INBOUND_HOST: '127.0.0.1',
+    GATEWAY_RELAY_INBOUND_PORT: String(options.inboundPort),
+    HERMES_AGENT: 'command',
+    HERMES_AGENT_COMMAND: `${process.execPath} ${options.agentScript}`,
+    FAULT_AGENT_LOG: options.agentLog,
+    ...options.extra,
+    ...Object.fromEntries(blanks.map((key) => [key, ''])),
+  };
+  const enrolled = await hermes(
+    [
+      'gateway',
+      'enroll',
+      '--token',
+      options.enrollmentToken,
+      '--connector-url',
+      options.connectorUrl,
+      '--gateway-id',
+      options.gatewayId,
+    ],
+    env,
+  );
+  if (enrolled.code !== 0) throw new Error(`gateway enroll failed (${enrolled.code}): ${enrolled.stderr}`);
+  for (const key of blanks) delete env[key];
+  return env;
 }

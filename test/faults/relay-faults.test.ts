@@ -11,18 +11,12 @@ import { SqliteStore } from '../../src/connector/store/sqlite.js';
 import { readRuntimeStatus } from '../../src/gateway/status-file.js';
 import { encodeFrame } from '../../src/protocol/index.js';
 import { freePort } from '../support/ports.js';
-import {
-  hermes,
-  hermesJson,
-  type RunningProcess,
-  startHermes,
-  tempDir,
-  until,
-} from '../support/processes.js';
+import { hermesJson, type RunningProcess, startHermes, tempDir, until } from '../support/processes.js';
 import { TestRelayClient } from '../support/test-gateway.js';
 import {
   AGENT_SCRIPT,
   type AgentLine,
+  enrollFaultGateway,
   metricSum,
   readAgentLines,
   report,
@@ -312,29 +306,17 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
     connectorUrl = `http://127.0.0.1:${connectorPort}`;
     connector = await startConnector();
     inboundPort = await freePort();
-    gatewayEnv = {
-      HERMES_HOME: home,
-      HERMES_PORTAL_TOKEN: accessToken,
-      GATEWAY_RELAY_INBOUND_HOST: '127.0.0.1',
-      GATEWAY_RELAY_INBOUND_PORT: String(inboundPort),
-      HERMES_AGENT: 'command',
-      HERMES_AGENT_COMMAND: `${process.execPath} ${agentScript}`,
-      HERMES_RESTART_DRAIN_TIMEOUT: '5',
-      FAULT_AGENT_LOG: agentLog,
-      GATEWAY_RELAY_URL: '',
-      GATEWAY_RELAY_ID: '',
-      GATEWAY_RELAY_SECRET: '',
-      GATEWAY_RELAY_DELIVERY_KEY: '',
-    };
-    const enrolled = await hermes(
-      ['gateway', 'enroll', '--token', token, '--connector-url', connectorUrl, '--gateway-id', 'gw-faults'],
-      gatewayEnv,
-    );
-    expect(enrolled.code, enrolled.stderr).toBe(0);
-    delete gatewayEnv.GATEWAY_RELAY_URL;
-    delete gatewayEnv.GATEWAY_RELAY_ID;
-    delete gatewayEnv.GATEWAY_RELAY_SECRET;
-    delete gatewayEnv.GATEWAY_RELAY_DELIVERY_KEY;
+    gatewayEnv = await enrollFaultGateway({
+      home,
+      accessToken,
+      enrollmentToken: token,
+      connectorUrl,
+      gatewayId: 'gw-faults',
+      inboundPort,
+      agentScript,
+      agentLog,
+      extra: { HERMES_RESTART_DRAIN_TIMEOUT: '5' },
+    });
 
     const direct = `http://127.0.0.1:${inboundPort}`;
     const flaky = new FaultProxy(direct, { failRate: 0.15, hangRate: 0.05, seed: SEED });
