@@ -1,10 +1,11 @@
 import { StringDecoder } from 'node:string_decoder';
+import { JSON_PARSE_ERRORS, parseJsonText } from './json.js';
 import { MAX_WS_MESSAGE_BYTES } from './limits.js';
 
 /**
  * Newline-delimited JSON over WebSocket text messages (reference §4.1): every frame is JSON + "\n";
- * a message may hold several frames or part of one; blank lines are skipped; a bad line is
- * reported and skipped, never thrown.
+ * a message may hold several frames or part of one; blank lines are skipped; a bad line (not JSON,
+ * too long, nested too deep) is reported and skipped, never thrown.
  */
 
 export function encodeFrame(frame: object): string {
@@ -139,11 +140,9 @@ export class FrameDecoder {
 
   private decodeLine(line: string, out: DecodedChunk): void {
     if (line.trim() === '') return;
-    try {
-      out.values.push(JSON.parse(line));
-    } catch (error) {
-      out.errors.push({ line: line.slice(0, 200), error: `invalid JSON: ${(error as Error).message}` });
-    }
+    const parsed = parseJsonText(line);
+    if (parsed.ok) out.values.push(parsed.value);
+    else out.errors.push({ line: line.slice(0, 200), error: JSON_PARSE_ERRORS[parsed.error] });
   }
 }
 

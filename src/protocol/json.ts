@@ -1,22 +1,68 @@
-/** Strict body decoding shared by every HTTP endpoint that reads raw bytes. */
+/**
+ * Strict, bounded JSON decoding shared by every place that parses untrusted bytes or text (frames,
+ * HTTP bodies, web-chat messages). Never throws.
+ *
+ * The nesting bound exists because a parsed value is later walked by recursive code (validators,
+ * `JSON.stringify` for a log line or a re-send): V8's `JSON.parse` takes 100,000 nested arrays
+ * happily, and the first recursive walk over the result then throws `RangeError` from wherever it
+ * runs. Refusing such input before parsing keeps every later walk safe.
+ */
+
+import { MAX_JSON_DEPTH } from './limits.js';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-export type JsonParse = { ok: true; value: unknown } | { ok: false; error: 'not_utf8' | 'not_json' };
+export type JsonParseError = 'not_utf8' | 'not_json' | 'too_deep';
+export type JsonParse = { ok: true; value: unknown } | { ok: false; error: JsonParseError };
 
-/** Decode bytes as strict UTF-8 (no replacement characters) and parse JSON. Never throws. */
-export function parseJsonBytes(raw: Uint8Array): JsonParse {
+/** What each {@link JsonParseError} means, for an error answer or a log line. */
+export const JSON_PARSE_ERRORS: Readonly<Record<JsonParseError, string>> = {
+  not_utf8: 'body is not valid UTF-8',
+  not_json: 'invalid JSON',
+  too_deep: `JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
+};
+
+/** Decode bytes as strict UTF-8 (no replacement characters) and parse bounded JSON. */
+export function parseJsonBytes(raw: Uint8Array, maxDepth = MAX_JSON_DEPTH): JsonParse {
   let text: string;
   try {
     text = strictUtf8.decode(raw);
   } catch {
     return { ok: false, error: 'not_utf8' };
   }
+  return parseJsonText(text, maxDepth);
+}
+
+/** Parse JSON text whose arrays and objects nest at most `maxDepth` levels. */
+export function parseJsonText(text: string, maxDepth = MAX_JSON_DEPTH): JsonParse {
+  if (jsonDepthExceeds(text, maxDepth)) return { ok: false, error: 'too_deep' };
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch {
     return { ok: false, error: 'not_json' };
   }
+}
+
+/**
+ * True when the brackets of `text`, outside string literals, open more than `maxDepth` levels. A
+ * linear scan with no allocation; text that is not JSON at all is left to `JSON.parse` to refuse.
+ */
+export function jsonDepthExceeds(text: string, maxDepth = MAX_JSON_DEPTH): boolean {
+  // Fewer characters than the depth needs cannot exceed it: most frames stop here.
+  if (text.length <= maxDepth) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
+  }
+  return false;
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -18,6 +18,12 @@ export const DELIVERY_REPLAY_WINDOW_SECONDS = 300;
 export const DELIVERY_ID_MEMORY_SECONDS = 600;
 
 export const MAX_WS_MESSAGE_BYTES = 1024 * 1024;
+/**
+ * Deepest nesting of arrays and objects accepted in any JSON we parse from the network. Real frames
+ * and bodies nest under 10 levels (a platform's raw payload included); the bound keeps recursive
+ * walks of parsed values (validation, serialisation) far from the stack limit.
+ */
+export const MAX_JSON_DEPTH = 64;
 export const MAX_DELIVERY_BODY_BYTES = 1024 * 1024;
 export const MAX_OUTBOUND_CONTENT_BYTES = 64 * 1024;
 /** Largest `Authorization` value we bother decoding; real tokens are ~120 bytes. */
