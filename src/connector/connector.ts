@@ -1,7 +1,15 @@
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { bearerToken } from '../auth/index.js';
+import { installJsonBodyParser } from '../http/json-body.js';
+import { installSecurityHeaders } from '../http/security-headers.js';
+import { fastifyTimeoutOptions, type ServerTimeouts } from '../http/server-limits.js';
 import { RELAY_WS_PATH } from '../protocol/index.js';
 import type { ClusterBus, ClusterRequest } from './cluster/bus.js';
 import { ClaimReaper } from './cluster/claim-reaper.js';
@@ -12,7 +20,7 @@ import { CredentialService } from './credentials.js';
 import { DeliveryEngine } from './delivery-engine.js';
 import { ForgeryProbe } from './forgery-probe.js';
 import { GatewayRegistry } from './gateway-registry.js';
-import { IdentityResolver } from './identity.js';
+import { IdentityResolver, type IdentityResult } from './identity.js';
 import { ConnectorMetrics } from './metrics.js';
 import { OpDispatcher } from './ops.js';
 import type { PlatformAdapter } from './platforms/types.js';
@@ -40,6 +48,8 @@ export interface StartConnectorOptions {
   adapters: PlatformAdapter[];
   log: Logger;
   version: string;
+  /** HTTP time limits (tests shorten them). */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
 const API_BODY_LIMIT = 64 * 1024;
@@ -100,15 +110,33 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   // to an instance whose adapters and engine are not running.
   let ready = false;
   let stopping: Promise<void> | undefined;
-  const app = Fastify({ logger: false, bodyLimit: API_BODY_LIMIT, forceCloseConnections: true });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: API_BODY_LIMIT,
+    forceCloseConnections: true,
+    ...fastifyTimeoutOptions(options.timeouts),
+  });
   installErrorHandling(app, log);
+  installJsonBodyParser(app);
+  installSecurityHeaders(app);
 
-  app.post('/relay/enroll', async (request, reply) => {
-    const outcome = await credentials.enroll(bearerToken(request.headers.authorization), request.body);
+  // The caller is identified from its bearer before the body is read (onRequest runs first), so a
+  // refused caller never gets to send (or trickle) a body.
+  const identities = new WeakMap<object, IdentityResult>();
+  const identify = async (request: FastifyRequest, reply: FastifyReply) => {
+    const identity = await credentials.identify(bearerToken(request.headers.authorization));
+    if (!identity.ok)
+      return reply.code(identity.status).header('connection', 'close').send({ error: identity.error });
+    identities.set(request, identity);
+  };
+  const identityOf = (request: FastifyRequest): IdentityResult =>
+    identities.get(request) ?? { ok: false, status: 401, error: 'unauthorized' };
+  app.post('/relay/enroll', { onRequest: identify }, async (request, reply) => {
+    const outcome = await credentials.enroll(identityOf(request), request.body);
     return reply.code(outcome.status).send(outcome.body);
   });
-  app.post('/relay/provision', async (request, reply) => {
-    const outcome = await credentials.provision(bearerToken(request.headers.authorization), request.body);
+  app.post('/relay/provision', { onRequest: identify }, async (request, reply) => {
+    const outcome = await credentials.provision(identityOf(request), request.body);
     return reply.code(outcome.status).send(outcome.body);
   });
   app.get('/healthz', async () => ({ ok: true }));

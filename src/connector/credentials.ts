@@ -8,7 +8,7 @@ import {
   ProvisionRequestSchema,
   type ProvisionResponse,
 } from '../protocol/index.js';
-import type { IdentityResolver } from './identity.js';
+import type { IdentityResolver, IdentityResult } from './identity.js';
 import type { RelayStore } from './store/types.js';
 
 /**
@@ -38,8 +38,15 @@ export class CredentialService {
     this.now = options.now ?? Date.now;
   }
 
-  async enroll(bearer: string | null, rawBody: unknown): Promise<CredentialOutcome<EnrollResponse>> {
-    const identity = await this.options.identity.resolve(bearer);
+  /**
+   * Who is calling, from the bearer alone: the routes ask this before they read a body, so an
+   * unauthenticated client cannot make the connector read (or wait for) one.
+   */
+  identify(bearer: string | null): Promise<IdentityResult> {
+    return this.options.identity.resolve(bearer);
+  }
+
+  async enroll(identity: IdentityResult, rawBody: unknown): Promise<CredentialOutcome<EnrollResponse>> {
     if (!identity.ok) return { status: identity.status, body: { error: identity.error } };
     const parsed = EnrollRequestSchema.safeParse(rawBody);
     if (!parsed.success) return badRequest(describeZodError(parsed.error));
@@ -89,8 +96,7 @@ export class CredentialService {
     return { status: 200, body: issued };
   }
 
-  async provision(bearer: string | null, rawBody: unknown): Promise<CredentialOutcome<ProvisionResponse>> {
-    const identity = await this.options.identity.resolve(bearer);
+  async provision(identity: IdentityResult, rawBody: unknown): Promise<CredentialOutcome<ProvisionResponse>> {
     if (!identity.ok) return { status: identity.status, body: { error: identity.error } };
     const parsed = ProvisionRequestSchema.safeParse(rawBody);
     if (!parsed.success) return badRequest(describeZodError(parsed.error));
@@ -145,16 +151,39 @@ export class CredentialService {
     return null;
   }
 
-  /** Checked before anything is consumed or written, so a refused request changes nothing. */
+  /**
+   * A gateway's self-asserted route keys may only take what nobody else has: a key that already
+   * resolves to another tenant (bound to it, or caught by its `*` default route) or that names a
+   * chat already delivered to another tenant is the operator's to bind (`connector route add`).
+   * Checked before anything is consumed or written, so a refused request changes nothing.
+   */
   private async routeConflict(
     tenantId: string,
     platform: string,
     routeKeys: readonly string[],
   ): Promise<CredentialOutcome<never> | null> {
+    const { store } = this.options;
     for (const routeKey of routeKeys) {
-      const existing = await this.options.store.findRoute(platform, routeKey);
-      if (existing && existing.routeKey === routeKey && existing.tenantId !== tenantId) {
-        return { status: 403, body: { error: `route key ${routeKey} belongs to another tenant` } };
+      const existing = await store.findRoute(platform, routeKey);
+      if (existing && existing.tenantId !== tenantId) {
+        return {
+          status: 403,
+          body: {
+            error:
+              existing.routeKey === routeKey
+                ? `route key ${routeKey} belongs to another tenant`
+                : `route key ${routeKey} is routed to another tenant by the operator's default route; only the operator can bind it`,
+          },
+        };
+      }
+      const deliveredTo = await store.chatTenants(platform, routeKey);
+      if (deliveredTo.some((other) => other !== tenantId)) {
+        return {
+          status: 403,
+          body: {
+            error: `route key ${routeKey} names a chat of another tenant; only the operator can bind it`,
+          },
+        };
       }
     }
     return null;

@@ -58,6 +58,9 @@ export interface DeliveryEngineOptions {
 
 const IDLE_POLL_MS = 1_000;
 const MIN_RESCHEDULE_MS = 50;
+/** An interrupt not delivered within this long is dropped, and until then a repeat is coalesced. */
+const INTERRUPT_MAX_AGE_MS = 60_000;
+const PENDING_INTERRUPTS_MAX = 100_000;
 const NO_SOCKET_RETRY_CAP_MS = 5_000;
 /**
  * How long a tenant's delivery keys are reused without asking the store again. A rotation keeps
@@ -83,6 +86,11 @@ export class DeliveryEngine {
   private readonly backoffCapMs: number;
   readonly sockets: SocketDelivery;
   private readonly knownChats = new Set<string>();
+  /**
+   * `tenant \0 session key` → until when an interrupt of that session is waiting in the outbox:
+   * a repeated `/stop` while one is still on its way adds nothing.
+   */
+  private readonly pendingInterrupts = new Map<string, number>();
   private readonly keyCache = new Map<string, { keys: DeliveryKeys; until: number }>();
   /**
    * Ingest group commit: the outbox rows of the events ingested in one event-loop turn are written
@@ -271,20 +279,42 @@ export class DeliveryEngine {
   }
 
   /** Route a gateway's `/stop` for a session to the instance running it (reference §4.6). */
+  /**
+   * A gateway's `interrupt` (current contract §5.3): routed to the gateway that runs the session.
+   * A session this connector never delivered (no placement, here or in the cluster) runs nowhere,
+   * so its interrupt is dropped; a repeat while one is still pending is coalesced into it.
+   */
   async enqueueInterrupt(from: GatewayConnection, sessionKey: string, reason: string | null): Promise<void> {
+    const key = `${from.tenantId}\u0000${sessionKey}`;
+    const now = this.now();
+    if ((this.pendingInterrupts.get(key) ?? 0) > now) {
+      this.options.metrics.interruptsDropped.inc({ reason: 'coalesced' });
+      return;
+    }
     const placement =
       this.sessions.get(sessionKey, from.tenantId) ??
       (await this.options.bus?.sessionPlacement(from.tenantId, sessionKey).catch(() => null)) ??
       undefined;
-    const endpoint = placement?.endpoint ?? (await this.store.getGateway(from.gatewayId))?.endpoint ?? '';
+    if (!placement) {
+      this.options.metrics.interruptsDropped.inc({ reason: 'unknown_session' });
+      this.log.debug({ gatewayId: from.gatewayId }, 'interrupt for a session never delivered: dropped');
+      return;
+    }
+    this.pendingInterrupts.delete(key);
+    this.pendingInterrupts.set(key, now + INTERRUPT_MAX_AGE_MS);
+    if (this.pendingInterrupts.size > PENDING_INTERRUPTS_MAX) {
+      const oldest = this.pendingInterrupts.keys().next().value;
+      if (oldest !== undefined) this.pendingInterrupts.delete(oldest);
+    }
+    const endpoint = placement.endpoint;
     const deliveryId = `dlv_${randomBytes(12).toString('hex')}`;
     const body = JSON.stringify(
-      interruptDeliveryBody(sessionKey, placement?.chatId ?? '', reason ?? 'stop', deliveryId),
+      interruptDeliveryBody(sessionKey, placement.chatId, reason ?? 'stop', deliveryId),
     );
     await this.store.enqueueDelivery({
       id: deliveryId,
       tenantId: from.tenantId,
-      gatewayId: placement?.gatewayId ?? null,
+      gatewayId: placement.gatewayId,
       sessionKey,
       kind: 'interrupt',
       body,
@@ -466,6 +496,7 @@ export class DeliveryEngine {
 
   /** Resolves to whether the completion made the next message of the session claimable. */
   private async done(delivery: DeliveryRecord, transport: string): Promise<boolean> {
+    this.interruptSettled(delivery);
     const { promoted } = await this.completions.submit(delivery.id);
     this.options.metrics.deliveries.inc({ outcome: 'delivered', transport });
     this.options.metrics.deliveryLatency.observe(Math.max(0, this.now() - delivery.createdAt) / 1000);
@@ -481,6 +512,17 @@ export class DeliveryEngine {
     capMs = this.backoffCapMs,
   ): Promise<true> {
     const now = this.now();
+    if (
+      delivery.kind === 'interrupt' &&
+      now - delivery.createdAt >= Math.min(this.maxAgeMs, INTERRUPT_MAX_AGE_MS)
+    ) {
+      // A `/stop` is worth seconds, not a day: a late one would stop a turn the user wants.
+      this.interruptSettled(delivery);
+      await this.completions.submit(delivery.id);
+      this.options.metrics.deliveries.inc({ outcome: 'expired', transport });
+      this.log.info({ id: delivery.id, tenantId: delivery.tenantId, error }, 'interrupt expired undelivered');
+      return true;
+    }
     if (now - delivery.createdAt >= this.maxAgeMs) {
       return this.dead(delivery, `gave up after ${Math.round(this.maxAgeMs / 3600_000)} h: ${error}`, status);
     }
@@ -503,7 +545,14 @@ export class DeliveryEngine {
     return true;
   }
 
+  /** An interrupt left the outbox: the next `/stop` of its session is a new one. */
+  private interruptSettled(delivery: DeliveryRecord): void {
+    if (delivery.kind === 'interrupt')
+      this.pendingInterrupts.delete(`${delivery.tenantId}\u0000${delivery.sessionKey}`);
+  }
+
   private async dead(delivery: DeliveryRecord, reason: string, status: number | null): Promise<true> {
+    this.interruptSettled(delivery);
     await this.store.deadLetterDelivery(delivery.id, this.options.instanceId, reason, status, this.now());
     this.options.metrics.deliveries.inc({
       outcome: 'dead',

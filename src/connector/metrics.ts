@@ -45,6 +45,12 @@ export class ConnectorMetrics {
     labelNames: ['platform', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly interruptsDropped = new Counter({
+    name: 'relay_interrupts_dropped_total',
+    help: 'Gateway interrupts not queued: for a session never delivered, or coalesced into a pending one',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly malformedFrames = new Counter({
     name: 'relay_malformed_frames_total',
     help: 'WebSocket lines from gateways that were not valid frames',

@@ -24,8 +24,9 @@ const CHAT_OWNERSHIP_CACHE_MAX = 50_000;
 
 /**
  * Runs gateways' outbound ops on the platforms. A gateway may only act on chats of its own tenant:
- * chats the connector delivered to that tenant, or chats routed to it. Every call resolves to a
- * result; nothing throws back to the socket.
+ * chats the connector delivered to that tenant (while their route is still the tenant's), or chats
+ * whose id is a route key bound to it and that were never delivered to another tenant. Every call
+ * resolves to a result; nothing throws back to the socket.
  */
 export class OpDispatcher {
   /** `tenant \0 chat \0 platform hint` → the chat's platform, until a time of `options.clock`. */
@@ -164,9 +165,14 @@ export class OpDispatcher {
       if (route && route.tenantId === tenantId) return chat.platform;
       return null;
     }
+    // A chat the tenant was never delivered: writable only through a route bound to exactly that
+    // chat id, and never once the chat was delivered to another tenant, whatever routes anyone
+    // declared since.
     for (const platform of hint && this.adapters.has(hint) ? [hint] : [...this.adapters.keys()]) {
       const route = await this.store.findRoute(platform, chatId);
-      if (route && route.routeKey === chatId && route.tenantId === tenantId) return platform;
+      if (!route || route.routeKey !== chatId || route.tenantId !== tenantId) continue;
+      const deliveredTo = await this.store.chatTenants(platform, chatId);
+      if (deliveredTo.every((other) => other === tenantId)) return platform;
     }
     return null;
   }

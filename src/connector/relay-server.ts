@@ -170,11 +170,18 @@ export class RelayServer {
 
     const decoder = new FrameDecoder();
     ws.on('pong', () => this.lastPong.set(ws, this.now()));
+    const budget = new MalformedFrameBudget(this.now);
     ws.on('message', (data, isBinary) => {
-      const chunk = isBinary ? (data as Buffer) : (data as Buffer).toString('utf8');
-      const { values, errors } = decoder.push(chunk);
-      for (const error of errors) this.malformed(connection, error.error, error.line);
-      for (const value of values) this.onValue(connection, value);
+      // Nothing a gateway sends may throw out of this listener: an exception here would end the
+      // process, and with it every tenant's sockets.
+      try {
+        const chunk = isBinary ? (data as Buffer) : (data as Buffer).toString('utf8');
+        const { values, errors } = decoder.push(chunk);
+        for (const error of errors) this.malformed(connection, budget, error.error, error.line);
+        for (const value of values) this.onValue(connection, budget, value);
+      } catch (error) {
+        log.error({ err: (error as Error).message, connection: connection.id }, 'gateway message failed');
+      }
     });
     ws.on('error', (error) =>
       log.debug({ err: error.message, connection: connection.id }, 'gateway socket error'),
@@ -188,7 +195,7 @@ export class RelayServer {
     });
   }
 
-  private onValue(connection: GatewayConnection, value: unknown): void {
+  private onValue(connection: GatewayConnection, budget: MalformedFrameBudget, value: unknown): void {
     const parsed = parseGatewayFrame(value);
     if (parsed.kind === 'frame') {
       void this.onFrame(connection, parsed.frame).catch((error: unknown) =>
@@ -200,7 +207,8 @@ export class RelayServer {
       return;
     }
     if (parsed.kind === 'ignored') return;
-    this.malformed(connection, parsed.error, JSON.stringify(value).slice(0, 200));
+    // Never re-serialise an untrusted value to log it; say what kind of frame it claimed to be.
+    this.malformed(connection, budget, parsed.error, `type ${describeType(value)}`);
     // An outbound we cannot read still gets its one result, if it named a request id.
     const requestId = (value as { requestId?: unknown } | null)?.requestId;
     if (parsed.type === 'outbound' && typeof requestId === 'string' && requestId.length <= 256) {
@@ -249,12 +257,34 @@ export class RelayServer {
     }
   }
 
-  private malformed(connection: GatewayConnection, error: string, line: string): void {
+  /**
+   * Count an unreadable frame. The log gets the first one of each window and then one summary per
+   * window, never a line per frame; a socket that keeps sending garbage is closed (1008).
+   */
+  private malformed(
+    connection: GatewayConnection,
+    budget: MalformedFrameBudget,
+    error: string,
+    line: string,
+  ): void {
     this.options.metrics.malformedFrames.inc();
-    this.options.log.warn(
-      { connection: connection.id, gatewayId: connection.gatewayId, error, line },
-      'malformed frame skipped',
-    );
+    const verdict = budget.record();
+    const fields = { connection: connection.id, gatewayId: connection.gatewayId, error, line };
+    if (verdict.log)
+      this.options.log.warn(
+        verdict.suppressed > 0 ? { ...fields, suppressed: verdict.suppressed } : fields,
+        verdict.suppressed > 0
+          ? 'malformed frame skipped (more since the last warning)'
+          : 'malformed frame skipped',
+      );
+    if (verdict.close && connection.ws.readyState === connection.ws.OPEN) {
+      this.options.log.warn(
+        { connection: connection.id, gatewayId: connection.gatewayId, frames: verdict.inWindow },
+        'gateway socket closed: too many malformed frames',
+      );
+      connection.writer.flush();
+      connection.ws.close(CLOSE_POLICY_VIOLATION, MALFORMED_FRAMES_CLOSE_REASON);
+    }
   }
 
   private keepalive(deadAfterMs: number): void {
@@ -285,4 +315,46 @@ export class RelayServer {
       this.options.log.warn({ err: (error as Error).message }, 'revocation check failed');
     }
   }
+}
+
+/** WebSocket close code for a socket closed for what it sent (RFC 6455 "policy violation"). */
+const CLOSE_POLICY_VIOLATION = 1008;
+export const MALFORMED_FRAMES_CLOSE_REASON = 'too many malformed frames';
+/** Window over which malformed frames are counted, and at most one warning is logged. */
+const MALFORMED_WINDOW_MS = 10_000;
+/** More malformed frames than this in one window close the socket. */
+const MALFORMED_FRAMES_PER_WINDOW = 100;
+
+/** Per-socket count of malformed frames: when to warn, and when to give up on the socket. */
+class MalformedFrameBudget {
+  private windowStart = Number.NEGATIVE_INFINITY;
+  private inWindow = 0;
+  private suppressed = 0;
+
+  constructor(private readonly now: () => number) {}
+
+  record(): { log: boolean; suppressed: number; close: boolean; inWindow: number } {
+    const now = this.now();
+    if (now - this.windowStart >= MALFORMED_WINDOW_MS) {
+      const suppressed = this.suppressed;
+      this.windowStart = now;
+      this.inWindow = 1;
+      this.suppressed = 0;
+      return { log: true, suppressed, close: false, inWindow: 1 };
+    }
+    this.inWindow += 1;
+    this.suppressed += 1;
+    return {
+      log: false,
+      suppressed: this.suppressed,
+      close: this.inWindow > MALFORMED_FRAMES_PER_WINDOW,
+      inWindow: this.inWindow,
+    };
+  }
+}
+
+/** A short, safe description of an untrusted frame: its `type` if it is a short string. */
+function describeType(value: unknown): string {
+  const type = (value as { type?: unknown } | null)?.type;
+  return typeof type === 'string' ? JSON.stringify(type.slice(0, 40)) : typeof type;
 }

@@ -31,10 +31,9 @@ export function installJsonBodyParser(app: FastifyInstance, options: JsonBodyPar
     const bounded = parseJsonText(text);
     if (!bounded.ok) {
       if (lenient) return done(null, undefined);
-      return done(
-        new JsonBodyError(`malformed request: ${JSON_PARSE_ERRORS[bounded.error]} body`),
-        undefined,
-      );
+      const why =
+        bounded.error === 'not_json' ? 'invalid JSON body' : `body ${JSON_PARSE_ERRORS[bounded.error]}`;
+      return done(new JsonBodyError(`malformed request: ${why}`), undefined);
     }
     if (!text.includes('__proto__') && !text.includes('constructor')) return done(null, bounded.value);
     // Only text that could poison a prototype goes through fastify's parser for its checks.

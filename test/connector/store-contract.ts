@@ -490,6 +490,36 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         expect(await store.findChat(b.id, 'c1')).toBeNull();
         expect(await store.findChat(a.id, 'c2')).toBeNull();
       });
+
+      it('tells which tenants a chat of a platform was delivered to', async () => {
+        const a = await store.createTenant('acme', 1);
+        const b = await store.createTenant('beta', 1);
+        expect(await store.chatTenants('webchat', 'c1')).toEqual([]);
+        await store.recordChat({
+          tenantId: a.id,
+          platform: 'webchat',
+          chatId: 'c1',
+          routeKey: 'r',
+          updatedAt: 1,
+        });
+        await store.recordChat({
+          tenantId: b.id,
+          platform: 'webchat',
+          chatId: 'c1',
+          routeKey: 'r',
+          updatedAt: 2,
+        });
+        await store.recordChat({
+          tenantId: b.id,
+          platform: 'telegram',
+          chatId: 'c2',
+          routeKey: '*',
+          updatedAt: 3,
+        });
+        expect(await store.chatTenants('webchat', 'c1')).toEqual([a.id, b.id].sort());
+        expect(await store.chatTenants('telegram', 'c1')).toEqual([]);
+        expect(await store.chatTenants('telegram', 'c2')).toEqual([b.id]);
+      });
     });
 
     describe('outbox', () => {

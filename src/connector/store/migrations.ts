@@ -141,6 +141,11 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_at ON audit(at, id);
     `,
   },
+  {
+    version: 2,
+    description: 'chats by platform and chat id (which tenants a chat was delivered to)',
+    sql: `CREATE INDEX chats_by_chat ON chats(platform, chat_id, tenant_id);`,
+  },
 ];
 
 /** The schema version this build expects. */

@@ -502,6 +502,14 @@ export class PostgresStore implements RelayStore {
     );
   }
 
+  async chatTenants(platform: string, chatId: string): Promise<string[]> {
+    const { rows } = await this.#pool.query<{ tenant_id: string }>(
+      'SELECT tenant_id FROM chats WHERE platform = $1 AND chat_id = $2 ORDER BY tenant_id',
+      [platform, chatId],
+    );
+    return rows.map((row) => row.tenant_id);
+  }
+
   async findChat(tenantId: string, chatId: string): Promise<ChatRecord | null> {
     const row = await this.#row<ChatRow>('SELECT * FROM chats WHERE tenant_id = $1 AND chat_id = $2', [
       tenantId,

@@ -131,6 +131,7 @@ export class SqliteStore implements RelayStore {
   readonly #listRoutesOfTenant;
   readonly #upsertChat;
   readonly #findChat;
+  readonly #chatTenants;
   // Outbox
   readonly #enqueue;
   readonly #insertOutbox;
@@ -309,6 +310,11 @@ export class SqliteStore implements RelayStore {
     this.#findChat = db.prepare<[string, string], ChatRow>(
       'SELECT * FROM chats WHERE tenant_id = ? AND chat_id = ?',
     );
+    this.#chatTenants = db
+      .prepare<[string, string], string>(
+        'SELECT tenant_id FROM chats WHERE platform = ? AND chat_id = ? ORDER BY tenant_id',
+      )
+      .pluck();
 
     this.#enqueue = db.prepare<
       {
@@ -790,6 +796,10 @@ export class SqliteStore implements RelayStore {
 
   async recordChat(chat: ChatRecord): Promise<void> {
     this.#upsertChat.run(chat.tenantId, chat.chatId, chat.platform, chat.routeKey, chat.updatedAt);
+  }
+
+  async chatTenants(platform: string, chatId: string): Promise<string[]> {
+    return this.#chatTenants.all(platform, chatId);
   }
 
   async findChat(tenantId: string, chatId: string): Promise<ChatRecord | null> {

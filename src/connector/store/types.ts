@@ -190,6 +190,8 @@ export interface RelayStore {
   // Chats seen per tenant: authorises outbound ops to a chat and tells which platform it is on.
   recordChat(chat: ChatRecord): Promise<void>;
   findChat(tenantId: string, chatId: string): Promise<ChatRecord | null>;
+  /** Every tenant a chat of this platform was delivered to, in id order. */
+  chatTenants(platform: string, chatId: string): Promise<string[]>;
 
   // Outbox.
   enqueueDelivery(delivery: NewDelivery): Promise<DeliveryRecord>;

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
+import { pageContentSecurityPolicy } from '../../../http/security-headers.js';
 import {
   type CapabilityDescriptor,
   CONTRACT_VERSION,
@@ -11,7 +12,9 @@ import {
   type EditAction,
   failedResult,
   type GetChatInfoAction,
+  JSON_PARSE_ERRORS,
   type OutboundResult,
+  parseJsonBytes,
   type SendAction,
   type TypingAction,
 } from '../../../protocol/index.js';
@@ -48,6 +51,14 @@ const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const VISITOR_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 const CHAT_ID_PATTERN = /^wc-[A-Za-z0-9_-]{1,64}-[A-Za-z0-9_-]{8,64}$/;
 const MAX_SOCKETS_PER_CHAT = 16;
+const CHAT_PAGE_CSP = pageContentSecurityPolicy(
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'none'",
+);
+/** Default caps on open browser sockets: per client address, and in all. */
+export const DEFAULT_WEBCHAT_MAX_SOCKETS_PER_ADDRESS = 32;
+export const DEFAULT_WEBCHAT_MAX_SOCKETS = 10_000;
+export const WEBCHAT_TOO_MANY_FROM_ADDRESS = 'too many open web chat connections from this address';
+export const WEBCHAT_FULL = 'the web chat is full, try again later';
 const HEARTBEAT_MS = 30_000;
 /** How long `stop()` waits for browsers to answer the close before dropping them. */
 const CLOSE_GRACE_MS = 2_000;
@@ -83,6 +94,13 @@ export interface WebChatAdapterOptions {
   maxHistory?: number;
   /** Chats kept in memory (default 1000). */
   maxChats?: number;
+  /**
+   * Open sockets one client address may hold (default 32). Behind a reverse proxy every visitor has
+   * the proxy's address: raise it there.
+   */
+  maxSocketsPerAddress?: number;
+  /** Open sockets in all (default 10,000). */
+  maxSockets?: number;
   /** Messages one socket may send per window (default 10 per 10 s). */
   rateLimit?: { messages: number; windowMs: number };
   /** Clock, for tests. */
@@ -151,6 +169,11 @@ export class WebChatAdapter implements PlatformAdapter {
   private readonly maxHistory: number;
   private readonly maxChats: number;
   private readonly rateLimit: { messages: number; windowMs: number };
+  private readonly maxSocketsPerAddress: number;
+  private readonly maxSockets: number;
+  /** Open sockets per client address. */
+  private readonly socketsByAddress = new Map<string, number>();
+  private openSockets = 0;
   private readonly now: () => number;
   /** In LRU order: the least recently active chat comes first. */
   private readonly chats = new Map<string, Chat>();
@@ -167,6 +190,11 @@ export class WebChatAdapter implements PlatformAdapter {
     this.maxHistory = Math.max(1, options.maxHistory ?? 200);
     this.maxChats = Math.max(1, options.maxChats ?? 1000);
     this.rateLimit = options.rateLimit ?? { messages: 10, windowMs: 10_000 };
+    this.maxSocketsPerAddress = Math.max(
+      1,
+      options.maxSocketsPerAddress ?? DEFAULT_WEBCHAT_MAX_SOCKETS_PER_ADDRESS,
+    );
+    this.maxSockets = Math.max(1, options.maxSockets ?? DEFAULT_WEBCHAT_MAX_SOCKETS);
     this.now = options.now ?? Date.now;
   }
 
@@ -225,19 +253,9 @@ export class WebChatAdapter implements PlatformAdapter {
   registerRoutes(app: FastifyInstance): void {
     app.get<{ Params: { room: string } }>('/chat/:room', async (request, reply) => {
       const { room } = request.params;
-      reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
-      if (!isValidRoom(room)) {
-        return reply.code(404).type('text/html; charset=utf-8').send(renderNotFoundPage(this.title));
-      }
-      return reply
-        .type('text/html; charset=utf-8')
-        .header('cache-control', 'no-cache')
-        .header(
-          'content-security-policy',
-          "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
-            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        )
-        .send(renderChatPage({ room, title: this.title }));
+      reply.type('text/html; charset=utf-8').header('content-security-policy', CHAT_PAGE_CSP);
+      if (!isValidRoom(room)) return reply.code(404).send(renderNotFoundPage(this.title));
+      return reply.header('cache-control', 'no-cache').send(renderChatPage({ room, title: this.title }));
     });
     const asset = (body: string, type: string) => {
       const etag = `"${ASSET_VERSION}"`;
@@ -246,8 +264,7 @@ export class WebChatAdapter implements PlatformAdapter {
         const versioned = request.query.v === ASSET_VERSION;
         reply
           .header('cache-control', versioned ? 'public, max-age=31536000, immutable' : 'public, max-age=300')
-          .header('etag', etag)
-          .header('x-content-type-options', 'nosniff');
+          .header('etag', etag);
         if (request.headers['if-none-match'] === etag) return reply.code(304).send();
         return reply.type(type).send(body);
       };
@@ -275,6 +292,29 @@ export class WebChatAdapter implements PlatformAdapter {
       refuseUpgrade(socket, 400, 'invalid room or visitor id');
       return true;
     }
+    // Counted from the upgrade on, so a burst of handshakes cannot overshoot the caps.
+    const address = request.socket.remoteAddress ?? '';
+    const fromAddress = this.socketsByAddress.get(address) ?? 0;
+    if (fromAddress >= this.maxSocketsPerAddress) {
+      refuseUpgrade(socket, 429, WEBCHAT_TOO_MANY_FROM_ADDRESS);
+      return true;
+    }
+    if (this.openSockets >= this.maxSockets) {
+      refuseUpgrade(socket, 503, WEBCHAT_FULL);
+      return true;
+    }
+    this.socketsByAddress.set(address, fromAddress + 1);
+    this.openSockets += 1;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.openSockets -= 1;
+      const left = (this.socketsByAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.socketsByAddress.set(address, left);
+      else this.socketsByAddress.delete(address);
+    };
+    socket.once('close', release);
     wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws, room, visitor));
     return true;
   }
@@ -341,9 +381,14 @@ export class WebChatAdapter implements PlatformAdapter {
       if (chat.sockets.delete(socket) && chat.sockets.size === 0) this.context?.chatHeld?.(chat.id, false);
     });
     const sentAt: number[] = [];
-    socket.on('message', (data, isBinary) =>
-      this.onBrowserFrame(socket, chat, visitor, sentAt, data, isBinary),
-    );
+    socket.on('message', (data, isBinary) => {
+      // A browser's frame must never throw out of this listener (that would end the process).
+      try {
+        this.onBrowserFrame(socket, chat, visitor, sentAt, data, isBinary);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, chatId: chat.id }, 'web chat frame failed');
+      }
+    });
     send(socket, { type: 'history', messages: chat.history });
   }
 
@@ -368,19 +413,23 @@ export class WebChatAdapter implements PlatformAdapter {
       send(socket, { type: 'error', message: 'Binary frames are not supported.' });
       return;
     }
-    let value: unknown;
-    try {
-      const bytes = Buffer.isBuffer(data)
-        ? data
-        : Array.isArray(data)
-          ? Buffer.concat(data)
-          : Buffer.from(data);
-      value = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      send(socket, { type: 'error', message: 'Messages must be JSON.' });
+    const bytes = Buffer.isBuffer(data)
+      ? data
+      : Array.isArray(data)
+        ? Buffer.concat(data)
+        : Buffer.from(data);
+    const json = parseJsonBytes(bytes);
+    if (!json.ok) {
+      send(socket, {
+        type: 'error',
+        message:
+          json.error === 'not_json'
+            ? 'Messages must be JSON.'
+            : `Unreadable message: ${JSON_PARSE_ERRORS[json.error]}.`,
+      });
       return;
     }
-    const parsed = BrowserMessageSchema.safeParse(value);
+    const parsed = BrowserMessageSchema.safeParse(json.value);
     if (!parsed.success) {
       send(socket, { type: 'error', message: parsed.error.issues[0]?.message ?? 'Invalid message.' });
       return;
@@ -430,6 +479,18 @@ export class WebChatAdapter implements PlatformAdapter {
     }
     message.status = 'failed';
     this.broadcast(chat, { type: 'failed', message_id: message.id });
+    // A room with no route keeps only its latest unanswered message and one notice: anybody can
+    // open any room name, and what nobody will read must not pile up in memory.
+    if (outcome.reason === 'no_route') {
+      chat.history = chat.history.filter(
+        (m) =>
+          m === message ||
+          !(
+            (m.role === 'user' && m.status === 'failed') ||
+            (m.role === 'system' && m.text === WEBCHAT_NO_ROUTE_NOTICE)
+          ),
+      );
+    }
     this.log.warn({ chatId: chat.id, reason: outcome.reason }, 'web chat message not queued');
     const notice: WebChatMessage = {
       id: this.nextId('s'),
