@@ -76,7 +76,9 @@ export function buildAdapters(
   config: ConnectorConfig,
   log: ReturnType<typeof createLogger>,
 ): PlatformAdapter[] {
-  const adapters: PlatformAdapter[] = [new WebChatAdapter({ log: log.child({ platform: 'webchat' }) })];
+  const adapters: PlatformAdapter[] = [
+    new WebChatAdapter({ log: log.child({ platform: 'webchat' }), ...config.webchat }),
+  ];
   if (config.telegram) {
     adapters.push(
       new TelegramAdapter({

@@ -23,6 +23,8 @@ export interface ConnectorConfig {
   logLevel: string;
   /** How often each gateway endpoint gets a badly signed probe (0 disables). */
   probeIntervalMs: number;
+  /** Web-chat socket caps; unset = the adapter's defaults (32 per client address, 10,000 in all). */
+  webchat: { maxSocketsPerAddress: number | undefined; maxSockets: number | undefined };
 }
 
 export const DEFAULT_CONNECTOR_PORT = 8700;
@@ -55,6 +57,10 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     defaultPlatform: 'webchat',
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
     probeIntervalMs: parseSeconds(env.RELAY_PROBE_INTERVAL_SECONDS, 600) * 1000,
+    webchat: {
+      maxSocketsPerAddress: parseCount(env.RELAY_WEBCHAT_MAX_SOCKETS_PER_IP),
+      maxSockets: parseCount(env.RELAY_WEBCHAT_MAX_SOCKETS),
+    },
   };
 }
 
@@ -62,6 +68,12 @@ export function parsePort(value: string | undefined): number | undefined {
   if (value === undefined || value.trim() === '') return undefined;
   const port = Number(value);
   return Number.isInteger(port) && port >= 0 && port <= 65535 ? port : undefined;
+}
+
+function parseCount(value: string | undefined): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const count = Number(value);
+  return Number.isInteger(count) && count > 0 ? count : undefined;
 }
 
 function parseSeconds(value: string | undefined, fallback: number): number {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createClient } from '@redis/client';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { parseJsonText } from '../../protocol/index.js';
 import {
   type ClusterBus,
   type ClusterEvent,
@@ -72,11 +73,8 @@ const DAY_SECONDS = 24 * 3600;
 const DEFAULT_PREFIX = 'relay:';
 
 function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
+  const parsed = parseJsonText(text);
+  return parsed.ok ? parsed.value : undefined;
 }
 
 export class RedisBus implements ClusterBus {
