@@ -48,8 +48,9 @@ export function parseJsonText(text: string, maxDepth = MAX_JSON_DEPTH): JsonPars
  * linear scan with no allocation; text that is not JSON at all is left to `JSON.parse` to refuse.
  */
 export function jsonDepthExceeds(text: string, maxDepth = MAX_JSON_DEPTH): boolean {
-  // Fewer characters than the depth needs cannot exceed it: most frames stop here.
-  if (text.length <= maxDepth) return false;
+  // Fewer opening brackets in all than the bound cannot nest deeper than it. Counting them with
+  // the native indexOf settles almost every frame several times faster than the scan below.
+  if (text.length <= maxDepth || countOpenings(text, maxDepth + 1) <= maxDepth) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -63,6 +64,14 @@ export function jsonDepthExceeds(text: string, maxDepth = MAX_JSON_DEPTH): boole
     } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
   }
   return false;
+}
+
+/** `[` and `{` in `text` (inside strings too), counting no further than `limit`. */
+function countOpenings(text: string, limit: number): number {
+  let count = 0;
+  for (let i = text.indexOf('['); i !== -1 && count < limit; i = text.indexOf('[', i + 1)) count++;
+  for (let i = text.indexOf('{'); i !== -1 && count < limit; i = text.indexOf('{', i + 1)) count++;
+  return count;
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
