@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
+import { isPostgresUrl } from './store/open.js';
 
 export interface ConnectorConfig {
   host: string;
@@ -44,8 +45,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
   return {
     host,
     port,
-    db:
-      db.startsWith('postgres://') || db.startsWith('postgresql://') || db === ':memory:' ? db : resolve(db),
+    db: isPostgresUrl(db) || db === ':memory:' ? db : resolve(db),
     redisUrl: env.RELAY_REDIS_URL?.trim() || undefined,
     instanceId: env.RELAY_INSTANCE_ID?.trim() || `${hostname()}:${port || `pid${process.pid}`}`,
     allowNonExpiringTokens: env.RELAY_ALLOW_NON_EXPIRING_TOKENS === '1',

@@ -25,6 +25,7 @@ import { ConnectorMetrics } from './metrics.js';
 import { OpDispatcher } from './ops.js';
 import type { PlatformAdapter } from './platforms/types.js';
 import { RelayServer } from './relay-server.js';
+import { isPostgresUrl } from './store/open.js';
 import type { RelayStore } from './store/types.js';
 
 /** A running connector: HTTP API, `/relay` WebSocket, platform adapters and the delivery engine. */
@@ -223,7 +224,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     {
       url,
       platforms: [...adapters.keys()],
-      db: config.db.startsWith('postgres') ? 'postgres' : config.db,
+      db: isPostgresUrl(config.db) ? 'postgres' : config.db,
       instance: config.instanceId,
       cluster: bus ? 'redis' : 'none',
     },

@@ -2,8 +2,13 @@ import { PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
 import type { RelayStore } from './types.js';
 
+/** Whether `--db` / `RELAY_DB` names a Postgres database (any letter case of the scheme). */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(db);
+}
+
 /** Open the store named by `--db` / `RELAY_DB`: a SQLite path (default) or a Postgres URL. */
 export async function openStore(db: string): Promise<RelayStore> {
-  if (/^postgres(ql)?:\/\//i.test(db)) return PostgresStore.open(db);
+  if (isPostgresUrl(db)) return PostgresStore.open(db);
   return SqliteStore.open(db);
 }
