@@ -12,6 +12,28 @@ import { VERSION } from './version.js';
 
 export const DEFAULT_DASHBOARD_PORT = 9119;
 
+/**
+ * What `hermes dashboard` prints once it listens. The loopback session token is a credential: it
+ * is shown only on an interactive terminal, never written to a pipe or file (a service's or the
+ * demo's log). The page gets it on load either way; scripts can pin it with
+ * HERMES_DASHBOARD_SESSION_TOKEN.
+ */
+export function startupBanner(
+  running: { url: string; authRequired: boolean; sessionToken: string },
+  output: { terminal: boolean; env: Readonly<Record<string, string | undefined>> },
+): string {
+  const head = `dashboard on ${running.url}/`;
+  if (running.authRequired) return `${head} (login required)\n`;
+  if (output.terminal)
+    return `${head}\nAPI session token (header X-Hermes-Session-Token): ${running.sessionToken}\n`;
+  const pinned = (output.env.HERMES_DASHBOARD_SESSION_TOKEN ?? '') !== '';
+  return `${head}\nAPI session token: not shown (output is not a terminal); ${
+    pinned
+      ? 'it is the one in HERMES_DASHBOARD_SESSION_TOKEN'
+      : 'set HERMES_DASHBOARD_SESSION_TOKEN to choose it'
+  }\n`;
+}
+
 export function registerDashboardCommands(program: Command): void {
   const dashboard = program
     .command('dashboard')
@@ -65,7 +87,7 @@ export function registerDashboardCommands(program: Command): void {
           throw new CliError((error as Error).message);
         }
         process.stdout.write(
-          `dashboard on ${running.url}/${running.authRequired ? ' (login required)' : `\nAPI session token (header X-Hermes-Session-Token): ${running.sessionToken}`}\n`,
+          startupBanner(running, { terminal: process.stdout.isTTY === true, env: process.env }),
         );
         await new Promise<void>((resolve) => {
           const shutdown = () => void running.stop().then(resolve, resolve);

@@ -1,5 +1,6 @@
 import { type FSWatcher, watch } from 'node:fs';
 import type { FastifyReply } from 'fastify';
+import { securityHeadersFor } from '../http/security-headers.js';
 
 /**
  * Server-Sent Events for `/api/events`: a `status` event whenever the gateway's state, running
@@ -52,6 +53,10 @@ export class EventHub {
   add(reply: FastifyReply): boolean {
     if (this.clients.size >= MAX_CLIENTS) return false;
     reply.hijack();
+    // A hijacked answer skips fastify's onSend hooks: the security headers go on by hand.
+    securityHeadersFor(reply.raw);
+    // A write racing a client that went away must not become an unhandled 'error' event.
+    reply.raw.on('error', () => this.clients.delete(reply));
     reply.raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',

@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
  * the gateway state, active turns, platforms and a live timeline.
  *
  * Untrusted data (status fields, error texts, principals) only ever reaches the DOM through
- * `textContent`; the server-side values (title, version, session token) are escaped here.
+ * `textContent`; the server-side values (title, version, session token) are escaped here. No
+ * inline script or style: the server's Content-Security-Policy allows only `'self'`. Writes carry
+ * the session token on a loopback bind, else (cookie login) the CSRF token from `api/auth/me`.
  */
 
 export interface DashboardPageOptions {
@@ -557,20 +559,48 @@ function authHeaders(extra) {
   if (token) headers['X-Hermes-Session-Token'] = token;
   return headers;
 }
-async function api(method, path, body) {
-  let res;
+// Cookie sessions (no session token): writes carry the session's CSRF token, read from
+// api/auth/me (a page of another origin cannot read it).
+let csrfToken = null;
+async function fetchCsrfToken() {
+  csrfToken = null;
   try {
-    res = await fetch(url(path), {
+    const res = await fetch(url('api/auth/me'), { headers: { accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' });
+    const data = await res.json().catch(() => null);
+    if (res.ok && data && typeof data.csrf_token === 'string') csrfToken = data.csrf_token;
+  } catch {
+    csrfToken = null;
+  }
+  return csrfToken;
+}
+async function api(method, path, body) {
+  const write = method !== 'GET' && method !== 'HEAD';
+  const needsCsrf = write && !token;
+  if (needsCsrf && !csrfToken) await fetchCsrfToken();
+  const send = () => {
+    const extra = body === undefined ? {} : { 'content-type': 'application/json' };
+    if (needsCsrf && csrfToken) extra['X-Hermes-CSRF-Token'] = csrfToken;
+    return fetch(url(path), {
       method,
-      headers: authHeaders(body === undefined ? {} : { 'content-type': 'application/json' }),
+      headers: authHeaders(extra),
       credentials: 'same-origin',
       cache: 'no-store',
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+  };
+  let res;
+  let data;
+  try {
+    res = await send();
+    data = await res.json().catch(() => null);
+    // A dashboard restart renews the CSRF key: fetch the new token and try once more.
+    if (needsCsrf && res.status === 403 && data && data.error === 'csrf_token_invalid' && (await fetchCsrfToken())) {
+      res = await send();
+      data = await res.json().catch(() => null);
+    }
   } catch {
     return { ok: false, status: 0, data: null, error: 'Cannot reach the dashboard server.' };
   }
-  const data = await res.json().catch(() => null);
   if (res.status === 401) onUnauthorized();
   const ok = res.ok && !(data && data.ok === false);
   return { ok, status: res.status, data, error: ok ? null : errorText(res.status, data) };
@@ -762,6 +792,7 @@ async function submitLogin(event) {
   button.textContent = 'Sign in';
   if (res && res.ok && data && data.ok) {
     password.value = '';
+    csrfToken = null;
     state.attempt = 0;
     showView('dashboard');
     connect();
@@ -777,6 +808,7 @@ async function submitLogin(event) {
 }
 async function logout() {
   stopStream();
+  csrfToken = null;
   try {
     await fetch(url('auth/logout'), { method: 'POST', credentials: 'same-origin', redirect: 'manual', cache: 'no-store' });
   } catch {

@@ -9,6 +9,12 @@ import { join } from 'node:path';
 
 export const RESTART_COOLDOWN_MS = 10_000;
 
+/**
+ * The dashboard's own credential, which the restarted gateway (and the agent programs it runs)
+ * has no use for: not passed on, so it cannot end up in their environment or their logs.
+ */
+const WITHHELD_ENV = ['HERMES_DASHBOARD_SESSION_TOKEN'];
+
 export interface RestartAction {
   pid: number;
   startedAt: number;
@@ -35,7 +41,7 @@ export class RestartLauncher {
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', out, out],
-      env: this.env,
+      env: Object.fromEntries(Object.entries(this.env).filter(([name]) => !WITHHELD_ENV.includes(name))),
     });
     child.unref();
     if (child.pid === undefined) throw new Error('could not start `hermes gateway restart`');

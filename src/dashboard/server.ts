@@ -1,7 +1,15 @@
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { clearDrainRequest, drainRequested, writeDrainRequest } from '../gateway/drain-control.js';
+import { installJsonBodyParser } from '../http/json-body.js';
+import { installSecurityHeaders, pageContentSecurityPolicy } from '../http/security-headers.js';
+import { fastifyTimeoutOptions, type ServerTimeouts } from '../http/server-limits.js';
 import {
   AuditLog,
   AuthRegistry,
@@ -17,6 +25,11 @@ import { gatewayStatusView } from './status.js';
 /**
  * `hermes dashboard` (lifecycle reference §2): status, drain/cancel and restart over one gateway
  * home, behind the auth gates (token seam first, then the loopback session token or cookie login).
+ *
+ * Hardening (src/http): the shared JSON body parser (nesting-bounded; an unreadable body reaches
+ * the drain route as "no body", which means drain, reference §2.5), request/header/idle time
+ * limits, security headers on every answer, writes only with an `application/json` body (or none),
+ * and the CSRF rules of the auth gates.
  */
 
 export interface DashboardOptions {
@@ -44,6 +57,8 @@ export interface DashboardOptions {
     version: string;
   }) => string;
   assets?: Record<string, { body: string; type: string }>;
+  /** Override the server time limits (tests use short ones). */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
 export interface RunningDashboard {
@@ -55,6 +70,35 @@ export interface RunningDashboard {
 }
 
 const BODY_LIMIT = 16 * 1024;
+
+/**
+ * The CSP of `GET /`: the page loads its script and stylesheet from `/assets/` (no inline code)
+ * and talks to its own origin only.
+ */
+export const DASHBOARD_PAGE_CSP = pageContentSecurityPolicy(
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'",
+);
+
+const UNSUPPORTED_BODY_DETAIL =
+  'Unsupported Media Type: write requests take an application/json body (or no body at all)';
+
+/** A request path for log lines: never the query, which may carry the session token (`?token=`). */
+export function loggablePath(url: string): string {
+  const cut = url.search(/[?#]/);
+  return (cut < 0 ? url : url.slice(0, cut)).slice(0, 512);
+}
+
+function isJsonMediaType(header: string): boolean {
+  const type = header.split(';')[0]?.trim().toLowerCase();
+  return type === 'application/json';
+}
+
+/** The unknown-action message without echoing a structure back (reference: `str(action)`). */
+function describeAction(action: unknown): string {
+  if (typeof action === 'string') return action.length > 100 ? `${action.slice(0, 100)}…` : action;
+  if (action === null || typeof action === 'number' || typeof action === 'boolean') return String(action);
+  return Array.isArray(action) ? '[array]' : '[object]';
+}
 
 export async function startDashboard(options: DashboardOptions): Promise<RunningDashboard> {
   const { home, log } = options;
@@ -70,22 +114,35 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     log.warn({ reason: drain.reason }, 'HERMES_DASHBOARD_DRAIN_SECRET ignored');
   }
 
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: true });
-  // A missing or unreadable body on the drain route means "drain" (reference §2.5): keep bad JSON
-  // from failing the request before the handler sees it.
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    try {
-      done(null, body === '' ? undefined : JSON.parse(body as string));
-    } catch {
-      done(null, undefined);
-    }
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    forceCloseConnections: true,
+    ...fastifyTimeoutOptions(options.timeouts),
   });
+  installSecurityHeaders(app);
+  // A missing or unreadable body on the drain route means "drain" (reference §2.5): the shared
+  // parser hands such a body (bad JSON, too deeply nested) to the route as undefined.
+  installJsonBodyParser(app, { onInvalid: 'undefined' });
+  // Only JSON bodies: fastify's text/plain parser would let a cross-site form post reach a route.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const status =
-      error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
-    if (status >= 500) log.error({ err: error.message, url: request.url }, 'dashboard request failed');
-    return reply.code(status).send({ detail: status >= 500 ? 'Internal error' : error.message });
+    const code = typeof error?.statusCode === 'number' ? error.statusCode : 500;
+    const status = code >= 400 && code < 600 ? code : 500;
+    if (status >= 500)
+      log.error(
+        { err: error?.message, method: request.method, path: loggablePath(request.url) },
+        'dashboard request failed',
+      );
+    if (reply.sent || reply.raw.headersSent) return;
+    return reply.code(status).send({
+      detail:
+        status >= 500
+          ? 'Internal error'
+          : status === 415
+            ? UNSUPPORTED_BODY_DETAIL
+            : String(error?.message ?? 'Bad request').slice(0, 300),
+    });
   });
 
   const gates = installAuthGates(app, {
@@ -98,6 +155,26 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     env,
   });
   gates.assertCanStart();
+
+  // Writes take a JSON body or none (after the gates, so an unauthenticated client learns nothing
+  // and no body is read for it).
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return;
+    const type = request.headers['content-type'];
+    const length = request.headers['content-length'];
+    const hasBody =
+      request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+    if (type === undefined ? !hasBody : isJsonMediaType(type)) return;
+    reply.code(415).send({ detail: UNSUPPORTED_BODY_DETAIL });
+    return reply;
+  });
+
+  /** Route-level auth, run before the body is read (the gates already refused most requests). */
+  const requireAuth = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (gates.isAuthenticated(request)) return;
+    reply.code(401).send({ detail: 'Unauthorized' });
+    return reply;
+  };
 
   const snapshot = () => {
     const view = {
@@ -121,13 +198,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
 
   app.get('/api/status', async () => snapshot());
 
-  app.get('/api/events', async (request, reply) => {
-    if (!gates.isAuthenticated(request)) return reply.code(401).send({ detail: 'Unauthorized' });
+  app.get('/api/events', { onRequest: requireAuth }, async (_request, reply) => {
     if (!events.add(reply)) return reply.code(503).send({ detail: 'Too many event streams' });
   });
 
-  app.post('/api/gateway/drain', async (request, reply) => {
-    if (!gates.isAuthenticated(request)) return reply.code(401).send({ detail: 'Unauthorized' });
+  app.post('/api/gateway/drain', { onRequest: requireAuth }, async (request, reply) => {
     const body = (request.body && typeof request.body === 'object' ? request.body : {}) as Record<
       string,
       unknown
@@ -142,7 +217,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     if (action !== 'drain') {
       return reply
         .code(400)
-        .send({ detail: `Unknown drain action '${String(action)}'; expected 'drain' or 'cancel'` });
+        .send({ detail: `Unknown drain action '${describeAction(action)}'; expected 'drain' or 'cancel'` });
     }
     const suppress = body.suppress_notification === true;
     const marker = writeDrainRequest(home, { principal, suppressNotification: suppress });
@@ -156,8 +231,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     };
   });
 
-  app.post('/api/gateway/restart', async (request, reply) => {
-    if (!gates.isAuthenticated(request)) return reply.code(401).send({ detail: 'Unauthorized' });
+  app.post('/api/gateway/restart', { onRequest: requireAuth }, async (request, reply) => {
     try {
       const { action, coalesced } = restart.launch();
       if (!coalesced)
@@ -186,6 +260,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     return reply
       .type('text/html; charset=utf-8')
       .header('cache-control', 'no-store')
+      .header('content-security-policy', DASHBOARD_PAGE_CSP)
       .send(html ?? '<!doctype html><title>hermes dashboard</title><p>hermes dashboard: see /api/status</p>');
   });
 

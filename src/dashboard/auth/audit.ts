@@ -19,7 +19,8 @@ export type AuditEvent =
   | 'session_verify_failure'
   | 'session_rejected'
   | 'token_auth_success'
-  | 'token_auth_failure';
+  | 'token_auth_failure'
+  | 'csrf_rejected';
 
 export type AuditFields = Readonly<Record<string, unknown>>;
 
@@ -51,6 +52,8 @@ export const REDACTED_FIELDS: ReadonlySet<string> = new Set(
     'secret',
     'session_token',
     'x-hermes-session-token',
+    'csrf_token',
+    'x-hermes-csrf-token',
   ].map((n) => n.toLowerCase()),
 );
 

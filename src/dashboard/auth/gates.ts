@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { constantTimeEqual, generateToken } from '../../auth/secrets.js';
@@ -7,14 +8,16 @@ import {
   type CookieContext,
   clearSessionCookies,
   cookieContext,
+  firstHeaderValue,
   readSessionCookies,
   sessionSetCookies,
 } from './cookies.js';
-import { renderLoginPage } from './login-page.js';
+import { LOGIN_PAGE_CSP, renderLoginPage } from './login-page.js';
 import { isApiPath, isGatePublicPath, LOOPBACK_PUBLIC_API_PATHS, safeNext } from './paths.js';
 import type { AuthRegistry } from './registry.js';
 import {
   clientIp,
+  decodedRequestPath,
   hostFromHeader,
   isLoopbackBind,
   isWildcardBind,
@@ -44,9 +47,24 @@ import {
  *      session provider is registered.
  *
  * Token-authenticated requests skip 2–4.
+ *
+ * Cross-site request forgery (not in the reference, which leaves it to SameSite=Lax cookies): a
+ * write (any method but GET/HEAD/OPTIONS) whose `Origin` is present and is not the dashboard's
+ * own origin (scheme + host + port of the request's Host), or whose `Sec-Fetch-Site` says
+ * `cross-site`/`same-site`, is refused with 403 right after the Host check. A cookie-authenticated
+ * write to `/api/*` must also carry `X-Hermes-CSRF-Token`: a per-session value the page reads from
+ * `GET /api/auth/me` (`csrf_token`), which a page of another origin cannot read. Bearer-token and
+ * session-token requests carry their credential in a header a foreign page cannot set, so they
+ * need no CSRF token.
  */
 
 export const SESSION_TOKEN_HEADER = 'x-hermes-session-token';
+/** The anti-CSRF header of cookie-authenticated API writes (value from `GET /api/auth/me`). */
+export const CSRF_TOKEN_HEADER = 'x-hermes-csrf-token';
+/** `error` of the 403 answer to a cookie-authenticated write without a valid CSRF token. */
+export const CSRF_ERROR = 'csrf_token_invalid';
+/** `error` of the 403 answer to a write from another origin. */
+export const CROSS_ORIGIN_ERROR = 'cross_origin_request';
 /** The server-sent event stream: the one API path that accepts the session token as `?token=`. */
 export const EVENTS_PATH = '/api/events';
 export const SESSION_TOKEN_ENV = 'HERMES_DASHBOARD_SESSION_TOKEN';
@@ -159,6 +177,30 @@ function errorName(error: unknown): string {
   return error instanceof Error ? error.name : typeof error;
 }
 
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** True for methods that may change state (the CSRF rules apply to them). */
+export function isWriteMethod(method: string): boolean {
+  return !SAFE_METHODS.has(method.toUpperCase());
+}
+
+/** The request is for an API path (by its decoded path or the route the router matched). */
+function isApiRequest(request: FastifyRequest): boolean {
+  const { route, decoded } = requestPaths(request);
+  return isApiPath(decoded) || (route !== undefined && isApiPath(route));
+}
+
+/** `scheme://host[:port]` of an http(s) URL or Origin value, normalised; null when it is none. */
+function originOf(value: string): string | null {
+  try {
+    const url = new URL(value);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+    return url.origin;
+  } catch {
+    return null;
+  }
+}
+
 export function installAuthGates(app: FastifyInstance, options: AuthGateOptions): AuthGates {
   const { registry } = options;
   const audit = options.audit ?? nullAudit;
@@ -186,6 +228,16 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
 
   const seam = createTokenSeam({ registry, audit, trustProxy });
   const nowSeconds = () => Math.floor(now() / 1000);
+  // Per-process key of the CSRF tokens: a dashboard restart invalidates them (the page fetches a
+  // fresh one when a write is refused), never the cookie sessions.
+  const csrfKey = randomBytes(32);
+
+  /** The CSRF token of a cookie session: bound to its user, unguessable without the key. */
+  function csrfTokenFor(session: Session): string {
+    return createHmac('sha256', csrfKey)
+      .update(`hermes-dashboard-csrf\n${session.provider}\n${session.userId}`)
+      .digest('base64url');
+  }
 
   function assertCanStart(): void {
     if (!authRequired || registry.sessionProviders().length > 0) return;
@@ -213,6 +265,51 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
     if (anyHost) return true;
     const host = hostFromHeader(request.headers.host);
     return host !== null && allowedHosts.has(host);
+  }
+
+  // --- cross-origin writes -------------------------------------------------------------------
+  /** This dashboard's own origin as the browser sees it: scheme + the request's Host. */
+  function ownOrigin(request: FastifyRequest): string | null {
+    const forwarded = trustProxy ? firstHeaderValue(request.headers['x-forwarded-host']) : undefined;
+    const host = forwarded ?? request.headers.host;
+    if (typeof host !== 'string' || hostFromHeader(host) === null) return null;
+    return originOf(`${cookieContext(request, trustProxy).secure ? 'https' : 'http'}://${host.trim()}`);
+  }
+
+  /** Null when the write may proceed, else why it is refused. */
+  function crossOriginReason(request: FastifyRequest): string | null {
+    const site = firstHeaderValue(request.headers['sec-fetch-site'])?.toLowerCase();
+    if (site === 'cross-site' || site === 'same-site') return `Sec-Fetch-Site: ${site}`;
+    const origin = request.headers.origin;
+    if (origin === undefined) return null;
+    const expected = ownOrigin(request);
+    const presented = typeof origin === 'string' ? originOf(origin.trim()) : null;
+    if (presented !== null && expected !== null && presented === expected) return null;
+    if (presented !== null && expected !== null && presented.replace(/^https:/, 'http:') === expected)
+      return 'Origin is https but the request reached the dashboard over http; behind a TLS reverse proxy, run with --trust-proxy';
+    return 'Origin does not match this dashboard';
+  }
+
+  function refuseCrossOrigin(request: FastifyRequest, reply: FastifyReply, reason: string): void {
+    audit.write('csrf_rejected', {
+      reason,
+      method: request.method,
+      path: decodedRequestPath(request),
+      ip: clientIp(request, trustProxy),
+    });
+    reply
+      .code(403)
+      .header('cache-control', 'no-store')
+      .send({
+        error: CROSS_ORIGIN_ERROR,
+        detail: `Cross-origin request refused (${reason}): writes must come from this dashboard's own pages.`,
+      });
+  }
+
+  /** A cookie-authenticated API write must carry the session's CSRF token. */
+  function csrfTokenValid(request: FastifyRequest, session: Session): boolean {
+    const presented = request.headers[CSRF_TOKEN_HEADER];
+    return typeof presented === 'string' && constantTimeEqual(presented, csrfTokenFor(session));
   }
 
   // --- gate 3: loopback session token ------------------------------------------------------
@@ -366,10 +463,37 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
       reply.code(400).send({ detail: INVALID_HOST_MESSAGE });
       return reply;
     }
+    // Writes from another origin (a foreign site, another port of this host).
+    const write = isWriteMethod(request.method);
+    if (write) {
+      const reason = crossOriginReason(request);
+      if (reason !== null) {
+        refuseCrossOrigin(request, reply, reason);
+        return reply;
+      }
+    }
     // 3. / 4.
     if (!authRequired) {
       if (!loopbackGate(request, reply)) return reply;
     } else if (!(await cookieGate(request, reply))) {
+      return reply;
+    }
+    // A cookie session authenticated an API write: it must also carry the CSRF token.
+    const session = authState(request).session;
+    if (write && session !== null && isApiRequest(request) && !csrfTokenValid(request, session)) {
+      audit.write('csrf_rejected', {
+        reason: 'missing_or_invalid_csrf_token',
+        method: request.method,
+        path: decodedRequestPath(request),
+        ip: clientIp(request, trustProxy),
+      });
+      reply
+        .code(403)
+        .header('cache-control', 'no-store')
+        .send({
+          error: CSRF_ERROR,
+          detail: `Missing or invalid ${CSRF_TOKEN_HEADER} header: cookie-authenticated writes need the csrf_token from GET /api/auth/me.`,
+        });
       return reply;
     }
   });
@@ -385,7 +509,10 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
       instance.get('/login', async (request, reply) => {
         const query = request.query as Record<string, unknown>;
         const ctx = cookieContext(request, trustProxy);
-        reply.header('cache-control', 'no-store').type('text/html; charset=utf-8');
+        reply
+          .header('cache-control', 'no-store')
+          .header('content-security-policy', LOGIN_PAGE_CSP)
+          .type('text/html; charset=utf-8');
         return renderLoginPage({
           providers: passwordProviders().map((p) => ({ name: p.name, displayName: p.displayName })),
           next: safeNext(query.next),
@@ -513,6 +640,8 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
         org_id: session.orgId,
         provider: session.provider,
         expires_at: session.expiresAt,
+        // For the page's writes (header X-Hermes-CSRF-Token); another origin cannot read it.
+        csrf_token: csrfTokenFor(session),
       };
     });
   }
