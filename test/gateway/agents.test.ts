@@ -493,6 +493,25 @@ describe('CommandAgent', () => {
     }
   });
 
+  it('does not pass the dashboard session token or the secondary delivery key to the program', async () => {
+    const names = ['HERMES_DASHBOARD_SESSION_TOKEN', 'GATEWAY_RELAY_DELIVERY_KEY_SECONDARY'] as const;
+    const before = names.map((name) => process.env[name]);
+    for (const name of names) process.env[name] = `${name}-value`;
+    try {
+      const result = await new CommandAgent({
+        command: 'echo "[$HERMES_DASHBOARD_SESSION_TOKEN][$GATEWAY_RELAY_DELIVERY_KEY_SECONDARY]"',
+        log,
+      }).run(turn('q'));
+      expect(result.text).toBe('[][]');
+    } finally {
+      names.forEach((name, i) => {
+        const value = before[i];
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      });
+    }
+  });
+
   /** A long-running program that starts a grandchild and writes both pids. */
   function longRunner(name: string, ignoreTerm: boolean): { command: string; pids: string } {
     const pids = join(dir.path, `${name}.pids`);
