@@ -248,6 +248,19 @@ describe('DeliveryEngine write path', () => {
     await until(async () => (await store.outboxDepth()) === 0, 'an empty outbox');
   });
 
+  it('reaches a gateway enrolled during a rotation window, which holds only the new key, on its first retry', async () => {
+    const { engine, endpoint, store, tenantId, key } = await setup({ deliveryKeysTtlMs: 0 });
+    const next = generateSecret();
+    await store.rotateDeliveryKey(tenantId, next, Date.now(), 3_600_000);
+    endpoint.keys = [next];
+    await engine.ingest('test', { routeKey: 'room', event: event('w', 'in the window') });
+    await until(() => endpoint.received.length === 1, 'delivery signed with the new key');
+    // Gateways that still hold the previous key keep getting first attempts signed with it.
+    endpoint.keys = [key];
+    await engine.ingest('test', { routeKey: 'room', event: event('w2', 'old key') });
+    await until(() => endpoint.received.length === 2, 'delivery signed with the previous key');
+  });
+
   it('reads delivery keys at most once per TTL and signs with a rotated key once it expires', async () => {
     let now = 1_000_000;
     let keyReads = 0;

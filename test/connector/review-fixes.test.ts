@@ -9,6 +9,15 @@ describe('delivery-key rotation', () => {
     expect(signingKey(keys, 1_000)).toBe('new');
     expect(signingKey({ ...keys, secondary: null, secondaryExpiresAt: null }, 0)).toBe('new');
   });
+  it('signs every second attempt inside the window with the new key (a gateway enrolled in the window has only that)', () => {
+    expect([1, 2, 3, 4].map((attempt) => signingKey(keys, 999, attempt))).toEqual([
+      'old',
+      'new',
+      'old',
+      'new',
+    ]);
+    expect([1, 2].map((attempt) => signingKey(keys, 1_000, attempt))).toEqual(['new', 'new']);
+  });
 });
 
 describe('gateway-asserted route keys', () => {
