@@ -99,7 +99,12 @@ export interface UpgradeTokenPolicy {
   allowNonExpiring?: boolean;
 }
 
-/** Verify a token against the gateway's verify list (primary first, then a secondary in rotation). */
+/**
+ * Verify a token against the gateway's verify list (primary first, then a secondary in rotation).
+ * The signature is checked before the time policy, so `expired` (and `exp_too_far`, `non_expiring`)
+ * always describe a validly signed token: a connector closes 4401 `"expired"` only for those
+ * (current contract §14), and a forger learns nothing from the reason.
+ */
 export function verifyUpgradeToken(
   token: unknown,
   verifyList: readonly unknown[],
@@ -111,15 +116,15 @@ export function verifyUpgradeToken(
   const { gatewayId, exp, signature, signed } = decoded;
   const skew = policy.skewSeconds ?? UPGRADE_TOKEN_SKEW_SECONDS;
   const maxTtl = policy.maxTtlSeconds ?? UPGRADE_TOKEN_MAX_TTL_SECONDS;
+  if (!verifyList.some(isUsableSecret)) return { ok: false, reason: 'no_secret', gatewayId };
+  if (!verifyAgainstList(signed, signature, verifyList)) {
+    return { ok: false, reason: 'bad_signature', gatewayId };
+  }
   if (exp === 0) {
     if (!policy.allowNonExpiring) return { ok: false, reason: 'non_expiring', gatewayId };
   } else {
     if (now > exp + skew) return { ok: false, reason: 'expired', gatewayId };
     if (exp - now > maxTtl) return { ok: false, reason: 'exp_too_far', gatewayId };
-  }
-  if (!verifyList.some(isUsableSecret)) return { ok: false, reason: 'no_secret', gatewayId };
-  if (!verifyAgainstList(signed, signature, verifyList)) {
-    return { ok: false, reason: 'bad_signature', gatewayId };
   }
   return { ok: true, gatewayId, exp };
 }

@@ -305,6 +305,20 @@ describe('upgrade token: malformed input', () => {
     }
   });
 
+  it('says expired only of a validly signed token: a forged expired one is a bad signature', () => {
+    const forged = mintUpgradeToken('gw-1', 'f'.repeat(64), 300, NOW - 3_600);
+    expect(verifyUpgradeToken(forged, [SECRET], NOW)).toEqual({
+      ok: false,
+      reason: 'bad_signature',
+      gatewayId: 'gw-1',
+    });
+    expect(
+      verifyUpgradeToken(mintUpgradeToken('gw-1', SECRET, 300, NOW - 3_600), [SECRET], NOW),
+    ).toMatchObject({
+      reason: 'expired',
+    });
+  });
+
   it('reads a negative exp as long expired', () => {
     expect(verifyUpgradeToken(rawToken(`gw:-5:${hmacHex('gw:-5', SECRET)}`), [SECRET], NOW)).toMatchObject({
       ok: false,
