@@ -51,6 +51,8 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
     async function startConnector(instance: string, port: number): Promise<void> {
       const proc = startHermes(['connector', 'serve', '--port', String(port), '--db', db], {
         RELAY_LOG_LEVEL: 'warn',
+        // Every visitor of the suite connects from 127.0.0.1 (through the balancer).
+        RELAY_WEBCHAT_MAX_SOCKETS_PER_IP: '1000',
         RELAY_REDIS_URL: redis.url,
         RELAY_INSTANCE_ID: instance,
       });

@@ -205,6 +205,8 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
   async function startConnector(): Promise<RunningProcess> {
     const proc = startHermes(['connector', 'serve', '--port', String(connectorPort), '--db', db], {
       RELAY_LOG_LEVEL: 'warn',
+      // Every visitor of the suite connects from 127.0.0.1.
+      RELAY_WEBCHAT_MAX_SOCKETS_PER_IP: '1000',
     });
     await proc.waitFor(/connector listening on http:\/\/127\.0\.0\.1:\d+/, 45_000);
     return proc;
