@@ -344,7 +344,9 @@ describe('D. slow bodies', () => {
     const d = await dashboard({ timeouts: { requestTimeoutMs: 1500 } });
     const { port } = new URL(d.url);
     const socket = connect(Number(port), '127.0.0.1');
-    onTestFinished(() => socket.destroy());
+    onTestFinished(() => {
+      socket.destroy();
+    });
     let closed = false;
     let received = '';
     socket.on('data', (chunk) => (received += chunk.toString('latin1')));
