@@ -62,5 +62,61 @@ describe.skipIf(!HAS_CHROMIUM)(
         await browser.close();
       }
     });
+
+    it('renders tables, quotes, numbered lists and code, and never runs markup from a reply', async () => {
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
+        const errors = collectPageErrors(page);
+        const dialogs: string[] = [];
+        page.on('dialog', (dialog) => {
+          dialogs.push(dialog.message());
+          void dialog.dismiss();
+        });
+        const say = async (text: string) => {
+          await page.locator('#input').fill(text);
+          await page.keyboard.press('Enter');
+        };
+        await page.goto(`http://127.0.0.1:${base}/chat/demo`);
+        await page.locator('#status-text').filter({ hasText: 'connected' }).waitFor();
+
+        await say(
+          'Hostile <script>window.pwned = 1; alert(1)</script> <img src=x onerror="window.pwned = 2; alert(2)"> ' +
+            '[link](javascript:window.pwned=3) <a href="javascript:alert(4)">raw</a> ' +
+            '<iframe src="javascript:alert(5)"></iframe> <svg onload="alert(6)"></svg> ![i](https://example.com/i.png)',
+        );
+        const hostile = page.locator('.msg.agent .bubble').filter({ hasText: 'echo: Hostile' });
+        await hostile.waitFor();
+        expect(await hostile.textContent()).toContain('<script>window.pwned = 1; alert(1)</script>');
+
+        await say(
+          'Table:\n\n| Name | Count |\n|:--|--:|\n| apples | 3 |\n| pears | 12 |\n\n' +
+            '> a quoted line\n\n1. first\n2. second\n3. third\n\n```sh\nls -la\n```',
+        );
+        const rich = page.locator('.msg.agent .bubble').filter({ hasText: 'echo: Table:' });
+        await rich.locator('table').waitFor();
+        expect(await rich.locator('th').allTextContents()).toEqual(['Name', 'Count']);
+        expect(await rich.locator('td.md-align-right').allTextContents()).toEqual(['3', '12']);
+        expect(await rich.locator('blockquote').textContent()).toContain('a quoted line');
+        expect(await rich.locator('ol > li').allTextContents()).toEqual(['first', 'second', 'third']);
+        expect(await rich.locator('.md-code .md-lang').textContent()).toBe('sh');
+        expect(await rich.locator('.md-code pre code').textContent()).toBe('ls -la');
+        await rich.locator('.md-copy').waitFor();
+
+        const agent = page.locator('.msg.agent .bubble');
+        expect(await agent.locator('script, img, iframe, svg, object, embed, style').count()).toBe(0);
+        expect(await agent.locator('[onerror], [onload], [onclick], [style], [src]').count()).toBe(0);
+        expect(await agent.locator('a').count()).toBe(1);
+        expect(await agent.locator('a').getAttribute('href')).toBe('https://example.com/i.png');
+        expect(await agent.locator('a').getAttribute('rel')).toContain('noopener noreferrer');
+        expect(await agent.locator('a').getAttribute('target')).toBe('_blank');
+        expect(await page.evaluate(() => (globalThis as { pwned?: unknown }).pwned)).toBeUndefined();
+        await screenshot(page, 'webchat-markdown.png');
+        expect(dialogs).toEqual([]);
+        expect(errors).toEqual([]);
+      } finally {
+        await browser.close();
+      }
+    });
   },
 );

@@ -1,8 +1,13 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import vm from 'node:vm';
 import Fastify, { type FastifyInstance } from 'fastify';
+import markdownit from 'markdown-it';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -14,7 +19,8 @@ import {
   WebChatAdapter,
   type WebChatAdapterOptions,
 } from '../../src/connector/platforms/webchat/adapter.js';
-import { APP_JS, renderMarkdown } from '../../src/connector/platforms/webchat/page.js';
+import { webchatAssets } from '../../src/connector/platforms/webchat/page.js';
+import { createMarkdownRenderer } from '../../src/connector/platforms/webchat/web/markdown.js';
 import { parseDescriptor } from '../../src/protocol/index.js';
 
 type Frame = { type: string; [key: string]: unknown };
@@ -625,11 +631,11 @@ describe('web chat page', () => {
     const js = await fetch(`${h.base}${jsPath}`);
     expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
     expect(js.headers.get('cache-control')).toContain('immutable');
-    expect(await js.text()).toBe(APP_JS);
+    expect(await js.text()).toBe(webchatAssets()['app.js']?.body);
 
     const css = await fetch(`${h.base}/chat/assets/app.css`);
     expect(css.headers.get('content-type')).toBe('text/css; charset=utf-8');
-    expect(css.headers.get('cache-control')).toBe('public, max-age=300');
+    expect(css.headers.get('cache-control')).toBe('no-cache, max-age=0');
     expect(await css.text()).toContain('prefers-color-scheme: dark');
 
     const etag = css.headers.get('etag');
@@ -640,12 +646,101 @@ describe('web chat page', () => {
     expect(revalidated.status).toBe(304);
   });
 
-  it('ships page JS that parses', () => {
-    expect(() => new vm.Script(APP_JS)).not.toThrow();
+  it('loads markdown-it before the page module, and serves it and the Markdown module', async () => {
+    const h = await startHarness();
+    const page = await (await fetch(`${h.base}/chat/demo`)).text();
+    const scripts = [...page.matchAll(/<script[^>]*src="([^"]+)"[^>]*>/g)].map((m) => m[1] ?? '');
+    expect(scripts.map((src) => src.replace(/\?v=[0-9a-f]+$/, ''))).toEqual([
+      '/chat/assets/markdown-it.umd.min.js',
+      '/chat/assets/app.js',
+    ]);
+    expect(page).toMatch(/<script type="module" src="\/chat\/assets\/app\.js\?v=/);
+    const vendor = await fetch(`${h.base}${scripts[0]}`);
+    expect(vendor.status).toBe(200);
+    expect(vendor.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(vendor.headers.get('cache-control')).toContain('immutable');
+    expect(await vendor.text()).toContain('markdownit');
+    // The page module imports it without a version: revalidated on every load.
+    const module = await fetch(`${h.base}/chat/assets/markdown.js`);
+    expect(module.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(module.headers.get('cache-control')).toBe('no-cache, max-age=0');
+    expect(await module.text()).toContain('export function renderMarkdown');
+  });
+
+  it('ships page JS that parses (ES modules, and markdown-it as a classic script)', () => {
+    const assets = webchatAssets();
+    const dir = mkdtempSync(join(tmpdir(), 'hermes-webchat-js-'));
+    try {
+      for (const name of ['app.js', 'markdown.js']) {
+        const file = join(dir, name.replace(/\.js$/, '.mjs'));
+        writeFileSync(file, assets[name]?.body ?? 'missing(');
+        const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8' });
+        expect(check.status, `${name}: ${check.stderr}`).toBe(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(assets['app.js']?.body).toContain("from './markdown.js'");
+    expect(() => new vm.Script(assets['markdown-it.umd.min.js']?.body ?? 'missing(')).not.toThrow();
   });
 });
 
-describe('renderMarkdown', () => {
+/** Every start tag of `html`: its name and its attributes. */
+function tagsOf(html: string): { name: string; attributes: string[] }[] {
+  return [...html.matchAll(/<([a-zA-Z][\w-]*)([^>]*)>/g)].map((m) => ({
+    name: (m[1] ?? '').toLowerCase(),
+    attributes: [...(m[2] ?? '').matchAll(/([^\s=/]+)\s*(?:=\s*(?:"[^"]*"|'[^']*'|[^\s>]+))?/g)].map((a) =>
+      (a[1] ?? '').toLowerCase(),
+    ),
+  }));
+}
+
+const SAFE_TAGS = new Set([
+  'a',
+  'blockquote',
+  'br',
+  'button',
+  'code',
+  'del',
+  'div',
+  'em',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'h5',
+  'h6',
+  'hr',
+  'li',
+  'ol',
+  'p',
+  's',
+  'span',
+  'strong',
+  'table',
+  'tbody',
+  'td',
+  'th',
+  'thead',
+  'tr',
+  'ul',
+  'pre',
+]);
+const SAFE_ATTRIBUTES = new Set(['href', 'title', 'target', 'rel', 'class', 'type', 'aria-label', 'start']);
+
+/** Only known-inert tags and attributes; every link is http(s). */
+function expectInert(html: string, source: string): void {
+  for (const tag of tagsOf(html)) {
+    expect(SAFE_TAGS.has(tag.name), `<${tag.name}> from ${JSON.stringify(source)}`).toBe(true);
+    for (const attribute of tag.attributes)
+      expect(SAFE_ATTRIBUTES.has(attribute), `${attribute}= from ${JSON.stringify(source)}`).toBe(true);
+  }
+  for (const m of html.matchAll(/href="([^"]*)"/g)) expect(m[1], source).toMatch(/^https?:\/\//);
+}
+
+describe('renderMarkdown (markdown-it with the page settings)', () => {
+  const renderMarkdown = createMarkdownRenderer(markdownit);
+
   it('escapes HTML, including script tags and attributes', () => {
     const out = renderMarkdown('<script>alert(1)</script> <img src=x onerror="alert(1)">');
     expect(out).not.toContain('<script');
@@ -654,37 +749,65 @@ describe('renderMarkdown', () => {
     expect(out).toContain('&quot;alert(1)&quot;');
   });
 
+  it('never lets raw HTML, scripts, handlers or images become elements', () => {
+    // The check itself catches live markup.
+    expect(() => expectInert('<img src=x onerror="alert(1)">', 'img')).toThrow();
+    expect(() => expectInert('<p onclick="x">', 'handler')).toThrow();
+    expect(() => expectInert('<a href="javascript:x">', 'link')).toThrow();
+    for (const source of [
+      '<script>alert(1)</script>',
+      '<img src=x onerror="alert(1)">',
+      '![x](https://example.com/x.png) ![y](javascript:alert(1))',
+      '<div onclick="alert(1)">hi</div>\n\n<iframe src="https://example.com"></iframe>',
+      '<a href="javascript:alert(1)">x</a> <svg onload=alert(1)>',
+      '<style>body{display:none}</style>\n<details open ontoggle=alert(1)>',
+      '| a | b |\n|:-:|--:|\n| <b>1</b> | <i>2</i> |',
+      '> <script>alert(1)</script>\n\n1. <img src=x onerror=alert(1)>',
+      '```html\n<script>alert(1)</script>\n```',
+      '[x](https://e.com "title\\" onmouseover=\\"alert(1)")',
+    ]) {
+      expectInert(renderMarkdown(source), source);
+    }
+  });
+
   it('never links anything but http(s)', () => {
     for (const source of [
       '[click](javascript:alert(1))',
       '[click](JavaScript:alert(1))',
+      '[click](  javascript:alert(1))',
+      '[click](java&#115;cript:alert(1))',
       '[click](data:text/html;base64,PHNjcmlwdD4=)',
       'javascript:alert(1)',
+      '<javascript:alert(1)>',
       '[x](vbscript:msgbox)',
+      '[x](file:///etc/passwd) [y](mailto:a@example.com) a@example.com',
+      '[ref]\n\n[ref]: javascript:alert(1)',
     ]) {
       const out = renderMarkdown(source);
       expect(out, source).not.toContain('<a');
     }
   });
 
-  it('links http(s) URLs safely', () => {
+  it('links http(s) URLs safely, in a new tab without opener or referrer', () => {
     expect(renderMarkdown('see [the docs](https://example.com/a_b?x=1&y=2)')).toBe(
-      'see <a href="https://example.com/a_b?x=1&amp;y=2" target="_blank" rel="noopener noreferrer nofollow">the docs</a>',
+      '<p>see <a href="https://example.com/a_b?x=1&amp;y=2" target="_blank" rel="noopener noreferrer nofollow">the docs</a></p>\n',
     );
     expect(renderMarkdown('go to https://example.com/some_path_here.')).toBe(
-      'go to <a href="https://example.com/some_path_here" target="_blank" rel="noopener noreferrer nofollow">https://example.com/some_path_here</a>.',
+      '<p>go to <a href="https://example.com/some_path_here" target="_blank" rel="noopener noreferrer nofollow">https://example.com/some_path_here</a>.</p>\n',
     );
     const quoted = renderMarkdown('"https://example.com/x" and [a](https://e.com/"onmouseover="alert(1))');
     expect(quoted).toContain('href="https://example.com/x"');
     expect(quoted).not.toMatch(/"\s*onmouseover=/);
   });
 
-  it('renders code fences with a language label, unformatted', () => {
+  it('renders code fences with a language label and a copy button, unformatted', () => {
     const out = renderMarkdown('Try:\n```py\nprint("<b>**hi**</b>")\n```\nDone');
     expect(out).toContain('<span class="md-lang">py</span>');
+    expect(out).toContain('<button type="button" class="md-copy" aria-label="Copy code">Copy</button>');
     expect(out).toContain('<pre><code>print(&quot;&lt;b&gt;**hi**&lt;/b&gt;&quot;)</code></pre>');
-    expect(out.startsWith('Try:<div class="md-code">')).toBe(true);
-    expect(out.endsWith('</div>Done')).toBe(true);
+    expect(out.startsWith('<p>Try:</p>\n<div class="md-code">')).toBe(true);
+    expect(out.endsWith('</div>\n<p>Done</p>\n')).toBe(true);
+    expect(renderMarkdown('```"><script>\nx\n```')).toContain('<span class="md-lang">code</span>');
   });
 
   it('renders an unterminated fence (a reply still streaming) as code', () => {
@@ -695,22 +818,24 @@ describe('renderMarkdown', () => {
 
   it('renders inline code, emphasis and line breaks', () => {
     expect(renderMarkdown('**bold** and *it* and _it2_\n`a*b*c` ~~old~~')).toBe(
-      '<strong>bold</strong> and <em>it</em> and <em>it2</em><br><code>a*b*c</code> <del>old</del>',
+      '<p><strong>bold</strong> and <em>it</em> and <em>it2</em><br>\n<code>a*b*c</code> <s>old</s></p>\n',
     );
-    expect(renderMarkdown('snake_case_name stays')).toBe('snake_case_name stays');
+    expect(renderMarkdown('snake_case_name stays')).toBe('<p>snake_case_name stays</p>\n');
     expect(renderMarkdown('# Title\n- one\n- two')).toBe(
-      '<strong class="md-h">Title</strong><br>• one<br>• two',
+      '<h1>Title</h1>\n<ul>\n<li>one</li>\n<li>two</li>\n</ul>\n',
     );
   });
 
-  it('ignores the private-use markers it uses internally', () => {
-    expect(renderMarkdown('\uE0000\uE001 `x`')).toBe('0 <code>x</code>');
-  });
-
-  it('is self-contained, so the page can embed its source', () => {
-    const embedded = vm.runInNewContext(`(${renderMarkdown.toString()})`) as (source: string) => string;
-    for (const source of ['**a** [b](https://c.d) <i>', '```sh\nls\n```', 'x_y_z *w*']) {
-      expect(embedded(source)).toBe(renderMarkdown(source));
-    }
+  it('renders tables (alignment as a class, never a style), quotes and numbered lists', () => {
+    const table = renderMarkdown('| Name | Count |\n|:--|--:|\n| a | 1 |\n| b | 22 |');
+    expect(table).toContain('<div class="md-table"><table>');
+    expect(table).toContain('<th class="md-align-left">Name</th>');
+    expect(table).toContain('<td class="md-align-right">22</td>');
+    expect(table).toContain('</table>\n</div>');
+    expect(table).not.toContain('style=');
+    expect(renderMarkdown('> quoted\n> text')).toBe('<blockquote>\n<p>quoted<br>\ntext</p>\n</blockquote>\n');
+    expect(renderMarkdown('3. three\n4. four')).toBe(
+      '<ol start="3">\n<li>three</li>\n<li>four</li>\n</ol>\n',
+    );
   });
 });

@@ -1,10 +1,11 @@
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { pageContentSecurityPolicy } from '../../../http/security-headers.js';
+import { registerAssets } from '../../../http/static-assets.js';
 import {
   type CapabilityDescriptor,
   CONTRACT_VERSION,
@@ -20,13 +21,12 @@ import {
 } from '../../../protocol/index.js';
 import type { IngestOutcome, PlatformAdapter, PlatformContext } from '../types.js';
 import {
-  APP_CSS,
-  APP_JS,
-  ASSET_VERSION,
   MAX_FRAME_BYTES,
   MAX_TEXT_CHARS,
   renderChatPage,
   renderNotFoundPage,
+  WEBCHAT_ASSETS_PREFIX,
+  webchatAssets,
 } from './page.js';
 
 /**
@@ -257,20 +257,8 @@ export class WebChatAdapter implements PlatformAdapter {
       if (!isValidRoom(room)) return reply.code(404).send(renderNotFoundPage(this.title));
       return reply.header('cache-control', 'no-cache').send(renderChatPage({ room, title: this.title }));
     });
-    const asset = (body: string, type: string) => {
-      const etag = `"${ASSET_VERSION}"`;
-      return async (request: FastifyRequest<{ Querystring: { v?: string } }>, reply: FastifyReply) => {
-        // The page links `?v=<hash>`, so a versioned URL can be cached for good.
-        const versioned = request.query.v === ASSET_VERSION;
-        reply
-          .header('cache-control', versioned ? 'public, max-age=31536000, immutable' : 'public, max-age=300')
-          .header('etag', etag);
-        if (request.headers['if-none-match'] === etag) return reply.code(304).send();
-        return reply.type(type).send(body);
-      };
-    };
-    app.get('/chat/assets/app.js', asset(APP_JS, 'text/javascript; charset=utf-8'));
-    app.get('/chat/assets/app.css', asset(APP_CSS, 'text/css; charset=utf-8'));
+    // The page links `?v=<hash>` URLs, so those are cached for good.
+    registerAssets(app, WEBCHAT_ASSETS_PREFIX, webchatAssets());
   }
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {

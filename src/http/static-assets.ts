@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, extname, join, parse } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+/**
+ * Static files of our pages (the browser code under `src/**\/web/`, compiled by
+ * `tsconfig.web.json` into `dist/web/`, and vendored browser builds from node_modules), and the
+ * few helpers the server-rendered page shells share.
+ *
+ * Files are read once, when a server starts; `registerAssets` serves them from memory with a
+ * content type by extension and an ETag. A URL that carries the file's hash — `?v=<hash>`, or a
+ * content-addressed name like `dashboard.<hash>.js` — is cached for good (`immutable`); any other
+ * URL is revalidated on every use (`no-cache, max-age=0`), so a module imported without a version
+ * (the web chat's `markdown.js`) never lags behind the page script that imports it. The security headers come from the app's
+ * `installSecurityHeaders` hook.
+ */
+
+export interface StaticAsset {
+  /** The file's text (every asset of ours is text: scripts, style sheets). */
+  readonly body: string;
+  /** The Content-Type header. */
+  readonly type: string;
+  /** The first 12 hex digits of the SHA-256 of `body`: the ETag and the `?v=` of versioned URLs. */
+  readonly version: string;
+}
+
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.html': 'text/html; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+/** The Content-Type for a file name, by its extension. */
+export function contentTypeFor(name: string): string {
+  return CONTENT_TYPES[extname(name).toLowerCase()] ?? 'application/octet-stream';
+}
+
+/** The first 12 hex digits of the SHA-256 of `body`. */
+export function contentHash(body: string): string {
+  return createHash('sha256').update(body, 'utf8').digest('hex').slice(0, 12);
+}
+
+/** An asset from its text; `name` picks the content type. */
+export function staticAsset(name: string, body: string): StaticAsset {
+  return { body, type: contentTypeFor(name), version: contentHash(body) };
+}
+
+/** Read a file (once: keep the result) as an asset. */
+export function readAsset(path: string): StaticAsset {
+  return staticAsset(path, readFileSync(path, 'utf8'));
+}
+
+/** The package's root folder: the nearest folder above this module with a package.json. */
+function packageRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dir === parse(dir).root) return start;
+  }
+}
+
+/** Where `tsconfig.web.json` puts the browser code (and the build copies the style sheets). */
+export const WEB_BUILD_DIR = join(packageRoot(), 'dist', 'web');
+
+/**
+ * Read a file of the browser build, by its path below `src/` (`dashboard/web/app.js` for
+ * `src/dashboard/web/app.ts`).
+ */
+export function readWebAsset(relativePath: string): StaticAsset {
+  const path = join(WEB_BUILD_DIR, relativePath);
+  if (!existsSync(path))
+    throw new Error(`${path} is missing: the browser code is built by \`npm run build\` (tsconfig.web.json)`);
+  return readAsset(path);
+}
+
+/** A URL of `name` under `prefix` that carries its version, so it may be cached for good. */
+export function versionedUrl(prefix: string, name: string, asset: StaticAsset): string {
+  return `${prefix}${name}?v=${asset.version}`;
+}
+
+/** Cache-Control of a URL that carries the file's version. */
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** Cache-Control of any other URL: may be stored, but is revalidated (ETag) on every use. */
+const REVALIDATE = 'no-cache, max-age=0';
+
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((tag) => {
+    const value = tag.trim();
+    return value === '*' || value === etag || value === `W/${etag}`;
+  });
+}
+
+/**
+ * Serve `files` (name → asset) at `GET <prefix><name>`. A URL carrying the file's version (its
+ * `?v=`, or the version inside the name) is `immutable`, others are revalidated; both get an ETag and
+ * answer a matching `If-None-Match` with 304.
+ */
+export function registerAssets(
+  app: FastifyInstance,
+  prefix: string,
+  files: Readonly<Record<string, StaticAsset>>,
+): void {
+  for (const [name, asset] of Object.entries(files)) {
+    const etag = `"${asset.version}"`;
+    const contentAddressed = name.includes(asset.version);
+    app.get(
+      `${prefix}${name}`,
+      async (request: FastifyRequest<{ Querystring: { v?: unknown } }>, reply: FastifyReply) => {
+        const versioned = contentAddressed || request.query.v === asset.version;
+        reply.header('cache-control', versioned ? IMMUTABLE : REVALIDATE).header('etag', etag);
+        if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
+        return reply.type(asset.type).send(asset.body);
+      },
+    );
+  }
+}
+
+// --- page shells ---------------------------------------------------------------------------------
+
+/** Text for HTML: element content and quoted attribute values. */
+export function escapeHtml(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+/** JSON for an inert `<script type="application/json">` block: no `</script>` or `<!--` breakouts. */
+export function scriptJson(value: unknown): string {
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/>/g, '\\u003e')
+    .replace(/&/g, '\\u0026')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
+}
+
+/** A CSP hash source (`'sha256-…'`) for an inline script or style. */
+export function cspHashSource(text: string): string {
+  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+}
