@@ -10,6 +10,7 @@ import { clearDrainRequest, drainRequested, writeDrainRequest } from '../gateway
 import { installJsonBodyParser } from '../http/json-body.js';
 import { installSecurityHeaders, pageContentSecurityPolicy } from '../http/security-headers.js';
 import { fastifyTimeoutOptions, type ServerTimeouts } from '../http/server-limits.js';
+import { registerAssets, type StaticAsset } from '../http/static-assets.js';
 import {
   AuditLog,
   AuthRegistry,
@@ -56,7 +57,8 @@ export interface DashboardOptions {
     loginRequired: boolean;
     version: string;
   }) => string;
-  assets?: Record<string, { body: string; type: string }>;
+  /** Static files of the page, served at `/assets/<name>` (content-hashed names: cached for good). */
+  assets?: Readonly<Record<string, StaticAsset>>;
   /** Override the server time limits (tests use short ones). */
   timeouts?: Partial<ServerTimeouts>;
 }
@@ -82,7 +84,7 @@ export const DASHBOARD_PAGE_CSP = pageContentSecurityPolicy(
 const UNSUPPORTED_BODY_DETAIL =
   'Unsupported Media Type: write requests take an application/json body (or no body at all)';
 
-/** A request path for log lines: never the query, which may carry the session token (`?token=`). */
+/** A request path for log lines: never the query, which a careless client may fill with a secret. */
 export function loggablePath(url: string): string {
   const cut = url.search(/[?#]/);
   return (cut < 0 ? url : url.slice(0, cut)).slice(0, 512);
@@ -246,11 +248,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     }
   });
 
-  for (const [name, asset] of Object.entries(options.assets ?? {})) {
-    app.get(`/assets/${name}`, async (_request, reply) =>
-      reply.type(asset.type).header('cache-control', 'public, max-age=31536000, immutable').send(asset.body),
-    );
-  }
+  registerAssets(app, '/assets/', options.assets ?? {});
   app.get('/', async (_request, reply) => {
     const html = options.renderPage?.({
       sessionToken: gates.authRequired ? undefined : gates.sessionToken,

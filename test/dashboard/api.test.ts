@@ -211,7 +211,9 @@ describe('dashboard API', () => {
 
   it('end to end: drain while a turn runs → draining, the turn finishes, active_agents 0 → cancel → running', async () => {
     const events: string[] = [];
-    const stream = await fetch(`${open.url}/api/events?token=${open.sessionToken}`);
+    const stream = await fetch(`${open.url}/api/events`, {
+      headers: { 'x-hermes-session-token': open.sessionToken },
+    });
     expect(stream.status).toBe(200);
     const reader = stream.body?.getReader();
     void (async () => {

@@ -309,7 +309,10 @@ describe('C. security headers', () => {
     expect(badHost.toLowerCase()).toContain('x-frame-options: deny');
 
     const controller = new AbortController();
-    const stream = await fetch(`${d.url}/api/events?token=${d.sessionToken}`, { signal: controller.signal });
+    const stream = await fetch(`${d.url}/api/events`, {
+      headers: { 'x-hermes-session-token': d.sessionToken },
+      signal: controller.signal,
+    });
     expect(stream.status).toBe(200);
     expect(stream.headers.get('content-type')).toContain('text/event-stream');
     expectBaseHeaders(stream.headers, '/api/events');
@@ -415,7 +418,7 @@ describe('E. the session token stays out of log files', () => {
       20_000,
       'the dashboard to start',
     );
-    // The token works, including in the event stream's query string.
+    // The token works, on the event stream too (in its header; a query-string token is refused).
     const drained = await fetch(`${url}/api/gateway/drain`, {
       method: 'POST',
       headers: { 'x-hermes-session-token': token, 'content-type': 'application/json' },
@@ -423,9 +426,13 @@ describe('E. the session token stays out of log files', () => {
     });
     expect(drained.status).toBe(200);
     const controller = new AbortController();
-    const stream = await fetch(`${url}/api/events?token=${token}`, { signal: controller.signal });
+    const stream = await fetch(`${url}/api/events`, {
+      headers: { 'x-hermes-session-token': token },
+      signal: controller.signal,
+    });
     expect(stream.status).toBe(200);
     controller.abort();
+    expect((await fetch(`${url}/api/events?token=${token}`)).status).toBe(401);
     await fetch(`${url}/api/events?token=${token}x`);
     child.kill('SIGTERM');
     await exited;
