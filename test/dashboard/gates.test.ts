@@ -49,6 +49,27 @@ describe('loopback session-token gate (reference §2.2)', () => {
     expect(hits).toEqual(['secret', 'secret']);
   });
 
+  it('takes the token in a header only, on the event stream too: never from the URL', async () => {
+    const { app, hits } = loopbackDashboard();
+    app.get('/api/events', async () => {
+      hits.push('events');
+      return 'stream';
+    });
+    for (const url of [
+      `/api/events?token=${TOKEN}`,
+      `/api/events?token=${encodeURIComponent(TOKEN)}&x=1`,
+      `/api/secret?token=${TOKEN}`,
+    ]) {
+      const res = await app.inject({ url });
+      expect(res.statusCode, url).toBe(401);
+      expect(res.json()).toEqual(UNAUTHORIZED);
+    }
+    expect(hits).toEqual([]);
+    const ok = await app.inject({ url: '/api/events', headers: { 'x-hermes-session-token': TOKEN } });
+    expect(ok.statusCode).toBe(200);
+    expect(hits).toEqual(['events']);
+  });
+
   it('leaves public API paths, the provider listing and non-API pages open', async () => {
     const { app } = loopbackDashboard();
     expect((await app.inject({ url: '/api/status' })).statusCode).toBe(200);

@@ -65,8 +65,6 @@ export const CSRF_TOKEN_HEADER = 'x-hermes-csrf-token';
 export const CSRF_ERROR = 'csrf_token_invalid';
 /** `error` of the 403 answer to a write from another origin. */
 export const CROSS_ORIGIN_ERROR = 'cross_origin_request';
-/** The server-sent event stream: the one API path that accepts the session token as `?token=`. */
-export const EVENTS_PATH = '/api/events';
 export const SESSION_TOKEN_ENV = 'HERMES_DASHBOARD_SESSION_TOKEN';
 export const INVALID_HOST_MESSAGE =
   'Invalid Host header. Dashboard requests must use the hostname the server was bound to.';
@@ -320,16 +318,10 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
     const publicPath =
       LOOPBACK_PUBLIC_API_PATHS.has(decoded) && (route === undefined || LOOPBACK_PUBLIC_API_PATHS.has(route));
     if (publicPath) return true;
+    // Headers only, the event stream included (the page reads it with fetch): never the URL.
     const header = request.headers[SESSION_TOKEN_HEADER];
-    // EventSource cannot set headers, so the event stream alone may carry the token in the query.
-    const query =
-      decoded === EVENTS_PATH ? (request.query as { token?: unknown } | undefined)?.token : undefined;
     const presented =
-      typeof header === 'string'
-        ? header
-        : typeof query === 'string'
-          ? query
-          : (bearerToken(request.headers.authorization) ?? '');
+      typeof header === 'string' ? header : (bearerToken(request.headers.authorization) ?? '');
     if (presented !== '' && constantTimeEqual(presented, sessionToken)) {
       authState(request).sessionTokenAuthenticated = true;
       return true;
