@@ -34,12 +34,11 @@ export type DeliveryFailure =
 export type DeliveryVerification = { ok: true; timestamp: number } | { ok: false; reason: DeliveryFailure };
 
 /**
- * Verify a delivery. Header values are taken as they come off the request (`string | string[] |
- * undefined`); anything but a single canonical value fails. `no_key` is the fail-closed case of an
- * empty verify list, which the receiver answers differently (reference §3.3).
+ * The checks of {@link verifyDelivery} that need no body: a usable key, both headers, a canonical
+ * timestamp inside the replay window. A receiver runs them before it reads a body, so a request
+ * that can never verify costs it no memory.
  */
-export function verifyDelivery(
-  rawBody: Uint8Array,
+export function checkDeliveryHeaders(
   timestampHeader: unknown,
   signatureHeader: unknown,
   verifyList: readonly unknown[],
@@ -58,8 +57,26 @@ export function verifyDelivery(
   if (!TIMESTAMP.test(timestampHeader)) return { ok: false, reason: 'bad_timestamp' };
   const timestamp = Number(timestampHeader);
   if (Math.abs(now - timestamp) > windowSeconds) return { ok: false, reason: 'outside_window' };
-  if (!verifyAgainstList(signedParts(rawBody, timestamp), signatureHeader, verifyList)) {
+  return { ok: true, timestamp };
+}
+
+/**
+ * Verify a delivery. Header values are taken as they come off the request (`string | string[] |
+ * undefined`); anything but a single canonical value fails. `no_key` is the fail-closed case of an
+ * empty verify list, which the receiver answers differently (reference §3.3).
+ */
+export function verifyDelivery(
+  rawBody: Uint8Array,
+  timestampHeader: unknown,
+  signatureHeader: unknown,
+  verifyList: readonly unknown[],
+  now = nowSeconds(),
+  windowSeconds = DELIVERY_REPLAY_WINDOW_SECONDS,
+): DeliveryVerification {
+  const headers = checkDeliveryHeaders(timestampHeader, signatureHeader, verifyList, now, windowSeconds);
+  if (!headers.ok) return headers;
+  if (!verifyAgainstList(signedParts(rawBody, headers.timestamp), signatureHeader as string, verifyList)) {
     return { ok: false, reason: 'bad_signature' };
   }
-  return { ok: true, timestamp };
+  return headers;
 }

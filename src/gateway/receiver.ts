@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { verifyDelivery } from '../auth/index.js';
+import { checkDeliveryHeaders, type DeliveryVerification, verifyDelivery } from '../auth/index.js';
+import { securityHeadersFor } from '../http/security-headers.js';
+import { applyIdleTimeout, httpServerOptions, type ServerTimeouts } from '../http/server-limits.js';
 import {
   DELIVERY_ID_MEMORY_SECONDS,
   HEADER_DELIVERY_ID,
@@ -21,14 +23,22 @@ import {
  * verified before anything is parsed. Status codes and bodies follow reference §3.3 in its order;
  * delivery ids are remembered to answer connector retries `{"ok":true,"duplicate":true}`.
  * Keys and bodies are never logged.
+ *
+ * Unauthenticated callers cost little: a request that can never verify (no key, missing or stale
+ * signature headers) is answered before its body is read, at most `maxConcurrentBodies` bodies are
+ * read at once (more get 503 and `Retry-After`), and the shared server time limits cut a trickled
+ * body.
  */
+
+/** What the gateway did with a message: `duplicate` when its inbox had already accepted the id. */
+export type MessageDisposition = 'accepted' | 'duplicate';
 
 export interface InboundReceiverOptions {
   host: string;
   port: number;
   /** `[primary, secondary]`; called on every request, so a rotated key needs no restart. */
   verifyKeys: () => readonly string[];
-  onMessage: (event: MessageEvent, deliveryId: string | undefined) => Promise<void>;
+  onMessage: (event: MessageEvent, deliveryId: string | undefined) => Promise<MessageDisposition | undefined>;
   onInterrupt: (sessionKey: string, chatId: string) => void | Promise<void>;
   log: Logger;
   /** How long a dispatched delivery id is remembered (default DELIVERY_ID_MEMORY_SECONDS). */
@@ -39,18 +49,22 @@ export interface InboundReceiverOptions {
   maxRememberedIds?: number;
   /** Clock in milliseconds since the epoch (default `Date.now`); drives the replay window and dedupe. */
   now?: () => number;
+  /** Bodies read at the same time; more requests get 503 with `Retry-After` (default 32). */
+  maxConcurrentBodies?: number;
+  /** Override the server time limits (tests use short ones). */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
 export const RECEIVER_BUSY_ERROR = 'delivery in progress';
 export const RECEIVER_DISPATCH_ERROR = 'dispatch failed';
 export const RECEIVER_TOO_LARGE_ERROR = 'body too large';
+export const RECEIVER_SATURATED_ERROR = 'too many deliveries at once';
+const DEFAULT_MAX_CONCURRENT_BODIES = 32;
 const DEFAULT_MAX_REMEMBERED_IDS = 100_000;
 /** Delivery ids longer than this (or with control characters) are treated as absent. */
 const MAX_DELIVERY_ID_CHARS = 256;
 /** Time given to in-flight requests on stop() before their connections are cut. */
 const STOP_GRACE_MS = 2_000;
-/** Whole-request limit (headers and body): a slow sender cannot hold a socket open for long. */
-const REQUEST_TIMEOUT_MS = 30_000;
 
 type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'aborted' };
 
@@ -60,6 +74,8 @@ export class InboundReceiver {
   private readonly maxBodyBytes: number;
   private readonly maxRemembered: number;
   private readonly now: () => number;
+  private readonly maxConcurrentBodies: number;
+  private bodiesBeingRead = 0;
   /** Delivery id → time it may be forgotten; insertion order is expiry order. */
   private readonly remembered = new Map<string, number>();
   private readonly inFlight = new Set<string>();
@@ -71,22 +87,20 @@ export class InboundReceiver {
     this.maxBodyBytes = Math.max(0, options.maxBodyBytes ?? MAX_DELIVERY_BODY_BYTES);
     this.maxRemembered = Math.max(1, options.maxRememberedIds ?? DEFAULT_MAX_REMEMBERED_IDS);
     this.now = options.now ?? Date.now;
+    this.maxConcurrentBodies = Math.max(1, options.maxConcurrentBodies ?? DEFAULT_MAX_CONCURRENT_BODIES);
   }
 
   /** Bind and listen. Rejects with a clear error when the address cannot be bound. */
   async start(): Promise<{ url: string; port: number }> {
     if (this.server) throw new Error('inbound receiver already started');
     const { host, port } = this.options;
-    const server = createServer((request, response) => {
+    const server = createServer(httpServerOptions(this.options.timeouts), (request, response) => {
       void this.handle(request, response);
     });
-    server.requestTimeout = REQUEST_TIMEOUT_MS;
-    server.headersTimeout = Math.min(server.headersTimeout, REQUEST_TIMEOUT_MS);
-    // Answer an oversize `Expect: 100-continue` request before the client sends its body.
+    applyIdleTimeout(server, this.options.timeouts);
+    // Answer an `Expect: 100-continue` request that would be refused before the client sends its body.
     server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
-      if (this.declaredTooLarge(request)) return this.tooLarge(response);
-      response.writeContinue();
-      void this.handle(request, response);
+      void this.handle(request, response, () => response.writeContinue());
     });
     await new Promise<void>((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException) => {
@@ -134,9 +148,14 @@ export class InboundReceiver {
     return this.remembered.size;
   }
 
-  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  private async handle(
+    request: IncomingMessage,
+    response: ServerResponse,
+    beforeBody?: () => void,
+  ): Promise<void> {
     try {
-      await this.route(request, response);
+      securityHeadersFor(response);
+      await this.route(request, response, beforeBody);
     } catch (error) {
       this.log.error({ err: (error as Error).message }, 'inbound receiver failed on a request');
       if (!response.headersSent) sendJson(response, 500, { error: 'internal error' });
@@ -144,7 +163,11 @@ export class InboundReceiver {
     }
   }
 
-  private async route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  private async route(
+    request: IncomingMessage,
+    response: ServerResponse,
+    beforeBody?: () => void,
+  ): Promise<void> {
     const path = (request.url ?? '/').split('?', 1)[0] ?? '/';
     if (path === '/healthz') {
       if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -161,7 +184,31 @@ export class InboundReceiver {
       return sendJson(response, 405, { error: 'method not allowed' }, { allow: 'POST' });
     }
     if (this.declaredTooLarge(request)) return this.tooLarge(response);
-    const read = await readBody(request, this.maxBodyBytes);
+    // §3.3 steps 1–2 as far as they need no body; the signature itself is checked on the bytes.
+    const early = checkDeliveryHeaders(
+      request.headers[HEADER_TIMESTAMP],
+      request.headers[HEADER_SIGNATURE],
+      this.options.verifyKeys(),
+      Math.floor(this.now() / 1000),
+    );
+    if (!early.ok) return this.unauthorized(response, path, early, { connection: 'close' });
+    if (this.bodiesBeingRead >= this.maxConcurrentBodies) {
+      this.log.debug({ limit: this.maxConcurrentBodies }, 'inbound delivery deferred: too many bodies');
+      return sendJson(
+        response,
+        503,
+        { error: RECEIVER_SATURATED_ERROR },
+        { 'retry-after': '1', connection: 'close' },
+      );
+    }
+    beforeBody?.();
+    this.bodiesBeingRead += 1;
+    let read: BodyRead;
+    try {
+      read = await readBody(request, this.maxBodyBytes);
+    } finally {
+      this.bodiesBeingRead -= 1;
+    }
     if (!read.ok) {
       if (read.reason === 'too_large') return this.tooLarge(response);
       return; // the client went away; nobody to answer
@@ -183,11 +230,7 @@ export class InboundReceiver {
       this.options.verifyKeys(),
       Math.floor(this.now() / 1000),
     );
-    if (!verified.ok) {
-      this.log.debug({ path, reason: verified.reason }, 'inbound delivery refused');
-      const error = verified.reason === 'no_key' ? RECEIVER_ERRORS.noKey : RECEIVER_ERRORS.badSignature;
-      return sendJson(response, 401, { error });
-    }
+    if (!verified.ok) return this.unauthorized(response, path, verified);
     // Step 3: strict UTF-8, then JSON.
     const parsed = parseJsonBytes(raw);
     if (!parsed.ok) {
@@ -213,12 +256,13 @@ export class InboundReceiver {
       }
       this.inFlight.add(deliveryId);
     }
+    let disposition: MessageDisposition | undefined;
     try {
       if (delivery.kind === 'interrupt') {
         // 200 even with no session key; nothing is dispatched then (reference §3.3 step 4).
         if (delivery.sessionKey) await this.options.onInterrupt(delivery.sessionKey, delivery.chatId);
       } else {
-        await this.options.onMessage(delivery.event, deliveryId);
+        disposition = await this.options.onMessage(delivery.event, deliveryId);
       }
     } catch (error) {
       this.log.warn(
@@ -230,7 +274,20 @@ export class InboundReceiver {
       if (deliveryId !== undefined) this.inFlight.delete(deliveryId);
     }
     if (deliveryId !== undefined) this.remember(deliveryId);
+    // Remembered by the durable inbox from before a restart: dispatch was suppressed there.
+    if (disposition === 'duplicate') return sendJson(response, 200, { ok: true, duplicate: true });
     sendOk(response);
+  }
+
+  private unauthorized(
+    response: ServerResponse,
+    path: string,
+    failure: Extract<DeliveryVerification, { ok: false }>,
+    headers?: Record<string, string>,
+  ): void {
+    this.log.debug({ path, reason: failure.reason }, 'inbound delivery refused');
+    const error = failure.reason === 'no_key' ? RECEIVER_ERRORS.noKey : RECEIVER_ERRORS.badSignature;
+    sendJson(response, 401, { error }, headers);
   }
 
   private declaredTooLarge(request: IncomingMessage): boolean {

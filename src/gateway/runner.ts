@@ -151,7 +151,9 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       replayInbox();
       return startReceiver();
     },
-    onInbound: async (event, bufferId) => sessions.handleInbound(event, { deliveryId: bufferId }),
+    onInbound: async (event, bufferId) => {
+      sessions.handleInbound(event, { deliveryId: bufferId });
+    },
     onInterrupt: (sessionKey) => {
       sessions.interrupt(sessionKey);
     },

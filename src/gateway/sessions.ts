@@ -85,8 +85,9 @@ export class SessionManager {
    * Hand an inbound event over. Returns at once; the turn runs in the background. While the
    * gateway shuts down it throws `GatewayStoppingError` instead, so the delivery is answered with
    * an error and the connector keeps it for after the restart: nothing accepted is dropped.
+   * `duplicate` when the inbox had already accepted the delivery id (nothing runs again).
    */
-  handleInbound(event: MessageEvent, options: InboundOptions = {}): void {
+  handleInbound(event: MessageEvent, options: InboundOptions = {}): 'accepted' | 'duplicate' {
     const key = this.sessionKeyOf(event);
     const target = replyTarget(event);
     const stop = isStopCommand(event.text);
@@ -96,7 +97,7 @@ export class SessionManager {
       const id = journal.accept(options.deliveryId, key, event);
       if (id === null) {
         this.options.log.info({ session: key, deliveryId: options.deliveryId }, 'duplicate delivery ignored');
-        return;
+        return 'duplicate';
       }
       this.inboxIds.set(event, id);
     } else if (options.inboxId !== undefined) {
@@ -105,23 +106,24 @@ export class SessionManager {
     if (stop) {
       this.finish(event);
       this.handleStop(key, target);
-      return;
+      return 'accepted';
     }
     if (this.running.has(key)) {
       // Busy path: accepted work for this session, kept in order (also while draining).
       const queue = this.queues.get(key) ?? [];
       queue.push(event);
       this.queues.set(key, queue);
-      return;
+      return 'accepted';
     }
     const refusal = this.refusal(options);
     if (refusal) {
       this.finish(event);
       this.options.log.info({ session: key }, 'refusing new turn');
       void this.options.replies.sendText(target, refusal);
-      return;
+      return 'accepted';
     }
     this.start(key, event);
+    return 'accepted';
   }
 
   /** Cancel exactly this session's turn (interrupt delivery, `interrupt_inbound`). */

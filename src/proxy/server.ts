@@ -10,6 +10,13 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { type Logger, pino } from 'pino';
+import { securityHeadersFor } from '../http/security-headers.js';
+import {
+  applyIdleTimeout,
+  DEFAULT_SERVER_TIMEOUTS,
+  httpServerOptions,
+  type ServerTimeouts,
+} from '../http/server-limits.js';
 import {
   allowedTail,
   forwardRequestHeaders,
@@ -79,6 +86,8 @@ export interface StartProxyOptions {
   maxBodyBytes?: number;
   connectTimeoutMs?: number;
   readTimeoutMs?: number;
+  /** Override the server's own time limits for receiving requests (tests use short ones). */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
 export interface RunningProxy {
@@ -120,6 +129,8 @@ function sendJson(
     return;
   }
   const text = JSON.stringify(body);
+  // The proxy's own answers only: an upstream's answer is passed through as it came.
+  securityHeadersFor(res);
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
@@ -290,7 +301,10 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     });
   };
 
-  const server = createServer((req, res) => {
+  // The shared limits cut a trickled request; they end when the request is read, so a long answer
+  // streams on. The idle limit outlasts the upstream read timeout: a client waiting for a slow
+  // upstream is silent the whole time, and the upstream timeout answers it first.
+  const server = createServer(httpServerOptions(options.timeouts), (req, res) => {
     const started = performance.now();
     const method = req.method ?? 'GET';
     const { pathname, search } = splitTarget(req.url ?? '/');
@@ -347,6 +361,13 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     });
   });
 
+  applyIdleTimeout(server, {
+    ...options.timeouts,
+    idleTimeoutMs: Math.max(
+      options.timeouts?.idleTimeoutMs ?? DEFAULT_SERVER_TIMEOUTS.idleTimeoutMs,
+      readTimeoutMs + connectTimeoutMs,
+    ),
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -484,9 +484,12 @@ describe('size limit', () => {
     const h = await startReceiver();
     const chunk = Buffer.alloc(64 * 1024, 0x20);
     const chunks = Array.from({ length: 20 }, () => chunk); // 1.25 MiB
+    // Plausible signature headers: a request that could never verify is refused before its body.
     const reply = await rawPost(h.port, '/', chunks, {
       'content-type': 'application/json',
       'transfer-encoding': 'chunked',
+      'x-relay-timestamp': String(h.ts()),
+      'x-relay-signature': 'a'.repeat(64),
     });
     expect(reply.status).toBe(413);
     expect(JSON.parse(reply.text)).toEqual({ error: 'body too large' });

@@ -308,6 +308,61 @@ describe('startProxy', () => {
     expect(stream.chunks()).toBeGreaterThanOrEqual(3);
   });
 
+  it('keeps streaming an answer past the request time limit, which only bounds receiving the request', async () => {
+    const release = gate();
+    upstream.handle((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"n":1}\n\n');
+      void release.promise.then(() => res.end('data: [DONE]\n\n'));
+    });
+    const proxy = await proxyFor(`${upstream.url}/v1`, {
+      timeouts: { requestTimeoutMs: 300, checkIntervalMs: 50 },
+    });
+    const stream = streamRequest(`${proxy.url}/v1/chat/completions`, '{"stream":true}');
+    await stream.received('"n":1');
+    // Several check intervals past the limit, the stream is still open; then it ends normally.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    release.open();
+    await stream.ended();
+    expect(stream.text()).toBe('data: {"n":1}\n\ndata: [DONE]\n\n');
+  });
+
+  it('cuts a request body trickled past the request time limit, without contacting the upstream', async () => {
+    const proxy = await proxyFor(`${upstream.url}/v1`, {
+      timeouts: { requestTimeoutMs: 400, checkIntervalMs: 50 },
+    });
+    const outcome = await new Promise<string>((resolve) => {
+      const req = request(`${proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': '1000' },
+        agent: false,
+      });
+      const trickle = setInterval(() => req.write('{'), 50);
+      req.on('response', (res) => {
+        clearInterval(trickle);
+        resolve(`status ${res.statusCode}`);
+        res.resume();
+      });
+      req.on('error', () => {
+        clearInterval(trickle);
+        resolve('closed');
+      });
+    });
+    expect(['status 408', 'closed']).toContain(outcome);
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it("puts the security headers on the proxy's own answers and passes upstream answers through untouched", async () => {
+    const proxy = await proxyFor(`${upstream.url}/v1`);
+    for (const own of [await send(proxy.url, '/health'), await send(proxy.url, '/nowhere')]) {
+      expect(own.headers['x-content-type-options']).toBe('nosniff');
+      expect(own.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    }
+    const passed = await send(proxy.url, '/v1/models');
+    expect(passed.status).toBe(200);
+    expect(passed.headers['content-security-policy']).toBeUndefined();
+  });
+
   it('aborts the upstream request when the client disconnects mid-stream', async () => {
     upstream.handle((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
