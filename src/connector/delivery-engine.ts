@@ -489,6 +489,8 @@ export class DeliveryEngine {
   private async attemptSocket(delivery: DeliveryRecord): Promise<boolean> {
     const outcome = await this.sockets.deliver(delivery);
     if (outcome.kind === 'delivered') return this.done(delivery, 'socket');
+    // A stored body that makes no valid frame never will: dead-lettered (and logged) at once.
+    if (outcome.kind === 'invalid') return this.dead(delivery, outcome.error, null);
     if (outcome.kind === 'no_socket')
       return this.retry(delivery, 'no gateway connected', null, undefined, 'socket', NO_SOCKET_RETRY_CAP_MS);
     return this.retry(delivery, outcome.error, null, undefined, 'socket', 1_000);
