@@ -10,6 +10,7 @@ import {
   type TypingAction,
 } from '../../protocol/index.js';
 import type { ConnectorMetrics } from '../metrics.js';
+import { runAction } from '../platforms/run-action.js';
 import type { PlatformAdapter, PlatformContext } from '../platforms/types.js';
 import type { ClusterBus } from './bus.js';
 
@@ -101,21 +102,7 @@ export async function runForwardedOp(
   if (!adapter) return failedResult(`platform ${platform} is not served by this connector instance`);
   const parsed = parseOutboundAction(rawAction);
   if (!parsed.ok) return failedResult(parsed.error);
-  const action = parsed.action;
-  switch (action.op) {
-    case 'send':
-      return adapter.send(action);
-    case 'edit':
-      return adapter.edit ? adapter.edit(action) : failedResult(`edit is not supported on ${platform}`);
-    case 'typing':
-      return adapter.typing ? adapter.typing(action) : failedResult(`typing is not supported on ${platform}`);
-    case 'get_chat_info':
-      return adapter.getChatInfo
-        ? adapter.getChatInfo(action)
-        : failedResult(`get_chat_info is not supported on ${platform}`);
-    case 'follow_up':
-      return failedResult('no follow-up capability for this session');
-  }
+  return runAction(adapter, parsed.action);
 }
 
 /** Tell the cluster which chats this instance holds, so ops for them are sent here. */
