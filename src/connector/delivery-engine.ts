@@ -20,7 +20,7 @@ import type { ConnectorMetrics } from './metrics.js';
 import type { IngestOutcome, PlatformInbound } from './platforms/types.js';
 import { SessionDirectory } from './session-directory.js';
 import { postBytes } from './signed-post.js';
-import { SocketDelivery } from './socket-delivery.js';
+import { SocketDelivery, type SocketDeliveryWork, type SocketOutcome } from './socket-delivery.js';
 import type {
   CompletionResult,
   DeliveryKeys,
@@ -84,7 +84,8 @@ export class DeliveryEngine {
   private readonly maxAgeMs: number;
   private readonly backoffBaseMs: number;
   private readonly backoffCapMs: number;
-  readonly sockets: SocketDelivery;
+  /** Reached only through the engine (acknowledge, connectionReady/Closed, deliverHere). */
+  private readonly sockets: SocketDelivery;
   private readonly knownChats = new Set<string>();
   /**
    * `tenant \0 session key` → until when an interrupt of that session is waiting in the outbox:
@@ -338,6 +339,11 @@ export class DeliveryEngine {
   /** A socket closed: deliveries waiting for its acks are retried elsewhere or later. */
   connectionClosed(connection: GatewayConnection): void {
     this.sockets.connectionClosed(connection);
+  }
+
+  /** Another connector instance asks this one to deliver on a socket it holds (cluster bus). */
+  deliverHere(connectionId: string, tenantId: string, work: SocketDeliveryWork): Promise<SocketOutcome> {
+    return this.sockets.deliverHere(connectionId, tenantId, work);
   }
 
   wake(): void {

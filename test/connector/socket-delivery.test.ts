@@ -148,6 +148,34 @@ describe('SocketDelivery', () => {
   });
 });
 
+describe('DeliveryEngine.deliverHere (the one route to socket delivery from the cluster bus)', () => {
+  it('sends on the socket this instance holds, and answers no_socket or invalid otherwise', async () => {
+    const registry = new GatewayRegistry();
+    const lines: string[] = [];
+    registry.add(fakeConnection(lines));
+    const store = SqliteStore.open(':memory:');
+    try {
+      const engine = new DeliveryEngine({
+        store,
+        registry,
+        metrics: new ConnectorMetrics(),
+        log,
+        instanceId: 'engine-a',
+      });
+      const interrupt = record(
+        'interrupt',
+        JSON.stringify(interruptDeliveryBody('k1', 'c1', 'stop', 'dlv_3')),
+      );
+      expect(await engine.deliverHere('c_1', 't1', interrupt)).toEqual({ kind: 'delivered' });
+      expect(lines).toEqual(['{"type":"interrupt_inbound","session_key":"k1","chat_id":"c1"}\n']);
+      expect(await engine.deliverHere('c_1', 'other-tenant', interrupt)).toEqual({ kind: 'no_socket' });
+      expect((await engine.deliverHere('c_1', 't1', record('interrupt', '{'))).kind).toBe('invalid');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('DeliveryEngine and a corrupt socket row', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
   afterEach(async () => {
