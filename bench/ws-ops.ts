@@ -124,7 +124,7 @@ async function run(): Promise<BenchResult[]> {
   await waitFor(() => transport.connected, 10_000, 'relay handshake');
 
   const content = 'c'.repeat(CONTENT_CHARS);
-  const action = { op: 'send', chat_id: CHAT_ID, content };
+  const action = { op: 'send' as const, chat_id: CHAT_ID, content };
   const first = await transport.send(action);
   if (first.success === false) throw new Error(`setup is wrong, the op fails: ${first.error}`);
   let failures = 0;

@@ -186,7 +186,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     await bus?.start({
       onRequest: (request: ClusterRequest) =>
         request.type === 'socket_delivery'
-          ? engine.sockets.deliverHere(request.connectionId, request.tenantId, request.delivery)
+          ? engine.deliverHere(request.connectionId, request.tenantId, request.delivery)
           : runForwardedOp(ownAdapters, request.platform, request.action),
       onEvent: (event) => {
         if (event.type === 'keys_rotated') return engine.forgetDeliveryKeys(event.tenantId);

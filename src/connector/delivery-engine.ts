@@ -20,7 +20,7 @@ import type { ConnectorMetrics } from './metrics.js';
 import type { IngestOutcome, PlatformInbound } from './platforms/types.js';
 import { SessionDirectory } from './session-directory.js';
 import { postBytes } from './signed-post.js';
-import { SocketDelivery } from './socket-delivery.js';
+import { SocketDelivery, type SocketDeliveryWork, type SocketOutcome } from './socket-delivery.js';
 import type {
   CompletionResult,
   DeliveryKeys,
@@ -84,7 +84,8 @@ export class DeliveryEngine {
   private readonly maxAgeMs: number;
   private readonly backoffBaseMs: number;
   private readonly backoffCapMs: number;
-  readonly sockets: SocketDelivery;
+  /** Reached only through the engine (acknowledge, connectionReady/Closed, deliverHere). */
+  private readonly sockets: SocketDelivery;
   private readonly knownChats = new Set<string>();
   /**
    * `tenant \0 session key` → until when an interrupt of that session is waiting in the outbox:
@@ -340,6 +341,11 @@ export class DeliveryEngine {
     this.sockets.connectionClosed(connection);
   }
 
+  /** Another connector instance asks this one to deliver on a socket it holds (cluster bus). */
+  deliverHere(connectionId: string, tenantId: string, work: SocketDeliveryWork): Promise<SocketOutcome> {
+    return this.sockets.deliverHere(connectionId, tenantId, work);
+  }
+
   wake(): void {
     if (!this.running) return;
     if (this.pumping) {
@@ -489,6 +495,8 @@ export class DeliveryEngine {
   private async attemptSocket(delivery: DeliveryRecord): Promise<boolean> {
     const outcome = await this.sockets.deliver(delivery);
     if (outcome.kind === 'delivered') return this.done(delivery, 'socket');
+    // A stored body that makes no valid frame never will: dead-lettered (and logged) at once.
+    if (outcome.kind === 'invalid') return this.dead(delivery, outcome.error, null);
     if (outcome.kind === 'no_socket')
       return this.retry(delivery, 'no gateway connected', null, undefined, 'socket', NO_SOCKET_RETRY_CAP_MS);
     return this.retry(delivery, outcome.error, null, undefined, 'socket', 1_000);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import type { ConnectorFrame, FrameWriter } from '../protocol/index.js';
+import type { ConnectorFrameInput, FrameWriter } from '../protocol/index.js';
 
 /** One authenticated gateway socket. */
 export interface GatewayConnection {
@@ -17,10 +17,13 @@ export interface GatewayConnection {
   handshaken: boolean;
 }
 
-/** Queue a frame for the socket (written within this event-loop turn); false if it is not open. */
+/**
+ * Every frame the connector writes goes through here: only connector→gateway frames type-check.
+ * Queued for the socket (written within this event-loop turn); false if it is not open.
+ */
 export function sendFrame(
   connection: GatewayConnection,
-  frame: ConnectorFrame,
+  frame: ConnectorFrameInput,
   done?: (error?: Error) => void,
 ): boolean {
   if (connection.ws.readyState !== connection.ws.OPEN) return false;

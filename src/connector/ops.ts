@@ -9,6 +9,7 @@ import {
   splitMessage,
 } from '../protocol/index.js';
 import type { ConnectorMetrics } from './metrics.js';
+import { NO_FOLLOW_UP, OP_METHODS, runAction } from './platforms/run-action.js';
 import type { PlatformAdapter } from './platforms/types.js';
 import type { RelayStore } from './store/types.js';
 
@@ -44,10 +45,9 @@ export class OpDispatcher {
   /** The full descriptor for a platform, with `supported_ops` derived from what the adapter can do. */
   descriptorFor(platform: string): CapabilityDescriptor {
     const adapter = this.adapter(platform);
-    const ops = ['send'];
-    if (adapter.edit) ops.push('edit');
-    if (adapter.typing) ops.push('typing');
-    if (adapter.getChatInfo) ops.push('get_chat_info');
+    const ops = Object.entries(OP_METHODS)
+      .filter(([, method]) => adapter[method] !== undefined)
+      .map(([op]) => op);
     return { ...adapter.descriptor(), supported_ops: ops };
   }
 
@@ -87,12 +87,13 @@ export class OpDispatcher {
     gatewayPlatform: string | undefined,
     action: OutboundAction,
   ): Promise<OutboundResult> {
-    if (action.op === 'follow_up') return failedResult('no follow-up capability for this session');
+    if (action.op === 'follow_up') return failedResult(NO_FOLLOW_UP);
     const platform = await this.chatPlatform(tenantId, action.chat_id, action.platform ?? gatewayPlatform);
     if (!platform) return failedResult(`chat ${action.chat_id} is not a chat of this tenant`);
     const adapter = this.adapters.get(platform);
     if (!adapter) return failedResult(`platform ${platform} is not served by this connector`);
 
+    // Content is fitted to the platform here; `runAction` calls the adapter.
     switch (action.op) {
       case 'send': {
         if (Buffer.byteLength(action.content, 'utf8') > MAX_OUTBOUND_CONTENT_BYTES) {
@@ -102,27 +103,20 @@ export class OpDispatcher {
         const chunks = splitMessage(action.content, limit, unit);
         let first: OutboundResult | undefined;
         for (const chunk of chunks) {
-          const result = await adapter.send({ ...action, content: chunk });
+          const result = await runAction(adapter, { ...action, content: chunk });
           if (result.success === false) return first ? { ...result, message_id: first.message_id } : result;
           first ??= result;
         }
         return first ?? failedResult('nothing to send');
       }
       case 'edit': {
-        if (!adapter.edit) return failedResult(`edit is not supported on ${platform}`);
         const { max_message_length: limit, len_unit: unit } = adapter.descriptor();
         // An edit cannot become several messages: keep what fits.
         const content = splitMessage(action.content, limit, unit)[0] ?? '';
-        return adapter.edit({ ...action, content });
+        return runAction(adapter, { ...action, content });
       }
-      case 'typing':
-        return adapter.typing
-          ? adapter.typing(action)
-          : failedResult(`typing is not supported on ${platform}`);
-      case 'get_chat_info':
-        return adapter.getChatInfo
-          ? adapter.getChatInfo(action)
-          : { success: true, chat_info: { name: action.chat_id, type: 'dm' } };
+      default:
+        return runAction(adapter, action);
     }
   }
 

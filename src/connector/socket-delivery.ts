@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { type DeliveryFrame, deliveryFrame } from '../protocol/index.js';
 import type { ClusterBus, SocketAnnouncement } from './cluster/bus.js';
 import {
   type GatewayConnection,
@@ -16,7 +17,12 @@ import type { DeliveryRecord } from './store/types.js';
  * by another connector instance; then that instance is asked over the cluster bus to send it.
  */
 
-export type SocketOutcome = { kind: 'delivered' } | { kind: 'no_socket' } | { kind: 'failed'; error: string };
+/** `invalid`: the stored body makes no valid frame, so no attempt can ever deliver it. */
+export type SocketOutcome =
+  | { kind: 'delivered' }
+  | { kind: 'no_socket' }
+  | { kind: 'failed'; error: string }
+  | { kind: 'invalid'; error: string };
 
 /** The part of a delivery a socket needs; what crosses the bus between instances. */
 export type SocketDeliveryWork = Pick<DeliveryRecord, 'id' | 'kind' | 'sessionKey' | 'body'>;
@@ -49,6 +55,9 @@ export class SocketDelivery {
   }
 
   async deliver(delivery: DeliveryRecord): Promise<SocketOutcome> {
+    const framed = deliveryFrame(delivery);
+    if (!framed.ok) return { kind: 'invalid', error: framed.error };
+    const { frame } = framed;
     const { registry, sessions, bus } = this.options;
     const placement = sessions.get(delivery.sessionKey, delivery.tenantId);
     const prefer = { connectionId: placement?.connectionId, gatewayId: delivery.gatewayId };
@@ -69,13 +78,13 @@ export class SocketDelivery {
       const mine = chosen ? registry.get(chosen.connectionId) : undefined;
       if (mine?.handshaken && mine.tenantId === delivery.tenantId) {
         sessions.noteConnection(delivery.sessionKey, mine.id);
-        return this.sendOn(mine, delivery);
+        return this.sendOn(mine, delivery.id, frame);
       }
     }
     const local = registry.pick(delivery.tenantId, delivery.sessionKey, prefer);
     if (!local) return { kind: 'no_socket' };
     sessions.noteConnection(delivery.sessionKey, local.id);
-    return this.sendOn(local, delivery);
+    return this.sendOn(local, delivery.id, frame);
   }
 
   private async forward(to: SocketAnnouncement, delivery: DeliveryRecord): Promise<SocketOutcome> {
@@ -119,7 +128,10 @@ export class SocketDelivery {
           .catch(() => undefined);
       return { kind: 'no_socket' };
     }
-    return this.sendOn(connection, work);
+    // The body crossed the bus as text: this instance checks it, as the claiming one did.
+    const framed = deliveryFrame(work);
+    if (!framed.ok) return { kind: 'invalid', error: framed.error };
+    return this.sendOn(connection, work.id, framed.frame);
   }
 
   /** `inbound_ack` from a gateway; only its own tenant's deliveries can be acknowledged. */
@@ -159,20 +171,16 @@ export class SocketDelivery {
     for (const id of [...this.pendingAcks.keys()]) this.settle(id, false);
   }
 
-  private async sendOn(connection: GatewayConnection, work: SocketDeliveryWork): Promise<SocketOutcome> {
-    const body = JSON.parse(work.body) as { event?: unknown; session_key?: string; chat_id?: string };
-    if (work.kind === 'interrupt') {
+  /** `id` is the delivery's: the `bufferId` an `inbound` frame is acknowledged by. */
+  private async sendOn(
+    connection: GatewayConnection,
+    id: string,
+    frame: DeliveryFrame,
+  ): Promise<SocketOutcome> {
+    if (frame.type === 'interrupt_inbound') {
       // Delivered once the frame is written to the socket, not when it is buffered.
       const written = await new Promise<boolean>((resolve) => {
-        const queued = sendFrame(
-          connection,
-          {
-            type: 'interrupt_inbound',
-            session_key: body.session_key ?? work.sessionKey,
-            chat_id: body.chat_id ?? '',
-          },
-          (error) => resolve(!error),
-        );
+        const queued = sendFrame(connection, frame, (error) => resolve(!error));
         if (!queued) resolve(false);
       });
       return written ? { kind: 'delivered' } : { kind: 'failed', error: 'socket closed' };
@@ -181,19 +189,19 @@ export class SocketDelivery {
     const acked = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         // Only our own entry: a concurrent send of the same delivery may have replaced it.
-        if (this.pendingAcks.get(work.id)?.timer === timer) this.pendingAcks.delete(work.id);
+        if (this.pendingAcks.get(id)?.timer === timer) this.pendingAcks.delete(id);
         ackTimedOut = true;
         resolve(false);
       }, this.ackTimeoutMs);
-      this.pendingAcks.set(work.id, {
+      this.pendingAcks.set(id, {
         tenantId: connection.tenantId,
         connectionId: connection.id,
         resolve,
         timer,
       });
     });
-    const sent = sendFrame(connection, { type: 'inbound', event: body.event as never, bufferId: work.id });
-    if (!sent) this.settle(work.id, false);
+    const sent = sendFrame(connection, frame);
+    if (!sent) this.settle(id, false);
     if (await acked) return { kind: 'delivered' };
     // No ack while the socket stayed open: a reference (June) gateway, which handles `inbound`
     // frames but never acks them. Re-sending would run the turn again, so the frame counts as
@@ -223,6 +231,7 @@ function announcement(connection: GatewayConnection, instanceId: string): Socket
 function parseOutcome(reply: unknown): SocketOutcome | undefined {
   const value = reply as { kind?: unknown; error?: unknown } | undefined;
   if (value?.kind === 'delivered' || value?.kind === 'no_socket') return { kind: value.kind };
-  if (value?.kind === 'failed') return { kind: 'failed', error: String(value.error ?? 'failed') };
+  if (value?.kind === 'failed' || value?.kind === 'invalid')
+    return { kind: value.kind, error: String(value.error ?? value.kind) };
   return undefined;
 }

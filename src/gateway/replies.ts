@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import {
   type CapabilityDescriptor,
   messageLength,
+  type OutboundActionInput,
   type OutboundResult,
   placeholderDescriptor,
   splitMessage,
@@ -18,7 +19,7 @@ export interface ReplyTarget {
 /** The outbound half the replies need; the relay transport provides it. */
 export interface OutboundLink {
   readonly descriptor: CapabilityDescriptor | undefined;
-  send(action: Record<string, unknown>): Promise<OutboundResult>;
+  send(action: OutboundActionInput): Promise<OutboundResult>;
 }
 
 /** Minimum time between two edits of a streamed reply (issue: at most once a second). */

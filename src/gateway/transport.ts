@@ -8,6 +8,7 @@ import {
   encodeFrame,
   FrameDecoder,
   failedResult,
+  type GatewayFrameInput,
   HANDSHAKE_TIMEOUT_MS,
   MAX_WS_MESSAGE_BYTES,
   type MessageEvent,
@@ -115,7 +116,7 @@ export class RelayTransport {
   }
 
   /** Run one outbound op. Never throws: failures are `{success:false, error}` results. */
-  send(action: OutboundActionInput | Record<string, unknown>): Promise<OutboundResult> {
+  send(action: OutboundActionInput): Promise<OutboundResult> {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN || !this.currentDescriptor) {
       return Promise.resolve(failedResult(OUTBOUND_ERRORS.notConnected));
@@ -128,7 +129,7 @@ export class RelayTransport {
         resolve(failedResult(OUTBOUND_ERRORS.timedOut, { ambiguous: true }));
       }, this.options.opTimeoutMs ?? OUTBOUND_OP_TIMEOUT_MS);
       this.pending.set(requestId, { resolve, timer });
-      ws.send(encodeFrame({ type: 'outbound', requestId, action }), (error) => {
+      writeFrame(ws, { type: 'outbound', requestId, action }, (error) => {
         if (!error) return;
         clearTimeout(timer);
         this.pending.delete(requestId);
@@ -140,7 +141,7 @@ export class RelayTransport {
   /** Fire-and-forget `/stop` egress; `reason` is always present on the wire (null when none). */
   sendInterrupt(sessionKey: string, reason: string | null): boolean {
     if (!this.connected) return false;
-    this.ws?.send(encodeFrame({ type: 'interrupt', session_key: sessionKey, reason }));
+    if (this.ws) writeFrame(this.ws, { type: 'interrupt', session_key: sessionKey, reason });
     return true;
   }
 
@@ -242,7 +243,7 @@ export class RelayTransport {
 
       ws.on('open', () => {
         openedAt = Date.now();
-        ws.send(encodeFrame({ type: 'hello', platform: this.options.platform, botId: this.options.botId }));
+        writeFrame(ws, { type: 'hello', platform: this.options.platform, botId: this.options.botId });
         handshakeTimer = setTimeout(() => {
           lastError = 'no descriptor within the handshake timeout';
           log.warn('connector sent no descriptor in time; reconnecting');
@@ -306,7 +307,7 @@ export class RelayTransport {
               const bufferId = frame.bufferId;
               // A redelivery of a frame we already handled (its ack was lost): ack again, dispatch nothing.
               if (bufferId !== undefined && this.handledBuffers.has(String(bufferId))) {
-                ws.send(encodeFrame({ type: 'inbound_ack', bufferId }));
+                writeFrame(ws, { type: 'inbound_ack', bufferId });
                 break;
               }
               void (
@@ -318,8 +319,7 @@ export class RelayTransport {
                 () => {
                   if (bufferId === undefined) return;
                   this.rememberBuffer(String(bufferId));
-                  if (ws.readyState === WebSocket.OPEN)
-                    ws.send(encodeFrame({ type: 'inbound_ack', bufferId }));
+                  if (ws.readyState === WebSocket.OPEN) writeFrame(ws, { type: 'inbound_ack', bufferId });
                 },
                 (error: Error) =>
                   log.error(
@@ -386,4 +386,9 @@ export class RelayTransport {
     this.status = { state, errorCode, errorMessage };
     if (changed) this.options.onStatus?.(this.status);
   }
+}
+
+/** Every frame the gateway writes goes through here: only gateway→connector frames type-check. */
+function writeFrame(ws: WebSocket, frame: GatewayFrameInput, done?: (error?: Error) => void): void {
+  ws.send(encodeFrame(frame), done);
 }

@@ -1,6 +1,13 @@
 import { z } from 'zod';
+import { describeZodError } from './errors.js';
 import { type MessageEvent, MessageEventSchema } from './event.js';
-import { isPlainObject } from './json.js';
+import {
+  type InboundFrameInput,
+  InboundFrameSchema,
+  type InterruptInboundFrameInput,
+  InterruptInboundFrameSchema,
+} from './frames.js';
+import { isPlainObject, JSON_PARSE_ERRORS, parseJsonText } from './json.js';
 import { RECEIVER_ERRORS } from './wire.js';
 
 /**
@@ -67,4 +74,50 @@ export function interpretDelivery(path: string, body: unknown): InterpretedDeliv
   const parsed = MessageEventSchema.safeParse(event);
   if (!parsed.success) return { kind: 'rejected', status: 400, error: RECEIVER_ERRORS.missingEvent };
   return { kind: 'message', event: parsed.data, deliveryId };
+}
+
+/** The socket frame that carries a delivery to a gateway without an endpoint. */
+export type DeliveryFrame = InboundFrameInput | InterruptInboundFrameInput;
+
+export type DeliveryFrameParse = { ok: true; frame: DeliveryFrame } | { ok: false; error: string };
+
+/**
+ * The frame a stored delivery body becomes on a gateway socket (reference §4.2): a message body an
+ * `inbound` frame whose `bufferId` is the delivery id and whose event is the stored wire event,
+ * unchanged (the bytes a signed POST would carry); an interrupt body an `interrupt_inbound` frame
+ * (`session_key` falls back to the delivery's, `chat_id` to ""). The frame is checked once, against
+ * the schema the gateway reads it with; a body that makes no valid frame is an error result, never
+ * an exception.
+ */
+export function deliveryFrame(delivery: {
+  id: string;
+  kind: 'message' | 'interrupt';
+  sessionKey: string;
+  body: string;
+}): DeliveryFrameParse {
+  const parsed = parseJsonText(delivery.body);
+  if (!parsed.ok) return { ok: false, error: `stored body: ${JSON_PARSE_ERRORS[parsed.error]}` };
+  if (!isPlainObject(parsed.value)) return { ok: false, error: 'stored body is not a JSON object' };
+  const body = parsed.value;
+  if (delivery.kind === 'interrupt') {
+    const frame = {
+      type: 'interrupt_inbound',
+      session_key: body.session_key ?? delivery.sessionKey,
+      chat_id: body.chat_id ?? '',
+    };
+    return accepted(InterruptInboundFrameSchema, frame);
+  }
+  return accepted(InboundFrameSchema, { type: 'inbound', event: body.event, bufferId: delivery.id });
+}
+
+/** `frame` itself (not the parse output, so nothing is re-serialised) once `schema` accepts it. */
+function accepted<S extends typeof InboundFrameSchema | typeof InterruptInboundFrameSchema>(
+  schema: S,
+  frame: unknown,
+): DeliveryFrameParse {
+  const checked = schema.safeParse(frame);
+  if (!checked.success)
+    return { ok: false, error: `stored body makes no valid frame: ${describeZodError(checked.error)}` };
+  // What the reader's schema accepts is, on the wire, a frame of that schema's input type.
+  return { ok: true, frame: frame as z.input<S> };
 }

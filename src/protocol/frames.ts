@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { OutboundResultSchema } from './actions.js';
+import { type OutboundActionInput, OutboundResultSchema } from './actions.js';
 import { CapabilityDescriptorSchema } from './descriptor.js';
 import { describeZodError } from './errors.js';
 import { MessageEventSchema } from './event.js';
@@ -72,6 +72,39 @@ export type InterruptInboundFrame = z.output<typeof InterruptInboundFrameSchema>
 
 export type GatewayFrame = HelloFrame | OutboundFrame | InterruptFrame | InboundAckFrame;
 export type ConnectorFrame = DescriptorFrame | OutboundResultFrame | InboundFrame | InterruptInboundFrame;
+
+/*
+ * What a side writes: the input form of the schema its peer reads the frame with, so a frame built
+ * with a misspelt, missing or mistyped field does not compile. Fields the reader defaults may be
+ * left out. (The types above are what a reader gets back, after defaults and transforms.)
+ */
+
+export type HelloFrameInput = z.input<typeof HelloFrameSchema>;
+/** The envelope schema reads `action` loosely (see above); a gateway writes a typed action. */
+export type OutboundFrameInput = Omit<z.input<typeof OutboundFrameSchema>, 'action'> & {
+  action: OutboundActionInput;
+};
+export type InterruptFrameInput = z.input<typeof InterruptFrameSchema>;
+export type InboundAckFrameInput = z.input<typeof InboundAckFrameSchema>;
+export type DescriptorFrameInput = z.input<typeof DescriptorFrameSchema>;
+export type OutboundResultFrameInput = z.input<typeof OutboundResultFrameSchema>;
+export type InboundFrameInput = z.input<typeof InboundFrameSchema>;
+export type InterruptInboundFrameInput = z.input<typeof InterruptInboundFrameSchema>;
+
+/** A frame a gateway writes (G→C). */
+export type GatewayFrameInput =
+  | HelloFrameInput
+  | OutboundFrameInput
+  | InterruptFrameInput
+  | InboundAckFrameInput;
+/** A frame a connector writes (C→G). */
+export type ConnectorFrameInput =
+  | DescriptorFrameInput
+  | OutboundResultFrameInput
+  | InboundFrameInput
+  | InterruptInboundFrameInput;
+/** Any frame either side writes: what the encoder takes. */
+export type WireFrame = GatewayFrameInput | ConnectorFrameInput;
 
 export type FrameParse<F> =
   | { kind: 'frame'; frame: F }

@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
+import type { WireFrame } from './frames.js';
 import { JSON_PARSE_ERRORS, parseJsonText } from './json.js';
 import { MAX_WS_MESSAGE_BYTES } from './limits.js';
 
@@ -8,12 +9,25 @@ import { MAX_WS_MESSAGE_BYTES } from './limits.js';
  * too long, nested too deep) is reported and skipped, never thrown.
  */
 
-export function encodeFrame(frame: object): string {
-  return `${JSON.stringify(frame)}\n`;
+/**
+ * One frame as one line. Typed with the frames the protocol defines, so a frame with a misspelt or
+ * missing field does not compile; each side writes through a function narrowed to its direction
+ * (the gateway transport's `writeFrame`, the connector's `sendFrame`).
+ */
+export function encodeFrame(frame: WireFrame): string {
+  return encodeLine(frame);
 }
 
-export function encodeFrames(frames: readonly object[]): string {
+export function encodeFrames(frames: readonly WireFrame[]): string {
   return frames.map(encodeFrame).join('');
+}
+
+/**
+ * The framing alone: any JSON value as one line, the counterpart of `FrameDecoder`, which yields
+ * untyped values. For tests and tools that write arbitrary lines; frames go through `encodeFrame`.
+ */
+export function encodeLine(value: object): string {
+  return `${JSON.stringify(value)}\n`;
 }
 
 /** Largest message a `FrameWriter` builds from several frames (one bigger frame still goes alone). */
@@ -36,7 +50,7 @@ export class FrameWriter {
     private readonly maxMessageBytes = COALESCED_MESSAGE_BYTES,
   ) {}
 
-  write(frame: object, done?: (error?: Error) => void): void {
+  write(frame: WireFrame, done?: (error?: Error) => void): void {
     const line = encodeFrame(frame);
     // UTF-16 length × 3 bounds the UTF-8 size without encoding twice.
     const size = line.length * 3;

@@ -9,7 +9,7 @@ import { generateSecret, mintUpgradeToken, signDelivery } from '../../src/auth/i
 import { addRoute, createTenant, revokeGateway } from '../../src/connector/admin.js';
 import { SqliteStore } from '../../src/connector/store/sqlite.js';
 import { readRuntimeStatus } from '../../src/gateway/status-file.js';
-import { encodeFrame } from '../../src/protocol/index.js';
+import { encodeFrame, encodeLine, type GatewayFrameInput } from '../../src/protocol/index.js';
 import { freePort } from '../support/ports.js';
 import { hermesJson, type RunningProcess, startHermes, tempDir, until } from '../support/processes.js';
 import { TestRelayClient } from '../support/test-gateway.js';
@@ -610,7 +610,7 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
         return ws;
       };
 
-      const valid = [
+      const validFrames: GatewayFrameInput[] = [
         { type: 'hello', platform: 'relay', botId: '' },
         {
           type: 'outbound',
@@ -626,7 +626,8 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
         { type: 'outbound', requestId: 'r4', action: { op: 'get_chat_info', chat_id: 'c' } },
         { type: 'interrupt', session_key: 'agent:main:webchat:dm:fuzz', reason: null },
         { type: 'inbound_ack', bufferId: 'dlv_0123' },
-      ].map((frame) => Buffer.from(encodeFrame(frame)));
+      ];
+      const valid = validFrames.map((frame) => Buffer.from(encodeFrame(frame)));
       const types = ['hello', 'outbound', 'interrupt', 'inbound_ack', 'descriptor', 'inbound', 'x'];
       type Frame = { data: string | Buffer; binary: boolean };
       const frameArb: fc.Arbitrary<Frame> = fc.oneof(
@@ -653,7 +654,7 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
               bufferId: fc.oneof(fc.string(), fc.integer(), fc.object()),
               platform: fc.string(),
             })
-            .map((frame) => ({ data: encodeFrame(frame), binary: false })),
+            .map((frame) => ({ data: encodeLine(frame), binary: false })),
         },
         {
           weight: 1,

@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type DecodedChunk, encodeFrame, encodeFrames, FrameDecoder } from '../../src/protocol/index.js';
+import {
+  type DecodedChunk,
+  encodeFrame,
+  encodeFrames,
+  encodeLine,
+  FrameDecoder,
+} from '../../src/protocol/index.js';
 
 /** What a value looks like after one JSON round trip (-0 becomes 0, and so on). */
 const normalise = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
@@ -34,14 +40,14 @@ describe('encodeFrame', () => {
     expect(encodeFrame({ type: 'hello', platform: 'relay', botId: '' })).toBe(
       '{"type":"hello","platform":"relay","botId":""}\n',
     );
-    expect(encodeFrames([{ a: 1 }, { b: 'x\ny' }])).toBe('{"a":1}\n{"b":"x\\ny"}\n');
+    expect(encodeLine({ a: 1 }) + encodeLine({ b: 'x\ny' })).toBe('{"a":1}\n{"b":"x\\ny"}\n');
     expect(encodeFrames([])).toBe('');
   });
 
   it('never puts a raw newline inside a frame', () => {
     fc.assert(
       fc.property(fc.jsonValue({ stringUnit: 'binary' }), (value) => {
-        const frame = encodeFrame(value as object);
+        const frame = encodeLine(value as object);
         expect(frame.endsWith('\n')).toBe(true);
         expect(frame.indexOf('\n')).toBe(frame.length - 1);
       }),
@@ -54,7 +60,7 @@ describe('FrameDecoder: properties', () => {
   it('string messages split at arbitrary UTF-16 offsets decode to the same values in order', () => {
     fc.assert(
       fc.property(jsonValues, fc.array(fc.nat(), { maxLength: 12 }), (values, offsets) => {
-        const text = encodeFrames(values as object[]);
+        const text = values.map((value) => encodeLine(value as object)).join('');
         const pieces = cuts(text.length, offsets).map(([a, b]) => text.slice(a, b));
         const decoder = new FrameDecoder();
         const out = feed(decoder, pieces);
@@ -74,7 +80,7 @@ describe('FrameDecoder: properties', () => {
     );
     fc.assert(
       fc.property(raw, fc.array(fc.nat(), { maxLength: 16 }), fc.nat(2), (values, offsets, shape) => {
-        const bytes = Buffer.from(encodeFrames(values), 'utf8');
+        const bytes = Buffer.from(values.map(encodeLine).join(''), 'utf8');
         const pieces = cuts(bytes.length, offsets).map(([a, b]) => {
           const slice = Buffer.from(bytes.subarray(a, b));
           if (shape === 0) return slice;
@@ -91,7 +97,7 @@ describe('FrameDecoder: properties', () => {
   });
 
   it('an astral character split across two Buffers is not replaced by U+FFFD', () => {
-    const bytes = Buffer.from(encodeFrame({ text: 'plug \u{1F50C} é' }), 'utf8');
+    const bytes = Buffer.from(encodeLine({ text: 'plug \u{1F50C} é' }), 'utf8');
     const at = bytes.indexOf(0xf0) + 2; // inside the 4-byte sequence
     const decoder = new FrameDecoder();
     expect(decoder.push(bytes.subarray(0, at))).toEqual({ values: [], errors: [] });

@@ -6,6 +6,7 @@ import {
   type CapabilityDescriptor,
   type ConnectorFrame,
   encodeFrame,
+  encodeLine,
   FrameDecoder,
   type OutboundActionInput,
   type OutboundResult,
@@ -148,7 +149,7 @@ export class TestRelayClient {
   }
 
   send(frame: object): void {
-    this.ws?.send(encodeFrame(frame));
+    this.ws?.send(encodeLine(frame));
   }
 
   op(action: OutboundActionInput | Record<string, unknown>): Promise<OutboundResult> {

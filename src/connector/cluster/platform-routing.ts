@@ -1,15 +1,12 @@
 import type { Logger } from 'pino';
 import {
-  type EditAction,
   failedResult,
-  type GetChatInfoAction,
   type OutboundResult,
   OutboundResultSchema,
   parseOutboundAction,
-  type SendAction,
-  type TypingAction,
 } from '../../protocol/index.js';
 import type { ConnectorMetrics } from '../metrics.js';
+import { type AdapterAction, OP_METHODS, type OpMethod, runAction } from '../platforms/run-action.js';
 import type { PlatformAdapter, PlatformContext } from '../platforms/types.js';
 import type { ClusterBus } from './bus.js';
 
@@ -34,13 +31,33 @@ export interface ClusterAdapterOptions {
   leaseCheckMs?: number;
 }
 
+/**
+ * What the cluster adapter does with each adapter member besides the op methods (`OP_METHODS`,
+ * all routed to the instance holding the chat). Exhaustive: a member added to `PlatformAdapter`
+ * does not compile until it is listed here.
+ * - `forward`: the inner adapter's own, bound to it; absent when the inner adapter lacks it;
+ * - `cluster`: the cluster adapter's version (start/stop under the lease, with shared chats);
+ * - `consumed`: honoured by the cluster adapter and not exposed (it runs the lease itself, so
+ *   nothing above it may run the adapter exclusively a second time).
+ */
+export const CLUSTER_MEMBERS = {
+  name: 'forward',
+  descriptor: 'forward',
+  holdsChat: 'forward',
+  registerRoutes: 'forward',
+  handleUpgrade: 'forward',
+  start: 'cluster',
+  stop: 'cluster',
+  exclusiveLease: 'consumed',
+} as const satisfies Record<Exclude<keyof PlatformAdapter, OpMethod>, 'forward' | 'cluster' | 'consumed'>;
+
 export function clusterAdapter(inner: PlatformAdapter, options: ClusterAdapterOptions): PlatformAdapter {
   const { bus, log } = options;
   const leaseName = inner.exclusiveLease?.();
   const exclusive = leaseName ? new ExclusiveRunner(inner, leaseName, options) : undefined;
 
   const routed = async (
-    action: SendAction | EditAction | TypingAction | GetChatInfoAction,
+    action: AdapterAction,
     local: () => Promise<OutboundResult>,
   ): Promise<OutboundResult> => {
     if (!inner.holdsChat || inner.holdsChat(action.chat_id)) return local();
@@ -68,27 +85,29 @@ export function clusterAdapter(inner: PlatformAdapter, options: ClusterAdapterOp
     return failedResult(`connector instance ${owner} holding this chat did not answer`, { ambiguous: true });
   };
 
-  const adapter: PlatformAdapter = {
-    name: inner.name,
-    descriptor: () => inner.descriptor(),
+  const own: Pick<PlatformAdapter, 'start' | 'stop'> = {
     start: (context) => {
       const shared = shareChats(context, inner.name, bus, log);
       return exclusive ? exclusive.start(shared) : inner.start(shared);
     },
     stop: () => (exclusive ? exclusive.stop() : inner.stop()),
-    send: (action: SendAction) => routed(action, () => inner.send(action)),
   };
-  const { edit, typing, getChatInfo, registerRoutes, handleUpgrade, holdsChat } = inner;
-  if (edit) adapter.edit = (action: EditAction) => routed(action, () => edit.call(inner, action));
-  if (typing) adapter.typing = (action: TypingAction) => routed(action, () => typing.call(inner, action));
-  if (getChatInfo)
-    adapter.getChatInfo = (action: GetChatInfoAction) =>
-      routed(action, () => getChatInfo.call(inner, action));
-  if (registerRoutes) adapter.registerRoutes = (app) => registerRoutes.call(inner, app);
-  if (handleUpgrade)
-    adapter.handleUpgrade = (request, socket, head) => handleUpgrade.call(inner, request, socket, head);
-  if (holdsChat) adapter.holdsChat = (chatId) => holdsChat.call(inner, chatId);
-  return adapter;
+  // Built member by member from the two tables, so no member of the interface is left out; an
+  // optional member is present exactly when the inner adapter has it (the descriptor's
+  // `supported_ops` is derived from which op methods are present).
+  const adapter: Record<string, unknown> = {};
+  for (const method of Object.values(OP_METHODS)) {
+    if (inner[method] !== undefined)
+      adapter[method] = (action: AdapterAction) => routed(action, () => runAction(inner, action));
+  }
+  for (const [member, treatment] of Object.entries(CLUSTER_MEMBERS)) {
+    const key = member as keyof typeof CLUSTER_MEMBERS;
+    if (treatment === 'cluster') adapter[key] = own[key as keyof typeof own];
+    if (treatment !== 'forward') continue;
+    const value: unknown = inner[key];
+    if (value !== undefined) adapter[key] = typeof value === 'function' ? value.bind(inner) : value;
+  }
+  return adapter as unknown as PlatformAdapter;
 }
 
 /** Run an op another instance forwarded, on this instance's own (unwrapped) adapter. */
@@ -101,21 +120,7 @@ export async function runForwardedOp(
   if (!adapter) return failedResult(`platform ${platform} is not served by this connector instance`);
   const parsed = parseOutboundAction(rawAction);
   if (!parsed.ok) return failedResult(parsed.error);
-  const action = parsed.action;
-  switch (action.op) {
-    case 'send':
-      return adapter.send(action);
-    case 'edit':
-      return adapter.edit ? adapter.edit(action) : failedResult(`edit is not supported on ${platform}`);
-    case 'typing':
-      return adapter.typing ? adapter.typing(action) : failedResult(`typing is not supported on ${platform}`);
-    case 'get_chat_info':
-      return adapter.getChatInfo
-        ? adapter.getChatInfo(action)
-        : failedResult(`get_chat_info is not supported on ${platform}`);
-    case 'follow_up':
-      return failedResult('no follow-up capability for this session');
-  }
+  return runAction(adapter, parsed.action);
 }
 
 /** Tell the cluster which chats this instance holds, so ops for them are sent here. */

@@ -1,0 +1,217 @@
+/**
+ * Socket delivery turns a stored delivery body into a frame once, checked against the schema the
+ * gateway reads it with (issue #14 §4): a valid body goes out byte for byte as stored, a body that
+ * makes no valid frame is an `invalid` outcome, which the engine dead-letters at once.
+ */
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { WebSocket } from 'ws';
+import { createTenant } from '../../src/connector/admin.js';
+import { DeliveryEngine } from '../../src/connector/delivery-engine.js';
+import { type GatewayConnection, GatewayRegistry } from '../../src/connector/gateway-registry.js';
+import { ConnectorMetrics } from '../../src/connector/metrics.js';
+import { SessionDirectory } from '../../src/connector/session-directory.js';
+import { SocketDelivery } from '../../src/connector/socket-delivery.js';
+import { SqliteStore } from '../../src/connector/store/sqlite.js';
+import type { DeliveryRecord } from '../../src/connector/store/types.js';
+import {
+  deliveryFrame,
+  FrameWriter,
+  interruptDeliveryBody,
+  messageDeliveryBody,
+  messageEventToWire,
+} from '../../src/protocol/index.js';
+import { tempDir } from '../support/processes.js';
+
+const log = pino({ level: 'silent' });
+const wireEvent = messageEventToWire({
+  text: 'héllo \u{1F50C}',
+  message_id: '42',
+  source: { platform: 'telegram', chat_id: '-100', chat_type: 'group', user_id: 'u1', thread_id: '7' },
+});
+
+function record(kind: 'message' | 'interrupt', body: string, id = 'dlv_1'): DeliveryRecord {
+  return {
+    id,
+    tenantId: 't1',
+    gatewayId: 'gw1',
+    sessionKey: 'agent:main:telegram:group:-100:7',
+    kind,
+    body,
+    endpoint: '',
+    createdAt: 0,
+    seq: 1,
+    attempts: 1,
+    nextAttemptAt: 0,
+    lastError: null,
+    lastStatus: null,
+    claimedBy: 'me',
+    claimedUntil: 1,
+  };
+}
+
+describe('deliveryFrame', () => {
+  it('carries the stored event unchanged in an inbound frame acknowledged by the delivery id', () => {
+    const body = JSON.stringify(messageDeliveryBody(wireEvent, 'dlv_1'));
+    const framed = deliveryFrame(record('message', body));
+    expect(framed).toEqual({ ok: true, frame: { type: 'inbound', event: wireEvent, bufferId: 'dlv_1' } });
+    // The event's bytes in the frame are the stored ones (no parse-and-reserialise).
+    const stored = JSON.stringify((JSON.parse(body) as { event: unknown }).event);
+    expect(JSON.stringify(framed.ok && framed.frame)).toContain(`"event":${stored}`);
+  });
+
+  it('makes an interrupt_inbound frame, falling back to the delivery session key and an empty chat', () => {
+    const full = JSON.stringify(interruptDeliveryBody('k1', 'c1', 'stop', 'dlv_2'));
+    expect(deliveryFrame(record('interrupt', full))).toEqual({
+      ok: true,
+      frame: { type: 'interrupt_inbound', session_key: 'k1', chat_id: 'c1' },
+    });
+    expect(deliveryFrame(record('interrupt', '{"type":"interrupt"}'))).toEqual({
+      ok: true,
+      frame: { type: 'interrupt_inbound', session_key: 'agent:main:telegram:group:-100:7', chat_id: '' },
+    });
+  });
+
+  it('is an error result, never an exception, for a body that makes no valid frame', () => {
+    const cases: [kind: 'message' | 'interrupt', body: string, error: RegExp][] = [
+      ['message', 'not json', /stored body: invalid JSON/],
+      ['message', '[1,2]', /not a JSON object/],
+      ['message', '{"type":"message"}', /no valid frame: event/],
+      ['message', '{"type":"message","event":"hi"}', /no valid frame: event/],
+      ['interrupt', '{"session_key":""}', /no valid frame: session_key/],
+      ['interrupt', '{"session_key":5}', /no valid frame: session_key/],
+    ];
+    for (const [kind, body, error] of cases) {
+      const framed = deliveryFrame(record(kind, body));
+      expect(framed.ok).toBe(false);
+      if (!framed.ok) expect(framed.error).toMatch(error);
+    }
+  });
+});
+
+/** A handshaken connection whose frames are collected as the lines written to the socket. */
+function fakeConnection(lines: string[]): GatewayConnection {
+  return {
+    id: 'c_1',
+    gatewayId: 'gw1',
+    tenantId: 't1',
+    ws: { readyState: 1, OPEN: 1 } as unknown as WebSocket,
+    writer: new FrameWriter((data, done) => {
+      lines.push(data);
+      done();
+    }),
+    connectedAt: 0,
+    platform: 'telegram',
+    handshaken: true,
+  };
+}
+
+describe('SocketDelivery', () => {
+  it('writes the same bytes as before: the stored event as the inbound frame event', async () => {
+    const registry = new GatewayRegistry();
+    const lines: string[] = [];
+    const connection = fakeConnection(lines);
+    registry.add(connection);
+    const sockets = new SocketDelivery({ registry, sessions: new SessionDirectory(), log });
+    const body = JSON.stringify(messageDeliveryBody(wireEvent, 'dlv_1'));
+    const outcome = sockets.deliver(record('message', body));
+    await new Promise((resolve) => setImmediate(resolve));
+    const stored = JSON.stringify((JSON.parse(body) as { event: unknown }).event);
+    expect(lines).toEqual([`{"type":"inbound","event":${stored},"bufferId":"dlv_1"}\n`]);
+    sockets.acknowledge(connection, 'dlv_1');
+    expect(await outcome).toEqual({ kind: 'delivered' });
+
+    const interrupt = JSON.stringify(interruptDeliveryBody('k1', 'c1', 'stop', 'dlv_2'));
+    expect(await sockets.deliver(record('interrupt', interrupt, 'dlv_2'))).toEqual({ kind: 'delivered' });
+    expect(lines[1]).toBe('{"type":"interrupt_inbound","session_key":"k1","chat_id":"c1"}\n');
+  });
+
+  it('answers invalid for a corrupt body, before looking for a socket and without writing', async () => {
+    const registry = new GatewayRegistry();
+    const lines: string[] = [];
+    registry.add(fakeConnection(lines));
+    const sockets = new SocketDelivery({ registry, sessions: new SessionDirectory(), log });
+    const outcome = await sockets.deliver(record('message', '{"type":"message","event":null}'));
+    expect(outcome.kind).toBe('invalid');
+    expect(
+      await new SocketDelivery({
+        registry: new GatewayRegistry(),
+        sessions: new SessionDirectory(),
+        log,
+      }).deliver(record('message', '{')),
+    ).toMatchObject({ kind: 'invalid' });
+    const here = await sockets.deliverHere('c_1', 't1', record('interrupt', '{"session_key":7}'));
+    expect(here.kind).toBe('invalid');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toEqual([]);
+  });
+});
+
+describe('DeliveryEngine.deliverHere (the one route to socket delivery from the cluster bus)', () => {
+  it('sends on the socket this instance holds, and answers no_socket or invalid otherwise', async () => {
+    const registry = new GatewayRegistry();
+    const lines: string[] = [];
+    registry.add(fakeConnection(lines));
+    const store = SqliteStore.open(':memory:');
+    try {
+      const engine = new DeliveryEngine({
+        store,
+        registry,
+        metrics: new ConnectorMetrics(),
+        log,
+        instanceId: 'engine-a',
+      });
+      const interrupt = record(
+        'interrupt',
+        JSON.stringify(interruptDeliveryBody('k1', 'c1', 'stop', 'dlv_3')),
+      );
+      expect(await engine.deliverHere('c_1', 't1', interrupt)).toEqual({ kind: 'delivered' });
+      expect(lines).toEqual(['{"type":"interrupt_inbound","session_key":"k1","chat_id":"c1"}\n']);
+      expect(await engine.deliverHere('c_1', 'other-tenant', interrupt)).toEqual({ kind: 'no_socket' });
+      expect((await engine.deliverHere('c_1', 't1', record('interrupt', '{'))).kind).toBe('invalid');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('DeliveryEngine and a corrupt socket row', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it('dead-letters it at once with the reason, and keeps delivering the rest', async () => {
+    const dir = tempDir('socket-delivery');
+    cleanups.push(() => dir.remove());
+    const store = SqliteStore.open(join(dir.path, 'connector.db'));
+    cleanups.push(() => store.close());
+    const { tenant } = await createTenant(store, 'acme');
+    await store.enqueueDelivery({
+      id: 'dlv_bad',
+      tenantId: tenant.id,
+      gatewayId: null,
+      sessionKey: 'agent:main:relay:dm:x',
+      kind: 'message',
+      body: '{"type":"message","delivery_id":"dlv_bad"}',
+      endpoint: '',
+      createdAt: Date.now(),
+    });
+    const engine = new DeliveryEngine({
+      store,
+      registry: new GatewayRegistry(),
+      metrics: new ConnectorMetrics(),
+      log,
+      instanceId: 'engine-a',
+    });
+    await engine.start();
+    cleanups.push(() => engine.stop(1_000));
+    for (let i = 0; i < 1_000 && (await store.listDeadLetters(10)).length === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    const [dead] = await store.listDeadLetters(10);
+    expect(dead?.id).toBe('dlv_bad');
+    expect(dead?.reason).toMatch(/^stored body makes no valid frame: event/);
+    expect(await store.outboxDepth()).toBe(0);
+  });
+});
