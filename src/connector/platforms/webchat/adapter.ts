@@ -20,6 +20,10 @@ import {
   type TypingAction,
 } from '../../../protocol/index.js';
 import type { IngestOutcome, PlatformAdapter, PlatformContext } from '../types.js';
+import type { WebChatMessage, WebChatServerFrame } from './chat-frames.js';
+
+export type { WebChatMessage } from './chat-frames.js';
+
 import {
   MAX_FRAME_BYTES,
   MAX_TEXT_CHARS,
@@ -76,15 +80,6 @@ export function webchatChatId(room: string, visitor: string): string {
 }
 
 /** A message as stored and as sent to the page. */
-export interface WebChatMessage {
-  id: string;
-  role: 'user' | 'agent' | 'system';
-  text: string;
-  /** Milliseconds since the epoch. */
-  ts: number;
-  /** User messages: `sent` until the connector queued it for the agent (`delivered`) or could not. */
-  status?: 'sent' | 'delivered' | 'failed';
-}
 
 export interface WebChatAdapterOptions {
   log: Logger;
@@ -132,16 +127,7 @@ const BrowserMessageSchema = z.object(
   { error: 'Unsupported message.' },
 );
 
-type ServerFrame =
-  | { type: 'history'; messages: WebChatMessage[] }
-  | { type: 'message'; message: WebChatMessage; clientId?: string }
-  | { type: 'edit'; message_id: string; text: string }
-  | { type: 'ack'; message_id: string }
-  | { type: 'failed'; message_id: string }
-  | { type: 'typing'; on: boolean }
-  | { type: 'error'; message: string };
-
-function send(socket: WebSocket, frame: ServerFrame): void {
+function send(socket: WebSocket, frame: WebChatServerFrame): void {
   if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
 }
 
@@ -524,7 +510,7 @@ export class WebChatAdapter implements PlatformAdapter {
     if (chat.history.length > this.maxHistory) chat.history.splice(0, chat.history.length - this.maxHistory);
   }
 
-  private broadcast(chat: Chat, frame: ServerFrame): void {
+  private broadcast(chat: Chat, frame: WebChatServerFrame): void {
     if (chat.sockets.size === 0) return;
     const data = JSON.stringify(frame);
     for (const socket of chat.sockets) {

@@ -1,3 +1,4 @@
+import type { WebChatMessage as ChatMessage, WebChatServerFrame as ServerFrame } from '../chat-frames.js';
 import { renderMarkdown } from './markdown.js';
 
 /**
@@ -13,23 +14,6 @@ import { renderMarkdown } from './markdown.js';
  * Visitor text only ever reaches the DOM through `textContent`; agent text through markdown-it
  * with raw HTML off.
  */
-
-interface ChatMessage {
-  id: string;
-  role: 'user' | 'agent' | 'system';
-  text: string;
-  ts: number;
-  status?: 'sent' | 'delivered' | 'failed';
-}
-
-type ServerFrame =
-  | { type: 'history'; messages: ChatMessage[] }
-  | { type: 'message'; message: ChatMessage; clientId?: string }
-  | { type: 'edit'; message_id: string; text: string }
-  | { type: 'ack'; message_id: string }
-  | { type: 'failed'; message_id: string }
-  | { type: 'typing'; on: boolean }
-  | { type: 'error'; message: string };
 
 type ConnectionState = 'connected' | 'connecting' | 'reconnecting';
 type DeliveryStatus = 'sent' | 'delivered' | 'failed';
