@@ -75,6 +75,25 @@ function rawRequest(port: number, text: string): { socket: Socket; answer: Promi
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
+/** POST `body` to the receiver at `url`, signed with `key` now. */
+async function postSigned(
+  url: string,
+  body: string,
+  key: string,
+): Promise<{ status: number; json: unknown }> {
+  const ts = nowSeconds();
+  const response = await fetch(`${url}/`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-relay-timestamp': String(ts),
+      'x-relay-signature': signDelivery(body, key, ts),
+    },
+    body,
+  });
+  return { status: response.status, json: await response.json() };
+}
+
 function headersOnly(port: number, headers: Record<string, string>, contentLength = 100_000): string {
   const lines = [
     'POST / HTTP/1.1',
@@ -166,18 +185,10 @@ describe('bounded work for callers that pass the header checks', () => {
   it('answers a signed body nested beyond the depth bound with 400 invalid JSON, and stays up', async () => {
     const { url, key } = await start();
     const body = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
-    const ts = nowSeconds();
-    const response = await fetch(`${url}/`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-relay-timestamp': String(ts),
-        'x-relay-signature': signDelivery(body, key, ts),
-      },
-      body,
+    expect(await postSigned(url, body, key)).toEqual({
+      status: 400,
+      json: { error: RECEIVER_ERRORS.badJson },
     });
-    expect(response.status).toBe(400);
-    expect(await response.json()).toEqual({ error: RECEIVER_ERRORS.badJson });
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
   });
 });
@@ -235,19 +246,7 @@ describe('duplicates after a restart', () => {
       delivery_id: 'd-restart',
       event: { text: 'once only', source: { platform: 'webchat', chat_id: 'c1', chat_type: 'dm' } },
     });
-    const deliver = async (url: string) => {
-      const ts = nowSeconds();
-      const response = await fetch(`${url}/`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-relay-timestamp': String(ts),
-          'x-relay-signature': signDelivery(body, key, ts),
-        },
-        body,
-      });
-      return { status: response.status, json: await response.json() };
-    };
+    const deliver = (url: string) => postSigned(url, body, key);
 
     const first = await gateway();
     expect(await deliver(first.url)).toEqual({ status: 200, json: { ok: true } });
