@@ -1,4 +1,5 @@
-import { escapeHtml, readWebAsset, type StaticAsset, scriptJson } from '../http/static-assets.js';
+import { escapeHtml, scriptJson } from '../http/html.js';
+import { readWebAsset, type StaticAsset } from '../http/static-assets.js';
 
 /**
  * The dashboard web page (`GET /`): the HTML document, plus its stylesheet and script served from

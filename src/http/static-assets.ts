@@ -6,15 +6,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /**
  * Static files of our pages (the browser code under `src/**\/web/`, compiled by
- * `tsconfig.web.json` into `dist/web/`, and vendored browser builds from node_modules), and the
- * few helpers the server-rendered page shells share.
+ * `tsconfig.web.json` into `dist/web/`, and vendored browser builds from node_modules).
  *
  * Files are read once, when a server starts; `registerAssets` serves them from memory with a
  * content type by extension and an ETag. A URL that carries the file's hash — `?v=<hash>`, or a
  * content-addressed name like `dashboard.<hash>.js` — is cached for good (`immutable`); any other
  * URL is revalidated on every use (`no-cache, max-age=0`), so a module imported without a version
  * (the web chat's `markdown.js`) never lags behind the page script that imports it. The security headers come from the app's
- * `installSecurityHeaders` hook.
+ * `installSecurityHeaders` hook; the escapes of the HTML shells are in `html.ts`.
  */
 
 export interface StaticAsset {
@@ -121,31 +120,4 @@ export function registerAssets(
       },
     );
   }
-}
-
-// --- page shells ---------------------------------------------------------------------------------
-
-/** Text for HTML: element content and quoted attribute values. */
-export function escapeHtml(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
-
-/** JSON for an inert `<script type="application/json">` block: no `</script>` or `<!--` breakouts. */
-export function scriptJson(value: unknown): string {
-  return JSON.stringify(value)
-    .replace(/</g, '\\u003c')
-    .replace(/>/g, '\\u003e')
-    .replace(/&/g, '\\u0026')
-    .replace(/\u2028/g, '\\u2028')
-    .replace(/\u2029/g, '\\u2029');
-}
-
-/** A CSP hash source (`'sha256-…'`) for an inline script or style. */
-export function cspHashSource(text: string): string {
-  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 }

@@ -2,15 +2,9 @@ import Fastify from 'fastify';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { renderLoginPage } from '../../src/dashboard/auth/login-page.js';
 import { DASHBOARD_ASSETS } from '../../src/dashboard/page.js';
+import { escapeHtml, scriptJson } from '../../src/http/html.js';
 import { installSecurityHeaders } from '../../src/http/security-headers.js';
-import {
-  contentTypeFor,
-  escapeHtml,
-  readWebAsset,
-  registerAssets,
-  scriptJson,
-  staticAsset,
-} from '../../src/http/static-assets.js';
+import { contentTypeFor, readWebAsset, registerAssets, staticAsset } from '../../src/http/static-assets.js';
 
 /**
  * The page files as static assets (`registerAssets`, shared by the dashboard and the web chat) and

@@ -1,5 +1,6 @@
+import { cspHashSource, escapeHtml, scriptJson } from '../../http/html.js';
 import { pageContentSecurityPolicy } from '../../http/security-headers.js';
-import { cspHashSource, escapeHtml, readWebAsset, scriptJson } from '../../http/static-assets.js';
+import { readWebAsset } from '../../http/static-assets.js';
 
 /**
  * The server-rendered login page (`GET /login`, reference §2.6): no SPA, no external assets.

@@ -1,11 +1,6 @@
 import { createRequire } from 'node:module';
-import {
-  escapeHtml,
-  readAsset,
-  readWebAsset,
-  type StaticAsset,
-  versionedUrl,
-} from '../../../http/static-assets.js';
+import { escapeHtml } from '../../../http/html.js';
+import { readAsset, readWebAsset, type StaticAsset, versionedUrl } from '../../../http/static-assets.js';
 
 /**
  * The web chat page's server side: the HTML shell of `/chat/:room` and the static files under
