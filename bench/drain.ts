@@ -1,9 +1,9 @@
 import { type FSWatcher, mkdirSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadGatewayConfig } from '../src/gateway/config.js';
-import { clearDrainRequest, writeDrainRequest } from '../src/gateway/drain-control.js';
 import { startGateway } from '../src/gateway/runner.js';
-import { readRuntimeStatus, STATUS_FILE_NAME } from '../src/gateway/status-file.js';
+import { loadGatewayConfig } from '../src/home/config.js';
+import { clearDrainRequest, writeDrainRequest } from '../src/home/drain-control.js';
+import { readRuntimeStatus, STATUS_FILE_NAME } from '../src/home/status-file.js';
 import { type BenchModule, type BenchResult, quantile } from './harness.js';
 import {
   createBenchTenant,

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { parsePort } from '../connector/config.js';
 import { setPassword } from '../dashboard/auth/index.js';
 import { startDashboard } from '../dashboard/server.js';
-import { ensureHome, resolveHome } from '../gateway/home.js';
+import { ensureHome, resolveHome } from '../home/home.js';
 import { dashboardPage } from './dashboard-page.js';
 import { CliError } from './errors.js';
 import { gatewayContext } from './gateway-commands.js';

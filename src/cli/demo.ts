@@ -6,10 +6,10 @@ import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { addRoute, createEnrollmentToken, createTenant, issueTenantToken } from '../connector/admin.js';
 import { SqliteStore } from '../connector/store/sqlite.js';
-import { writeFileAtomic } from '../gateway/atomic-file.js';
 import { enrollGateway } from '../gateway/enroll.js';
-import { ENV_FILE_NAME, parseEnvFile, saveEnvValues } from '../gateway/env-file.js';
-import { readRuntimeStatus } from '../gateway/status-file.js';
+import { writeFileAtomic } from '../home/atomic-file.js';
+import { ENV_FILE_NAME, parseEnvFile, saveEnvValues } from '../home/env-file.js';
+import { readRuntimeStatus } from '../home/status-file.js';
 import { CliError } from './errors.js';
 
 /**

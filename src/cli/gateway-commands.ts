@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { isUsableSecret } from '../auth/index.js';
-import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from '../gateway/config.js';
 import { defaultGatewayId, enrollGateway } from '../gateway/enroll.js';
-import { ENV_FILE_NAME, loadEnvFile, saveEnvValues } from '../gateway/env-file.js';
-import { ensureHome, resolveHome } from '../gateway/home.js';
-import { readGatewayLiveness } from '../gateway/pid-lock.js';
 import { GatewayStartupError, startGateway } from '../gateway/runner.js';
-import { readRuntimeStatus } from '../gateway/status-file.js';
+import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from '../home/config.js';
+import { ENV_FILE_NAME, loadEnvFile, saveEnvValues } from '../home/env-file.js';
+import { ensureHome, resolveHome } from '../home/home.js';
+import { readGatewayLiveness } from '../home/pid-lock.js';
+import { readRuntimeStatus } from '../home/status-file.js';
 import { CliError } from './errors.js';
 import { printJson } from './format.js';
 import { registerGatewayServiceCommands } from './gateway-service-commands.js';

@@ -3,17 +3,6 @@ import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { createInterface as createLineReader, type Interface } from 'node:readline';
 import { type Command, Option } from 'commander';
-import { removeFile, writeFileAtomic } from '../gateway/atomic-file.js';
-import {
-  AGENT_KINDS,
-  type AgentKind,
-  DEFAULT_MODEL,
-  DEFAULT_OPENAI_BASE_URL,
-  DEFAULT_RESTART_DRAIN_TIMEOUT_SECONDS,
-  parseDrainTimeout,
-} from '../gateway/config.js';
-import { ensureHome, resolveHermesRoot, resolveHome } from '../gateway/home.js';
-import { readGatewayLiveness, writePlannedStopMarker } from '../gateway/pid-lock.js';
 import {
   cliEntryPath,
   DetachedStartError,
@@ -48,6 +37,17 @@ import {
 } from '../gateway/service/setup.js';
 import { Systemctl, SystemctlError } from '../gateway/service/systemctl.js';
 import { renderUnit, timeoutStopSeconds, unitTimeoutStopSeconds } from '../gateway/service/unit.js';
+import { removeFile, writeFileAtomic } from '../home/atomic-file.js';
+import {
+  AGENT_KINDS,
+  type AgentKind,
+  DEFAULT_MODEL,
+  DEFAULT_OPENAI_BASE_URL,
+  DEFAULT_RESTART_DRAIN_TIMEOUT_SECONDS,
+  parseDrainTimeout,
+} from '../home/config.js';
+import { ensureHome, resolveHermesRoot, resolveHome } from '../home/home.js';
+import { readGatewayLiveness, writePlannedStopMarker } from '../home/pid-lock.js';
 import { CliError } from './errors.js';
 import { printJson, printTable } from './format.js';
 import { gatewayContext } from './gateway-commands.js';

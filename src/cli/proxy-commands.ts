@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { parsePort } from '../connector/config.js';
-import { ENV_FILE_NAME, loadEnvFile } from '../gateway/env-file.js';
-import { ensureHome, resolveHome } from '../gateway/home.js';
-import { isProcessAlive } from '../gateway/pid-lock.js';
+import { ENV_FILE_NAME, loadEnvFile } from '../home/env-file.js';
+import { ensureHome, resolveHome } from '../home/home.js';
+import { isProcessAlive } from '../home/pid-lock.js';
 import { httpUrl, isLoopbackHost } from '../proxy/http.js';
 import { type ProviderContext, type ProxyProvider, redactUrl } from '../proxy/provider.js';
 import { DEFAULT_PROXY_PROVIDER, PROXY_PROVIDERS, providerNames } from '../proxy/providers.js';

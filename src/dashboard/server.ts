@@ -6,7 +6,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
-import { clearDrainRequest, drainRequested, writeDrainRequest } from '../gateway/drain-control.js';
+import { clearDrainRequest, drainRequested, writeDrainRequest } from '../home/drain-control.js';
 import { installJsonBodyParser } from '../http/json-body.js';
 import { installSecurityHeaders, pageContentSecurityPolicy } from '../http/security-headers.js';
 import { fastifyTimeoutOptions, type ServerTimeouts } from '../http/server-limits.js';

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { readGatewayLiveness } from '../gateway/pid-lock.js';
-import { isBusy, isDrainable, readRuntimeStatus } from '../gateway/status-file.js';
+import { readGatewayLiveness } from '../home/pid-lock.js';
+import { isBusy, isDrainable, readRuntimeStatus } from '../home/status-file.js';
 
 /**
  * `GET /api/status` (lifecycle reference §2.4): liveness from the PID record (never from

@@ -1,19 +1,19 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { isUsableSecret } from '../auth/index.js';
+import type { GatewayConfig } from '../home/config.js';
+import { DrainWatcher } from '../home/drain-control.js';
+import { acquireGatewayLock, consumeMarker, type GatewayLock } from '../home/pid-lock.js';
+import { type RuntimeStatusPatch, writeRuntimeStatus } from '../home/status-file.js';
 import { createAgent } from './agents/index.js';
 import type { Agent } from './agents/types.js';
-import type { GatewayConfig } from './config.js';
-import { DrainWatcher } from './drain-control.js';
 import { defaultGatewayId } from './enroll.js';
 import { SqliteHistoryStore } from './history.js';
 import { SqliteInbox } from './inbox.js';
-import { acquireGatewayLock, consumeMarker, type GatewayLock } from './pid-lock.js';
 import { selfProvision } from './provision.js';
 import { InboundReceiver } from './receiver.js';
 import { ReplyChannel } from './replies.js';
 import { SessionManager } from './sessions.js';
-import { type RuntimeStatusPatch, writeRuntimeStatus } from './status-file.js';
 import { RelayTransport, type TransportStatus } from './transport.js';
 
 /**

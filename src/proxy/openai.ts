@@ -1,4 +1,4 @@
-import { loadGatewayConfig } from '../gateway/config.js';
+import { loadGatewayConfig } from '../home/config.js';
 import {
   maskCredential,
   type ProviderContext,

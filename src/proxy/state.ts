@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { isJsonObject, isoUtc, readJsonFile, removeFile, writeFileAtomic } from '../gateway/atomic-file.js';
-import { isProcessAlive } from '../gateway/pid-lock.js';
+import { isJsonObject, isoUtc, readJsonFile, removeFile, writeFileAtomic } from '../home/atomic-file.js';
+import { isProcessAlive } from '../home/pid-lock.js';
 import { httpUrl } from './http.js';
 
 /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.js';
-import { readDrainRequest } from '../../src/gateway/drain-control.js';
+import { readDrainRequest } from '../../src/home/drain-control.js';
 import { freePort } from '../support/ports.js';
 import {
   hermes,

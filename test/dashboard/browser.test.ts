@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setPassword } from '../../src/dashboard/auth/password-provider.js';
 import { DASHBOARD_ASSETS, renderDashboardPage } from '../../src/dashboard/page.js';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.js';
-import { readRuntimeStatus } from '../../src/gateway/status-file.js';
+import { readRuntimeStatus } from '../../src/home/status-file.js';
 import {
   collectPageErrors,
   HAS_CHROMIUM,

@@ -14,7 +14,7 @@ import {
   type RunningDashboard,
   startDashboard,
 } from '../../src/dashboard/server.js';
-import { readDrainRequest } from '../../src/gateway/drain-control.js';
+import { readDrainRequest } from '../../src/home/drain-control.js';
 import { CLI, until } from '../support/processes.js';
 import { auditLines, STRONG_SECRET, tempHome } from './helpers.js';
 

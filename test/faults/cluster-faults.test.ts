@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRuntimeStatus } from '../../src/gateway/status-file.js';
+import { readRuntimeStatus } from '../../src/home/status-file.js';
 import { freePort } from '../support/ports.js';
 import { type PostgresServer, postgresUnavailable, startPostgres } from '../support/postgres.js';
 import { hermesJson, type RunningProcess, startHermes, tempDir, until } from '../support/processes.js';

@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { signDelivery } from '../../src/auth/index.js';
 import { createEnrollmentToken } from '../../src/connector/admin.js';
 import { SqliteStore } from '../../src/connector/store/sqlite.js';
-import { readRuntimeStatus } from '../../src/gateway/status-file.js';
+import { readRuntimeStatus } from '../../src/home/status-file.js';
 import { MAX_JSON_DEPTH } from '../../src/protocol/index.js';
 import { freePort } from '../support/ports.js';
 import {

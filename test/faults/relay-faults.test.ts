@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { generateSecret, mintUpgradeToken, signDelivery } from '../../src/auth/index.js';
 import { addRoute, createTenant, revokeGateway } from '../../src/connector/admin.js';
 import { SqliteStore } from '../../src/connector/store/sqlite.js';
-import { readRuntimeStatus } from '../../src/gateway/status-file.js';
+import { readRuntimeStatus } from '../../src/home/status-file.js';
 import { encodeFrame, encodeLine, type GatewayFrameInput } from '../../src/protocol/index.js';
 import { freePort } from '../support/ports.js';
 import { hermesJson, type RunningProcess, startHermes, tempDir, until } from '../support/processes.js';

@@ -2,9 +2,9 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signDelivery } from '../../src/auth/index.js';
-import { clearDrainRequest, writeDrainRequest } from '../../src/gateway/drain-control.js';
 import { TEXTS } from '../../src/gateway/sessions.js';
-import { readRuntimeStatus } from '../../src/gateway/status-file.js';
+import { clearDrainRequest, writeDrainRequest } from '../../src/home/drain-control.js';
+import { readRuntimeStatus } from '../../src/home/status-file.js';
 import { freePort } from '../support/ports.js';
 import {
   hermes,

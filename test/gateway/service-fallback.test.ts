@@ -1,8 +1,8 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isProcessAlive, readGatewayLiveness } from '../../src/gateway/pid-lock.js';
-import { readRuntimeStatus } from '../../src/gateway/status-file.js';
+import { isProcessAlive, readGatewayLiveness } from '../../src/home/pid-lock.js';
+import { readRuntimeStatus } from '../../src/home/status-file.js';
 import { createFakeSystemctl, killAll, runCli, serviceCliEntry } from '../support/fake-systemctl.js';
 import {
   hermes,

@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadGatewayConfig } from '../../src/gateway/config.js';
-import { loadEnvFile, parseEnvFile } from '../../src/gateway/env-file.js';
+import { loadGatewayConfig } from '../../src/home/config.js';
+import { loadEnvFile, parseEnvFile } from '../../src/home/env-file.js';
 import { isolatedEnv, runCli, serviceCliEntry } from '../support/fake-systemctl.js';
 import { tempDir } from '../support/processes.js';
 

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readGatewayLiveness } from '../../src/gateway/pid-lock.js';
+import { readGatewayLiveness } from '../../src/home/pid-lock.js';
 import {
   createFakeSystemctl,
   type FakeSystemctl,

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isoUtc } from '../../src/gateway/atomic-file.js';
+import { isoUtc } from '../../src/home/atomic-file.js';
 import {
   clearDrainRequest,
   currentInstantiationEpoch,
@@ -13,8 +13,8 @@ import {
   instantiationEpochFrom,
   readDrainRequest,
   writeDrainRequest,
-} from '../../src/gateway/drain-control.js';
-import { currentProcessStartTime } from '../../src/gateway/pid-lock.js';
+} from '../../src/home/drain-control.js';
+import { currentProcessStartTime } from '../../src/home/pid-lock.js';
 import {
   isBusy,
   isDrainable,
@@ -22,7 +22,7 @@ import {
   readRuntimeStatus,
   STATUS_FILE_NAME,
   writeRuntimeStatus,
-} from '../../src/gateway/status-file.js';
+} from '../../src/home/status-file.js';
 
 const dirs: string[] = [];
 const watchers: DrainWatcher[] = [];

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRuntimeStatus } from '../../src/gateway/status-file.js';
+import { readRuntimeStatus } from '../../src/home/status-file.js';
 import { FakeTelegram } from '../support/fake-telegram.js';
 import {
   hermes,

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { isProcessAlive } from '../../src/gateway/pid-lock.js';
+import { isProcessAlive } from '../../src/home/pid-lock.js';
 
 /**
  * A fake `systemctl` for the gateway service commands: an executable in a temp dir (prepend it to

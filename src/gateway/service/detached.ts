@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isoUtc } from '../atomic-file.js';
-import { isProcessAlive, readGatewayLiveness, writePlannedStopMarker } from '../pid-lock.js';
-import { readRuntimeStatus } from '../status-file.js';
+import { isoUtc } from '../../home/atomic-file.js';
+import { isProcessAlive, readGatewayLiveness, writePlannedStopMarker } from '../../home/pid-lock.js';
+import { readRuntimeStatus } from '../../home/status-file.js';
 
 /**
  * A gateway without a service manager (no systemd here, or no unit installed): `start` runs

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { isValidProfileName } from '../home.js';
+import { isValidProfileName } from '../../home/home.js';
 
 /**
  * Service identity (reference lifecycle §4.1): the suffix is "" for `~/.hermes`, the profile name

@@ -1,8 +1,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { isValidProfileName } from '../home.js';
-import { readGatewayLiveness } from '../pid-lock.js';
-import { readRuntimeStatus } from '../status-file.js';
+import { isValidProfileName } from '../../home/home.js';
+import { readGatewayLiveness } from '../../home/pid-lock.js';
+import { readRuntimeStatus } from '../../home/status-file.js';
 import { installedScopes, type ServiceScope, unitNameFor } from './identity.js';
 
 /** Every gateway home under a root: the root itself ("default") plus `profiles/<name>`. */

@@ -1,9 +1,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Document, isMap, isScalar, parseDocument } from 'yaml';
-import { writeFileAtomic } from '../atomic-file.js';
-import { AGENT_KINDS, type AgentKind, CONFIG_FILE_NAME } from '../config.js';
-import { ENV_FILE_NAME, parseEnvFile, saveEnvValues } from '../env-file.js';
+import { writeFileAtomic } from '../../home/atomic-file.js';
+import { AGENT_KINDS, type AgentKind, CONFIG_FILE_NAME } from '../../home/config.js';
+import { ENV_FILE_NAME, parseEnvFile, saveEnvValues } from '../../home/env-file.js';
 
 /**
  * `hermes gateway setup`: non-secret settings the config loader reads from `config.yaml`

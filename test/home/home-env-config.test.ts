@@ -18,15 +18,15 @@ import {
   readJsonFile,
   writeFileAtomic,
   writeJsonAtomic,
-} from '../../src/gateway/atomic-file.js';
+} from '../../src/home/atomic-file.js';
 import {
   type GatewayConfig,
   GatewayConfigError,
   loadGatewayConfig,
   redactConfig,
-} from '../../src/gateway/config.js';
-import { formatEnvValue, loadEnvFile, parseEnvFile, saveEnvValues } from '../../src/gateway/env-file.js';
-import { ensureHome, resolveHome } from '../../src/gateway/home.js';
+} from '../../src/home/config.js';
+import { formatEnvValue, loadEnvFile, parseEnvFile, saveEnvValues } from '../../src/home/env-file.js';
+import { ensureHome, resolveHome } from '../../src/home/home.js';
 
 const dirs: string[] = [];
 function tempDir(): string {

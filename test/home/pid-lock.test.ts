@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isoUtc } from '../../src/gateway/atomic-file.js';
+import { isoUtc } from '../../src/home/atomic-file.js';
 import {
   acquireGatewayLock,
   consumeMarker,
@@ -21,7 +21,7 @@ import {
   TAKEOVER_MARKER_NAME,
   writePidMarker,
   writePlannedStopMarker,
-} from '../../src/gateway/pid-lock.js';
+} from '../../src/home/pid-lock.js';
 
 const log = pino({ level: 'silent' });
 const dirs: string[] = [];
