@@ -101,6 +101,8 @@ describe.skipIf(postgresUnavailable !== null)('PostgresStore', () => {
         'dead_letters',
         'delivery_keys',
         'enrollment_tokens',
+        'gateway_identities',
+        'gateway_policies',
         'gateways',
         'outbox',
         'routes',

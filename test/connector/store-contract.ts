@@ -180,9 +180,79 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
           endpoint: '',
           createdAt: 5,
           lastSeenAt: null,
+          instanceId: null,
+          wakeUrl: null,
+          displayName: null,
+          idleSince: null,
         });
         expect(await store.getGateway('gw1')).toEqual(gw);
         expect(await store.getGateway('nope')).toBeNull();
+      });
+
+      it('keeps one identity per platform, the first from the secret, and changes details only where named', async () => {
+        const t = await store.createTenant('acme', 0);
+        await store.putGatewaySecret({
+          ...base,
+          id: 'gw1',
+          tenantId: t.id,
+          secret: 's1',
+          endpoint: undefined,
+          now: 5,
+        });
+        await store.addGatewayIdentity('gw1', 'discord', 'app-1', 7);
+        await store.addGatewayIdentity('gw1', 'telegram', 'bot9', 9);
+        expect(await store.listGatewayIdentities('gw1')).toEqual([
+          { gatewayId: 'gw1', platform: 'telegram', botId: 'bot9', createdAt: 5 },
+          { gatewayId: 'gw1', platform: 'discord', botId: 'app-1', createdAt: 7 },
+        ]);
+        expect(await store.listGatewayIdentities('nope')).toEqual([]);
+
+        const updated = await store.updateGatewayDetails('gw1', {
+          instanceId: 'inst-abc',
+          wakeUrl: 'https://wake.example/poke',
+        });
+        expect(updated).toMatchObject({
+          instanceId: 'inst-abc',
+          wakeUrl: 'https://wake.example/poke',
+          displayName: null,
+        });
+        const again = await store.updateGatewayDetails('gw1', { displayName: 'Ops Bot', wakeUrl: null });
+        expect(again).toMatchObject({ instanceId: 'inst-abc', wakeUrl: null, displayName: 'Ops Bot' });
+        expect(await store.updateGatewayDetails('nope', { displayName: 'x' })).toBeNull();
+
+        await store.setGatewayIdle('gw1', 1234);
+        expect((await store.getGateway('gw1'))?.idleSince).toBe(1234);
+        await store.setGatewayIdle('gw1', null);
+        expect((await store.getGateway('gw1'))?.idleSince).toBeNull();
+      });
+
+      it('stores one policy per (tenant, platform, instance), each put replacing the last', async () => {
+        const t = await store.createTenant('acme', 0);
+        const u = await store.createTenant('globex', 0);
+        const policy = {
+          tenantId: t.id,
+          platform: 'discord',
+          instanceKey: 'inst-1',
+          requireAddress: true,
+          freeResponseScopes: ['c-support', 'c-help'],
+          allowOtherBots: false,
+          updatedAt: 10,
+        };
+        await store.putPolicy(policy);
+        expect(await store.getPolicy(t.id, 'discord', 'inst-1')).toEqual(policy);
+        const replaced = {
+          ...policy,
+          requireAddress: false,
+          freeResponseScopes: [],
+          allowOtherBots: true,
+          updatedAt: 20,
+        };
+        await store.putPolicy(replaced);
+        await store.putPolicy({ ...policy, tenantId: u.id });
+        expect(await store.getPolicy(t.id, 'discord', 'inst-1')).toEqual(replaced);
+        expect(await store.getPolicy(t.id, 'telegram', 'inst-1')).toBeNull();
+        expect(await store.listPolicies(t.id)).toEqual([replaced]);
+        expect(await store.listPolicies()).toHaveLength(2);
       });
 
       it('rotates: old primary becomes secondary until now + window; endpoint changes only when given', async () => {
@@ -539,6 +609,17 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         expect(d2.seq).toBeGreaterThan(d1.seq);
         expect(await store.outboxDepth()).toBe(2);
         await expect(store.enqueueDelivery(delivery('d1', 's9'))).rejects.toThrow();
+      });
+
+      it('counts waiting rows per tenant and preferred gateway', async () => {
+        expect(await store.outboxCounts()).toEqual([]);
+        await store.enqueueDelivery(delivery('d1', 's1'));
+        await store.enqueueDelivery(delivery('d2', 's2'));
+        await store.enqueueDelivery({ ...delivery('d3', 's3', { tenantId: 't_b' }), gatewayId: null });
+        expect(await store.outboxCounts()).toEqual([
+          { tenantId: 't_a', gatewayId: 'gw1', count: 2 },
+          { tenantId: 't_b', gatewayId: null, count: 1 },
+        ]);
       });
 
       it('enqueues a batch in one go, in order, with the same head rule as single enqueues', async () => {

@@ -208,6 +208,25 @@ describe('migrations', () => {
     }
   });
 
+  it('migration 3 gives every existing gateway its identity and leaves the new details empty', () => {
+    const db = new Database(':memory:');
+    try {
+      migrate(db, MIGRATIONS.slice(0, 2));
+      db.exec(`INSERT INTO tenants (id, name, created_at) VALUES ('t_a', 'acme', 1);
+        INSERT INTO gateways (id, tenant_id, secret, platform, bot_id, created_at)
+        VALUES ('gw1', 't_a', 's', 'telegram', 'bot1', 5)`);
+      expect(migrate(db)).toEqual([3]);
+      expect(
+        db.prepare('SELECT gateway_id, platform, bot_id, created_at FROM gateway_identities').all(),
+      ).toEqual([{ gateway_id: 'gw1', platform: 'telegram', bot_id: 'bot1', created_at: 5 }]);
+      expect(
+        db.prepare('SELECT instance_id, wake_url, display_name, idle_since FROM gateways').get(),
+      ).toEqual({ instance_id: null, wake_url: null, display_name: null, idle_since: null });
+    } finally {
+      db.close();
+    }
+  });
+
   it('reject a mis-numbered list', () => {
     const db = new Database(':memory:');
     try {

@@ -146,6 +146,38 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'chats by platform and chat id (which tenants a chat was delivered to)',
     sql: `CREATE INDEX chats_by_chat ON chats(platform, chat_id, tenant_id);`,
   },
+  {
+    version: 3,
+    description:
+      'current relay generation: instance, wake URL, display name, idle flag, identities, policies',
+    sql: `
+      ALTER TABLE gateways ADD COLUMN instance_id TEXT;
+      ALTER TABLE gateways ADD COLUMN wake_url TEXT;
+      ALTER TABLE gateways ADD COLUMN display_name TEXT;
+      ALTER TABLE gateways ADD COLUMN idle_since INTEGER;
+
+      CREATE TABLE gateway_identities (
+        gateway_id TEXT NOT NULL REFERENCES gateways(id),
+        platform TEXT NOT NULL,
+        bot_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (gateway_id, platform)
+      ) STRICT;
+      INSERT INTO gateway_identities (gateway_id, platform, bot_id, created_at)
+        SELECT id, platform, bot_id, created_at FROM gateways;
+
+      CREATE TABLE gateway_policies (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        platform TEXT NOT NULL,
+        instance_key TEXT NOT NULL,
+        require_address INTEGER NOT NULL CHECK (require_address IN (0, 1)),
+        free_response_scopes TEXT NOT NULL,
+        allow_other_bots INTEGER NOT NULL CHECK (allow_other_bots IN (0, 1)),
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, platform, instance_key)
+      ) STRICT;
+    `,
+  },
 ];
 
 /** The schema version this build expects. */

@@ -164,6 +164,38 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     description: 'chats by platform and chat id (which tenants a chat was delivered to)',
     sql: `CREATE INDEX chats_by_chat ON chats(platform, chat_id, tenant_id);`,
   },
+  {
+    version: 3,
+    description:
+      'current relay generation: instance, wake URL, display name, idle flag, identities, policies',
+    sql: `
+      ALTER TABLE gateways ADD COLUMN instance_id TEXT;
+      ALTER TABLE gateways ADD COLUMN wake_url TEXT;
+      ALTER TABLE gateways ADD COLUMN display_name TEXT;
+      ALTER TABLE gateways ADD COLUMN idle_since BIGINT;
+
+      CREATE TABLE gateway_identities (
+        gateway_id TEXT COLLATE "C" NOT NULL REFERENCES gateways(id),
+        platform TEXT COLLATE "C" NOT NULL,
+        bot_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (gateway_id, platform)
+      );
+      INSERT INTO gateway_identities (gateway_id, platform, bot_id, created_at)
+        SELECT id, platform, bot_id, created_at FROM gateways;
+
+      CREATE TABLE gateway_policies (
+        tenant_id TEXT COLLATE "C" NOT NULL REFERENCES tenants(id),
+        platform TEXT COLLATE "C" NOT NULL,
+        instance_key TEXT COLLATE "C" NOT NULL,
+        require_address BOOLEAN NOT NULL,
+        free_response_scopes TEXT NOT NULL,
+        allow_other_bots BOOLEAN NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (tenant_id, platform, instance_key)
+      );
+    `,
+  },
 ];
 
 /** The schema version this build expects. */

@@ -33,9 +33,12 @@ import {
   type ChatRow,
   type DeadLetterRow,
   type DeliveryKeysRow,
+  detailColumns,
   type EnrollmentRow,
+  type GatewayIdentityRow,
   type GatewayRow,
   type OutboxRow,
+  type PolicyRow,
   type RouteRow,
   type TenantRow,
   toAudit,
@@ -44,6 +47,8 @@ import {
   toDelivery,
   toDeliveryKeys,
   toGateway,
+  toGatewayIdentity,
+  toPolicy,
   toRoute,
   toTenant,
 } from './rows.js';
@@ -56,8 +61,12 @@ import type {
   DeliveryRecord,
   EnqueueLease,
   EnrollmentTokenRedemption,
+  GatewayDetails,
+  GatewayIdentity,
+  GatewayPolicy,
   GatewayRecord,
   NewDelivery,
+  OutboxCount,
   RelayStore,
   RouteRecord,
   RouteUpsert,
@@ -361,6 +370,11 @@ export class PostgresStore implements RelayStore {
         ],
       );
       const created = inserted.rows[0];
+      await client.query(
+        `INSERT INTO gateway_identities (gateway_id, platform, bot_id, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (gateway_id, platform) DO UPDATE SET bot_id = EXCLUDED.bot_id`,
+        [input.id, input.platform, input.botId, input.now],
+      );
       if (created) return toGateway(created);
       const existing = await client.query<{ tenant_id: string }>(
         'SELECT tenant_id FROM gateways WHERE id = $1 FOR UPDATE',
@@ -411,6 +425,80 @@ export class PostgresStore implements RelayStore {
 
   async touchGateway(id: string, now: number): Promise<void> {
     await this.#pool.query('UPDATE gateways SET last_seen_at = $1 WHERE id = $2', [now, id]);
+  }
+
+  async updateGatewayDetails(id: string, details: GatewayDetails): Promise<GatewayRecord | null> {
+    const columns = detailColumns(details);
+    if (columns.length === 0) return this.getGateway(id);
+    const sets = columns.map(([column], i) => `${column} = $${i + 2}`);
+    const row = await this.#row<GatewayRow>(
+      `UPDATE gateways SET ${sets.join(', ')} WHERE id = $1 RETURNING *`,
+      [id, ...columns.map(([, value]) => value)],
+    );
+    return row ? toGateway(row) : null;
+  }
+
+  async setGatewayIdle(id: string, idleSince: number | null): Promise<void> {
+    await this.#pool.query('UPDATE gateways SET idle_since = $1 WHERE id = $2', [idleSince, id]);
+  }
+
+  async addGatewayIdentity(gatewayId: string, platform: string, botId: string, now: number): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO gateway_identities (gateway_id, platform, bot_id, created_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (gateway_id, platform) DO UPDATE SET bot_id = EXCLUDED.bot_id`,
+      [gatewayId, platform, botId, now],
+    );
+  }
+
+  async listGatewayIdentities(gatewayId: string): Promise<GatewayIdentity[]> {
+    const rows = await this.#rows<GatewayIdentityRow>(
+      'SELECT * FROM gateway_identities WHERE gateway_id = $1 ORDER BY created_at, platform',
+      [gatewayId],
+    );
+    return rows.map(toGatewayIdentity);
+  }
+
+  async putPolicy(policy: GatewayPolicy): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO gateway_policies
+         (tenant_id, platform, instance_key, require_address, free_response_scopes, allow_other_bots, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (tenant_id, platform, instance_key) DO UPDATE SET
+         require_address = EXCLUDED.require_address,
+         free_response_scopes = EXCLUDED.free_response_scopes,
+         allow_other_bots = EXCLUDED.allow_other_bots,
+         updated_at = EXCLUDED.updated_at`,
+      [
+        policy.tenantId,
+        policy.platform,
+        policy.instanceKey,
+        policy.requireAddress,
+        JSON.stringify(policy.freeResponseScopes),
+        policy.allowOtherBots,
+        policy.updatedAt,
+      ],
+    );
+  }
+
+  async getPolicy(tenantId: string, platform: string, instanceKey: string): Promise<GatewayPolicy | null> {
+    const row = await this.#row<PolicyRow>(
+      'SELECT * FROM gateway_policies WHERE tenant_id = $1 AND platform = $2 AND instance_key = $3',
+      [tenantId, platform, instanceKey],
+    );
+    return row ? toPolicy(row) : null;
+  }
+
+  async listPolicies(tenantId?: string): Promise<GatewayPolicy[]> {
+    const rows =
+      tenantId === undefined
+        ? await this.#rows<PolicyRow>(
+            'SELECT * FROM gateway_policies ORDER BY tenant_id, platform, instance_key',
+          )
+        : await this.#rows<PolicyRow>(
+            'SELECT * FROM gateway_policies WHERE tenant_id = $1 ORDER BY platform, instance_key',
+            [tenantId],
+          );
+    return rows.map(toPolicy);
   }
 
   // Delivery keys
@@ -773,6 +861,13 @@ export class PostgresStore implements RelayStore {
   async outboxDepth(): Promise<number> {
     const row = await this.#row<{ depth: number }>('SELECT COUNT(*) AS depth FROM outbox');
     return row?.depth ?? 0;
+  }
+
+  async outboxCounts(): Promise<OutboxCount[]> {
+    return this.#rows<OutboxCount>(
+      `SELECT tenant_id AS "tenantId", gateway_id AS "gatewayId", COUNT(*) AS count
+       FROM outbox GROUP BY tenant_id, gateway_id ORDER BY tenant_id, gateway_id NULLS FIRST`,
+    );
   }
 
   async listDeliveries(limit: number): Promise<DeliveryRecord[]> {

@@ -9,6 +9,9 @@ import type {
   DeliveryKeys,
   DeliveryKind,
   DeliveryRecord,
+  GatewayDetails,
+  GatewayIdentity,
+  GatewayPolicy,
   GatewayRecord,
   RouteRecord,
   Tenant,
@@ -40,6 +43,29 @@ export interface GatewayRow {
   endpoint: string;
   created_at: number;
   last_seen_at: number | null;
+  instance_id: string | null;
+  wake_url: string | null;
+  display_name: string | null;
+  idle_since: number | null;
+}
+
+export interface GatewayIdentityRow {
+  gateway_id: string;
+  platform: string;
+  bot_id: string;
+  created_at: number;
+}
+
+export interface PolicyRow {
+  tenant_id: string;
+  platform: string;
+  instance_key: string;
+  /** SQLite stores 0/1, Postgres a boolean. */
+  require_address: number | boolean;
+  /** JSON array of strings. */
+  free_response_scopes: string;
+  allow_other_bots: number | boolean;
+  updated_at: number;
 }
 
 export interface DeliveryKeysRow {
@@ -124,7 +150,38 @@ export const toGateway = (r: GatewayRow): GatewayRecord => ({
   endpoint: r.endpoint,
   createdAt: r.created_at,
   lastSeenAt: r.last_seen_at,
+  instanceId: r.instance_id,
+  wakeUrl: r.wake_url,
+  displayName: r.display_name,
+  idleSince: r.idle_since,
 });
+
+export const toGatewayIdentity = (r: GatewayIdentityRow): GatewayIdentity => ({
+  gatewayId: r.gateway_id,
+  platform: r.platform,
+  botId: r.bot_id,
+  createdAt: r.created_at,
+});
+
+export const toPolicy = (r: PolicyRow): GatewayPolicy => ({
+  tenantId: r.tenant_id,
+  platform: r.platform,
+  instanceKey: r.instance_key,
+  requireAddress: Boolean(r.require_address),
+  freeResponseScopes: parseScopes(r.free_response_scopes),
+  allowOtherBots: Boolean(r.allow_other_bots),
+  updatedAt: r.updated_at,
+});
+
+/** The stored JSON is written by the store itself; anything unreadable counts as no scopes. */
+function parseScopes(text: string): string[] {
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+  } catch {
+    return [];
+  }
+}
 
 export const toDeliveryKeys = (r: DeliveryKeysRow): DeliveryKeys => ({
   tenantId: r.tenant_id,
@@ -189,3 +246,12 @@ export const toAudit = (r: AuditRow): AuditEvent => {
   if (r.detail !== null) event.detail = JSON.parse(r.detail) as Record<string, unknown>;
   return event;
 };
+
+/** The gateway columns a {@link GatewayDetails} update sets, for the keys it names. */
+export function detailColumns(details: GatewayDetails): [string, string | null][] {
+  const columns: [string, string | null][] = [];
+  if (details.instanceId !== undefined) columns.push(['instance_id', details.instanceId]);
+  if (details.wakeUrl !== undefined) columns.push(['wake_url', details.wakeUrl]);
+  if (details.displayName !== undefined) columns.push(['display_name', details.displayName]);
+  return columns;
+}

@@ -27,9 +27,12 @@ import {
   type ChatRow,
   type DeadLetterRow,
   type DeliveryKeysRow,
+  detailColumns,
   type EnrollmentRow,
+  type GatewayIdentityRow,
   type GatewayRow,
   type OutboxRow,
+  type PolicyRow,
   type RouteRow,
   type TenantRow,
   toAudit,
@@ -38,6 +41,8 @@ import {
   toDelivery,
   toDeliveryKeys,
   toGateway,
+  toGatewayIdentity,
+  toPolicy,
   toRoute,
   toTenant,
 } from './rows.js';
@@ -51,8 +56,12 @@ import type {
   DeliveryRecord,
   EnqueueLease,
   EnrollmentTokenRedemption,
+  GatewayDetails,
+  GatewayIdentity,
+  GatewayPolicy,
   GatewayRecord,
   NewDelivery,
+  OutboxCount,
   RelayStore,
   RouteRecord,
   RouteUpsert,
@@ -119,6 +128,14 @@ export class SqliteStore implements RelayStore {
   readonly #revokeGateway;
   readonly #listRevokedSince;
   readonly #touchGateway;
+  readonly #setGatewayIdle;
+  readonly #upsertIdentity;
+  readonly #listIdentities;
+  readonly #upsertPolicy;
+  readonly #getPolicy;
+  readonly #listPolicies;
+  readonly #listPoliciesOfTenant;
+  readonly #outboxCounts;
   // Delivery keys
   readonly #getDeliveryKeys;
   readonly #insertDeliveryKeyIfAbsent;
@@ -273,6 +290,39 @@ export class SqliteStore implements RelayStore {
       'SELECT id, revoked_at AS revokedAt FROM gateways WHERE revoked_at >= ? ORDER BY revoked_at, id',
     );
     this.#touchGateway = db.prepare<[number, string]>('UPDATE gateways SET last_seen_at = ? WHERE id = ?');
+    this.#setGatewayIdle = db.prepare<[number | null, string]>(
+      'UPDATE gateways SET idle_since = ? WHERE id = ?',
+    );
+    this.#upsertIdentity = db.prepare<[string, string, string, number]>(
+      `INSERT INTO gateway_identities (gateway_id, platform, bot_id, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (gateway_id, platform) DO UPDATE SET bot_id = excluded.bot_id`,
+    );
+    this.#listIdentities = db.prepare<[string], GatewayIdentityRow>(
+      'SELECT * FROM gateway_identities WHERE gateway_id = ? ORDER BY created_at, platform',
+    );
+    this.#upsertPolicy = db.prepare<[string, string, string, number, string, number, number]>(
+      `INSERT INTO gateway_policies
+         (tenant_id, platform, instance_key, require_address, free_response_scopes, allow_other_bots, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant_id, platform, instance_key) DO UPDATE SET
+         require_address = excluded.require_address,
+         free_response_scopes = excluded.free_response_scopes,
+         allow_other_bots = excluded.allow_other_bots,
+         updated_at = excluded.updated_at`,
+    );
+    this.#getPolicy = db.prepare<[string, string, string], PolicyRow>(
+      'SELECT * FROM gateway_policies WHERE tenant_id = ? AND platform = ? AND instance_key = ?',
+    );
+    this.#listPolicies = db.prepare<[], PolicyRow>(
+      'SELECT * FROM gateway_policies ORDER BY tenant_id, platform, instance_key',
+    );
+    this.#listPoliciesOfTenant = db.prepare<[string], PolicyRow>(
+      'SELECT * FROM gateway_policies WHERE tenant_id = ? ORDER BY platform, instance_key',
+    );
+    this.#outboxCounts = db.prepare<[], OutboxCount>(
+      `SELECT tenant_id AS tenantId, gateway_id AS gatewayId, COUNT(*) AS count
+       FROM outbox GROUP BY tenant_id, gateway_id ORDER BY tenant_id, gateway_id`,
+    );
 
     this.#getDeliveryKeys = db.prepare<[string], DeliveryKeysRow>(
       'SELECT * FROM delivery_keys WHERE tenant_id = ?',
@@ -462,6 +512,7 @@ export class SqliteStore implements RelayStore {
           now: input.now,
         });
         if (!row) throw new Error(`gateway ${input.id} was not inserted`);
+        this.#upsertIdentity.run(input.id, input.platform, input.botId, input.now);
         return toGateway(row);
       }
       if (existing.tenant_id !== input.tenantId) {
@@ -476,6 +527,7 @@ export class SqliteStore implements RelayStore {
         endpoint: input.endpoint ?? null,
       });
       if (!row) throw new Error(`gateway ${input.id} vanished during rotation`);
+      this.#upsertIdentity.run(input.id, input.platform, input.botId, input.now);
       return toGateway(row);
     });
 
@@ -760,6 +812,52 @@ export class SqliteStore implements RelayStore {
     this.#touchGateway.run(now, id);
   }
 
+  async updateGatewayDetails(id: string, details: GatewayDetails): Promise<GatewayRecord | null> {
+    const sets: string[] = [];
+    const values: (string | null)[] = [];
+    for (const [column, value] of detailColumns(details)) {
+      sets.push(`${column} = ?`);
+      values.push(value);
+    }
+    if (sets.length > 0)
+      this.#db.prepare(`UPDATE gateways SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+    return this.getGateway(id);
+  }
+
+  async setGatewayIdle(id: string, idleSince: number | null): Promise<void> {
+    this.#setGatewayIdle.run(idleSince, id);
+  }
+
+  async addGatewayIdentity(gatewayId: string, platform: string, botId: string, now: number): Promise<void> {
+    this.#upsertIdentity.run(gatewayId, platform, botId, now);
+  }
+
+  async listGatewayIdentities(gatewayId: string): Promise<GatewayIdentity[]> {
+    return this.#listIdentities.all(gatewayId).map(toGatewayIdentity);
+  }
+
+  async putPolicy(policy: GatewayPolicy): Promise<void> {
+    this.#upsertPolicy.run(
+      policy.tenantId,
+      policy.platform,
+      policy.instanceKey,
+      policy.requireAddress ? 1 : 0,
+      JSON.stringify(policy.freeResponseScopes),
+      policy.allowOtherBots ? 1 : 0,
+      policy.updatedAt,
+    );
+  }
+
+  async getPolicy(tenantId: string, platform: string, instanceKey: string): Promise<GatewayPolicy | null> {
+    const row = this.#getPolicy.get(tenantId, platform, instanceKey);
+    return row ? toPolicy(row) : null;
+  }
+
+  async listPolicies(tenantId?: string): Promise<GatewayPolicy[]> {
+    const rows = tenantId === undefined ? this.#listPolicies.all() : this.#listPoliciesOfTenant.all(tenantId);
+    return rows.map(toPolicy);
+  }
+
   async getDeliveryKeys(tenantId: string): Promise<DeliveryKeys | null> {
     const row = this.#getDeliveryKeys.get(tenantId);
     return row ? toDeliveryKeys(row) : null;
@@ -873,6 +971,10 @@ export class SqliteStore implements RelayStore {
 
   async outboxDepth(): Promise<number> {
     return this.#outboxDepth.get() ?? 0;
+  }
+
+  async outboxCounts(): Promise<OutboxCount[]> {
+    return this.#outboxCounts.all();
   }
 
   async listDeliveries(limit: number): Promise<DeliveryRecord[]> {

@@ -30,6 +30,50 @@ export interface GatewayRecord {
   endpoint: string;
   createdAt: number;
   lastSeenAt: number | null;
+  /** The agent instance the gateway runs for (provision `instanceId`); null = the gateway itself. */
+  instanceId: string | null;
+  /** Poked with an unsigned GET when inbound arrives while the gateway is idle; null = none. */
+  wakeUrl: string | null;
+  /** Reply prefix in multi-agent chats (provision `displayName`, ≤ 64 chars); null = none. */
+  displayName: string | null;
+  /** Set while the gateway is idle (its `going_idle` was acknowledged): inbound waits in the outbox. */
+  idleSince: number | null;
+}
+
+/** One platform identity (platform + bot id) a gateway was provisioned or enrolled for. */
+export interface GatewayIdentity {
+  gatewayId: string;
+  platform: string;
+  botId: string;
+  createdAt: number;
+}
+
+/** Provision details that can change without a new secret; a key left out is left as it is. */
+export interface GatewayDetails {
+  instanceId?: string | null;
+  wakeUrl?: string | null;
+  displayName?: string | null;
+}
+
+/**
+ * What a gateway instance declared relevant on one platform (`POST /relay/policy`), keyed by
+ * (tenant, platform, instance key); the instance key is the gateway's `instanceId`, else its id.
+ */
+export interface GatewayPolicy {
+  tenantId: string;
+  platform: string;
+  instanceKey: string;
+  requireAddress: boolean;
+  freeResponseScopes: string[];
+  allowOtherBots: boolean;
+  updatedAt: number;
+}
+
+/** Outbox rows waiting, per tenant and the gateway they prefer (null = any of the tenant's). */
+export interface OutboxCount {
+  tenantId: string;
+  gatewayId: string | null;
+  count: number;
 }
 
 export interface DeliveryKeys {
@@ -169,6 +213,19 @@ export interface RelayStore {
   /** Gateways revoked at or after `since` (the connector polls this to close live sockets). */
   listRevokedSince(since: number): Promise<{ id: string; revokedAt: number }[]>;
   touchGateway(id: string, now: number): Promise<void>;
+  /** Change provision details; null when there is no such gateway. */
+  updateGatewayDetails(id: string, details: GatewayDetails): Promise<GatewayRecord | null>;
+  /** Mark the gateway idle since `idleSince`, or live again with null. */
+  setGatewayIdle(id: string, idleSince: number | null): Promise<void>;
+  /** Add (or re-point the bot id of) one platform identity; `putGatewaySecret` adds its own. */
+  addGatewayIdentity(gatewayId: string, platform: string, botId: string, now: number): Promise<void>;
+  /** The gateway's identities, oldest first. */
+  listGatewayIdentities(gatewayId: string): Promise<GatewayIdentity[]>;
+
+  // Relevance policies declared by gateway instances (full replace per key).
+  putPolicy(policy: GatewayPolicy): Promise<void>;
+  getPolicy(tenantId: string, platform: string, instanceKey: string): Promise<GatewayPolicy | null>;
+  listPolicies(tenantId?: string): Promise<GatewayPolicy[]>;
 
   // Tenant delivery keys.
   getDeliveryKeys(tenantId: string): Promise<DeliveryKeys | null>;
@@ -239,6 +296,8 @@ export interface RelayStore {
   /** Earliest `nextAttemptAt` among unclaimed deliveries, so the engine can sleep until then. */
   nextDueAt(): Promise<number | null>;
   outboxDepth(): Promise<number>;
+  /** {@link outboxDepth} broken down by tenant and preferred gateway. */
+  outboxCounts(): Promise<OutboxCount[]>;
   listDeliveries(limit: number): Promise<DeliveryRecord[]>;
   listDeadLetters(limit: number): Promise<DeadLetter[]>;
   /** Move a dead letter back to the outbox, due now; false if there is no such dead letter. */
