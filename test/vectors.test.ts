@@ -6,7 +6,13 @@ import {
   verifyDelivery,
   verifyUpgradeToken,
 } from '../src/auth/index.js';
-import { buildSessionKey, codePointLength, messageLength, utf16Length } from '../src/protocol/index.js';
+import {
+  buildSessionKey,
+  codePointLength,
+  messageLength,
+  type SessionKeySource,
+  utf16Length,
+} from '../src/protocol/index.js';
 import { loadVectors } from './support/vectors.js';
 
 interface AuthVectors {
@@ -120,5 +126,15 @@ describe('session-keys-and-lengths.json', () => {
     expect(messageLength(v.text, 'chars')).toBe(v.chars);
     expect(messageLength(v.text, 'utf16')).toBe(v.utf16);
     expect(codePointLength(v.text)).toBe([...v.text].length);
+  });
+});
+
+describe('session-keys-current.json (current generation, §5.6 worked examples)', () => {
+  const current = loadVectors<{ sessionKeys: { source: SessionKeySource; key: string }[] }>(
+    'session-keys-current.json',
+  );
+
+  it.each(current.sessionKeys)('session key $key', (v) => {
+    expect(buildSessionKey(v.source)).toBe(v.key);
   });
 });

@@ -100,7 +100,7 @@ export class RelayServer {
   }
 
   /** Close every live socket of a gateway with 4401 (revocation kill switch). */
-  closeGateway(gatewayId: string, reason: UnauthorizedCloseReason = 'revoked'): number {
+  closeGateway(gatewayId: string, reason: UnauthorizedCloseReason = 'unauthorized'): number {
     const connections = this.options.registry.ofGateway(gatewayId);
     for (const connection of connections) {
       connection.writer.flush();
@@ -116,7 +116,7 @@ export class RelayServer {
     if (claimed === null) return { ok: false, reason: 'unauthorized', detail: 'malformed token' };
     const gateway = await this.options.store.getGateway(claimed);
     if (!gateway) return { ok: false, reason: 'unauthorized', detail: 'unknown gateway' };
-    if (gateway.revoked) return { ok: false, reason: 'revoked', detail: 'gateway revoked' };
+    if (gateway.revoked) return { ok: false, reason: 'unauthorized', detail: 'gateway revoked' };
     const now = this.now();
     const verifyList = [gateway.secret];
     if (gateway.secondarySecret && (gateway.secondaryExpiresAt ?? 0) > now)
@@ -307,7 +307,7 @@ export class RelayServer {
       const since = this.revocationWatermark;
       const revoked = await this.options.store.listRevokedSince(since);
       for (const { id, revokedAt } of revoked) {
-        if (this.closeGateway(id, 'revoked') > 0)
+        if (this.closeGateway(id) > 0)
           this.options.log.info({ gatewayId: id }, 'revoked gateway disconnected (4401)');
         this.revocationWatermark = Math.max(this.revocationWatermark, revokedAt);
       }

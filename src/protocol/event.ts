@@ -18,7 +18,7 @@ const optionalText = z
   .transform((v) => v ?? undefined);
 const optionalBool = z.boolean().optional().catch(undefined);
 
-/** SessionSource (reference §7.2 plus later additive fields). */
+/** SessionSource (June reference §7.2; current §5.5 adds profile, auto-thread and author fields). */
 export const SessionSourceSchema = z.object({
   platform: z.string().catch('relay').default('relay'),
   chat_id: optionalId.transform((v) => v ?? ''),
@@ -40,6 +40,13 @@ export const SessionSourceSchema = z.object({
   message_id: optionalId,
   is_bot: optionalBool,
   message_is_edit: optionalBool,
+  one_to_one_verified: optionalBool,
+  profile: optionalText,
+  user_display_name: optionalText,
+  user_handle: optionalText,
+  auto_thread_created: optionalBool,
+  auto_thread_initial_name: optionalText,
+  prospective_thread_id: optionalId,
 });
 
 export type SessionSource = z.output<typeof SessionSourceSchema>;
@@ -60,7 +67,25 @@ export const MESSAGE_TYPES = [
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 const messageTypes: ReadonlySet<string> = new Set(MESSAGE_TYPES);
 
-/** MessageEvent wire form (reference §7.1). Unknown message types read as `text`. */
+const MediaItemSchema = z.object({
+  url: z.string(),
+  kind: optionalText,
+  mime: optionalText,
+  size: z.number().optional().catch(undefined),
+  filename: optionalText,
+  caption: optionalText,
+});
+const ContextItemSchema = z.object({
+  text: z.string().catch(''),
+  source: z
+    .object({ user_name: optionalText, user_id: optionalId })
+    .catch({ user_name: undefined, user_id: undefined })
+    .default({ user_name: undefined, user_id: undefined }),
+});
+export type MediaItem = z.output<typeof MediaItemSchema>;
+export type ContextItem = z.output<typeof ContextItemSchema>;
+
+/** MessageEvent wire form (June §7.1, current §5.4). Unknown message types read as `text`. */
 export const MessageEventSchema = z.object({
   text: z.string().catch('').default(''),
   // `.optional()`: an absent key must read as `text`, not fail the whole event.
@@ -73,6 +98,24 @@ export const MessageEventSchema = z.object({
   message_id: optionalId,
   reply_to_message_id: optionalId,
   media_urls: z.array(z.string()).catch([]).default([]),
+  /** Per-attachment metadata, matched to `media_urls` by URL (current §5.4). */
+  media: z.array(MediaItemSchema).optional().catch(undefined),
+  reply_to: z
+    .object({ text: optionalText, author: optionalText, is_own: optionalBool })
+    .optional()
+    .catch(undefined),
+  /** Read-only channel context, oldest first; never triggers a turn. */
+  context: z.array(ContextItemSchema).optional().catch(undefined),
+  context_error: optionalBool,
+  prompt_response: z
+    .looseObject({
+      prompt_id: z.string(),
+      option_id: z.string(),
+      label: optionalText,
+      prompt_message_id: optionalId,
+    })
+    .optional()
+    .catch(undefined),
   source: SessionSourceSchema.catch(() => SessionSourceSchema.parse({})).default(() =>
     SessionSourceSchema.parse({}),
   ),
@@ -109,6 +152,11 @@ const WHEN_TRUTHY = [
   'scope_id',
   'parent_chat_id',
   'message_id',
+  'profile',
+  'user_display_name',
+  'user_handle',
+  'auto_thread_initial_name',
+  'prospective_thread_id',
 ] as const;
 
 /**
@@ -128,6 +176,8 @@ export function sessionSourceToWire(source: SessionSourceInit): Record<string, s
   }
   wire.is_bot = source.is_bot === true;
   wire.message_is_edit = source.message_is_edit === true;
+  if (source.auto_thread_created === true) wire.auto_thread_created = true;
+  if (typeof source.one_to_one_verified === 'boolean') wire.one_to_one_verified = source.one_to_one_verified;
   return wire;
 }
 
@@ -137,6 +187,9 @@ export interface MessageEventInit {
   message_id?: string;
   reply_to_message_id?: string;
   media_urls?: string[];
+  media?: MediaItem[];
+  reply_to?: { text?: string; author?: string; is_own?: boolean };
+  context?: ContextItem[];
   source: SessionSourceInit;
 }
 
@@ -149,6 +202,9 @@ export function messageEventToWire(event: MessageEventInit): Record<string, unkn
   if (event.message_id) wire.message_id = event.message_id;
   if (event.reply_to_message_id) wire.reply_to_message_id = event.reply_to_message_id;
   wire.media_urls = event.media_urls ?? [];
+  if (event.media && event.media.length > 0) wire.media = event.media;
+  if (event.reply_to) wire.reply_to = event.reply_to;
+  if (event.context && event.context.length > 0) wire.context = event.context;
   wire.source = sessionSourceToWire(event.source);
   return wire;
 }

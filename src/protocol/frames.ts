@@ -14,10 +14,22 @@ const requestId = z.string().min(1).max(256);
 const bufferId = z.union([z.string().min(1).max(256), z.number()]);
 
 // G→C
+/** Discord's slash-command tree as a gateway declares it (current §4.1); options pass through. */
+export const CommandManifestSchema = z
+  .array(
+    z.looseObject({
+      name: z.string().min(1).max(32),
+      description: z.string().max(100),
+      options: z.array(z.looseObject({})).max(25).optional(),
+    }),
+  )
+  .max(100);
+
 export const HelloFrameSchema = z.object({
   type: z.literal('hello'),
   platform: z.string().max(128).catch('relay').default('relay'),
   botId: z.string().max(256).catch('').default(''),
+  command_manifest: CommandManifestSchema.optional().catch(undefined),
 });
 export const OutboundFrameSchema = z.object({
   type: z.literal('outbound'),
@@ -25,7 +37,12 @@ export const OutboundFrameSchema = z.object({
   // Kept loose here: the connector must answer even an action it cannot run, so the envelope
   // parses on its own and `parseOutboundAction` judges the action.
   action: z.looseObject({ op: z.string() }),
+  // The identity the frame speaks for (current §4.3); absent = the socket's first hello.
+  platform: z.string().max(128).optional().catch(undefined),
+  botId: z.string().max(256).optional().catch(undefined),
 });
+/** The gateway is about to go dormant: stop live delivery to it and buffer (current §9). */
+export const GoingIdleFrameSchema = z.object({ type: z.literal('going_idle') });
 export const InterruptFrameSchema = z.object({
   type: z.literal('interrupt'),
   session_key: z.string().min(1).max(1024),
@@ -52,6 +69,25 @@ export const InboundFrameSchema = z.object({
   event: MessageEventSchema,
   bufferId: bufferId.optional(),
 });
+export const GoingIdleAckFrameSchema = z.object({ type: z.literal('going_idle_ack') });
+/** A platform webhook the connector verified and acknowledged, forwarded as received (current §12). */
+export const PassthroughForwardSchema = z.object({
+  platform: z.string().max(128),
+  botId: z.string().max(256).catch(''),
+  method: z.string().max(16),
+  path: z.string().max(2048),
+  headers: z
+    .array(z.tuple([z.string().max(256), z.string().max(8192)]))
+    .max(100)
+    .catch([]),
+  bodyB64: z.string().catch(''),
+  profile: z.string().max(128).optional().catch(undefined),
+});
+export const PassthroughForwardFrameSchema = z.object({
+  type: z.literal('passthrough_forward'),
+  forward: PassthroughForwardSchema,
+  bufferId: bufferId.optional(),
+});
 export const InterruptInboundFrameSchema = z.object({
   type: z.literal('interrupt_inbound'),
   session_key: z.string().min(1).max(1024),
@@ -65,13 +101,24 @@ export type HelloFrame = z.output<typeof HelloFrameSchema>;
 export type OutboundFrame = z.output<typeof OutboundFrameSchema>;
 export type InterruptFrame = z.output<typeof InterruptFrameSchema>;
 export type InboundAckFrame = z.output<typeof InboundAckFrameSchema>;
+export type GoingIdleFrame = z.output<typeof GoingIdleFrameSchema>;
+export type GoingIdleAckFrame = z.output<typeof GoingIdleAckFrameSchema>;
+export type PassthroughForward = z.output<typeof PassthroughForwardSchema>;
+export type PassthroughForwardFrame = z.output<typeof PassthroughForwardFrameSchema>;
+export type CommandManifest = z.output<typeof CommandManifestSchema>;
 export type DescriptorFrame = z.output<typeof DescriptorFrameSchema>;
 export type OutboundResultFrame = z.output<typeof OutboundResultFrameSchema>;
 export type InboundFrame = z.output<typeof InboundFrameSchema>;
 export type InterruptInboundFrame = z.output<typeof InterruptInboundFrameSchema>;
 
-export type GatewayFrame = HelloFrame | OutboundFrame | InterruptFrame | InboundAckFrame;
-export type ConnectorFrame = DescriptorFrame | OutboundResultFrame | InboundFrame | InterruptInboundFrame;
+export type GatewayFrame = HelloFrame | OutboundFrame | InterruptFrame | InboundAckFrame | GoingIdleFrame;
+export type ConnectorFrame =
+  | DescriptorFrame
+  | OutboundResultFrame
+  | InboundFrame
+  | InterruptInboundFrame
+  | GoingIdleAckFrame
+  | PassthroughForwardFrame;
 
 /*
  * What a side writes: the input form of the schema its peer reads the frame with, so a frame built
@@ -90,19 +137,25 @@ export type DescriptorFrameInput = z.input<typeof DescriptorFrameSchema>;
 export type OutboundResultFrameInput = z.input<typeof OutboundResultFrameSchema>;
 export type InboundFrameInput = z.input<typeof InboundFrameSchema>;
 export type InterruptInboundFrameInput = z.input<typeof InterruptInboundFrameSchema>;
+export type GoingIdleFrameInput = z.input<typeof GoingIdleFrameSchema>;
+export type GoingIdleAckFrameInput = z.input<typeof GoingIdleAckFrameSchema>;
+export type PassthroughForwardFrameInput = z.input<typeof PassthroughForwardFrameSchema>;
 
 /** A frame a gateway writes (G→C). */
 export type GatewayFrameInput =
   | HelloFrameInput
   | OutboundFrameInput
   | InterruptFrameInput
-  | InboundAckFrameInput;
+  | InboundAckFrameInput
+  | GoingIdleFrameInput;
 /** A frame a connector writes (C→G). */
 export type ConnectorFrameInput =
   | DescriptorFrameInput
   | OutboundResultFrameInput
   | InboundFrameInput
-  | InterruptInboundFrameInput;
+  | InterruptInboundFrameInput
+  | GoingIdleAckFrameInput
+  | PassthroughForwardFrameInput;
 /** Any frame either side writes: what the encoder takes. */
 export type WireFrame = GatewayFrameInput | ConnectorFrameInput;
 
@@ -116,12 +169,15 @@ const gatewayFrameSchemas: Record<string, z.ZodType> = {
   outbound: OutboundFrameSchema,
   interrupt: InterruptFrameSchema,
   inbound_ack: InboundAckFrameSchema,
+  going_idle: GoingIdleFrameSchema,
 };
 const connectorFrameSchemas: Record<string, z.ZodType> = {
   descriptor: DescriptorFrameSchema,
   outbound_result: OutboundResultFrameSchema,
   inbound: InboundFrameSchema,
   interrupt_inbound: InterruptInboundFrameSchema,
+  going_idle_ack: GoingIdleAckFrameSchema,
+  passthrough_forward: PassthroughForwardFrameSchema,
 };
 
 function parseWith<F>(schemas: Record<string, z.ZodType>, value: unknown): FrameParse<F> {

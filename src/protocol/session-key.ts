@@ -1,6 +1,7 @@
 /**
- * Session keys exactly as the reference `build_session_key` (reference §7.3). The key decides which
- * conversation a message joins, so any change here splits or merges users' conversations.
+ * Session keys exactly as the reference `build_session_key` (June reference §7.3, current §5.6). The
+ * key decides which conversation a message joins, so any change here splits or merges users'
+ * conversations. The current algorithm only adds to the June one: every June key is unchanged.
  */
 
 export interface SessionKeySource {
@@ -10,6 +11,12 @@ export interface SessionKeySource {
   user_id?: string | null;
   user_id_alt?: string | null;
   thread_id?: string | null;
+  /** Slack workspace (or Discord guild, which is deliberately not part of the key). */
+  scope_id?: string | null;
+  /** The thread a channel message's reply will be auto-threaded into. */
+  prospective_thread_id?: string | null;
+  /** Multiplex namespace; absent or `default` is `agent:main`. */
+  profile?: string | null;
 }
 
 export interface SessionKeyOptions {
@@ -28,30 +35,33 @@ export function canonicalWhatsappId(id: string): string {
   return withoutDevice.replace(/^\+/, '');
 }
 
+/** `agent:main`, `agent:<profile>`, or `agent:main~` for a profile literally named `main`. */
+export function sessionKeyNamespace(profile?: string | null): string {
+  if (!profile || profile === 'default') return 'agent:main';
+  return profile === 'main' ? 'agent:main~' : `agent:${profile}`;
+}
+
 export function buildSessionKey(source: SessionKeySource, options: SessionKeyOptions = {}): string {
   const groupPerUser = options.groupSessionsPerUser ?? true;
   const threadPerUser = options.threadSessionsPerUser ?? false;
   const canonical = options.canonicalWhatsapp ?? canonicalWhatsappId;
   const platform = source.platform;
   const isWhatsapp = platform === 'whatsapp';
-  const threadId = source.thread_id || '';
+  const chatType = source.chat_type || 'dm';
+  const isDm = chatType === 'dm';
+  const chat = isDm && isWhatsapp ? canonical(source.chat_id || '') : source.chat_id || '';
+  const thread = source.thread_id || (isDm ? '' : source.prospective_thread_id || '');
+  // A prospective thread is keyed as the thread it will become, shared by everyone in it.
+  const typeSlot = thread && !source.thread_id ? 'thread' : chatType;
+  const isolate = isDm ? !chat : groupPerUser && !(thread && !threadPerUser);
   let who = source.user_id_alt || source.user_id || '';
   if (who && isWhatsapp) who = canonical(who) || who;
 
-  const chatType = source.chat_type || 'dm';
-  if (chatType === 'dm') {
-    const chat = isWhatsapp ? canonical(source.chat_id || '') : source.chat_id || '';
-    const owner = chat || who;
-    const parts = ['agent:main', platform, 'dm'];
-    if (owner) parts.push(owner);
-    if (threadId) parts.push(threadId);
-    return parts.join(':');
-  }
-
-  const parts = ['agent:main', platform, chatType];
-  if (source.chat_id) parts.push(source.chat_id);
-  if (threadId) parts.push(threadId);
-  const isolate = groupPerUser && !(threadId && !threadPerUser);
-  if (isolate && who) parts.push(who);
+  const parts = [sessionKeyNamespace(source.profile), platform, typeSlot];
+  if (platform === 'slack' && source.scope_id) parts.push(source.scope_id);
+  if (chat) parts.push(chat);
+  const user = isolate && who ? [who] : [];
+  const threadPart = thread ? [thread] : [];
+  parts.push(...(isDm ? [...user, ...threadPart] : [...threadPart, ...user]));
   return parts.join(':');
 }

@@ -13,9 +13,18 @@ export const PROVISION_PATH = '/relay/provision';
 /** Appended to the gateway endpoint string as given (reference §3.1). */
 export const INTERRUPT_DELIVERY_SUFFIX = '/interrupt';
 
+export const POLICY_PATH = '/relay/policy';
+/** The management plane (current §11.2); authenticated like `/relay/policy`. */
+export const MANAGE_PATH_PREFIX = '/manage';
+
 /** WebSocket close code for a missing, invalid, expired or revoked credential (reference §2.3). */
 export const CLOSE_UNAUTHORIZED = 4401;
-export type UnauthorizedCloseReason = 'unauthorized' | 'revoked' | 'expired';
+/**
+ * `expired`: a valid signature whose `exp` passed — a current gateway re-dials with a fresh token and
+ * never treats it as revocation. `unauthorized`: everything else, revocation included, which a
+ * current gateway latches on the second strike (current §8).
+ */
+export type UnauthorizedCloseReason = 'unauthorized' | 'expired';
 
 /** Exact receiver response bodies (reference §3.3). */
 export const RECEIVER_ERRORS = {

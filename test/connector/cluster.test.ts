@@ -225,7 +225,7 @@ describe.skipIf(postgresUnavailable !== null || redisUnavailable !== null)(
       console.log(
         `[cluster] revoke via CLI → 4401 on instance B ${closed.at - cliDoneAt} ms after the CLI exited (negative: before)`,
       );
-      expect(gateway.closeReason).toBe('revoked');
+      expect(gateway.closeReason).toBe('unauthorized');
     });
 
     it('one instance polls the Telegram bot; when it dies the lease moves to the other within 10 s', async () => {

@@ -169,7 +169,7 @@ describe('connector end to end (real process)', () => {
     const revoke = await hermes(['connector', 'gateway', 'revoke', creds.gatewayId, '--db', db]);
     expect(revoke.code).toBe(0);
     expect(await live.closed()).toBe(4401);
-    expect(live.closeReason).toBe('revoked');
+    expect(live.closeReason).toBe('unauthorized'); // never 'expired': a current gateway must latch revocation
 
     const again = new TestRelayClient(relayUrl, creds.gatewayId, creds.secret);
     await again.connect();
