@@ -18,6 +18,7 @@ import {
   startBareHttpServer,
   startBenchConnector,
   tempDir,
+  watchCompletions,
 } from './support.js';
 
 /**
@@ -58,34 +59,9 @@ async function run(): Promise<BenchResult[]> {
     endpoint: receiverUrl,
   });
 
-  // Completion = the connector deleted the outbox row after a 2xx: hook the store methods it calls
-  // (one row, or a batch of rows in one transaction).
-  const waiters = new Map<string, () => void>();
-  const early = new Set<string>();
+  // Completion = the connector deleted the outbox row after a 2xx.
+  const { completed } = watchCompletions(store);
   let unexpected = 0;
-  const completedRow = (id: string): void => {
-    const waiter = waiters.get(id);
-    if (waiter) {
-      waiters.delete(id);
-      waiter();
-    } else early.add(id);
-  };
-  const complete = store.completeDelivery.bind(store);
-  store.completeDelivery = async (id, claimer) => {
-    const done = await complete(id, claimer);
-    completedRow(id);
-    return done;
-  };
-  const completeMany = store.completeDeliveries.bind(store);
-  store.completeDeliveries = async (ids, claimer) => {
-    const done = await completeMany(ids, claimer);
-    for (const id of ids) completedRow(id);
-    return done;
-  };
-  const completed = (id: string): Promise<void> => {
-    if (early.delete(id)) return Promise.resolve();
-    return new Promise((resolve) => waiters.set(id, resolve));
-  };
 
   // One session per worker: a session never has two deliveries in flight, so 64 workers ⇒ 64 sessions.
   const events = Array.from({ length: SESSIONS }, (_, i) => sizedEvent(`bench-session-${i}`, BODY_BYTES));

@@ -15,6 +15,7 @@ import {
   toJson,
 } from './harness.js';
 import { probeBench } from './probe.js';
+import { wsInboundBench } from './ws-inbound.js';
 import { wsOpsBench } from './ws-ops.js';
 
 /**
@@ -25,6 +26,7 @@ const MODULES: readonly BenchModule[] = [
   authBench,
   deliveryBench,
   wsOpsBench,
+  wsInboundBench,
   connectionsBench,
   drainBench,
   probeBench,

@@ -368,3 +368,45 @@ export function manualMeasurement(
 export function formatKiB(bytes: number): string {
   return `${(bytes / 1024).toFixed(1)} KiB`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Outbox completions
+
+export interface CompletionWatch {
+  /** Resolves once the outbox row `id` has been completed (it may already have been). */
+  completed(id: string): Promise<void>;
+}
+
+/**
+ * Hook the store methods the engine completes rows with (one row, or a batch in one transaction),
+ * so a bench can time an event from `ingest` to its row leaving the outbox.
+ */
+export function watchCompletions(store: SqliteStore): CompletionWatch {
+  const waiters = new Map<string, () => void>();
+  const early = new Set<string>();
+  const completedRow = (id: string): void => {
+    const waiter = waiters.get(id);
+    if (waiter) {
+      waiters.delete(id);
+      waiter();
+    } else early.add(id);
+  };
+  const complete = store.completeDelivery.bind(store);
+  store.completeDelivery = async (id, claimer) => {
+    const done = await complete(id, claimer);
+    completedRow(id);
+    return done;
+  };
+  const completeMany = store.completeDeliveries.bind(store);
+  store.completeDeliveries = async (ids, claimer) => {
+    const done = await completeMany(ids, claimer);
+    for (const id of ids) completedRow(id);
+    return done;
+  };
+  return {
+    completed: (id) => {
+      if (early.delete(id)) return Promise.resolve();
+      return new Promise((resolve) => waiters.set(id, resolve));
+    },
+  };
+}
