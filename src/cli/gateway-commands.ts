@@ -5,9 +5,8 @@ import { defaultGatewayId, enrollGateway } from '../gateway/enroll.js';
 import { GatewayStartupError, startGateway } from '../gateway/runner.js';
 import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from '../home/config.js';
 import { ENV_FILE_NAME, loadEnvFile, saveEnvValues } from '../home/env-file.js';
+import { gatewayStatus } from '../home/gateway-status.js';
 import { ensureHome, resolveHome } from '../home/home.js';
-import { readGatewayLiveness } from '../home/pid-lock.js';
-import { readRuntimeStatus } from '../home/status-file.js';
 import { CliError } from './errors.js';
 import { printJson } from './format.js';
 import { registerGatewayServiceCommands } from './gateway-service-commands.js';
@@ -139,30 +138,35 @@ export function registerGatewayCommands(program: Command): void {
     .action((options: { json?: boolean; deep?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const home = resolveHome({ env: process.env, profile: globals.profile }).home;
-      const liveness = readGatewayLiveness(home);
-      const record = readRuntimeStatus(home);
+      const status = gatewayStatus(home);
       const summary = {
         home,
-        running: liveness.running,
-        pid: liveness.pid,
-        gateway_state: record?.gateway_state ?? null,
-        active_agents: liveness.running ? (record?.active_agents ?? 0) : 0,
-        exit_reason: record?.exit_reason ?? null,
-        updated_at: record?.updated_at ?? null,
-        platforms: record?.platforms ?? {},
+        running: status.running,
+        pid: status.pid,
+        gateway_state: status.state,
+        active_agents: status.activeAgents,
+        exit_reason: status.exitReason,
+        updated_at: status.updatedAt,
+        platforms: status.platforms,
       };
-      if (options.json) return printJson(options.deep ? { ...summary, record } : summary);
+      if (options.json) return printJson(options.deep ? { ...summary, record: status.record } : summary);
       const lines: string[] = [];
-      if (liveness.running) {
+      if (status.running) {
         lines.push(
-          `✓ Gateway is running (PID: ${liveness.pid})`,
+          `✓ Gateway is running (PID: ${status.pid})`,
           `  state: ${summary.gateway_state ?? 'unknown'}`,
           `  active turns: ${summary.active_agents}`,
         );
       } else {
+        const last = status.lastReportedState;
         lines.push(
           '✗ Gateway is not running',
-          `  last state: ${summary.gateway_state ?? 'never started'}${summary.exit_reason ? ` (${summary.exit_reason})` : ''}`,
+          `  state: ${status.state}${summary.exit_reason ? ` (${summary.exit_reason})` : ''}` +
+            (last === null
+              ? ' (never started)'
+              : last !== status.state
+                ? ` — it last reported "${last}" and exited without saying so`
+                : ''),
         );
       }
       for (const [name, platform] of Object.entries(summary.platforms)) {
@@ -181,12 +185,12 @@ export function registerGatewayCommands(program: Command): void {
         if (entry.error_code === 'relay_unauthorized')
           lines.push('    fix: check GATEWAY_RELAY_ID / GATEWAY_RELAY_SECRET (or re-enroll)');
       }
-      if (summary.gateway_state === 'draining' && liveness.running) {
+      if (summary.gateway_state === 'draining' && status.running) {
         lines.push(
           '  draining: new turns are refused until the drain is cancelled (dashboard or .drain_request.json)',
         );
       }
-      if (!liveness.running) lines.push('  To start: hermes gateway run');
+      if (!status.running) lines.push('  To start: hermes gateway run');
       if (options.deep) lines.push(`  home: ${home}`, `  updated: ${summary.updated_at ?? '-'}`);
       process.stdout.write(`${lines.join('\n')}\n`);
     });

@@ -35,6 +35,29 @@ export class SqliteHistoryStore implements HistoryStore {
   readonly #prune;
   readonly #appendTx;
 
+  /**
+   * Sessions with a message at or after `since`, read from the file at `path` without creating or
+   * writing it (the dashboard asks this of a gateway's store it does not own); 0 when unreadable.
+   */
+  static countSessionsSince(path: string, since: number): number {
+    if (!existsSync(path)) return 0;
+    try {
+      const db = new Database(path, { readonly: true, fileMustExist: true });
+      try {
+        const row = db
+          .prepare<[number], { n: number }>(
+            'SELECT COUNT(DISTINCT session_key) AS n FROM messages WHERE created_at >= ?',
+          )
+          .get(since);
+        return row?.n ?? 0;
+      } finally {
+        db.close();
+      }
+    } catch {
+      return 0;
+    }
+  }
+
   /** Open (creating if needed) the history database at `path`; `:memory:` gives a private one. */
   static open(path: string, options: SqliteHistoryOptions = {}): SqliteHistoryStore {
     if (!isFileless(path)) {

@@ -1,8 +1,8 @@
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { isUsableSecret } from '../auth/index.js';
 import type { GatewayConfig } from '../home/config.js';
 import { DrainWatcher } from '../home/drain-control.js';
+import { conversationsPath, inboxPath } from '../home/home.js';
 import { acquireGatewayLock, consumeMarker, type GatewayLock } from '../home/pid-lock.js';
 import { type RuntimeStatusPatch, writeRuntimeStatus } from '../home/status-file.js';
 import { createAgent } from './agents/index.js';
@@ -132,8 +132,8 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       },
       log.child({ part: 'agent' }),
     );
-    history = SqliteHistoryStore.open(join(home, 'state', 'conversations.db'));
-    inbox = SqliteInbox.open(join(home, 'state', 'inbox.db'));
+    history = SqliteHistoryStore.open(conversationsPath(home));
+    inbox = SqliteInbox.open(inboxPath(home));
   } catch (error) {
     return fail((error as Error).message, EXIT.config);
   }

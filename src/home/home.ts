@@ -54,3 +54,13 @@ export function ensureHome(home: string): string {
   mkdirSync(home, { recursive: true, mode: 0o700 });
   return home;
 }
+
+/** The gateway's conversation history (SQLite), read by the dashboard too. */
+export function conversationsPath(home: string): string {
+  return join(home, 'state', 'conversations.db');
+}
+
+/** The gateway's durable inbox of accepted deliveries (SQLite). */
+export function inboxPath(home: string): string {
+  return join(home, 'state', 'inbox.db');
+}

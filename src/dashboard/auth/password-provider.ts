@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { constantTimeEqual } from '../../auth/secrets.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { writeFileAtomic } from '../../home/atomic-file.js';
 import {
   type DashboardAuthProvider,
   InvalidCodeError,

@@ -1,8 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { gatewayStatus } from '../../home/gateway-status.js';
 import { isValidProfileName } from '../../home/home.js';
-import { readGatewayLiveness } from '../../home/pid-lock.js';
-import { readRuntimeStatus } from '../../home/status-file.js';
 import { installedScopes, type ServiceScope, unitNameFor } from './identity.js';
 
 /** Every gateway home under a root: the root itself ("default") plus `profiles/<name>`. */
@@ -45,18 +44,17 @@ export interface ProfileState {
 }
 
 export function profileState(entry: ProfileHome, env: NodeJS.ProcessEnv = process.env): ProfileState {
-  const liveness = readGatewayLiveness(entry.home);
-  const record = readRuntimeStatus(entry.home);
+  const status = gatewayStatus(entry.home);
   const unit = unitNameFor(entry.home);
   return {
     profile: entry.profile ?? DEFAULT_PROFILE_LABEL,
     home: entry.home,
-    running: liveness.running,
-    pid: liveness.pid,
-    gateway_state: record?.gateway_state ?? null,
-    active_agents: liveness.running ? (record?.active_agents ?? 0) : 0,
-    exit_reason: record?.exit_reason ?? null,
-    updated_at: record?.updated_at ?? null,
+    running: status.running,
+    pid: status.pid,
+    gateway_state: status.state,
+    active_agents: status.activeAgents,
+    exit_reason: status.exitReason,
+    updated_at: status.updatedAt,
     unit,
     installed: installedScopes(unit, env),
   };
