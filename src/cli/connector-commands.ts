@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { errorMessage } from '../common/errors.js';
 import {
   AdminError,
   addRoute,
@@ -44,7 +45,7 @@ async function useStore<T>(options: DbOption, work: (store: RelayStore) => Promi
   try {
     store = await openStore(config.db);
   } catch (error) {
-    throw new CliError(`cannot open the connector store at ${config.db}: ${(error as Error).message}`);
+    throw new CliError(`cannot open the connector store at ${config.db}: ${errorMessage(error)}`);
   }
   try {
     return await work(store);
@@ -67,7 +68,7 @@ async function tellCluster(event: ClusterEvent): Promise<void> {
     await publishClusterEvent(url, event, createLogger('silent', 'connector'));
   } catch (error) {
     process.stderr.write(
-      `warning: could not tell the cluster through Redis (${(error as Error).message}); running connectors pick the change up from the store\n`,
+      `warning: could not tell the cluster through Redis (${errorMessage(error)}); running connectors pick the change up from the store\n`,
     );
   }
 }
@@ -113,7 +114,7 @@ export function registerConnectorCommands(program: Command): void {
       try {
         store = await openStore(config.db);
       } catch (error) {
-        throw new CliError(`cannot open the connector store at ${config.db}: ${(error as Error).message}`);
+        throw new CliError(`cannot open the connector store at ${config.db}: ${errorMessage(error)}`);
       }
       let running: Awaited<ReturnType<typeof startConnector>>;
       try {

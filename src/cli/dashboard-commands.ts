@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { errorMessage } from '../common/errors.js';
 import { parsePort } from '../connector/config.js';
 import { setPassword } from '../dashboard/auth/index.js';
 import { startDashboard } from '../dashboard/server.js';
@@ -84,7 +85,7 @@ export function registerDashboardCommands(program: Command): void {
           const code = (error as NodeJS.ErrnoException).code;
           if (code === 'EADDRINUSE')
             throw new CliError(`port ${port} on ${options.host} is already in use; pick another with --port`);
-          throw new CliError((error as Error).message);
+          throw new CliError(errorMessage(error));
         }
         process.stdout.write(
           startupBanner(running, { terminal: process.stdout.isTTY === true, env: process.env }),
@@ -117,7 +118,7 @@ export function registerDashboardCommands(program: Command): void {
       try {
         await setPassword(home, options.username, password);
       } catch (error) {
-        throw new CliError((error as Error).message);
+        throw new CliError(errorMessage(error));
       }
       process.stdout.write(
         `dashboard password set for ${options.username}; restart the dashboard to use it\n`,

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { errorMessage } from '../common/errors.js';
 import { addRoute, createEnrollmentToken, createTenant, issueTenantToken } from '../connector/admin.js';
 import { SqliteStore } from '../connector/store/sqlite.js';
 import { enrollGateway } from '../gateway/enroll.js';
@@ -186,7 +187,7 @@ async function runDemo(options: DemoOptions): Promise<void> {
     process.exitCode = exitCode;
   } catch (error) {
     await stopAll();
-    throw error instanceof CliError ? error : new CliError((error as Error).message);
+    throw error instanceof CliError ? error : new CliError(errorMessage(error));
   }
 }
 

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { isUsableSecret } from '../auth/index.js';
+import { errorMessage } from '../common/errors.js';
 import { defaultGatewayId, enrollGateway } from '../gateway/enroll.js';
 import { GatewayStartupError, startGateway } from '../gateway/runner.js';
 import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from '../home/config.js';
@@ -27,7 +28,7 @@ export function gatewayContext(
   try {
     home = resolveHome({ env: process.env, profile: globals.profile }).home;
   } catch (error) {
-    throw new CliError((error as Error).message, 2);
+    throw new CliError(errorMessage(error), 2);
   }
   loadEnvFile(join(home, ENV_FILE_NAME), process.env);
   try {

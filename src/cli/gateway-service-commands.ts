@@ -3,6 +3,7 @@ import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { createInterface as createLineReader, type Interface } from 'node:readline';
 import { type Command, Option } from 'commander';
+import { errorMessage } from '../common/errors.js';
 import {
   cliEntryPath,
   DetachedStartError,
@@ -79,7 +80,7 @@ function resolveTarget(command: Command): Target {
     const { home, profile } = resolveHome({ env: process.env, profile: globals.profile });
     return { home, profile, root: resolveHermesRoot(process.env), unit: unitNameFor(home) };
   } catch (error) {
-    throw new CliError((error as Error).message, 2);
+    throw new CliError(errorMessage(error), 2);
   }
 }
 
@@ -102,7 +103,7 @@ function drainSecondsFor(command: Command): number {
     if (error instanceof CliError && error.exitCode === 2) throw error;
     const seconds =
       parseDrainTimeout(process.env.HERMES_RESTART_DRAIN_TIMEOUT) ?? DEFAULT_RESTART_DRAIN_TIMEOUT_SECONDS;
-    warn(`warning: ${(error as Error).message} (using a drain timeout of ${seconds} s)`);
+    warn(`warning: ${errorMessage(error)} (using a drain timeout of ${seconds} s)`);
     return seconds;
   }
 }
@@ -125,7 +126,7 @@ async function withPlainErrors<T>(call: () => Promise<T>): Promise<T> {
       for (const line of error.logTail) warn(`  | ${line}`);
       throw new CliError(error.message);
     }
-    throw new CliError((error as Error).message);
+    throw new CliError(errorMessage(error));
   }
 }
 
@@ -547,7 +548,7 @@ function listCommand(options: { json?: boolean }): void {
   try {
     root = resolveHermesRoot(process.env);
   } catch (error) {
-    throw new CliError((error as Error).message, 2);
+    throw new CliError(errorMessage(error), 2);
   }
   const states = listProfileHomes(root).map((entry) => profileState(entry));
   if (options.json) {

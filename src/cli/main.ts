@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { errorMessage } from '../common/errors.js';
 import { registerConnectorCommands } from './connector-commands.js';
 import { registerDashboardCommands } from './dashboard-commands.js';
 import { registerDemoCommand } from './demo.js';
@@ -39,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
       return error.exitCode;
     }
     const verbose = program.opts<{ verbose?: boolean }>().verbose;
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     process.stderr.write(`hermes: ${message}\n`);
     if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     return 1;

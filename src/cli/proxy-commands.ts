@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
+import { errorMessage } from '../common/errors.js';
 import { parsePort } from '../connector/config.js';
 import { ENV_FILE_NAME, loadEnvFile } from '../home/env-file.js';
 import { ensureHome, resolveHome } from '../home/home.js';
@@ -41,12 +42,12 @@ function proxyContext(command: Command): ProviderContext {
   try {
     home = resolveHome({ env: process.env, profile: command.optsWithGlobals<GlobalOptions>().profile }).home;
   } catch (error) {
-    throw new CliError((error as Error).message, 2);
+    throw new CliError(errorMessage(error), 2);
   }
   try {
     loadEnvFile(join(home, ENV_FILE_NAME), process.env);
   } catch (error) {
-    throw new CliError((error as Error).message);
+    throw new CliError(errorMessage(error));
   }
   return { home, env: process.env };
 }
@@ -92,7 +93,7 @@ function readinessOf(provider: ProxyProvider, context: ProviderContext): Provide
       status: 'needs_attention',
       credential: null,
       upstream: null,
-      hint: (error as Error).message,
+      hint: errorMessage(error),
       warnings: [],
     };
   }
@@ -200,7 +201,7 @@ export function registerProxyCommands(program: Command): void {
             throw new CliError(`port ${port} on ${host} is already in use; pick another with --port`);
           }
           if (code === 'EADDRNOTAVAIL') throw new CliError(`cannot bind to ${host}: no such local address`);
-          throw new CliError((error as Error).message);
+          throw new CliError(errorMessage(error));
         }
         // proxy.json is written by startProxy; a plain exit must not leave it behind either.
         const cleanup = () => removeProxyState(context.home);

@@ -7,6 +7,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { bearerToken } from '../auth/index.js';
+import { errorMessage } from '../common/errors.js';
 import { installJsonBodyParser } from '../http/json-body.js';
 import { installSecurityHeaders } from '../http/security-headers.js';
 import { fastifyTimeoutOptions, type ServerTimeouts } from '../http/server-limits.js';
@@ -250,7 +251,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
         for (const adapter of started)
           await adapter
             .stop()
-            .catch((error: Error) => log.warn({ err: error.message }, 'adapter stop failed'));
+            .catch((error: unknown) => log.warn({ err: errorMessage(error) }, 'adapter stop failed'));
         await relay.stop();
         await engine.stop();
         await app.close();

@@ -1,6 +1,7 @@
 import { randomBytes, randomFillSync } from 'node:crypto';
 import type { Logger } from 'pino';
 import { nowSeconds, signDelivery } from '../auth/index.js';
+import { errorMessage } from '../common/errors.js';
 import {
   buildSessionKey,
   DELIVERY_HTTP_TIMEOUT_MS,
@@ -257,7 +258,9 @@ export class DeliveryEngine {
         // Other instances may receive this session's `/stop`; they find its placement here.
         this.options.bus
           .rememberSession(sessionKey, placement)
-          .catch((error: Error) => this.log.warn({ err: error.message }, 'session placement not shared'));
+          .catch((error: unknown) =>
+            this.log.warn({ err: errorMessage(error) }, 'session placement not shared'),
+          );
       }
       metrics.inboundEvents.inc({ platform, outcome: 'queued' });
       if (leased) {
@@ -271,7 +274,7 @@ export class DeliveryEngine {
       return { ok: true, deliveryId, tenantId: route.tenantId, sessionKey };
     } catch (error) {
       metrics.inboundEvents.inc({ platform, outcome: 'error' });
-      this.log.error({ err: (error as Error).message, platform }, 'could not queue inbound event');
+      this.log.error({ err: errorMessage(error), platform }, 'could not queue inbound event');
       return { ok: false, reason: 'store_error', message: 'could not queue the event' };
     } finally {
       // A leased row is committed and holds a slot: it is delivered whatever happened after.
@@ -389,7 +392,7 @@ export class DeliveryEngine {
       } while (this.again && this.running);
       if (this.running) await this.scheduleNext();
     } catch (error) {
-      this.log.error({ err: (error as Error).message }, 'outbox pump failed; retrying');
+      this.log.error({ err: errorMessage(error) }, 'outbox pump failed; retrying');
       failed = true;
       if (this.running) this.timer = setTimeout(() => void this.pump(), IDLE_POLL_MS);
     } finally {
@@ -423,7 +426,7 @@ export class DeliveryEngine {
     this.attempt(delivery).then(
       (changedDueWork) => this.settled(changedDueWork),
       (error: unknown) => {
-        this.log.error({ err: (error as Error).message, id: delivery.id }, 'delivery attempt failed');
+        this.log.error({ err: errorMessage(error), id: delivery.id }, 'delivery attempt failed');
         this.settled(true);
       },
     );

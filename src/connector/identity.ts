@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { hashToken } from '../auth/index.js';
+import { errorMessage } from '../common/errors.js';
 import type { RelayStore } from './store/types.js';
 
 /**
@@ -38,7 +39,7 @@ export class IdentityResolver {
         signal: AbortSignal.timeout(IDENTITY_TIMEOUT_MS),
       });
     } catch (error) {
-      this.log.warn({ err: (error as Error).message }, 'identity service unreachable');
+      this.log.warn({ err: errorMessage(error) }, 'identity service unreachable');
       return { ok: false, status: 503, error: 'identity service unavailable' };
     }
     if (response.status === 401 || response.status === 403) {

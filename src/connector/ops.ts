@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
   failedResult,
@@ -72,8 +73,8 @@ export class OpDispatcher {
     try {
       result = await this.run(tenantId, gatewayPlatform, action);
     } catch (error) {
-      this.log.warn({ op: action.op, err: (error as Error).message }, 'platform op failed');
-      result = failedResult(`platform error: ${(error as Error).message}`);
+      this.log.warn({ op: action.op, err: errorMessage(error) }, 'platform op failed');
+      result = failedResult(`platform error: ${errorMessage(error)}`);
     }
     this.metrics.opLatency.observe(
       { op: action.op, success: String(result.success !== false) },

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { bearerToken, peekUnverifiedGatewayId, verifyUpgradeToken } from '../auth/index.js';
+import { errorMessage } from '../common/errors.js';
 import {
   CLOSE_UNAUTHORIZED,
   FrameDecoder,
@@ -84,10 +85,7 @@ export class RelayServer {
     socket.on('error', () => socket.destroy());
     void this.authenticate(request)
       .catch((error: unknown): Authentication => {
-        this.options.log.error(
-          { err: (error as Error).message },
-          'gateway authentication failed with an error',
-        );
+        this.options.log.error({ err: errorMessage(error) }, 'gateway authentication failed with an error');
         return { ok: false, reason: 'unauthorized', detail: 'internal error' };
       })
       .then((auth) => {
@@ -180,7 +178,7 @@ export class RelayServer {
         for (const error of errors) this.malformed(connection, budget, error.error, error.line);
         for (const value of values) this.onValue(connection, budget, value);
       } catch (error) {
-        log.error({ err: (error as Error).message, connection: connection.id }, 'gateway message failed');
+        log.error({ err: errorMessage(error), connection: connection.id }, 'gateway message failed');
       }
     });
     ws.on('error', (error) =>
@@ -200,7 +198,7 @@ export class RelayServer {
     if (parsed.kind === 'frame') {
       void this.onFrame(connection, parsed.frame).catch((error: unknown) =>
         this.options.log.error(
-          { err: (error as Error).message, connection: connection.id },
+          { err: errorMessage(error), connection: connection.id },
           'frame handling failed',
         ),
       );
@@ -312,7 +310,7 @@ export class RelayServer {
         this.revocationWatermark = Math.max(this.revocationWatermark, revokedAt);
       }
     } catch (error) {
-      this.options.log.warn({ err: (error as Error).message }, 'revocation check failed');
+      this.options.log.warn({ err: errorMessage(error) }, 'revocation check failed');
     }
   }
 }

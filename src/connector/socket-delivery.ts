@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { errorMessage } from '../common/errors.js';
 import { type DeliveryFrame, deliveryFrame } from '../protocol/index.js';
 import type { ClusterBus, SocketAnnouncement } from './cluster/bus.js';
 import {
@@ -64,8 +65,11 @@ export class SocketDelivery {
     if (bus) {
       // Every instance chooses among the same sockets (the cluster's directory) by the same rule,
       // so a session keeps landing on one gateway process whichever instance claims its rows.
-      const everywhere = await bus.socketsOf(delivery.tenantId).catch((error: Error) => {
-        this.options.log.warn({ err: error.message }, 'socket directory unavailable; trying local sockets');
+      const everywhere = await bus.socketsOf(delivery.tenantId).catch((error: unknown) => {
+        this.options.log.warn(
+          { err: errorMessage(error) },
+          'socket directory unavailable; trying local sockets',
+        );
         return null;
       });
       const chosen =
@@ -147,8 +151,11 @@ export class SocketDelivery {
     if (!bus) return;
     bus
       .announceSocket(announcement(connection, bus.instanceId))
-      .catch((error: Error) =>
-        this.options.log.warn({ err: error.message, connection: connection.id }, 'socket not announced'),
+      .catch((error: unknown) =>
+        this.options.log.warn(
+          { err: errorMessage(error), connection: connection.id },
+          'socket not announced',
+        ),
       );
   }
 
@@ -161,8 +168,11 @@ export class SocketDelivery {
     if (bus && connection.handshaken) {
       bus
         .withdrawSocket(announcement(connection, bus.instanceId))
-        .catch((error: Error) =>
-          this.options.log.warn({ err: error.message, connection: connection.id }, 'socket not withdrawn'),
+        .catch((error: unknown) =>
+          this.options.log.warn(
+            { err: errorMessage(error), connection: connection.id },
+            'socket not withdrawn',
+          ),
         );
     }
   }

@@ -6,6 +6,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
+import { errorMessage } from '../common/errors.js';
 import { clearDrainRequest, drainRequested, writeDrainRequest } from '../home/drain-control.js';
 import { installJsonBodyParser } from '../http/json-body.js';
 import { installSecurityHeaders, pageContentSecurityPolicy } from '../http/security-headers.js';
@@ -244,7 +245,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
         });
       return { ok: true, pid: action.pid, name: 'gateway-restart', coalesced };
     } catch (error) {
-      return reply.code(500).send({ detail: `Failed to restart gateway: ${(error as Error).message}` });
+      return reply.code(500).send({ detail: `Failed to restart gateway: ${errorMessage(error)}` });
     }
   });
 

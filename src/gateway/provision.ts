@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { isUsableSecret, redact } from '../auth/index.js';
+import { errorMessage } from '../common/errors.js';
 import { ProvisionResponseSchema, provisionUrl } from '../protocol/index.js';
 import { defaultGatewayId, postConnectorJson, readCredentials } from './enroll.js';
 
@@ -104,7 +105,7 @@ export async function selfProvision(options: SelfProvisionOptions): Promise<Prov
     return { provisioned: true, ...value, routeKeys };
   } catch (error) {
     // Nothing above should throw; a bug must still not stop the boot.
-    return fail(log, secrets, `self-provision failed: ${(error as Error)?.message ?? String(error)}`);
+    return fail(log, secrets, `self-provision failed: ${errorMessage(error)}`);
   }
 }
 

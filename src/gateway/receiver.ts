@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { checkDeliveryHeaders, type DeliveryVerification, verifyDelivery } from '../auth/index.js';
+import { errorMessage } from '../common/errors.js';
 import { securityHeadersFor } from '../http/security-headers.js';
 import { applyIdleTimeout, httpServerOptions, type ServerTimeouts } from '../http/server-limits.js';
 import {
@@ -157,7 +158,7 @@ export class InboundReceiver {
       securityHeadersFor(response);
       await this.route(request, response, beforeBody);
     } catch (error) {
-      this.log.error({ err: (error as Error).message }, 'inbound receiver failed on a request');
+      this.log.error({ err: errorMessage(error) }, 'inbound receiver failed on a request');
       if (!response.headersSent) sendJson(response, 500, { error: 'internal error' });
       else response.destroy();
     }
@@ -265,10 +266,7 @@ export class InboundReceiver {
         disposition = await this.options.onMessage(delivery.event, deliveryId);
       }
     } catch (error) {
-      this.log.warn(
-        { deliveryId, kind: delivery.kind, err: (error as Error)?.message ?? String(error) },
-        'inbound dispatch failed',
-      );
+      this.log.warn({ deliveryId, kind: delivery.kind, err: errorMessage(error) }, 'inbound dispatch failed');
       return sendJson(response, 500, { error: RECEIVER_DISPATCH_ERROR });
     } finally {
       if (deliveryId !== undefined) this.inFlight.delete(deliveryId);

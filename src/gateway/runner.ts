@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { isUsableSecret } from '../auth/index.js';
+import { errorMessage } from '../common/errors.js';
 import type { GatewayConfig } from '../home/config.js';
 import { DrainWatcher } from '../home/drain-control.js';
 import { conversationsPath, inboxPath } from '../home/home.js';
@@ -61,7 +62,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     try {
       writeRuntimeStatus(home, patch);
     } catch (error) {
-      log.warn({ err: (error as Error).message }, 'could not write gateway_state.json');
+      log.warn({ err: errorMessage(error) }, 'could not write gateway_state.json');
     }
   };
 
@@ -69,7 +70,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
   try {
     lock = await acquireGatewayLock(home, { replace: options.replace ?? false, log });
   } catch (error) {
-    throw new GatewayStartupError((error as Error).message, EXIT.failure);
+    throw new GatewayStartupError(errorMessage(error), EXIT.failure);
   }
 
   const fail = (message: string, code: number): never => {
@@ -135,7 +136,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     history = SqliteHistoryStore.open(conversationsPath(home));
     inbox = SqliteInbox.open(inboxPath(home));
   } catch (error) {
-    return fail((error as Error).message, EXIT.config);
+    return fail(errorMessage(error), EXIT.config);
   }
 
   let shutdown: 'none' | 'stopping' | 'restarting' = 'none';
@@ -201,7 +202,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       try {
         sessions.handleInbound(entry.event, { internal: true, inboxId: entry.id });
       } catch (error) {
-        log.warn({ err: (error as Error).message }, 'could not replay an accepted message');
+        log.warn({ err: errorMessage(error) }, 'could not replay an accepted message');
       }
     }
   };
@@ -238,10 +239,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       });
     } catch (error) {
       // Not fatal: the outbound link stays up (reference §3.1).
-      log.error(
-        { err: (error as Error).message },
-        'inbound receiver could not start; continuing outbound-only',
-      );
+      log.error({ err: errorMessage(error) }, 'inbound receiver could not start; continuing outbound-only');
     } finally {
       receiverStarting = false;
     }

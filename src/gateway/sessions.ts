@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { errorMessage } from '../common/errors.js';
 import {
   buildSessionKey,
   type MessageEvent,
@@ -264,8 +265,8 @@ export class SessionManager {
           );
         return;
       }
-      log.warn({ session: key, err: (error as Error).message }, 'agent turn failed');
-      await replies.sendText(target, `⚠️ ${(error as Error).message}`);
+      log.warn({ session: key, err: errorMessage(error) }, 'agent turn failed');
+      await replies.sendText(target, `⚠️ ${errorMessage(error)}`);
     } finally {
       clearInterval(typing);
       stream.cancel();

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { isUsableSecret, mintUpgradeToken } from '../auth/index.js';
+import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
   CLOSE_UNAUTHORIZED,
@@ -291,8 +292,8 @@ export class RelayTransport {
                   'relay connected; descriptor adopted',
                 );
               }
-              void Promise.resolve(this.options.onDescriptor?.(frame.descriptor)).catch((error: Error) =>
-                log.error({ err: error.message }, 'descriptor handler failed'),
+              void Promise.resolve(this.options.onDescriptor?.(frame.descriptor)).catch((error: unknown) =>
+                log.error({ err: errorMessage(error) }, 'descriptor handler failed'),
               );
               break;
             case 'outbound_result': {
@@ -321,9 +322,9 @@ export class RelayTransport {
                   this.rememberBuffer(String(bufferId));
                   if (ws.readyState === WebSocket.OPEN) writeFrame(ws, { type: 'inbound_ack', bufferId });
                 },
-                (error: Error) =>
+                (error: unknown) =>
                   log.error(
-                    { err: error.message },
+                    { err: errorMessage(error) },
                     'inbound frame not handled; the connector will redeliver it',
                   ),
               );

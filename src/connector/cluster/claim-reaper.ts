@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { errorMessage } from '../../common/errors.js';
 import type { ConnectorMetrics } from '../metrics.js';
 import type { RelayStore } from '../store/types.js';
 import type { ClusterBus } from './bus.js';
@@ -48,7 +49,7 @@ export class ClaimReaper {
         );
       }
     } catch (error) {
-      this.log.warn({ err: (error as Error).message }, 'dead-instance claim sweep failed');
+      this.log.warn({ err: errorMessage(error) }, 'dead-instance claim sweep failed');
     } finally {
       this.running = false;
     }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { errorMessage } from '../../common/errors.js';
 import {
   failedResult,
   type OutboundResult,
@@ -66,7 +67,7 @@ export function clusterAdapter(inner: PlatformAdapter, options: ClusterAdapterOp
       owner = await bus.chatOwner(inner.name, action.chat_id);
     } catch (error) {
       // Running it here would report success for a message no visitor sees.
-      log.warn({ err: (error as Error).message, platform: inner.name }, 'chat owner lookup failed');
+      log.warn({ err: errorMessage(error), platform: inner.name }, 'chat owner lookup failed');
       return failedResult('the cluster bus is unreachable; cannot find the instance holding this chat');
     }
     if (!owner || owner === bus.instanceId) return local();
@@ -134,8 +135,11 @@ function shareChats(
     ...context,
     chatHeld: (chatId, held) => {
       const change = held ? bus.claimChat(platform, chatId) : bus.releaseChat(platform, chatId);
-      change.catch((error: Error) =>
-        log.warn({ err: error.message, platform, chatId }, 'chat ownership not shared with the cluster'),
+      change.catch((error: unknown) =>
+        log.warn(
+          { err: errorMessage(error), platform, chatId },
+          'chat ownership not shared with the cluster',
+        ),
       );
     },
   };
@@ -185,8 +189,8 @@ class ExclusiveRunner {
 
   private async check(context: PlatformContext): Promise<void> {
     if (this.stopped) return;
-    const held = await this.options.bus.holdLease(this.lease, this.ttlMs).catch((error: Error) => {
-      this.options.log.warn({ err: error.message, lease: this.lease }, 'platform lease check failed');
+    const held = await this.options.bus.holdLease(this.lease, this.ttlMs).catch((error: unknown) => {
+      this.options.log.warn({ err: errorMessage(error), lease: this.lease }, 'platform lease check failed');
       return false;
     });
     if (this.stopped) return;
@@ -206,8 +210,8 @@ class ExclusiveRunner {
     );
     this.chain = this.chain
       .then(() => (run && context ? inner.start(context) : inner.stop()))
-      .catch((error: Error) =>
-        options.log.error({ err: error.message, platform: inner.name }, 'platform start/stop failed'),
+      .catch((error: unknown) =>
+        options.log.error({ err: errorMessage(error), platform: inner.name }, 'platform start/stop failed'),
       );
   }
 }

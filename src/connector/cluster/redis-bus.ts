@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createClient } from '@redis/client';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { errorMessage } from '../../common/errors.js';
 import { parseJsonText } from '../../protocol/index.js';
 import {
   type ClusterBus,
@@ -121,8 +122,8 @@ export class RedisBus implements ClusterBus {
     await this.subscriber.subscribe(this.key('events'), (message) => this.onEvent(message));
     this.heartbeat = setInterval(
       () => {
-        this.beat().catch((error: Error) =>
-          this.options.log.warn({ err: error.message }, 'cluster heartbeat failed'),
+        this.beat().catch((error: unknown) =>
+          this.options.log.warn({ err: errorMessage(error) }, 'cluster heartbeat failed'),
         );
       },
       Math.max(100, Math.floor(this.aliveTtlMs / 5)),
@@ -193,8 +194,8 @@ export class RedisBus implements ClusterBus {
         (receivers) => {
           if (receivers === 0) this.answer(id, undefined);
         },
-        (error: Error) => {
-          this.options.log.warn({ err: error.message, instanceId }, 'cluster request not sent');
+        (error: unknown) => {
+          this.options.log.warn({ err: errorMessage(error), instanceId }, 'cluster request not sent');
           this.answer(id, undefined);
         },
       );
@@ -313,14 +314,16 @@ export class RedisBus implements ClusterBus {
       try {
         reply = await this.handlers?.onRequest(request.data);
       } catch (error) {
-        this.options.log.error({ err: (error as Error).message }, 'cluster request failed');
+        this.options.log.error({ err: errorMessage(error) }, 'cluster request failed');
         reply = { error: 'request failed' };
       }
     }
     if (this.stopped) return;
     await this.client
       .publish(this.inbox(from), JSON.stringify({ k: 'res', id, body: reply ?? null }))
-      .catch((error: Error) => this.options.log.warn({ err: error.message }, 'cluster reply not sent'));
+      .catch((error: unknown) =>
+        this.options.log.warn({ err: errorMessage(error) }, 'cluster reply not sent'),
+      );
   }
 
   private onEvent(message: string): void {
@@ -400,7 +403,7 @@ async function connectClient(url: string, log: Logger, timeoutMs: number): Promi
     ]);
   } catch (error) {
     client.destroy();
-    const message = (error as Error).message;
+    const message = errorMessage(error);
     throw new Error(
       message.includes('cannot reach Redis')
         ? message

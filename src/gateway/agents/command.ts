@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Logger } from 'pino';
+import { errorMessage } from '../../common/errors.js';
 import { type Agent, type AgentTurnInput, type AgentTurnResult, abortError } from './types.js';
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 300_000;
@@ -133,7 +134,7 @@ export class CommandAgent implements Agent {
         stdio: ['pipe', 'pipe', 'pipe'],
       });
     } catch (error) {
-      reject(new Error(`could not start the agent command: ${(error as Error).message}`));
+      reject(new Error(`could not start the agent command: ${errorMessage(error)}`));
       return () => {};
     }
     const pid = child.pid;

@@ -24,6 +24,7 @@ import type { WebChatMessage, WebChatServerFrame } from './chat-frames.js';
 
 export type { WebChatMessage } from './chat-frames.js';
 
+import { errorMessage } from '../../../common/errors.js';
 import {
   MAX_FRAME_BYTES,
   MAX_TEXT_CHARS,
@@ -360,7 +361,7 @@ export class WebChatAdapter implements PlatformAdapter {
       try {
         this.onBrowserFrame(socket, chat, visitor, sentAt, data, isBinary);
       } catch (err) {
-        this.log.error({ err: (err as Error).message, chatId: chat.id }, 'web chat frame failed');
+        this.log.error({ err: errorMessage(err), chatId: chat.id }, 'web chat frame failed');
       }
     });
     send(socket, { type: 'history', messages: chat.history });
