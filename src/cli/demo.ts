@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { errorMessage } from '../common/errors.js';
 import { addRoute, createEnrollmentToken, createTenant, issueTenantToken } from '../connector/admin.js';
@@ -316,7 +317,7 @@ async function waitFor(check: () => boolean, timeoutMs: number, what: string, ch
   const started = Date.now();
   while (!check()) {
     if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}; see ${child.log}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 

@@ -1,4 +1,5 @@
 import { randomBytes, randomFillSync } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { nowSeconds, signDelivery } from '../auth/index.js';
 import { errorMessage } from '../common/errors.js';
@@ -173,7 +174,7 @@ export class DeliveryEngine {
       this.idle = new Promise((resolve) => {
         this.settleIdle = resolve;
       });
-      await Promise.race([this.idle, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
+      await Promise.race([this.idle, sleep(graceMs, undefined, { ref: false })]);
     }
     this.sockets.stop();
     await this.store.releaseClaims(this.options.instanceId, this.now());

@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import {
   isJsonObject,
@@ -239,8 +240,6 @@ export interface AcquireGatewayLockOptions {
   /** Poll interval while waiting for the old gateway to exit (default 0.5 s). */
   pollIntervalMs?: number;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Take the single-instance lock of `home`. Throws `GatewayAlreadyRunningError` when a live gateway

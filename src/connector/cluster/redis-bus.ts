@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@redis/client';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -287,7 +288,7 @@ export class RedisBus implements ClusterBus {
         throw new Error(
           `another connector instance with id "${this.instanceId}" is running on this cluster; give each instance its own RELAY_INSTANCE_ID`,
         );
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
     }
   }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Api, GrammyError, HttpError } from 'grammy';
 import type { Chat, Message, Update, User } from 'grammy/types';
 import type { Logger } from 'pino';
@@ -185,17 +186,9 @@ function mayHaveReachedTelegram(err: unknown): boolean {
 type GrammySignal = NonNullable<Parameters<Api['getUpdates']>[1]>;
 const grammySignal = (signal: AbortSignal): GrammySignal => signal as unknown as GrammySignal;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
+/** Wait `ms`, or less if the poller is stopped meanwhile (an abort ends the wait, never throws). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(ms, undefined, { signal }).catch(() => undefined);
 }
 
 export class TelegramAdapter implements PlatformAdapter {
@@ -415,7 +408,7 @@ export class TelegramAdapter implements PlatformAdapter {
             'telegram getUpdates failed; retrying',
           );
         }
-        await sleep(delay, signal);
+        await pause(delay, signal);
         continue;
       }
       networkFailures = 0;
@@ -432,7 +425,7 @@ export class TelegramAdapter implements PlatformAdapter {
             { updateId: update.update_id, retryInMs: delay },
             'telegram update not stored; it will be fetched again',
           );
-          await sleep(delay, signal);
+          await pause(delay, signal);
           continue batches;
         }
         storeFailures = 0;

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { isoUtc } from '../../home/atomic-file.js';
 import { isProcessAlive, readGatewayLiveness, writePlannedStopMarker } from '../../home/pid-lock.js';
@@ -23,8 +24,6 @@ export const RESTART_PICKUP_MS = 3_000;
 export const START_TIMEOUT_MS = 30_000;
 const POLL_MS = 100;
 const KILL_WAIT_MS = 5_000;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The built CLI entry (`dist/src/cli/main.js`) next to this module. */
 export function cliEntryPath(): string {
