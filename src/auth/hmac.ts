@@ -1,4 +1,5 @@
 import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { boundedCache } from '../common/cache.js';
 
 /**
  * The one MAC of the protocol (reference §1): HMAC-SHA256 keyed with the secret string's UTF-8
@@ -9,13 +10,11 @@ const SIGNATURE_HEX_CHARS = 64;
 
 // Building the HMAC key object is a large share of one HMAC of a short message; secrets are few
 // and long-lived, so they are kept ready. Bounded so a flood of distinct keys cannot grow it.
-const keyCache = new Map<string, KeyObject>();
-const KEY_CACHE_LIMIT = 1024;
+const keyCache = boundedCache<string, KeyObject>({ max: 1024 });
 
 function hmacKey(secret: string): KeyObject {
   let key = keyCache.get(secret);
   if (!key) {
-    if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear();
     key = createSecretKey(Buffer.from(secret, 'utf8'));
     keyCache.set(secret, key);
   }

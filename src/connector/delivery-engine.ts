@@ -2,6 +2,7 @@ import { randomBytes, randomFillSync } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { nowSeconds, signDelivery } from '../auth/index.js';
+import { type BoundedCache, boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
 import {
   buildSessionKey,
@@ -88,13 +89,15 @@ export class DeliveryEngine {
   private readonly backoffCapMs: number;
   /** Reached only through the engine (acknowledge, connectionReady/Closed, deliverHere). */
   private readonly sockets: SocketDelivery;
-  private readonly knownChats = new Set<string>();
+  /** Chats already recorded for their tenant: `recordChat` is written once per chat, not per event. */
+  private readonly knownChats = boundedCache<string, true>({ max: 100_000 });
   /**
    * `tenant \0 session key` → until when an interrupt of that session is waiting in the outbox:
    * a repeated `/stop` while one is still on its way adds nothing.
    */
-  private readonly pendingInterrupts = new Map<string, number>();
-  private readonly keyCache = new Map<string, { keys: DeliveryKeys; until: number }>();
+  private readonly pendingInterrupts: BoundedCache<string, true>;
+  private readonly keyCache: BoundedCache<string, DeliveryKeys>;
+  private readonly keysTtlMs: number;
   /**
    * Ingest group commit: the outbox rows of the events ingested in one event-loop turn are written
    * in one transaction, and each `ingest` resolves only after that commit, so an event is still
@@ -131,6 +134,13 @@ export class DeliveryEngine {
     this.store = options.store;
     this.log = options.log;
     this.now = options.now ?? Date.now;
+    this.keysTtlMs = options.deliveryKeysTtlMs ?? DELIVERY_KEYS_TTL_MS;
+    this.keyCache = boundedCache({ max: DELIVERY_KEYS_CACHE_MAX, ttlMs: this.keysTtlMs, now: this.now });
+    this.pendingInterrupts = boundedCache({
+      max: PENDING_INTERRUPTS_MAX,
+      ttlMs: INTERRUPT_MAX_AGE_MS,
+      now: this.now,
+    });
     this.concurrency = options.concurrency ?? 128;
     this.leaseMs = options.leaseMs ?? 60_000;
     this.httpTimeoutMs = options.httpTimeoutMs ?? DELIVERY_HTTP_TIMEOUT_MS;
@@ -231,8 +241,7 @@ export class DeliveryEngine {
           routeKey: inbound.routeKey,
           updatedAt: now,
         });
-        if (this.knownChats.size > 100_000) this.knownChats.clear();
-        this.knownChats.add(chatKey);
+        this.knownChats.set(chatKey, true);
       }
       const record = await this.enqueues.submit({
         id: deliveryId,
@@ -291,8 +300,7 @@ export class DeliveryEngine {
    */
   async enqueueInterrupt(from: GatewayConnection, sessionKey: string, reason: string | null): Promise<void> {
     const key = `${from.tenantId}\u0000${sessionKey}`;
-    const now = this.now();
-    if ((this.pendingInterrupts.get(key) ?? 0) > now) {
+    if (this.pendingInterrupts.has(key)) {
       this.options.metrics.interruptsDropped.inc({ reason: 'coalesced' });
       return;
     }
@@ -305,12 +313,7 @@ export class DeliveryEngine {
       this.log.debug({ gatewayId: from.gatewayId }, 'interrupt for a session never delivered: dropped');
       return;
     }
-    this.pendingInterrupts.delete(key);
-    this.pendingInterrupts.set(key, now + INTERRUPT_MAX_AGE_MS);
-    if (this.pendingInterrupts.size > PENDING_INTERRUPTS_MAX) {
-      const oldest = this.pendingInterrupts.keys().next().value;
-      if (oldest !== undefined) this.pendingInterrupts.delete(oldest);
-    }
+    this.pendingInterrupts.set(key, true);
     const endpoint = placement.endpoint;
     const deliveryId = `dlv_${randomBytes(12).toString('hex')}`;
     const body = JSON.stringify(
@@ -481,18 +484,10 @@ export class DeliveryEngine {
 
   private async deliveryKeys(tenantId: string): Promise<DeliveryKeys | null> {
     const cached = this.keyCache.get(tenantId);
-    const at = this.now();
-    if (cached && cached.until > at) return cached.keys;
+    if (cached) return cached;
     const keys = await this.store.getDeliveryKeys(tenantId);
     // A tenant without keys is not remembered: the next attempt asks again.
-    if (!keys) this.keyCache.delete(tenantId);
-    else {
-      if (this.keyCache.size >= DELIVERY_KEYS_CACHE_MAX) this.keyCache.clear();
-      this.keyCache.set(tenantId, {
-        keys,
-        until: at + (this.options.deliveryKeysTtlMs ?? DELIVERY_KEYS_TTL_MS),
-      });
-    }
+    if (keys && this.keysTtlMs > 0) this.keyCache.set(tenantId, keys);
     return keys;
   }
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { type BoundedCache, boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
@@ -31,8 +32,8 @@ const CHAT_OWNERSHIP_CACHE_MAX = 50_000;
  * resolves to a result; nothing throws back to the socket.
  */
 export class OpDispatcher {
-  /** `tenant \0 chat \0 platform hint` → the chat's platform, until a time of `options.clock`. */
-  private readonly ownership = new Map<string, { platform: string; until: number }>();
+  /** `tenant \0 chat \0 platform hint` → the chat's platform, for a while (`options.clock`). */
+  private readonly ownership: BoundedCache<string, string>;
 
   constructor(
     private readonly store: RelayStore,
@@ -41,7 +42,13 @@ export class OpDispatcher {
     private readonly metrics: ConnectorMetrics,
     private readonly log: Logger,
     private readonly options: { ownershipTtlMs?: number; clock?: () => number } = {},
-  ) {}
+  ) {
+    this.ownership = boundedCache({
+      max: CHAT_OWNERSHIP_CACHE_MAX,
+      ttlMs: options.ownershipTtlMs ?? CHAT_OWNERSHIP_TTL_MS,
+      now: options.clock,
+    });
+  }
 
   /** The full descriptor for a platform, with `supported_ops` derived from what the adapter can do. */
   descriptorFor(platform: string): CapabilityDescriptor {
@@ -128,23 +135,11 @@ export class OpDispatcher {
     hint: string | undefined,
   ): Promise<string | null> {
     const key = `${tenantId}\u0000${chatId}\u0000${hint ?? ''}`;
-    const at = (this.options.clock ?? performance.now.bind(performance))();
     const cached = this.ownership.get(key);
-    if (cached) {
-      if (cached.until > at) return cached.platform;
-      this.ownership.delete(key);
-    }
+    if (cached !== undefined) return cached;
     const platform = await this.lookUpChatPlatform(tenantId, chatId, hint);
-    if (platform !== null) {
-      this.ownership.set(key, {
-        platform,
-        until: at + (this.options.ownershipTtlMs ?? CHAT_OWNERSHIP_TTL_MS),
-      });
-      if (this.ownership.size > CHAT_OWNERSHIP_CACHE_MAX) {
-        const oldest = this.ownership.keys().next().value;
-        if (oldest !== undefined) this.ownership.delete(oldest);
-      }
-    }
+    if (platform !== null && (this.options.ownershipTtlMs ?? CHAT_OWNERSHIP_TTL_MS) > 0)
+      this.ownership.set(key, platform);
     return platform;
   }
 

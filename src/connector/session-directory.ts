@@ -1,3 +1,4 @@
+import { type BoundedCache, boundedCache } from '../common/cache.js';
 /**
  * Where each session's traffic last went, so an interrupt for a session reaches the same gateway
  * instance as its messages (the reference routing invariant), and carries the session's chat id
@@ -12,30 +13,27 @@ export interface SessionPlacement {
 }
 
 export class SessionDirectory {
-  private readonly entries = new Map<string, SessionPlacement>();
+  private readonly entries: BoundedCache<string, SessionPlacement>;
 
-  constructor(private readonly capacity = 100_000) {}
+  constructor(capacity = 100_000) {
+    this.entries = boundedCache({ max: capacity });
+  }
 
   remember(sessionKey: string, placement: SessionPlacement): void {
-    const previous = this.entries.get(sessionKey);
-    this.entries.delete(sessionKey);
+    const previous = this.entries.peek(sessionKey);
     this.entries.set(sessionKey, {
       ...placement,
       connectionId: placement.connectionId ?? previous?.connectionId,
     });
-    if (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
   }
 
   noteConnection(sessionKey: string, connectionId: string): void {
-    const entry = this.entries.get(sessionKey);
+    const entry = this.entries.peek(sessionKey);
     if (entry) entry.connectionId = connectionId;
   }
 
   get(sessionKey: string, tenantId: string): SessionPlacement | undefined {
-    const entry = this.entries.get(sessionKey);
+    const entry = this.entries.peek(sessionKey);
     return entry && entry.tenantId === tenantId ? entry : undefined;
   }
 }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { urlToHttpOptions } from 'node:url';
+import { boundedCache } from '../common/cache.js';
 
 /**
  * One HTTP POST of pre-serialised bytes with keep-alive connections. Resolves to the status (and
@@ -19,8 +20,7 @@ const MAX_RESPONSE_CHARS = 2048;
 /** An endpoint URL parsed once: its request options, or why it cannot be posted to. */
 type Target = { ok: true; secure: boolean; options: http.RequestOptions } | { ok: false; error: string };
 /** Endpoints are few (one per tenant or gateway); bounded so odd inputs cannot grow it. */
-const targets = new Map<string, Target>();
-const TARGET_CACHE_LIMIT = 1024;
+const targets = boundedCache<string, Target>({ max: 1024 });
 
 function target(url: string): Target {
   let parsed = targets.get(url);
@@ -35,7 +35,6 @@ function target(url: string): Target {
   } catch {
     parsed = { ok: false, error: 'invalid endpoint URL' };
   }
-  if (targets.size >= TARGET_CACHE_LIMIT) targets.clear();
   targets.set(url, parsed);
   return parsed;
 }

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { checkDeliveryHeaders, type DeliveryVerification, verifyDelivery } from '../auth/index.js';
+import { type BoundedCache, boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
 import { securityHeadersFor } from '../http/security-headers.js';
 import { applyIdleTimeout, httpServerOptions, type ServerTimeouts } from '../http/server-limits.js';
@@ -77,8 +78,8 @@ export class InboundReceiver {
   private readonly now: () => number;
   private readonly maxConcurrentBodies: number;
   private bodiesBeingRead = 0;
-  /** Delivery id → time it may be forgotten; insertion order is expiry order. */
-  private readonly remembered = new Map<string, number>();
+  /** Delivery ids dispatched in the last `dedupeMs`, at most `maxRemembered` of them. */
+  private readonly remembered: BoundedCache<string, true>;
   private readonly inFlight = new Set<string>();
   private server: Server | undefined;
 
@@ -88,6 +89,7 @@ export class InboundReceiver {
     this.maxBodyBytes = Math.max(0, options.maxBodyBytes ?? MAX_DELIVERY_BODY_BYTES);
     this.maxRemembered = Math.max(1, options.maxRememberedIds ?? DEFAULT_MAX_REMEMBERED_IDS);
     this.now = options.now ?? Date.now;
+    this.remembered = boundedCache({ max: this.maxRemembered, ttlMs: this.dedupeMs, now: this.now });
     this.maxConcurrentBodies = Math.max(1, options.maxConcurrentBodies ?? DEFAULT_MAX_CONCURRENT_BODIES);
   }
 
@@ -145,7 +147,7 @@ export class InboundReceiver {
 
   /** Number of delivery ids currently remembered (for tests and metrics). */
   get rememberedCount(): number {
-    this.evict();
+    this.remembered.purgeStale();
     return this.remembered.size;
   }
 
@@ -300,27 +302,11 @@ export class InboundReceiver {
   }
 
   private isRemembered(id: string): boolean {
-    const until = this.remembered.get(id);
-    if (until === undefined) return false;
-    if (until > this.now()) return true;
-    this.remembered.delete(id);
-    return false;
+    return this.remembered.has(id);
   }
 
   private remember(id: string): void {
-    if (this.dedupeMs <= 0) return;
-    this.remembered.delete(id);
-    this.remembered.set(id, this.now() + this.dedupeMs);
-    this.evict();
-  }
-
-  /** Forget expired ids (they sit at the front) and the oldest beyond the hard cap. */
-  private evict(): void {
-    const now = this.now();
-    for (const [id, until] of this.remembered) {
-      if (until > now && this.remembered.size <= this.maxRemembered) break;
-      this.remembered.delete(id);
-    }
+    if (this.dedupeMs > 0) this.remembered.set(id, true);
   }
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { isUsableSecret, mintUpgradeToken } from '../auth/index.js';
+import { boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
@@ -84,7 +85,8 @@ export class RelayTransport {
   private wakeSleep: (() => void) | undefined;
   private readonly dialUrl: string;
   private status: TransportStatus = { state: 'connecting', errorCode: null, errorMessage: null };
-  private readonly handledBuffers = new Set<string>();
+  /** Buffer ids already handled: a redelivery (which comes soon after the original) is acked, not re-run. */
+  private readonly handledBuffers = boundedCache<string, true>({ max: HANDLED_BUFFER_CAP });
 
   constructor(private readonly options: RelayTransportOptions) {
     this.dialUrl = relayDialUrl(options.url);
@@ -363,12 +365,7 @@ export class RelayTransport {
   }
 
   private rememberBuffer(id: string): void {
-    this.handledBuffers.add(id);
-    // Insertion-ordered: drop the oldest beyond the cap (redeliveries come soon after the original).
-    if (this.handledBuffers.size > HANDLED_BUFFER_CAP) {
-      const oldest = this.handledBuffers.values().next().value;
-      if (oldest !== undefined) this.handledBuffers.delete(oldest);
-    }
+    this.handledBuffers.set(id, true);
   }
 
   private failPending(error: string): void {

@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { boundedCache } from '../../common/cache.js';
 import { migrate } from './migrations.js';
 import {
   type AuditRow,
@@ -154,7 +155,7 @@ export class SqliteStore implements RelayStore {
   readonly #insertOutbox;
   readonly #sessionHasMessage;
   /** Due-head selects keyed by LIMIT, which is inlined: a bound LIMIT costs ~10 µs a call here. */
-  readonly #dueHeads = new Map<number, Database.Statement<{ now: number }, OutboxRow>>();
+  readonly #dueHeads = boundedCache<number, Database.Statement<{ now: number }, OutboxRow>>({ max: 32 });
   readonly #claimOne;
   readonly #complete;
   readonly #promoteHead;
@@ -711,7 +712,6 @@ export class SqliteStore implements RelayStore {
   #dueHeadsSelect(limit: number): Database.Statement<{ now: number }, OutboxRow> {
     let statement = this.#dueHeads.get(limit);
     if (!statement) {
-      if (this.#dueHeads.size >= 32) this.#dueHeads.clear();
       statement = this.#db.prepare<{ now: number }, OutboxRow>(
         `SELECT o.* FROM outbox o INDEXED BY outbox_heads
          WHERE o.head = 1

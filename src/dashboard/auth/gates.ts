@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { constantTimeEqual, generateToken } from '../../auth/secrets.js';
 import { bearerToken } from '../../auth/upgrade-token.js';
+import { type BoundedCache, boundedCache } from '../../common/cache.js';
 import { type AuditSink, nullAudit } from './audit.js';
 import {
   type CookieContext,
@@ -131,13 +132,15 @@ export interface AuthGates {
 
 /** Sliding-window counter per key (login attempts per IP). */
 export class SlidingWindowLimiter {
-  readonly #hits = new Map<string, number[]>();
+  readonly #hits: BoundedCache<string, number[]>;
   constructor(
     readonly max: number,
     readonly windowMs: number,
     readonly now: () => number = Date.now,
     readonly maxKeys = 10_000,
-  ) {}
+  ) {
+    this.#hits = boundedCache({ max: maxKeys });
+  }
 
   /** Count one attempt; returns 0 when allowed, else the seconds until the oldest hit expires. */
   hit(key: string): number {
@@ -150,12 +153,7 @@ export class SlidingWindowLimiter {
       return Math.max(1, Math.ceil((oldest + this.windowMs - now) / 1000));
     }
     recent.push(now);
-    this.#hits.delete(key);
     this.#hits.set(key, recent);
-    if (this.#hits.size > this.maxKeys) {
-      const oldestKey = this.#hits.keys().next().value;
-      if (oldestKey !== undefined) this.#hits.delete(oldestKey);
-    }
     return 0;
   }
 }
