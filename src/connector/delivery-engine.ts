@@ -2,6 +2,7 @@ import { randomBytes, randomFillSync } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { nowSeconds, signDelivery } from '../auth/index.js';
+import { backoffDelay } from '../common/backoff.js';
 import { type BoundedCache, boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
 import {
@@ -533,10 +534,14 @@ export class DeliveryEngine {
     if (now - delivery.createdAt >= this.maxAgeMs) {
       return this.dead(delivery, `gave up after ${Math.round(this.maxAgeMs / 3600_000)} h: ${error}`, status);
     }
-    const exponential = Math.min(capMs, this.backoffBaseMs * 2 ** Math.max(0, delivery.attempts - 1));
     // Equal jitter: never retry sooner than half the step, spread the rest.
+    const exponential = backoffDelay(delivery.attempts, {
+      baseMs: this.backoffBaseMs,
+      capMs,
+      jitter: 'equal',
+    });
     const requested = Math.min(retryAfterMs ?? 0, this.backoffCapMs);
-    const delay = Math.max(requested, exponential / 2 + Math.random() * (exponential / 2));
+    const delay = Math.max(requested, exponential);
     await this.store.retryDeliveryLater(
       delivery.id,
       this.options.instanceId,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { isUsableSecret, mintUpgradeToken } from '../auth/index.js';
+import { backoffDelay } from '../common/backoff.js';
 import { boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
 import {
@@ -204,11 +205,12 @@ export class RelayTransport {
 
   /** Full jitter: uniform in [0, min(cap, base·2^attempt)]. */
   private nextBackoff(): number {
-    const base = this.options.backoffBaseMs ?? RECONNECT_BASE_MS;
-    const cap = this.options.backoffCapMs ?? RECONNECT_CAP_MS;
-    const ceiling = Math.min(cap, base * 2 ** this.attempt);
-    this.attempt = Math.min(this.attempt + 1, 30);
-    return Math.random() * ceiling;
+    this.attempt = Math.min(this.attempt + 1, 31);
+    return backoffDelay(this.attempt, {
+      baseMs: this.options.backoffBaseMs ?? RECONNECT_BASE_MS,
+      capMs: this.options.backoffCapMs ?? RECONNECT_CAP_MS,
+      jitter: 'full',
+    });
   }
 
   private sleep(ms: number): Promise<void> {

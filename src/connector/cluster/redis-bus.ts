@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@redis/client';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { backoffDelay } from '../../common/backoff.js';
 import { errorMessage } from '../../common/errors.js';
 import { parseJsonText } from '../../protocol/index.js';
 import {
@@ -381,7 +382,8 @@ async function connectClient(url: string, log: Logger, timeoutMs: number): Promi
     disableOfflineQueue: true,
     socket: {
       connectTimeout: Math.min(timeoutMs, 5_000),
-      reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2_000),
+      reconnectStrategy: (retries: number) =>
+        backoffDelay(retries + 1, { baseMs: 100, capMs: 2_000, jitter: 'none' }),
     },
   });
   client.on('error', (error: Error) => {

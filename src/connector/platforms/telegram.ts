@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Api, GrammyError, HttpError } from 'grammy';
 import type { Chat, Message, Update, User } from 'grammy/types';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../../common/backoff.js';
 import {
   type CapabilityDescriptor,
   CONTRACT_VERSION,
@@ -508,8 +509,11 @@ export class TelegramAdapter implements PlatformAdapter {
   }
 
   private backoffDelay(failures: number): number {
-    const exponent = Math.min(Math.max(failures - 1, 0), 30);
-    return Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** exponent);
+    return backoffDelay(failures, {
+      baseMs: this.backoff.initialMs,
+      capMs: this.backoff.maxMs,
+      jitter: 'none',
+    });
   }
 
   /** Telegram's `retry_after` on 429 wins over the exponential backoff. */
