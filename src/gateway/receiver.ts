@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { checkDeliveryHeaders, type DeliveryVerification, verifyDelivery } from '../auth/index.js';
 import { type BoundedCache, boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
+import { type BodyRead, readCappedBody, sendJson } from '../http/raw-io.js';
 import { securityHeadersFor } from '../http/security-headers.js';
 import { applyIdleTimeout, httpServerOptions, type ServerTimeouts } from '../http/server-limits.js';
 import {
@@ -67,8 +68,6 @@ const DEFAULT_MAX_REMEMBERED_IDS = 100_000;
 const MAX_DELIVERY_ID_CHARS = 256;
 /** Time given to in-flight requests on stop() before their connections are cut. */
 const STOP_GRACE_MS = 2_000;
-
-type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'aborted' };
 
 export class InboundReceiver {
   private readonly log: Logger;
@@ -208,7 +207,7 @@ export class InboundReceiver {
     this.bodiesBeingRead += 1;
     let read: BodyRead;
     try {
-      read = await readBody(request, this.maxBodyBytes);
+      read = await readCappedBody(request, this.maxBodyBytes);
     } finally {
       this.bodiesBeingRead -= 1;
     }
@@ -310,41 +309,6 @@ export class InboundReceiver {
   }
 }
 
-/** Read the body, counting bytes as they arrive; stop keeping chunks as soon as the limit is passed. */
-function readBody(request: IncomingMessage, limit: number): Promise<BodyRead> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (result: BodyRead) => {
-      if (done) return;
-      done = true;
-      request.off('data', onData);
-      request.off('end', onEnd);
-      request.off('error', onAbort);
-      request.off('close', onAbort);
-      if (!result.ok) {
-        chunks.length = 0;
-        // Whatever still arrives is discarded, never kept.
-        request.on('error', () => {});
-        request.resume();
-      }
-      resolve(result);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) finish({ ok: false, reason: 'too_large' });
-      else chunks.push(chunk);
-    };
-    const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, size) });
-    const onAbort = () => finish({ ok: false, reason: 'aborted' });
-    request.on('data', onData);
-    request.on('end', onEnd);
-    request.on('error', onAbort);
-    request.on('close', onAbort);
-  });
-}
-
 function cleanId(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
   const id = value.trim();
@@ -363,21 +327,6 @@ const OK_HEADERS = {
 function sendOk(response: ServerResponse): void {
   response.writeHead(200, OK_HEADERS);
   response.end(OK_BODY);
-}
-
-function sendJson(
-  response: ServerResponse,
-  status: number,
-  body: Record<string, unknown>,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  response.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
-  });
-  response.end(text);
 }
 
 function formatHost(host: string): string {

@@ -8,7 +8,7 @@ import {
   removeFile,
   writeJsonAtomic,
 } from './atomic-file.js';
-import type { LifecycleLog } from './pid-lock.js';
+import { type LifecycleLog, PROC_STAT_START_TIME, parseProcStat } from './pid-lock.js';
 
 /**
  * External drain (quiesce without exit), reference lifecycle §1.4 with the later hardening chosen
@@ -48,12 +48,7 @@ let cachedEpoch: string | undefined;
 export function instantiationEpochFrom(bootId: string | null, pid1Stat: string | null): string {
   const boot = bootId?.trim();
   if (!boot || !pid1Stat) return '';
-  const close = pid1Stat.lastIndexOf(')');
-  if (close < 0) return '';
-  const startTime = pid1Stat
-    .slice(close + 1)
-    .trim()
-    .split(/\s+/)[19];
+  const startTime = parseProcStat(pid1Stat)?.[PROC_STAT_START_TIME];
   if (!startTime || !/^\d+$/.test(startTime)) return '';
   return `${boot}:${startTime}`;
 }

@@ -60,16 +60,26 @@ export class GatewayAlreadyRunningError extends Error {
 // ---------------------------------------------------------------------------------------------
 // Process identity
 
+/** In {@link parseProcStat}'s fields: field 3 (state) and field 22 (starttime, clock ticks since boot). */
+export const PROC_STAT_STATE = 0;
+export const PROC_STAT_START_TIME = 19;
+
+/**
+ * The fields of a `/proc/<pid>/stat` line after the command name, which is split off at its last
+ * `)` because the name itself may contain spaces and parentheses; null for anything else.
+ */
+export function parseProcStat(stat: string): string[] | null {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) return null;
+  return stat
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
+}
+
 function readProcStat(pid: number | 'self'): string[] | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const close = stat.lastIndexOf(')');
-    if (close < 0) return null;
-    // tail[0] is field 3 (state); field 22 (starttime) is tail[19].
-    return stat
-      .slice(close + 1)
-      .trim()
-      .split(/\s+/);
+    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return null;
   }
@@ -78,7 +88,7 @@ function readProcStat(pid: number | 'self'): string[] | null {
 /** Start time of `pid` in clock ticks since boot (Linux), or null when it cannot be known. */
 export function readProcessStartTime(pid: number): number | null {
   if (!Number.isInteger(pid) || pid <= 0) return null;
-  const value = Number(readProcStat(pid)?.[19]);
+  const value = Number(readProcStat(pid)?.[PROC_STAT_START_TIME]);
   return Number.isSafeInteger(value) ? value : null;
 }
 
@@ -105,7 +115,7 @@ export function isProcessAlive(pid: number): boolean {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  const state = readProcStat(pid)?.[0];
+  const state = readProcStat(pid)?.[PROC_STAT_STATE];
   return state !== 'Z' && state !== 'X';
 }
 

@@ -10,6 +10,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { type Logger, pino } from 'pino';
+import { readCappedBody, sendJson as sendJsonBody } from '../http/raw-io.js';
 import { securityHeadersFor } from '../http/security-headers.js';
 import {
   applyIdleTimeout,
@@ -49,8 +50,6 @@ export const DEFAULT_PROXY_PORT = 8645;
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const CONNECT_TIMEOUT_MS = 15_000;
 export const READ_TIMEOUT_MS = 300_000;
-/** After a 413 the rest of the body is read and discarded (so the client sees the answer) up to this. */
-const DRAIN_LIMIT_FACTOR = 8;
 
 export type ProxyLog = Pick<Logger, 'info' | 'warn'>;
 
@@ -118,59 +117,15 @@ function resolveProvider(provider: string | ProxyProvider | undefined): ProxyPro
   return found;
 }
 
+/** The proxy's own answers carry the security headers; an upstream's answer passes through as it came. */
 function sendJson(
   res: ServerResponse,
   status: number,
   body: unknown,
   extra: Record<string, string> = {},
 ): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
-  const text = JSON.stringify(body);
-  // The proxy's own answers only: an upstream's answer is passed through as it came.
-  securityHeadersFor(res);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    ...extra,
-  });
-  res.end(text);
-}
-
-type BodyRead = { kind: 'ok'; body: Buffer } | { kind: 'too_large' } | { kind: 'aborted' };
-
-/** Read the whole request body up to `limit` bytes. On `too_large` the rest keeps draining (bounded). */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
-  const declared = Number(req.headers['content-length']);
-  return new Promise((resolve) => {
-    let total = 0;
-    let settled = false;
-    const chunks: Buffer[] = [];
-    const settle = (result: BodyRead) => {
-      if (settled) return;
-      settled = true;
-      resolve(result);
-    };
-    const overflow = () => {
-      chunks.length = 0;
-      settle({ kind: 'too_large' });
-    };
-    if (Number.isFinite(declared) && declared > limit) overflow();
-    req.on('data', (chunk: Buffer) => {
-      total += chunk.length;
-      if (settled) {
-        if (total > limit * DRAIN_LIMIT_FACTOR) req.socket.destroy();
-        return;
-      }
-      if (total > limit) return overflow();
-      chunks.push(chunk);
-    });
-    req.on('end', () => settle({ kind: 'ok', body: Buffer.concat(chunks) }));
-    req.on('close', () => settle({ kind: 'aborted' }));
-    req.on('error', () => settle({ kind: 'aborted' }));
-  });
+  if (!res.headersSent) securityHeadersFor(res);
+  sendJsonBody(res, status, body, extra);
 }
 
 /** Start the proxy. Throws `ProxyStartError` for a refusal, or the listen error (e.g. EADDRINUSE). */
@@ -343,9 +298,9 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       );
       return;
     }
-    void readBody(req, maxBodyBytes).then((read) => {
-      if (read.kind === 'aborted') return;
-      if (read.kind === 'too_large') {
+    void readCappedBody(req, maxBodyBytes).then((read) => {
+      if (!read.ok && read.reason === 'aborted') return;
+      if (!read.ok) {
         sendJson(
           res,
           413,
