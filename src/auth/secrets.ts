@@ -32,11 +32,4 @@ export function constantTimeEqual(presented: unknown, expected: string): boolean
   return timingSafeEqual(a, b) && presented.length === expected.length;
 }
 
-/** Replace every occurrence of the given secrets in `text`, for error messages and logs. */
-export function redact(text: string, secrets: readonly (string | undefined | null)[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret && secret.length >= 4) out = out.split(secret).join('[redacted]');
-  }
-  return out;
-}
+export { redact } from '../common/redact.js';

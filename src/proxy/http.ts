@@ -101,16 +101,7 @@ export function openAiError(message: string, type: string, code: string): OpenAi
   return { error: { message, type, code } };
 }
 
-/** 127.0.0.0/8, ::1, IPv4-mapped loopback and `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  let value = host.trim().toLowerCase();
-  if (value.startsWith('[') && value.endsWith(']')) value = value.slice(1, -1);
-  if (value === 'localhost') return true;
-  if (value.startsWith('::ffff:')) value = value.slice(7);
-  if (isIP(value) === 4) return value.startsWith('127.');
-  if (isIP(value) === 6) return /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(value);
-  return false;
-}
+export { isLoopbackHost } from '../common/loopback.js';
 
 /** `http://host:port` for a bound address (IPv6 in brackets). */
 export function httpUrl(host: string, port: number): string {

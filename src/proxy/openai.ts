@@ -1,3 +1,4 @@
+import { isLoopbackHost } from '../common/loopback.js';
 import { loadGatewayConfig } from '../home/config.js';
 import {
   maskCredential,
@@ -13,8 +14,6 @@ import {
  * `https://api.openai.com/v1`), credential `OPENAI_API_KEY`, both resolved by `loadGatewayConfig`
  * (environment, after `$HERMES_HOME/.env`), so the proxy and the gateway's `openai` agent agree.
  */
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 
 export const openaiProvider: ProxyProvider = {
   name: 'openai',
@@ -35,11 +34,7 @@ export const openaiProvider: ProxyProvider = {
       throw new Error(`OPENAI_BASE_URL must be an http:// or https:// URL (got ${parsed.protocol})`);
     }
     const warnings: string[] = [];
-    if (
-      parsed.protocol === 'http:' &&
-      !LOOPBACK_HOSTS.has(parsed.hostname) &&
-      !parsed.hostname.startsWith('127.')
-    ) {
+    if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
       warnings.push(`OPENAI_BASE_URL uses plain http to ${parsed.host}: the API key travels unencrypted`);
     }
     const key = config.openaiApiKey;

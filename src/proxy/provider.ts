@@ -72,15 +72,4 @@ export function maskCredential(secret: string | undefined | null): string | null
   return `${prefix}…${value.slice(-4)}`;
 }
 
-/** A URL for display: user info replaced by `***`. */
-export function redactUrl(value: string): string {
-  try {
-    const url = new URL(value);
-    if (!url.username && !url.password) return value;
-    url.username = url.username ? '***' : '';
-    url.password = url.password ? '***' : '';
-    return url.toString().replace(/\/$/, '');
-  } catch {
-    return value;
-  }
-}
+export { redactUrl } from '../common/redact.js';

@@ -457,10 +457,10 @@ describe('TelegramAdapter inbound', () => {
     await adapter.stop();
 
     expect(dropped.success).toBe(false);
-    expect(dropped.error).toContain('<redacted>');
+    expect(dropped.error).toContain('[redacted]');
     expect(dropped.error).not.toContain(fake.token);
     const logs = memory.text();
-    expect(logs).toContain('<redacted>'); // the URL was logged, with the token cut out
+    expect(logs).toContain('[redacted]'); // the URL was logged, with the token cut out
     expect(logs).not.toContain(fake.token);
     expect(logs).not.toContain(fake.token.split(':')[1] as string);
   });

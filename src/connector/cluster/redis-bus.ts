@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { backoffDelay } from '../../common/backoff.js';
 import { errorMessage } from '../../common/errors.js';
+import { redactUrl } from '../../common/redact.js';
 import { parseJsonText } from '../../protocol/index.js';
 import {
   type ClusterBus,
@@ -364,17 +365,6 @@ export async function publishClusterEvent(url: string, event: ClusterEvent, log:
   }
 }
 
-/** The URL with any password replaced, for logs and error messages. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'redis://<unparseable url>';
-  }
-}
-
 async function connectClient(url: string, log: Logger, timeoutMs: number): Promise<Client> {
   let lastErrorAt = 0;
   const client = createClient({
@@ -391,7 +381,7 @@ async function connectClient(url: string, log: Logger, timeoutMs: number): Promi
     const now = Date.now();
     if (now - lastErrorAt < 10_000) return;
     lastErrorAt = now;
-    log.warn({ err: error.message, redis: redactRedisUrl(url) }, 'redis connection problem; retrying');
+    log.warn({ err: error.message, redis: redactUrl(url) }, 'redis connection problem; retrying');
   });
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -399,7 +389,7 @@ async function connectClient(url: string, log: Logger, timeoutMs: number): Promi
       client.connect(),
       new Promise((_, reject) => {
         timer = setTimeout(
-          () => reject(new Error(`cannot reach Redis at ${redactRedisUrl(url)} (RELAY_REDIS_URL)`)),
+          () => reject(new Error(`cannot reach Redis at ${redactUrl(url)} (RELAY_REDIS_URL)`)),
           timeoutMs,
         );
       }),
@@ -410,7 +400,7 @@ async function connectClient(url: string, log: Logger, timeoutMs: number): Promi
     throw new Error(
       message.includes('cannot reach Redis')
         ? message
-        : `cannot reach Redis at ${redactRedisUrl(url)} (RELAY_REDIS_URL): ${message}`,
+        : `cannot reach Redis at ${redactUrl(url)} (RELAY_REDIS_URL): ${message}`,
     );
   } finally {
     clearTimeout(timer);

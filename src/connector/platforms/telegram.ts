@@ -4,6 +4,7 @@ import { Api, GrammyError, HttpError } from 'grammy';
 import type { Chat, Message, Update, User } from 'grammy/types';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../common/backoff.js';
+import { redact } from '../../common/redact.js';
 import {
   type CapabilityDescriptor,
   CONTRACT_VERSION,
@@ -564,10 +565,6 @@ export class TelegramAdapter implements PlatformAdapter {
   }
 
   private redact(text: string): string {
-    if (!this.token) return text;
-    let out = text.split(this.token).join('<redacted>');
-    const encoded = encodeURIComponent(this.token);
-    if (encoded !== this.token) out = out.split(encoded).join('<redacted>');
-    return out;
+    return redact(text, [this.token]);
   }
 }

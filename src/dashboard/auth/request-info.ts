@@ -1,10 +1,9 @@
 import type { FastifyRequest } from 'fastify';
+import { isLoopbackHost } from '../../common/loopback.js';
 import { firstHeaderValue } from './cookies.js';
 
 /** Small request helpers shared by the seam and the gates. */
 
-/** Bind hosts that count as loopback (reference `should_require_auth`: anything else is gated). */
-const LOOPBACK_BIND_HOSTS = new Set(['localhost', '127.0.0.1', '::1']);
 const WILDCARD_BIND_HOSTS = new Set(['0.0.0.0', '::', '']);
 
 function stripBrackets(host: string): string {
@@ -13,7 +12,7 @@ function stripBrackets(host: string): string {
 
 /** True when binding to `host` keeps the dashboard on loopback (no auth gate). */
 export function isLoopbackBind(host: string): boolean {
-  return LOOPBACK_BIND_HOSTS.has(stripBrackets(host.trim().toLowerCase()));
+  return isLoopbackHost(host);
 }
 
 /** True for the any-address binds (`0.0.0.0`, `::`). */

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { redact } from '../../common/redact.js';
 import {
   type Agent,
   type AgentTurnInput,
@@ -286,8 +287,7 @@ export class OpenAIAgent implements Agent {
   }
 
   #redact(text: string): string {
-    const key = this.#apiKey;
-    return key && key.length >= 6 ? text.split(key).join('[redacted]') : text;
+    return redact(text, [this.#apiKey]);
   }
 
   async #httpError(response: Response): Promise<string> {
