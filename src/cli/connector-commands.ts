@@ -73,10 +73,7 @@ async function tellCluster(event: ClusterEvent): Promise<void> {
   }
 }
 
-export function buildAdapters(
-  config: ConnectorConfig,
-  log: ReturnType<typeof createLogger>,
-): PlatformAdapter[] {
+function buildAdapters(config: ConnectorConfig, log: ReturnType<typeof createLogger>): PlatformAdapter[] {
   const adapters: PlatformAdapter[] = [
     new WebChatAdapter({ log: log.child({ platform: 'webchat' }), ...config.webchat }),
   ];

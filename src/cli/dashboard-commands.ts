@@ -11,7 +11,7 @@ import { createLogger } from './logger.js';
 import { readSecretLine } from './prompt.js';
 import { VERSION } from './version.js';
 
-export const DEFAULT_DASHBOARD_PORT = 9119;
+const DEFAULT_DASHBOARD_PORT = 9119;
 
 /**
  * What `hermes dashboard` prints once it listens. The loopback session token is a credential: it

@@ -67,7 +67,7 @@ export interface ProviderReadiness {
 }
 
 /** Readiness of every provider for a home (no network, no secrets in the result). */
-export function providerReadiness(context: ProviderContext): ProviderReadiness[] {
+function providerReadiness(context: ProviderContext): ProviderReadiness[] {
   return PROXY_PROVIDERS.map((provider) => readinessOf(provider, context));
 }
 

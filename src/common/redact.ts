@@ -3,7 +3,7 @@
  * are cut out of free text, and credentials embedded in URLs are masked.
  */
 
-export const REDACTED = '[redacted]';
+const REDACTED = '[redacted]';
 
 /**
  * Replace every occurrence of each secret in `text`, also in its URL-encoded form (a token inside

@@ -16,10 +16,10 @@ import type {
 
 export class AdminError extends Error {}
 
-export const TENANT_TOKEN_PREFIX = 'hrt_';
-export const ENROLLMENT_TOKEN_PREFIX = 'hre_';
+const TENANT_TOKEN_PREFIX = 'hrt_';
+const ENROLLMENT_TOKEN_PREFIX = 'hre_';
 
-export async function resolveTenant(store: RelayStore, ref: string): Promise<Tenant> {
+async function resolveTenant(store: RelayStore, ref: string): Promise<Tenant> {
   const tenant = (await store.getTenant(ref)) ?? (await store.findTenantByName(ref));
   if (!tenant)
     throw new AdminError(`no tenant with id or name "${ref}" (list them with: hermes connector tenant list)`);

@@ -28,8 +28,8 @@ export interface ConnectorConfig {
   webchat: { maxSocketsPerAddress: number | undefined; maxSockets: number | undefined };
 }
 
-export const DEFAULT_CONNECTOR_PORT = 8700;
-export const DEFAULT_DB_PATH = './relay-data/connector.db';
+const DEFAULT_CONNECTOR_PORT = 8700;
+const DEFAULT_DB_PATH = './relay-data/connector.db';
 
 export interface ConnectorFlags {
   host?: string;

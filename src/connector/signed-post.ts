@@ -100,7 +100,7 @@ export function postBytes(
   });
 }
 
-export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+function parseRetryAfter(value: string | string[] | undefined): number | undefined {
   if (typeof value !== 'string' || value.trim() === '') return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
   const date = Date.parse(value);

@@ -22,7 +22,7 @@ export interface DashboardPageOptions {
   version: string;
 }
 
-export const DEFAULT_DASHBOARD_TITLE = 'Hermes Relay';
+const DEFAULT_DASHBOARD_TITLE = 'Hermes Relay';
 
 const DASHBOARD_JS = readWebAsset('dashboard/web/app.js');
 const DASHBOARD_CSS = readWebAsset('dashboard/web/app.css');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
  * detached background action. Requests within 10 s of the last one reuse it (restart-storm fix).
  */
 
-export const RESTART_COOLDOWN_MS = 10_000;
+const RESTART_COOLDOWN_MS = 10_000;
 
 /**
  * The dashboard's own credential, which the restarted gateway (and the agent programs it runs)

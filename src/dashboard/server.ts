@@ -78,7 +78,7 @@ const BODY_LIMIT = 16 * 1024;
  * The CSP of `GET /`: the page loads its script and stylesheet from `/assets/` (no inline code)
  * and talks to its own origin only.
  */
-export const DASHBOARD_PAGE_CSP = pageContentSecurityPolicy(
+const DASHBOARD_PAGE_CSP = pageContentSecurityPolicy(
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'",
 );
 

@@ -31,7 +31,7 @@ export type EnrollResult =
   | { ok: true; gatewayId: string; secret: string; deliveryKey: string; tenant: string }
   | { ok: false; status?: number; message: string };
 
-export const NO_SECRET_MESSAGE = 'unexpected response (no secret)';
+const NO_SECRET_MESSAGE = 'unexpected response (no secret)';
 
 export async function enrollGateway(options: EnrollOptions): Promise<EnrollResult> {
   const { token, portalToken } = options;

@@ -27,7 +27,6 @@ export interface InboxJournal {
 
 export class SqliteInbox implements InboxJournal {
   private readonly insert: Database.Statement<[string | null, string, string, number]>;
-  private readonly seen: Database.Statement<[string], { id: number }>;
   private readonly markStarted: Database.Statement<[number]>;
   private readonly markDone: Database.Statement<[number, number]>;
   private readonly prune: Database.Statement<[number]>;
@@ -47,7 +46,6 @@ export class SqliteInbox implements InboxJournal {
     this.insert = db.prepare(
       'INSERT INTO inbox (delivery_id, session_key, event, received_at) VALUES (?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING',
     );
-    this.seen = db.prepare('SELECT id FROM inbox WHERE delivery_id = ?');
     this.markStarted = db.prepare("UPDATE inbox SET state = 'started' WHERE id = ? AND state = 'pending'");
     this.markDone = db.prepare("UPDATE inbox SET state = 'done', done_at = ? WHERE id = ?");
     this.prune = db.prepare("DELETE FROM inbox WHERE state = 'done' AND done_at < ?");
@@ -73,10 +71,6 @@ export class SqliteInbox implements InboxJournal {
     if (result.changes === 0) return null;
     if (++this.accepted % 500 === 0) this.prune.run(Date.now() - DONE_RETENTION_MS);
     return Number(result.lastInsertRowid);
-  }
-
-  hasSeen(deliveryId: string): boolean {
-    return this.seen.get(deliveryId) !== undefined;
   }
 
   started(id: number): void {

@@ -47,7 +47,7 @@ export type ProvisionOutcome =
   | { provisioned: false; reason: string };
 
 /** Whether §5.2's trigger holds; the reason when it does not. */
-export function provisionSkipReason(config: ProvisionConfig): ProvisionSkip | undefined {
+function provisionSkipReason(config: ProvisionConfig): ProvisionSkip | undefined {
   if (!config.managed) return 'not managed';
   if (!isUsableSecret(config.relayUrl)) return 'no relay URL';
   if (isUsableSecret(config.gatewayId) && isUsableSecret(config.secret)) return 'pinned credentials';

@@ -58,10 +58,10 @@ export interface InboundReceiverOptions {
   timeouts?: Partial<ServerTimeouts>;
 }
 
-export const RECEIVER_BUSY_ERROR = 'delivery in progress';
-export const RECEIVER_DISPATCH_ERROR = 'dispatch failed';
-export const RECEIVER_TOO_LARGE_ERROR = 'body too large';
-export const RECEIVER_SATURATED_ERROR = 'too many deliveries at once';
+const RECEIVER_BUSY_ERROR = 'delivery in progress';
+const RECEIVER_DISPATCH_ERROR = 'dispatch failed';
+const RECEIVER_TOO_LARGE_ERROR = 'body too large';
+const RECEIVER_SATURATED_ERROR = 'too many deliveries at once';
 const DEFAULT_MAX_CONCURRENT_BODIES = 32;
 const DEFAULT_MAX_REMEMBERED_IDS = 100_000;
 /** Delivery ids longer than this (or with control characters) are treated as absent. */

@@ -23,7 +23,7 @@ export interface OutboundLink {
 }
 
 /** Minimum time between two edits of a streamed reply (issue: at most once a second). */
-export const STREAM_EDIT_INTERVAL_MS = 1_000;
+const STREAM_EDIT_INTERVAL_MS = 1_000;
 
 /**
  * Sends replies within the adopted descriptor's limits: split with the reference splitter in the
@@ -86,7 +86,7 @@ export class ReplyChannel {
  * second, and `finish` leaves the final text (split into more messages if it outgrew the limit).
  * Without edit support nothing is sent until `finish`.
  */
-export class ReplyStream {
+class ReplyStream {
   private messageId: string | undefined;
   private shown = '';
   private latest = '';

@@ -22,7 +22,7 @@ import { RelayTransport, type TransportStatus } from './transport.js';
  * and shut down the reference way (drain running turns up to the timeout, then interrupt).
  */
 
-export const EXIT = { ok: 0, failure: 1, restart: 75, config: 78 } as const;
+const EXIT = { ok: 0, failure: 1, restart: 75, config: 78 } as const;
 
 const PLATFORM_KEY = 'relay';
 const POST_INTERRUPT_GRACE_MS = 5_000;

@@ -281,12 +281,12 @@ export class GatewayStoppingError extends Error {
   }
 }
 
-export function isStopCommand(text: string): boolean {
+function isStopCommand(text: string): boolean {
   // Telegram appends the bot name in groups: /stop@my_bot.
   return /^\/stop(@\S+)?\s*$/i.test(text.trim());
 }
 
-export function replyTarget(event: MessageEvent): ReplyTarget {
+function replyTarget(event: MessageEvent): ReplyTarget {
   const metadata: Record<string, unknown> = {};
   if (event.source.thread_id) metadata.thread_id = event.source.thread_id;
   return { chatId: event.source.chat_id, replyTo: event.message_id ?? null, metadata };

@@ -15,9 +15,9 @@ import { isJsonObject, readJsonFile } from './atomic-file.js';
 
 export const CONFIG_FILE_NAME = 'config.yaml';
 export const AUTH_FILE_NAME = 'auth.json';
-export const MANAGED_MARKER_NAME = '.managed';
-export const DEFAULT_INBOUND_HOST = '0.0.0.0';
-export const DEFAULT_RELAY_PLATFORM = 'relay';
+const MANAGED_MARKER_NAME = '.managed';
+const DEFAULT_INBOUND_HOST = '0.0.0.0';
+const DEFAULT_RELAY_PLATFORM = 'relay';
 export const DEFAULT_MODEL = 'gpt-4o-mini';
 export const DEFAULT_OPENAI_BASE_URL = 'https://api.openai.com/v1';
 /** `agent.restart_drain_timeout` default (June 2026 reference value). */
@@ -230,7 +230,7 @@ function stripTrailingSlashes(value: string): string {
 }
 
 /** Inbound port: unset, `0` or not an integer in 1–65535 ⇒ receiver disabled (undefined). */
-export function parseInboundPort(value: string | undefined): number | undefined {
+function parseInboundPort(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const text = value.trim();
   if (!/^\d+$/.test(text)) return undefined;
@@ -246,7 +246,7 @@ export function parseDrainTimeout(value: string | undefined): number | undefined
 }
 
 /** `HERMES_MANAGED` truthiness: '1', 'true', 'yes' (any case). */
-export function isTruthyFlag(value: string | undefined): boolean {
+function isTruthyFlag(value: string | undefined): boolean {
   return value !== undefined && /^(1|true|yes)$/i.test(value.trim());
 }
 

@@ -19,8 +19,8 @@ import { type LifecycleLog, PROC_STAT_START_TIME, parseProcStat } from './pid-lo
  */
 
 export const DRAIN_REQUEST_FILE_NAME = '.drain_request.json';
-export const DRAIN_REQUEST_MAX_AGE_SECONDS = 3600;
-export const DEFAULT_DRAIN_PRINCIPAL = 'drain-control';
+const DRAIN_REQUEST_MAX_AGE_SECONDS = 3600;
+const DEFAULT_DRAIN_PRINCIPAL = 'drain-control';
 
 export interface DrainRequest {
   action?: unknown;
@@ -31,7 +31,7 @@ export interface DrainRequest {
   [key: string]: unknown;
 }
 
-export function drainRequestPath(home: string): string {
+function drainRequestPath(home: string): string {
   return join(home, DRAIN_REQUEST_FILE_NAME);
 }
 
@@ -131,7 +131,7 @@ export type DrainRequestVerdict =
  * and differ, or `requested_at` parses and is older than 3600 s. A missing, unparseable or future
  * `requested_at` is honoured; a corrupt marker (`{}`) is active.
  */
-export function evaluateDrainRequest(
+function evaluateDrainRequest(
   marker: DrainRequest | null,
   now: Date | number = Date.now(),
   epoch: string = currentInstantiationEpoch(),

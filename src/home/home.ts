@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
  * markers, `.env`, `config.yaml`) lives in the resolved home.
  */
 
-export const PROFILE_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const PROFILE_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 export interface ResolvedHome {
   /** Absolute directory holding this gateway's files. */

@@ -32,7 +32,7 @@ export const PID_FILE_NAME = 'gateway.pid';
 export const LOCK_FILE_NAME = 'gateway.lock';
 export const TAKEOVER_MARKER_NAME = '.gateway-takeover.json';
 export const PLANNED_STOP_MARKER_NAME = '.gateway-planned-stop.json';
-export const MARKER_TTL_SECONDS = 60;
+const MARKER_TTL_SECONDS = 60;
 export const GATEWAY_KIND = 'hermes-gateway';
 
 /** Homes whose lock this process holds: a record naming our own PID is ours only if listed here. */
@@ -61,7 +61,7 @@ export class GatewayAlreadyRunningError extends Error {
 // Process identity
 
 /** In {@link parseProcStat}'s fields: field 3 (state) and field 22 (starttime, clock ticks since boot). */
-export const PROC_STAT_STATE = 0;
+const PROC_STAT_STATE = 0;
 export const PROC_STAT_START_TIME = 19;
 
 /**
@@ -103,7 +103,7 @@ export function currentProcessStartTime(): number {
 }
 
 /** Start times are compared only when both sides know them. */
-export function startTimesMatch(recorded: unknown, live: number | null): boolean {
+function startTimesMatch(recorded: unknown, live: number | null): boolean {
   return typeof recorded !== 'number' || live === null || recorded === live;
 }
 
@@ -120,7 +120,7 @@ export function isProcessAlive(pid: number): boolean {
 }
 
 /** The record this process writes: `{pid, kind, argv, start_time, hermes_home}`. */
-export function ownPidRecord(home: string): PidRecord {
+function ownPidRecord(home: string): PidRecord {
   return {
     pid: process.pid,
     kind: GATEWAY_KIND,
@@ -177,7 +177,7 @@ function readPidFile(path: string): PidRecordRead {
 }
 
 /** A record naming a live process with a matching start time. */
-export function isRecordLive(record: PidRecord): boolean {
+function isRecordLive(record: PidRecord): boolean {
   return isProcessAlive(record.pid) && startTimesMatch(record.start_time, readProcessStartTime(record.pid));
 }
 

@@ -15,7 +15,7 @@ import { currentProcessStartTime, GATEWAY_KIND } from './pid-lock.js';
 
 export const STATUS_FILE_NAME = 'gateway_state.json';
 /** A status older than this gives a "heartbeat stale" hint only — never a liveness verdict. */
-export const RUNTIME_STATUS_STALE_TTL_SECONDS = 120;
+const RUNTIME_STATUS_STALE_TTL_SECONDS = 120;
 
 export type GatewayState = 'starting' | 'running' | 'draining' | 'stopped' | 'startup_failed' | 'degraded';
 export type PlatformState =
@@ -82,7 +82,7 @@ export interface RuntimeStatusPatch {
   platform?: PlatformStatusPatch;
 }
 
-export function statusFilePath(home: string): string {
+function statusFilePath(home: string): string {
   return join(home, STATUS_FILE_NAME);
 }
 
@@ -97,7 +97,7 @@ function identity(home: string) {
 }
 
 /** The record a first write starts from (`gateway_state: "starting"`). */
-export function freshRuntimeStatus(home: string, now: Date | number = Date.now()): RuntimeStatus {
+function freshRuntimeStatus(home: string, now: Date | number = Date.now()): RuntimeStatus {
   return {
     ...identity(home),
     gateway_state: 'starting',
@@ -110,13 +110,13 @@ export function freshRuntimeStatus(home: string, now: Date | number = Date.now()
   };
 }
 
-export function coerceActiveAgents(value: unknown): number {
+function coerceActiveAgents(value: unknown): number {
   const count = typeof value === 'number' ? value : Number(value);
   return Number.isFinite(count) ? Math.max(0, Math.trunc(count)) : 0;
 }
 
 /** Legacy epoch floats → ISO; an ISO string is kept; anything else → null (`normalize_updated_at`). */
-export function normalizeUpdatedAt(value: unknown): string | null {
+function normalizeUpdatedAt(value: unknown): string | null {
   if (typeof value === 'number' && Number.isFinite(value)) return isoUtc(value * 1000);
   if (typeof value === 'string' && !Number.isNaN(parseIsoTimestamp(value))) return value;
   return null;

@@ -7,7 +7,7 @@ import { JSON_PARSE_ERRORS, parseJsonText } from '../protocol/index.js';
  * deeply nested body is a 400 and never reaches code that walks it recursively.
  */
 
-export class JsonBodyError extends Error {
+class JsonBodyError extends Error {
   readonly statusCode = 400;
   readonly code = 'HERMES_INVALID_JSON_BODY';
 }

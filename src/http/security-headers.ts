@@ -10,9 +10,9 @@ import type { FastifyInstance } from 'fastify';
  */
 
 /** CSP for anything that is not a page: no script, no style, no framing. */
-export const API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'";
+const API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'";
 
-export const BASE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
+const BASE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',

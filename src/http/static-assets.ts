@@ -42,7 +42,7 @@ export function contentTypeFor(name: string): string {
 }
 
 /** The first 12 hex digits of the SHA-256 of `body`. */
-export function contentHash(body: string): string {
+function contentHash(body: string): string {
   return createHash('sha256').update(body, 'utf8').digest('hex').slice(0, 12);
 }
 
@@ -66,7 +66,7 @@ function packageRoot(): string {
 }
 
 /** Where `tsconfig.web.json` puts the browser code (and the build copies the style sheets). */
-export const WEB_BUILD_DIR = join(packageRoot(), 'dist', 'web');
+const WEB_BUILD_DIR = join(packageRoot(), 'dist', 'web');
 
 /**
  * Read a file of the browser build, by its path below `src/` (`dashboard/web/app.js` for

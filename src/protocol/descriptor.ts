@@ -6,9 +6,6 @@ export type LenUnit = 'chars' | 'utf16';
 
 /** Ops a gateway may assume when the descriptor has no `supported_ops` (spec decision 7). */
 export const LEGACY_OPS = ['send', 'edit', 'typing', 'follow_up'] as const;
-/** Every op this implementation knows how to run. */
-export const KNOWN_OPS = ['send', 'edit', 'typing', 'follow_up', 'get_chat_info'] as const;
-export type OpName = (typeof KNOWN_OPS)[number];
 
 const maxMessageLength = z
   .unknown()

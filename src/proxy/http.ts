@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 /** Wire helpers for the proxy: hop-by-hop filtering, `/v1/<path>` matching, OpenAI-style errors. */
 
 /** RFC 9110 §7.6.1 hop-by-hop headers (plus the legacy `proxy-connection`); never forwarded. */
-export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-authenticate',
@@ -37,10 +37,7 @@ function connectionTokens(rawHeaders: readonly string[]): Set<string> {
 }
 
 /** `rawHeaders` (flat name/value list) minus hop-by-hop headers and `extra` (lower-case names). */
-export function filterHeaders(
-  rawHeaders: readonly string[],
-  extra: ReadonlySet<string> = new Set(),
-): string[] {
+function filterHeaders(rawHeaders: readonly string[], extra: ReadonlySet<string> = new Set()): string[] {
   const listed = connectionTokens(rawHeaders);
   const kept: string[] = [];
   for (let index = 0; index + 1 < rawHeaders.length; index += 2) {

@@ -49,7 +49,7 @@ export const DEFAULT_PROXY_HOST = '127.0.0.1';
 export const DEFAULT_PROXY_PORT = 8645;
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const CONNECT_TIMEOUT_MS = 15_000;
-export const READ_TIMEOUT_MS = 300_000;
+const READ_TIMEOUT_MS = 300_000;
 
 export type ProxyLog = Pick<Logger, 'info' | 'warn'>;
 

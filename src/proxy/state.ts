@@ -9,7 +9,7 @@ import { httpUrl } from './http.js';
  * runs for that home; removed when it stops. `hermes proxy status` reads it and probes `/health`.
  */
 
-export const PROXY_STATE_FILE_NAME = 'proxy.json';
+const PROXY_STATE_FILE_NAME = 'proxy.json';
 
 export interface ProxyState {
   pid: number;

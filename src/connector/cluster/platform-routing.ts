@@ -21,7 +21,7 @@ import type { ClusterBus } from './bus.js';
  */
 
 const PLATFORM_OP_TIMEOUT_MS = 10_000;
-export const LEASE_TTL_MS = 6_000;
+const LEASE_TTL_MS = 6_000;
 const LEASE_CHECK_MS = 1_000;
 
 export interface ClusterAdapterOptions {

@@ -29,7 +29,7 @@ import type { PlatformAdapter, PlatformContext, PlatformInbound } from './types.
  * failing store can duplicate an update but never lose one.
  */
 
-export const TELEGRAM_DEFAULT_API_ROOT = 'https://api.telegram.org';
+const TELEGRAM_DEFAULT_API_ROOT = 'https://api.telegram.org';
 export const TELEGRAM_NO_ROUTE_NOTICE = 'This chat is not connected to an agent yet.';
 const ALLOWED_UPDATES = ['message', 'edited_message'] as const;
 const DEFAULT_POLL_TIMEOUT_SECONDS = 25;
@@ -54,10 +54,7 @@ export type TelegramPollingState = 'idle' | 'polling' | 'stopped' | 'unauthorize
 type ChatType = 'dm' | 'group' | 'forum' | 'channel';
 
 /** private → dm, group/supergroup → group, a forum topic → forum (with thread id), channel → channel. */
-export function telegramChatType(
-  chat: Pick<Chat, 'type'> & { is_forum?: boolean },
-  threadId?: number,
-): ChatType {
+function telegramChatType(chat: Pick<Chat, 'type'> & { is_forum?: boolean }, threadId?: number): ChatType {
   switch (chat.type) {
     case 'private':
       return 'dm';

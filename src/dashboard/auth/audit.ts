@@ -33,7 +33,7 @@ export interface AuditSink {
  * Field names that are never written (compared case-insensitively): the reference list plus the
  * names a bearer, password or session token could travel under here.
  */
-export const REDACTED_FIELDS: ReadonlySet<string> = new Set(
+const REDACTED_FIELDS: ReadonlySet<string> = new Set(
   [
     'access_token',
     'refresh_token',

@@ -8,12 +8,12 @@ import type { FastifyRequest } from 'fastify';
  * `__Secure-`, then bare; clearing emits Max-Age=0 for every variant.
  */
 
-export const ACCESS_COOKIE = 'hermes_session_at';
-export const REFRESH_COOKIE = 'hermes_session_rt';
+const ACCESS_COOKIE = 'hermes_session_at';
+const REFRESH_COOKIE = 'hermes_session_rt';
 /** `_RT_MAX_AGE`: the refresh cookie lives 30 days; the provider's own TTL is the authority. */
-export const REFRESH_COOKIE_MAX_AGE = 30 * 24 * 60 * 60;
+const REFRESH_COOKIE_MAX_AGE = 30 * 24 * 60 * 60;
 /** Floor for the access cookie's Max-Age. */
-export const MIN_ACCESS_COOKIE_MAX_AGE = 60;
+const MIN_ACCESS_COOKIE_MAX_AGE = 60;
 
 const MAX_COOKIE_PAIRS = 200;
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -114,7 +114,7 @@ export function cookieContext(request: FastifyRequest, trustProxy: boolean): Coo
 }
 
 /** The cookie name actually written for `base` in this context. */
-export function cookieName(base: string, ctx: CookieContext): string {
+function cookieName(base: string, ctx: CookieContext): string {
   if (!ctx.secure) return base;
   return ctx.prefix === '' ? `__Host-${base}` : `__Secure-${base}`;
 }

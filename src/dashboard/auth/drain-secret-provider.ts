@@ -16,12 +16,12 @@ import {
  * and `/api/gateway/drain` is NOT opted in to bearer auth.
  */
 
-export const DRAIN_SECRET_ENV = 'HERMES_DASHBOARD_DRAIN_SECRET';
-export const DRAIN_PROVIDER_NAME = 'drain-secret';
-export const DRAIN_PRINCIPAL = 'drain-control';
+const DRAIN_SECRET_ENV = 'HERMES_DASHBOARD_DRAIN_SECRET';
+const DRAIN_PROVIDER_NAME = 'drain-secret';
+const DRAIN_PRINCIPAL = 'drain-control';
 export const DRAIN_ROUTE = '/api/gateway/drain';
 /** `dashboard.drain_auth.scope` default. */
-export const DEFAULT_DRAIN_SCOPE = 'drain';
+const DEFAULT_DRAIN_SCOPE = 'drain';
 
 const GENERATE_HINT =
   "generate one with: node -e \"console.log(require('node:crypto').randomBytes(32).toString('base64url'))\"";

@@ -59,15 +59,15 @@ import {
  * need no CSRF token.
  */
 
-export const SESSION_TOKEN_HEADER = 'x-hermes-session-token';
+const SESSION_TOKEN_HEADER = 'x-hermes-session-token';
 /** The anti-CSRF header of cookie-authenticated API writes (value from `GET /api/auth/me`). */
-export const CSRF_TOKEN_HEADER = 'x-hermes-csrf-token';
+const CSRF_TOKEN_HEADER = 'x-hermes-csrf-token';
 /** `error` of the 403 answer to a cookie-authenticated write without a valid CSRF token. */
-export const CSRF_ERROR = 'csrf_token_invalid';
+const CSRF_ERROR = 'csrf_token_invalid';
 /** `error` of the 403 answer to a write from another origin. */
-export const CROSS_ORIGIN_ERROR = 'cross_origin_request';
-export const SESSION_TOKEN_ENV = 'HERMES_DASHBOARD_SESSION_TOKEN';
-export const INVALID_HOST_MESSAGE =
+const CROSS_ORIGIN_ERROR = 'cross_origin_request';
+const SESSION_TOKEN_ENV = 'HERMES_DASHBOARD_SESSION_TOKEN';
+const INVALID_HOST_MESSAGE =
   'Invalid Host header. Dashboard requests must use the hostname the server was bound to.';
 const LOOPBACK_HOST_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 
@@ -131,7 +131,7 @@ export interface AuthGates {
 }
 
 /** Sliding-window counter per key (login attempts per IP). */
-export class SlidingWindowLimiter {
+class SlidingWindowLimiter {
   readonly #hits: BoundedCache<string, number[]>;
   constructor(
     readonly max: number,
@@ -176,7 +176,7 @@ function errorName(error: unknown): string {
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** True for methods that may change state (the CSRF rules apply to them). */
-export function isWriteMethod(method: string): boolean {
+function isWriteMethod(method: string): boolean {
   return !SAFE_METHODS.has(method.toUpperCase());
 }
 

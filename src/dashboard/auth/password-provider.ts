@@ -28,19 +28,19 @@ import {
  *   sessions survive restarts; `setPassword` rotates it, which ends every existing session.
  */
 
-export const PASSWORD_PROVIDER_NAME = 'basic';
-export const PASSWORD_PROVIDER_DISPLAY_NAME = 'Username & Password';
+const PASSWORD_PROVIDER_NAME = 'basic';
+const PASSWORD_PROVIDER_DISPLAY_NAME = 'Username & Password';
 export const AUTH_FILE_NAME = 'dashboard-auth.json';
-export const DEFAULT_ACCESS_TTL_SECONDS = 43_200;
-export const MIN_ACCESS_TTL_SECONDS = 60;
-export const REFRESH_TTL_SECONDS = 30 * 24 * 60 * 60;
-export const MIN_PASSWORD_CHARS = 8;
-export const MAX_PASSWORD_CHARS = 1024;
-export const MAX_USERNAME_CHARS = 128;
-export const SCRYPT_PARAMS = { n: 2 ** 14, r: 8, p: 1, dkLen: 32, saltLen: 16 } as const;
+const DEFAULT_ACCESS_TTL_SECONDS = 43_200;
+const MIN_ACCESS_TTL_SECONDS = 60;
+const REFRESH_TTL_SECONDS = 30 * 24 * 60 * 60;
+const MIN_PASSWORD_CHARS = 8;
+const MAX_PASSWORD_CHARS = 1024;
+const MAX_USERNAME_CHARS = 128;
+const SCRYPT_PARAMS = { n: 2 ** 14, r: 8, p: 1, dkLen: 32, saltLen: 16 } as const;
 
 /** Env overrides (non-empty env wins over config and the file). */
-export const BASIC_AUTH_ENV = {
+const BASIC_AUTH_ENV = {
   username: 'HERMES_DASHBOARD_BASIC_AUTH_USERNAME',
   passwordHash: 'HERMES_DASHBOARD_BASIC_AUTH_PASSWORD_HASH',
   password: 'HERMES_DASHBOARD_BASIC_AUTH_PASSWORD',
@@ -114,7 +114,7 @@ export async function hashPassword(password: string): Promise<string> {
 }
 
 /** Check a password against a parsed hash: always runs scrypt, compares in constant time. */
-export async function verifyScrypt(password: string, hash: ScryptHash): Promise<boolean> {
+async function verifyScrypt(password: string, hash: ScryptHash): Promise<boolean> {
   const dk = await scryptAsync(password, hash.salt, hash.dk.length, hash.n, hash.r, hash.p);
   return dk.length === hash.dk.length && timingSafeEqual(dk, hash.dk);
 }
@@ -144,12 +144,12 @@ export type AuthFileResult =
   | { kind: 'invalid'; reason: string }
   | { kind: 'ok'; value: AuthFile };
 
-export function authFilePath(home: string): string {
+function authFilePath(home: string): string {
   return join(home, AUTH_FILE_NAME);
 }
 
 /** Read `$HERMES_HOME/dashboard-auth.json`. Never throws. */
-export function readAuthFile(home: string): AuthFileResult {
+function readAuthFile(home: string): AuthFileResult {
   let text: string;
   try {
     text = readFileSync(authFilePath(home), 'utf8');
@@ -237,7 +237,7 @@ function nonEmpty(value: unknown): string | undefined {
 }
 
 /** Reference secret decoding: base64, else hex, else raw UTF-8. */
-export function decodeSigningSecret(text: string): Buffer {
+function decodeSigningSecret(text: string): Buffer {
   const trimmed = text.trim();
   const b64 = decodeStrictBase64(trimmed);
   if (b64) return b64;
@@ -255,7 +255,7 @@ const NO_PASSWORD_REASON =
   'no dashboard password is set; run `hermes dashboard set-password` ' +
   `(or set ${BASIC_AUTH_ENV.username} and ${BASIC_AUTH_ENV.password})`;
 
-export class PasswordProvider implements DashboardAuthProvider {
+class PasswordProvider implements DashboardAuthProvider {
   readonly name = PASSWORD_PROVIDER_NAME;
   readonly displayName = PASSWORD_PROVIDER_DISPLAY_NAME;
   readonly supportsSession = true;

@@ -3,7 +3,7 @@
  */
 
 /** Exact-match public API paths: reachable without the session token or a cookie session. */
-export const PUBLIC_API_PATHS: ReadonlySet<string> = new Set([
+const PUBLIC_API_PATHS: ReadonlySet<string> = new Set([
   '/api/status',
   '/api/config/defaults',
   '/api/config/schema',
@@ -13,7 +13,7 @@ export const PUBLIC_API_PATHS: ReadonlySet<string> = new Set([
 ]);
 
 /** Prefix-match paths the cookie gate lets through (login machinery and static assets). */
-export const GATE_PUBLIC_PREFIXES: readonly string[] = [
+const GATE_PUBLIC_PREFIXES: readonly string[] = [
   '/auth/login',
   '/auth/callback',
   '/auth/password-login',

@@ -50,7 +50,3 @@ export function tokenPrincipalOf(request: FastifyRequest): TokenPrincipal | null
 export function sessionOf(request: FastifyRequest): Session | null {
   return request.dashboardAuth?.session ?? null;
 }
-
-export function isTokenAuthenticated(request: FastifyRequest): boolean {
-  return request.dashboardAuth?.tokenAuthenticated === true;
-}

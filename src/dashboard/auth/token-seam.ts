@@ -18,8 +18,8 @@ import { ProviderError, type TokenPrincipal } from './types.js';
  * accepted on a token route.
  */
 
-export const UNAUTHENTICATED_BODY = { error: 'unauthenticated', detail: 'Unauthorized' } as const;
-export const FORBIDDEN_BODY = { error: 'forbidden', detail: 'Forbidden' } as const;
+const UNAUTHENTICATED_BODY = { error: 'unauthenticated', detail: 'Unauthorized' } as const;
+const FORBIDDEN_BODY = { error: 'forbidden', detail: 'Forbidden' } as const;
 
 export interface TokenSeamOptions {
   registry: AuthRegistry;
@@ -34,7 +34,7 @@ export type TokenSeamOutcome = 'passthrough' | 'authenticated' | 'rejected';
 export type TokenSeam = (request: FastifyRequest, reply: FastifyReply) => Promise<TokenSeamOutcome>;
 
 /** The token rule that applies to the request: by matched route pattern first, then by decoded path. */
-export function tokenRouteForRequest(registry: AuthRegistry, request: FastifyRequest): TokenRoute | null {
+function tokenRouteForRequest(registry: AuthRegistry, request: FastifyRequest): TokenRoute | null {
   const { route, decoded } = requestPaths(request);
   const byRoute = route === undefined ? null : registry.tokenRouteFor(request.method, route);
   return byRoute ?? registry.tokenRouteFor(request.method, decoded);

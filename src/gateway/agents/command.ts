@@ -3,9 +3,9 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
 import { type Agent, type AgentTurnInput, type AgentTurnResult, abortError } from './types.js';
 
-export const DEFAULT_COMMAND_TIMEOUT_MS = 300_000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 300_000;
 /** Stdout beyond this is read and dropped (the reply is cut there). */
-export const MAX_COMMAND_OUTPUT = 1024 * 1024;
+const MAX_COMMAND_OUTPUT = 1024 * 1024;
 const MAX_STDERR_TAIL = 16 * 1024;
 /** SIGTERM first; whatever is left of the process group gets SIGKILL this much later. */
 const KILL_GRACE_MS = 2_000;

@@ -8,11 +8,11 @@ import {
   type ConversationMessage,
 } from './types.js';
 
-export const DEFAULT_SYSTEM_PROMPT =
+const DEFAULT_SYSTEM_PROMPT =
   'You are Hermes, a helpful assistant talking with people through a chat app. ' +
   'Answer concisely and in the language the user writes in.';
 
-export const DEFAULT_OPENAI_TIMEOUT_MS = 120_000;
+const DEFAULT_OPENAI_TIMEOUT_MS = 120_000;
 /** Bodies read for an error description or a non-streaming answer are capped. */
 const MAX_ERROR_BODY = 64 * 1024;
 const MAX_JSON_BODY = 8 * 1024 * 1024;
@@ -103,7 +103,7 @@ function clip(text: string, max = MAX_DETAIL): string {
 }
 
 /** The upstream's own words from an error body: `{error:{message}}`, `{error:"…"}`, `{message}`, `{detail}`. */
-export function upstreamErrorMessage(body: unknown): string | undefined {
+function upstreamErrorMessage(body: unknown): string | undefined {
   if (!isRecord(body)) return undefined;
   const { error } = body;
   if (typeof error === 'string' && error.trim()) return error;

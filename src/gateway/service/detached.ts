@@ -15,13 +15,13 @@ import { readRuntimeStatus } from '../../home/status-file.js';
  * (a supervisor) brought it back within 3 s.
  */
 
-export const LOG_DIR_NAME = 'logs';
-export const GATEWAY_LOG_NAME = 'gateway.log';
+const LOG_DIR_NAME = 'logs';
+const GATEWAY_LOG_NAME = 'gateway.log';
 /** Extra time over the drain timeout a stopping gateway gets (interrupt grace, adapter shutdown). */
-export const STOP_GRACE_SECONDS = 15;
+const STOP_GRACE_SECONDS = 15;
 /** How long `restart` waits for a supervisor to bring the gateway back before starting it itself. */
 export const RESTART_PICKUP_MS = 3_000;
-export const START_TIMEOUT_MS = 30_000;
+const START_TIMEOUT_MS = 30_000;
 const POLL_MS = 100;
 const KILL_WAIT_MS = 5_000;
 
@@ -30,7 +30,7 @@ export function cliEntryPath(): string {
   return fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 }
 
-export function gatewayLogPath(home: string): string {
+function gatewayLogPath(home: string): string {
   return join(home, LOG_DIR_NAME, GATEWAY_LOG_NAME);
 }
 
@@ -40,7 +40,7 @@ export function stopWaitMs(drainSeconds: number): number {
 }
 
 /** Wait until `pid` is gone; true if it exited within `timeoutMs`. */
-export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (isProcessAlive(pid)) {
     if (Date.now() >= deadline) return false;
@@ -50,7 +50,7 @@ export async function waitForExit(pid: number, timeoutMs: number): Promise<boole
 }
 
 /** Send a signal; false when the process is already gone. A permission problem is one clear Error. */
-export function sendSignal(pid: number, signal: NodeJS.Signals): boolean {
+function sendSignal(pid: number, signal: NodeJS.Signals): boolean {
   try {
     process.kill(pid, signal);
     return true;
@@ -65,7 +65,7 @@ export function sendSignal(pid: number, signal: NodeJS.Signals): boolean {
 }
 
 /** The last `lines` lines written to `path` from byte `offset` on (pino JSON lines shown as their message). */
-export function readLogTail(path: string, offset = 0, lines = 20): string[] {
+function readLogTail(path: string, offset = 0, lines = 20): string[] {
   let text = '';
   let fd: number | undefined;
   try {

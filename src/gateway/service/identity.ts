@@ -13,12 +13,12 @@ import { isValidProfileName } from '../../home/home.js';
 
 export type ServiceScope = 'user' | 'system';
 
-export const UNIT_PREFIX = 'hermes-gateway';
+const UNIT_PREFIX = 'hermes-gateway';
 export const LEGACY_UNIT_NAME = 'hermes.service';
-export const SYSTEM_UNIT_DIR = '/etc/systemd/system';
+const SYSTEM_UNIT_DIR = '/etc/systemd/system';
 /** Test/packaging overrides of the unit directories. */
-export const USER_DIR_ENV = 'HERMES_SYSTEMD_USER_DIR';
-export const SYSTEM_DIR_ENV = 'HERMES_SYSTEMD_SYSTEM_DIR';
+const USER_DIR_ENV = 'HERMES_SYSTEMD_USER_DIR';
+const SYSTEM_DIR_ENV = 'HERMES_SYSTEMD_SYSTEM_DIR';
 
 function canonical(path: string): string {
   const absolute = resolve(path);

@@ -6,7 +6,7 @@ import { installedScopes, type ServiceScope, unitNameFor } from './identity.js';
 
 /** Every gateway home under a root: the root itself ("default") plus `profiles/<name>`. */
 
-export const DEFAULT_PROFILE_LABEL = 'default';
+const DEFAULT_PROFILE_LABEL = 'default';
 
 export interface ProfileHome {
   /** Undefined for the root home. */

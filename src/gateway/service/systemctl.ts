@@ -22,7 +22,7 @@ const UP_STATES = new Set(['initializing', 'starting', 'running', 'degraded', 'm
 const CALL_TIMEOUT_MS = 120_000;
 
 /** First executable `name` on `PATH`, or undefined. */
-export function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   for (const dir of (env.PATH ?? '').split(delimiter)) {
     if (!dir) continue;
     const candidate = join(dir, name);

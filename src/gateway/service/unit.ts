@@ -8,11 +8,11 @@ import type { ServiceScope } from './identity.js';
  * path is SIGTERM, which the gateway treats as planned when `hermes gateway stop` left its marker.
  */
 
-export const RESTART_EXIT_CODE = 75;
-export const RESTART_SEC = 30;
-export const START_LIMIT_INTERVAL_SEC = 600;
-export const START_LIMIT_BURST = 5;
-export const UNIT_HEADER = '# Written by `hermes gateway install`; remove with `hermes gateway uninstall`.';
+const RESTART_EXIT_CODE = 75;
+const RESTART_SEC = 30;
+const START_LIMIT_INTERVAL_SEC = 600;
+const START_LIMIT_BURST = 5;
+const UNIT_HEADER = '# Written by `hermes gateway install`; remove with `hermes gateway uninstall`.';
 
 /** `max(60, drain) + 30` seconds (drain rounded up to whole seconds). */
 export function timeoutStopSeconds(drainSeconds: number): number {
