@@ -21,6 +21,7 @@ import {
   HEADER_TIMESTAMP,
   type MessageEventInit,
 } from '../../src/protocol/index.js';
+import { until } from '../support/poll.js';
 import { tempDir } from '../support/processes.js';
 
 const log = pino({ level: 'silent' });
@@ -94,14 +95,6 @@ function event(chatId: string, text: string): MessageEventInit {
   return { text, source: { platform: 'test', chat_id: chatId, chat_type: 'dm', user_id: chatId } };
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 2_000; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
 interface Setup {
   store: SqliteStore;
   engine: DeliveryEngine;
@@ -170,8 +163,8 @@ describe('DeliveryEngine write path', () => {
     expect(outcomes.every((o) => o.ok)).toBe(true);
     expect(batches.length).toBeLessThan(40);
     expect(batches.reduce((a, b) => a + b, 0)).toBe(40);
-    await until(() => endpoint.received.length === 40, 'all deliveries');
-    await until(async () => (await store.outboxDepth()) === 0, 'an empty outbox');
+    await until(() => endpoint.received.length === 40, 10_000, 'all deliveries');
+    await until(async () => (await store.outboxDepth()) === 0, 10_000, 'an empty outbox');
     const ids = endpoint.received.map((r) => r.id);
     expect(new Set(ids).size).toBe(40);
     expect(new Set(ids)).toEqual(new Set(outcomes.map((o) => (o.ok ? o.deliveryId : ''))));
@@ -203,8 +196,8 @@ describe('DeliveryEngine write path', () => {
         ),
       ),
     );
-    await until(() => endpoint.received.length === 20, 'all deliveries');
-    await until(async () => (await store.outboxDepth()) === 0, 'an empty outbox');
+    await until(() => endpoint.received.length === 20, 10_000, 'all deliveries');
+    await until(async () => (await store.outboxDepth()) === 0, 10_000, 'an empty outbox');
     for (const chat of chats) {
       expect(endpoint.received.filter((r) => r.chatId === chat).map((r) => r.text)).toEqual(
         [0, 1, 2, 3, 4].map((n) => `${chat}${n}`),
@@ -220,8 +213,8 @@ describe('DeliveryEngine write path', () => {
     endpoint.answer = () => (failures++ < 2 ? 503 : 200);
     const outcome = await engine.ingest('test', { routeKey: 'room', event: event('r', 'retry me') });
     expect(outcome.ok).toBe(true);
-    await until(() => endpoint.received.length === 1, 'the delivery after retries');
-    await until(async () => (await store.outboxDepth()) === 0, 'an empty outbox');
+    await until(() => endpoint.received.length === 1, 10_000, 'the delivery after retries');
+    await until(async () => (await store.outboxDepth()) === 0, 10_000, 'an empty outbox');
     expect(failures).toBeGreaterThanOrEqual(3);
     expect(endpoint.received.map((r) => r.text)).toEqual(['retry me']);
   });
@@ -244,8 +237,8 @@ describe('DeliveryEngine write path', () => {
       [1, 2, 3].map((i) => engine.ingest('test', { routeKey: 'room', event: event(`f${i}`, `f${i}`) })),
     );
     expect(outcomes.map((o) => o.ok)).toEqual([true, true, true]);
-    await until(() => endpoint.received.length === 3, 'all deliveries');
-    await until(async () => (await store.outboxDepth()) === 0, 'an empty outbox');
+    await until(() => endpoint.received.length === 3, 10_000, 'all deliveries');
+    await until(async () => (await store.outboxDepth()) === 0, 10_000, 'an empty outbox');
   });
 
   it('reaches a gateway enrolled during a rotation window, which holds only the new key, on its first retry', async () => {
@@ -254,11 +247,11 @@ describe('DeliveryEngine write path', () => {
     await store.rotateDeliveryKey(tenantId, next, Date.now(), 3_600_000);
     endpoint.keys = [next];
     await engine.ingest('test', { routeKey: 'room', event: event('w', 'in the window') });
-    await until(() => endpoint.received.length === 1, 'delivery signed with the new key');
+    await until(() => endpoint.received.length === 1, 10_000, 'delivery signed with the new key');
     // Gateways that still hold the previous key keep getting first attempts signed with it.
     endpoint.keys = [key];
     await engine.ingest('test', { routeKey: 'room', event: event('w2', 'old key') });
-    await until(() => endpoint.received.length === 2, 'delivery signed with the previous key');
+    await until(() => endpoint.received.length === 2, 10_000, 'delivery signed with the previous key');
   });
 
   it('reads delivery keys at most once per TTL and signs with a rotated key once it expires', async () => {
@@ -287,7 +280,7 @@ describe('DeliveryEngine write path', () => {
     endpoint.keys = [next];
     now += 1_001;
     await engine.ingest('test', { routeKey: 'room', event: event('k', 'k4') });
-    await until(() => endpoint.received.length === 4, 'delivery after the rotation');
+    await until(() => endpoint.received.length === 4, 10_000, 'delivery after the rotation');
     expect(keyReads).toBe(2);
     expect(key).not.toBe(next);
   });

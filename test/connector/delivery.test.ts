@@ -69,6 +69,7 @@ describe('durable delivery (real process)', () => {
     await visitor.open();
     for (const text of ['one', 'two', 'three']) visitor.say(text);
     await until(() => (receiver.deliveries.length >= 3 ? true : undefined), 15_000, 'three deliveries');
+    // A moment more, so a duplicate delivery (the defect this guards against) would have arrived.
     await new Promise((resolve) => setTimeout(resolve, 300));
     const texts = receiver.deliveries.map((d) => (d.body.event as { text: string }).text);
     expect(texts).toEqual(['one', 'two', 'three']);
@@ -210,6 +211,7 @@ describe('durable delivery (real process)', () => {
       20_000,
       'deliveries after restart',
     );
+    // A moment more, so a duplicate delivery would have arrived.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(receiver.deliveries.map((d) => (d.body.event as { text: string }).text)).toEqual(texts);
     await receiver.stop();

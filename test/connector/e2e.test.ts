@@ -203,6 +203,7 @@ describe('connector end to end (real process)', () => {
         db,
       ])
     ).token;
+    // The connector runs in its own process with the real clock: let the 1 s token lapse.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     expect((await enroll({ enrollmentToken: expiredToken, gatewayId: 'gw-z' })).status).toBe(403);
 

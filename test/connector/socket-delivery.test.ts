@@ -22,6 +22,7 @@ import {
   messageDeliveryBody,
   messageEventToWire,
 } from '../../src/protocol/index.js';
+import { until } from '../support/poll.js';
 import { tempDir } from '../support/processes.js';
 
 const log = pino({ level: 'silent' });
@@ -207,8 +208,7 @@ describe('DeliveryEngine and a corrupt socket row', () => {
     });
     await engine.start();
     cleanups.push(() => engine.stop(1_000));
-    for (let i = 0; i < 1_000 && (await store.listDeadLetters(10)).length === 0; i++)
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    await until(async () => (await store.listDeadLetters(10)).length > 0, 5_000, 'a dead letter');
     const [dead] = await store.listDeadLetters(10);
     expect(dead?.id).toBe('dlv_bad');
     expect(dead?.reason).toMatch(/^stored body makes no valid frame: event/);

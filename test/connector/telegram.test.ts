@@ -16,6 +16,7 @@ import {
   type TypingAction,
 } from '../../src/protocol/index.js';
 import { type FakeChat, FakeTelegram, type FakeUser, markdownV2Error } from '../support/fake-telegram.js';
+import { until } from '../support/poll.js';
 
 // --- harness ---------------------------------------------------------------------------------------
 
@@ -77,11 +78,6 @@ function recordingContext(log: PlatformContext['log'], behaviour: IngestBehaviou
     untilAttempts: (n: number) => until(() => attempts.length >= n),
     untilAccepted: (n: number) => until(() => accepted.length >= n),
   };
-}
-
-/** Wait for a condition the fake reaches asynchronously (e.g. noticing a closed connection). */
-async function eventually(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 const fakes: FakeTelegram[] = [];
@@ -428,11 +424,11 @@ describe('TelegramAdapter inbound', () => {
     const ctx = recordingContext(memory.log);
     await adapter.start(ctx.context);
     await fake.waitForCalls('getUpdates', 1);
-    await eventually(() => fake.pollPending);
+    await until(() => fake.pollPending);
 
     await adapter.stop();
 
-    await eventually(() => !fake.pollPending);
+    await until(() => !fake.pollPending);
     // The fake never answered it: the client went away.
     expect(fake.callsTo('getUpdates').map((call) => call.status)).toEqual([0]);
     expect(adapter.state).toBe('stopped');

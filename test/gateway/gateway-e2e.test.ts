@@ -309,6 +309,8 @@ describe('gateway against a real connector', () => {
       );
     };
     const before = await failuresAt();
+    // Proving that nothing happens takes a wait: three seconds cover several backoff steps, during
+    // which a gateway that had not latched would have re-dialed and been refused again.
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     expect(await failuresAt()).toBe(before);
   });

@@ -9,6 +9,7 @@ import { InboundReceiver, type InboundReceiverOptions } from '../../src/gateway/
 import { ReplyChannel } from '../../src/gateway/replies.js';
 import { SessionManager } from '../../src/gateway/sessions.js';
 import { placeholderDescriptor, RECEIVER_ERRORS } from '../../src/protocol/index.js';
+import { until } from '../support/poll.js';
 import { tempDir } from '../support/processes.js';
 
 /**
@@ -147,24 +148,28 @@ describe('bounded work for callers that pass the header checks', () => {
       rawRequest(port, headersOnly(port, plausible)),
     ];
     // The two held requests are being read once a third is refused; poll until that is so.
-    let refused: RawAnswer | undefined;
-    for (let attempt = 0; attempt < 100 && !refused; attempt++) {
-      const third = (await rawRequest(port, headersOnly(port, plausible, 2)).answer) as RawAnswer;
-      if (third.status === 503) refused = third;
-      else await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const refused = await until(
+      async () => {
+        const third = (await rawRequest(port, headersOnly(port, plausible, 2)).answer) as RawAnswer;
+        return third.status === 503 ? third : undefined;
+      },
+      5_000,
+      'a third delivery to be refused',
+    );
     expect(refused?.status).toBe(503);
     expect(refused?.head).toContain('retry-after: 1');
     expect(JSON.parse(refused?.body ?? '{}')).toEqual({ error: 'too many deliveries at once' });
     // One held body ends (a bad signature over it): a slot is free again.
     held[0]?.socket.end();
     held[0]?.socket.destroy();
-    let admitted: RawAnswer | undefined;
-    for (let attempt = 0; attempt < 100 && !admitted; attempt++) {
-      const next = (await rawRequest(port, `${headersOnly(port, plausible, 2)}{}`).answer) as RawAnswer;
-      if (next.status === 401) admitted = next;
-      else await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const admitted = await until(
+      async () => {
+        const next = (await rawRequest(port, `${headersOnly(port, plausible, 2)}{}`).answer) as RawAnswer;
+        return next.status === 401 ? next : undefined;
+      },
+      5_000,
+      'a delivery to be admitted again',
+    );
     expect(JSON.parse(admitted?.body ?? '{}')).toEqual({ error: RECEIVER_ERRORS.badSignature });
   });
 
@@ -250,7 +255,7 @@ describe('duplicates after a restart', () => {
 
     const first = await gateway();
     expect(await deliver(first.url)).toEqual({ status: 200, json: { ok: true } });
-    for (let i = 0; i < 200 && agentCalls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => agentCalls.length > 0, 5_000, 'the agent to be called');
     await first.receiver.stop();
     first.inbox.close();
 

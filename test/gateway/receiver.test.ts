@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { generateSecret, signDelivery } from '../../src/auth/index.js';
 import { InboundReceiver, type InboundReceiverOptions } from '../../src/gateway/receiver.js';
 import type { MessageEvent } from '../../src/protocol/index.js';
+import { until } from '../support/poll.js';
 import { loadVectors } from '../support/vectors.js';
 
 /** The signed inbound receiver over real HTTP on 127.0.0.1 (reference §3.3, spec decision 4). */
@@ -660,11 +661,3 @@ describe('lifecycle', () => {
     await expect(fetch(`${h.url}/healthz`)).rejects.toThrow();
   });
 });
-
-async function until(predicate: () => boolean, attempts = 500): Promise<void> {
-  for (let i = 0; i < attempts; i++) {
-    if (predicate()) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error('condition not reached');
-}

@@ -14,6 +14,7 @@ import {
   MessageEventSchema,
   placeholderDescriptor,
 } from '../../src/protocol/index.js';
+import { until } from '../support/poll.js';
 
 /** SessionManager and streamed replies against a recording link and a controllable agent. */
 
@@ -63,12 +64,6 @@ function event(text: string, chat = 'c1', user = 'u1') {
     message_id: `in-${text}`,
     source: { platform: 'webchat', chat_id: chat, chat_type: 'dm', user_id: user },
   });
-}
-
-const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
-async function until(check: () => boolean) {
-  for (let i = 0; i < 400 && !check(); i++) await tick();
-  expect(check()).toBe(true);
 }
 
 function setup(

@@ -16,6 +16,7 @@ import {
   type OutboundActionInput,
   placeholderDescriptor,
 } from '../../src/protocol/index.js';
+import { until } from '../support/poll.js';
 
 const log = pino({ level: 'silent' });
 
@@ -110,11 +111,7 @@ describe('RelayTransport on the wire', () => {
       },
     });
     transport.start();
-    const deadline = Date.now() + 5_000;
-    while (!transport.connected || inbound.length === 0) {
-      if (Date.now() > deadline) throw new Error('no handshake');
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    await until(() => transport.connected && inbound.length > 0, 5_000, 'the handshake and an inbound frame');
     const result = await transport.send({
       op: 'send',
       chat_id: 'c1',
@@ -124,10 +121,7 @@ describe('RelayTransport on the wire', () => {
     });
     expect(result).toEqual({ success: true, message_id: '7' });
     expect(transport.sendInterrupt('agent:main:relay:dm:c1', null)).toBe(true);
-    while (messages.length < 4) {
-      if (Date.now() > deadline) throw new Error(`only ${messages.length} frames arrived`);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    await until(() => messages.length >= 4, 5_000, 'four frames at the connector');
     const requestId = (
       JSON.parse(messages.find((m) => m.includes('"outbound"')) ?? '{}') as { requestId: string }
     ).requestId;

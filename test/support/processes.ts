@@ -111,23 +111,4 @@ export async function startConnectorProcess(
   return Object.assign(proc, { url: match[1] as string });
 }
 
-export function until<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 10_000,
-  what = 'condition',
-): Promise<T> {
-  const started = Date.now();
-  return new Promise((resolveValue, reject) => {
-    const tick = async () => {
-      try {
-        const value = await probe();
-        if (value !== undefined && value !== false) return resolveValue(value);
-      } catch {
-        // keep polling
-      }
-      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 25);
-    };
-    void tick();
-  });
-}
+export { until } from './poll.js';

@@ -12,6 +12,7 @@ import {
   type OutboundResult,
   parseConnectorFrame,
 } from '../../src/protocol/index.js';
+import { until } from './poll.js';
 
 /**
  * A minimal gateway for connector tests, built only from the protocol core: a signed-delivery
@@ -140,12 +141,7 @@ export class TestRelayClient {
 
   async hello(platform = 'relay', botId = ''): Promise<CapabilityDescriptor> {
     this.send({ type: 'hello', platform, botId });
-    const started = Date.now();
-    while (!this.descriptor) {
-      if (Date.now() - started > 10_000) throw new Error('no descriptor within 10 s');
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    return this.descriptor;
+    return until(() => this.descriptor, 10_000, 'a descriptor');
   }
 
   send(frame: object): void {
