@@ -15,11 +15,15 @@ import {
 } from '../connector/admin.js';
 import type { ClusterEvent } from '../connector/cluster/bus.js';
 import { publishClusterEvent } from '../connector/cluster/redis-bus.js';
-import { type ConnectorConfig, connectorConfigFromEnv, parsePort } from '../connector/config.js';
+import {
+  type ConnectorConfig,
+  ConnectorConfigError,
+  connectorConfigFromEnv,
+  connectorDbFromEnv,
+  parsePort,
+} from '../connector/config.js';
 import { startConnector } from '../connector/connector.js';
-import { TelegramAdapter } from '../connector/platforms/telegram.js';
-import type { PlatformAdapter } from '../connector/platforms/types.js';
-import { WebChatAdapter } from '../connector/platforms/webchat/adapter.js';
+import { buildAdapters } from '../connector/platforms/build-adapters.js';
 import { openStore } from '../connector/store/open.js';
 import type { RelayStore } from '../connector/store/types.js';
 import { ENROLLMENT_TOKEN_TTL_SECONDS, ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
@@ -40,12 +44,12 @@ function withDb(command: Command): Command {
 }
 
 async function useStore<T>(options: DbOption, work: (store: RelayStore) => Promise<T>): Promise<T> {
-  const config = connectorConfigFromEnv(process.env, { db: options.db });
+  const db = connectorDbFromEnv(process.env, options.db);
   let store: RelayStore;
   try {
-    store = await openStore(config.db);
+    store = await openStore(db);
   } catch (error) {
-    throw new CliError(`cannot open the connector store at ${config.db}: ${errorMessage(error)}`);
+    throw new CliError(`cannot open the connector store at ${db}: ${errorMessage(error)}`);
   }
   try {
     return await work(store);
@@ -73,22 +77,6 @@ async function tellCluster(event: ClusterEvent): Promise<void> {
   }
 }
 
-function buildAdapters(config: ConnectorConfig, log: ReturnType<typeof createLogger>): PlatformAdapter[] {
-  const adapters: PlatformAdapter[] = [
-    new WebChatAdapter({ log: log.child({ platform: 'webchat' }), ...config.webchat }),
-  ];
-  if (config.telegram) {
-    adapters.push(
-      new TelegramAdapter({
-        token: config.telegram.token,
-        apiRoot: config.telegram.apiRoot,
-        log: log.child({ platform: 'telegram' }),
-      }),
-    );
-  }
-  return adapters;
-}
-
 export function registerConnectorCommands(program: Command): void {
   const connector = program
     .command('connector')
@@ -105,7 +93,13 @@ export function registerConnectorCommands(program: Command): void {
       const port = options.port === undefined ? undefined : parsePort(options.port);
       if (options.port !== undefined && port === undefined)
         throw new CliError(`--port must be a number from 0 to 65535, got "${options.port}"`, 2);
-      const config = connectorConfigFromEnv(process.env, { host: options.host, port, db: options.db });
+      let config: ConnectorConfig;
+      try {
+        config = connectorConfigFromEnv(process.env, { host: options.host, port, db: options.db });
+      } catch (error) {
+        if (error instanceof ConnectorConfigError) throw new CliError(error.message, 2);
+        throw error;
+      }
       const log = createLogger(config.logLevel, 'connector');
       let store: RelayStore;
       try {

@@ -24,9 +24,24 @@ export interface ConnectorConfig {
   logLevel: string;
   /** How often each gateway endpoint gets a badly signed probe (0 disables). */
   probeIntervalMs: number;
-  /** Web-chat socket caps; unset = the adapter's defaults (32 per client address, 10,000 in all). */
-  webchat: { maxSocketsPerAddress: number | undefined; maxSockets: number | undefined };
+  /**
+   * Web-chat socket caps (unset = the adapter's defaults: 32 per client address, 10,000 in all) and
+   * the per-socket message rate (default 10 messages per 10 s).
+   */
+  webchat: {
+    maxSocketsPerAddress: number | undefined;
+    maxSockets: number | undefined;
+    rateLimit: { messages: number; windowMs: number };
+  };
 }
+
+/** A setting with a value that cannot be used: the connector refuses to start rather than guess. */
+export class ConnectorConfigError extends Error {
+  override readonly name = 'ConnectorConfigError';
+}
+
+/** Default web-chat message rate per socket (`RELAY_WEBCHAT_RATE_LIMIT`). */
+export const DEFAULT_WEBCHAT_RATE_LIMIT = { messages: 10, windowMs: 10_000 } as const;
 
 const DEFAULT_CONNECTOR_PORT = 8700;
 const DEFAULT_DB_PATH = './relay-data/connector.db';
@@ -39,13 +54,13 @@ export interface ConnectorFlags {
 
 export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorFlags = {}): ConnectorConfig {
   const host = flags.host ?? env.RELAY_HOST ?? '127.0.0.1';
-  const port = flags.port ?? parsePort(env.RELAY_PORT) ?? DEFAULT_CONNECTOR_PORT;
-  const db = flags.db ?? env.RELAY_DB ?? DEFAULT_DB_PATH;
+  const port = flags.port ?? envPort(env.RELAY_PORT) ?? DEFAULT_CONNECTOR_PORT;
+  const db = connectorDbFromEnv(env, flags.db);
   const telegramToken = env.TELEGRAM_BOT_TOKEN?.trim();
   return {
     host,
     port,
-    db: isPostgresUrl(db) || db === ':memory:' ? db : resolve(db),
+    db,
     redisUrl: env.RELAY_REDIS_URL?.trim() || undefined,
     instanceId: env.RELAY_INSTANCE_ID?.trim() || `${hostname()}:${port || `pid${process.pid}`}`,
     allowNonExpiringTokens: env.RELAY_ALLOW_NON_EXPIRING_TOKENS === '1',
@@ -56,12 +71,28 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     rotationWindowMs: ROTATION_WINDOW_SECONDS * 1000,
     defaultPlatform: 'webchat',
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
-    probeIntervalMs: parseSeconds(env.RELAY_PROBE_INTERVAL_SECONDS, 600) * 1000,
+    probeIntervalMs:
+      parseSeconds('RELAY_PROBE_INTERVAL_SECONDS', env.RELAY_PROBE_INTERVAL_SECONDS, 600) * 1000,
     webchat: {
-      maxSocketsPerAddress: parseCount(env.RELAY_WEBCHAT_MAX_SOCKETS_PER_IP),
-      maxSockets: parseCount(env.RELAY_WEBCHAT_MAX_SOCKETS),
+      maxSocketsPerAddress: parseCount(
+        'RELAY_WEBCHAT_MAX_SOCKETS_PER_IP',
+        env.RELAY_WEBCHAT_MAX_SOCKETS_PER_IP,
+      ),
+      maxSockets: parseCount('RELAY_WEBCHAT_MAX_SOCKETS', env.RELAY_WEBCHAT_MAX_SOCKETS),
+      rateLimit: parseRate('RELAY_WEBCHAT_RATE_LIMIT', env.RELAY_WEBCHAT_RATE_LIMIT) ?? {
+        ...DEFAULT_WEBCHAT_RATE_LIMIT,
+      },
     },
   };
+}
+
+/**
+ * Only where the store is (`--db`, else `RELAY_DB`, else the default file): what the admin commands
+ * need, so a bad setting of the running server does not block them.
+ */
+export function connectorDbFromEnv(env: NodeJS.ProcessEnv, flag?: string): string {
+  const db = flag ?? env.RELAY_DB ?? DEFAULT_DB_PATH;
+  return isPostgresUrl(db) || db === ':memory:' ? db : resolve(db);
 }
 
 export function parsePort(value: string | undefined): number | undefined {
@@ -70,14 +101,42 @@ export function parsePort(value: string | undefined): number | undefined {
   return Number.isInteger(port) && port >= 0 && port <= 65535 ? port : undefined;
 }
 
-function parseCount(value: string | undefined): number | undefined {
+function parseCount(name: string, value: string | undefined): number | undefined {
   if (value === undefined || value.trim() === '') return undefined;
   const count = Number(value);
-  return Number.isInteger(count) && count > 0 ? count : undefined;
+  if (Number.isInteger(count) && count > 0) return count;
+  throw new ConnectorConfigError(`${name} must be a whole number above 0, got ${JSON.stringify(value)}`);
 }
 
-function parseSeconds(value: string | undefined, fallback: number): number {
+/** `<messages>/<seconds>`, e.g. `10/10` or `30/10s`: at most that many messages in that window. */
+function parseRate(
+  name: string,
+  value: string | undefined,
+): { messages: number; windowMs: number } | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const match = /^\s*(\d+)\s*\/\s*(\d+(?:\.\d+)?)\s*s?\s*$/.exec(value);
+  const messages = Number(match?.[1]);
+  const seconds = Number(match?.[2]);
+  if (match && messages > 0 && seconds > 0) return { messages, windowMs: Math.round(seconds * 1000) };
+  throw new ConnectorConfigError(
+    `${name} must be <messages>/<seconds> with both above 0 (e.g. 10/10), got ${JSON.stringify(value)}`,
+  );
+}
+
+function parseSeconds(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined || value.trim() === '') return fallback;
   const seconds = Number(value);
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds : fallback;
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds;
+  throw new ConnectorConfigError(
+    `${name} must be a number of seconds (0 or more), got ${JSON.stringify(value)}`,
+  );
+}
+
+function envPort(value: string | undefined): number | undefined {
+  const port = parsePort(value);
+  if (port === undefined && value !== undefined && value.trim() !== '')
+    throw new ConnectorConfigError(
+      `RELAY_PORT must be a number from 0 to 65535, got ${JSON.stringify(value)}`,
+    );
+  return port;
 }

@@ -1,6 +1,10 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connectorConfigFromEnv } from '../../src/connector/config.js';
+import {
+  ConnectorConfigError,
+  connectorConfigFromEnv,
+  connectorDbFromEnv,
+} from '../../src/connector/config.js';
 import { isPostgresUrl } from '../../src/connector/store/open.js';
 
 describe('connector configuration', () => {
@@ -19,15 +23,44 @@ describe('connector configuration', () => {
     expect(connectorConfigFromEnv({ RELAY_DB: ':memory:' }).db).toBe(':memory:');
   });
 
-  it('reads the web-chat socket caps, ignoring values that are not positive integers', () => {
+  it('reads the web-chat socket caps and refuses values that are not positive whole numbers', () => {
     expect(
       connectorConfigFromEnv({ RELAY_WEBCHAT_MAX_SOCKETS_PER_IP: '500', RELAY_WEBCHAT_MAX_SOCKETS: '20000' })
         .webchat,
-    ).toEqual({ maxSocketsPerAddress: 500, maxSockets: 20_000 });
-    for (const bad of ['', '0', '-3', '1.5', 'many']) {
-      expect(
-        connectorConfigFromEnv({ RELAY_WEBCHAT_MAX_SOCKETS_PER_IP: bad }).webchat.maxSocketsPerAddress,
-      ).toBe(undefined);
+    ).toMatchObject({ maxSocketsPerAddress: 500, maxSockets: 20_000 });
+    expect(
+      connectorConfigFromEnv({ RELAY_WEBCHAT_MAX_SOCKETS_PER_IP: '' }).webchat.maxSocketsPerAddress,
+    ).toBe(undefined);
+    for (const bad of ['0', '-3', '1.5', 'many']) {
+      expect(() => connectorConfigFromEnv({ RELAY_WEBCHAT_MAX_SOCKETS_PER_IP: bad })).toThrow(
+        new ConnectorConfigError(
+          `RELAY_WEBCHAT_MAX_SOCKETS_PER_IP must be a whole number above 0, got ${JSON.stringify(bad)}`,
+        ),
+      );
     }
+  });
+
+  it('reads the web-chat rate limit as <messages>/<seconds>, 10/10 by default, and refuses anything else', () => {
+    expect(connectorConfigFromEnv({}).webchat.rateLimit).toEqual({ messages: 10, windowMs: 10_000 });
+    expect(connectorConfigFromEnv({ RELAY_WEBCHAT_RATE_LIMIT: '30/10' }).webchat.rateLimit).toEqual({
+      messages: 30,
+      windowMs: 10_000,
+    });
+    expect(connectorConfigFromEnv({ RELAY_WEBCHAT_RATE_LIMIT: ' 5 / 2.5s ' }).webchat.rateLimit).toEqual({
+      messages: 5,
+      windowMs: 2_500,
+    });
+    for (const bad of ['10', '0/10', '10/0', 'ten/10', '10/-1', '/10']) {
+      expect(() => connectorConfigFromEnv({ RELAY_WEBCHAT_RATE_LIMIT: bad }), bad).toThrow(
+        /^RELAY_WEBCHAT_RATE_LIMIT must be <messages>\/<seconds> with both above 0/,
+      );
+    }
+  });
+
+  it('keeps admin commands usable whatever the server settings say: the store path alone', () => {
+    expect(connectorDbFromEnv({ RELAY_WEBCHAT_RATE_LIMIT: 'nonsense', RELAY_DB: ':memory:' })).toBe(
+      ':memory:',
+    );
+    expect(connectorDbFromEnv({}, 'x.db')).toBe(resolve('x.db'));
   });
 });

@@ -12,11 +12,13 @@ import {
   type AgentLine,
   enrollFaultGateway,
   metricSum,
+  ROUND_MS,
   readAgentLines,
   report,
   sleep,
   tally,
   Visitor,
+  WEBCHAT_RATE_LIMIT,
 } from './fault-support.js';
 
 /**
@@ -53,6 +55,7 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
         RELAY_LOG_LEVEL: 'warn',
         // Every visitor of the suite connects from 127.0.0.1 (through the balancer).
         RELAY_WEBCHAT_MAX_SOCKETS_PER_IP: '1000',
+        RELAY_WEBCHAT_RATE_LIMIT: WEBCHAT_RATE_LIMIT,
         RELAY_REDIS_URL: redis.url,
         RELAY_INSTANCE_ID: instance,
       });
@@ -191,7 +194,7 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
           await connectors.get('A')?.stop('SIGKILL');
           killedAt = Date.now();
         }
-        await sleep(Math.max(0, 1_150 - (Date.now() - started)));
+        await sleep(Math.max(0, ROUND_MS - (Date.now() - started)));
       }
       const settled = await settle(180_000);
       const acked = new Set(list.flatMap((v) => [...v.acked]));

@@ -7,7 +7,7 @@ import { hermes } from '../support/processes.js';
  * records what reached the agent, and the tally that compares the two.
  */
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export { setTimeout as sleep } from 'node:timers/promises';
 
 // ---------------------------------------------------------------------------------------------
 // A web-chat visitor that keeps going when the connector dies under it
@@ -218,3 +218,11 @@ export async function enrollFaultGateway(options: {
   for (const key of blanks) delete env[key];
   return env;
 }
+
+/**
+ * The fault suite raises the web chat's per-socket rate limit (`RELAY_WEBCHAT_RATE_LIMIT`, default
+ * 10 messages per 10 s) so visitors can send a round every ROUND_MS instead of every 1.15 s: the
+ * suite exercises crashes and hostile input, not the rate limit, which has its own tests.
+ */
+export const WEBCHAT_RATE_LIMIT = '50/10';
+export const ROUND_MS = 300;

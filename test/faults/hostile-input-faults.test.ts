@@ -25,10 +25,12 @@ import {
   type AgentLine,
   enrollFaultGateway,
   metricSum,
+  ROUND_MS,
   report,
   sleep,
   type Tally,
   tally,
+  WEBCHAT_RATE_LIMIT,
 } from './fault-support.js';
 
 /**
@@ -243,6 +245,7 @@ describe.runIf(ENABLED)('hostile input (real processes)', () => {
     connector = startHermes(['connector', 'serve', '--port', String(connectorPort), '--db', db], {
       RELAY_LOG_LEVEL: 'warn',
       RELAY_WEBCHAT_MAX_SOCKETS_PER_IP: '200',
+      RELAY_WEBCHAT_RATE_LIMIT: WEBCHAT_RATE_LIMIT,
     });
     await connector.waitFor(/connector listening on http:\/\/127\.0\.0\.1:\d+/, 45_000);
 
@@ -357,7 +360,7 @@ describe.runIf(ENABLED)('hostile input (real processes)', () => {
     const readableOutbounds = frames.filter((f) => f.requestId && f.depth <= MAX_JSON_DEPTH);
     const unreadableOutbounds = frames.filter((f) => f.requestId && f.depth > MAX_JSON_DEPTH);
 
-    // A's conversation goes on the whole time: one message every 1.15 s (10 per 10 s allowed),
+    // A's conversation goes on the whole time: one message every ROUND_MS,
     // starting before the flood and ending two messages after it.
     const conversation: string[] = [];
     let flooding = true;
@@ -368,7 +371,7 @@ describe.runIf(ENABLED)('hostile input (real processes)', () => {
         const text = `nest-v000-m${String(m).padStart(2, '0')}`;
         visitor.say(text);
         conversation.push(text);
-        await sleep(1_150);
+        await sleep(ROUND_MS);
       }
     })();
     await sleep(2_500);

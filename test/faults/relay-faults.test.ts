@@ -18,11 +18,13 @@ import {
   type AgentLine,
   enrollFaultGateway,
   metricSum,
+  ROUND_MS,
   readAgentLines,
   report,
   sleep,
   tally,
   Visitor,
+  WEBCHAT_RATE_LIMIT,
 } from './fault-support.js';
 
 /**
@@ -207,6 +209,7 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
       RELAY_LOG_LEVEL: 'warn',
       // Every visitor of the suite connects from 127.0.0.1.
       RELAY_WEBCHAT_MAX_SOCKETS_PER_IP: '1000',
+      RELAY_WEBCHAT_RATE_LIMIT: WEBCHAT_RATE_LIMIT,
     });
     await proc.waitFor(/connector listening on http:\/\/127\.0\.0\.1:\d+/, 45_000);
     return proc;
@@ -347,8 +350,8 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
   });
 
   /**
-   * `visitors × rounds` messages, one round every 1.15 s (the web chat allows 10 per 10 s per
-   * socket); `during(round)` runs after each round is sent.
+   * `visitors × rounds` messages, one round every ROUND_MS (within the raised web-chat rate
+   * limit); `during(round)` runs after each round is sent.
    */
   async function stream(
     list: readonly Visitor[],
@@ -364,7 +367,7 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
         if (visitor.say(text)) sent.push(text);
       });
       await during(round);
-      await sleep(Math.max(0, 1_150 - (Date.now() - started)));
+      await sleep(Math.max(0, ROUND_MS - (Date.now() - started)));
     }
     return sent;
   }
