@@ -12,6 +12,18 @@ export const CHROMIUM_PATH = process.env.HERMES_TEST_CHROMIUM || '/usr/bin/chrom
 export const HAS_CHROMIUM = existsSync(CHROMIUM_PATH);
 export const NO_CHROMIUM_MESSAGE = `browser tests skipped: ${CHROMIUM_PATH} not found (install it with \`apt-get install chromium\`, or set HERMES_TEST_CHROMIUM)`;
 
+// Where the browser tests must run (CI, or RELAY_REQUIRE_BROWSER=1), a missing Chromium is an
+// error, not a silent skip — as RELAY_REQUIRE_POSTGRES does for the Postgres tests.
+if (!HAS_CHROMIUM && (process.env.RELAY_REQUIRE_BROWSER === '1' || isCi(process.env.CI))) {
+  throw new Error(
+    `the browser tests must run here (RELAY_REQUIRE_BROWSER=1 or CI) but ${CHROMIUM_PATH} was not found: install it with \`apt-get install chromium\`, or set HERMES_TEST_CHROMIUM`,
+  );
+}
+
+function isCi(value: string | undefined): boolean {
+  return value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
+}
+
 /** Screenshots and other test output (gitignored). */
 export const ARTIFACTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../test-artifacts');
 
