@@ -210,7 +210,7 @@ describe.skipIf(postgresUnavailable !== null || redisUnavailable !== null)(
       expect(foreign.success).toBe(false);
     });
 
-    it('revoking through the CLI closes the socket held by B with 4401 within a second', async () => {
+    it('revoking through the CLI closes the socket held by B with 4401 unauthorized (the delay is logged, not asserted)', async () => {
       const delta = await tenant('delta');
       const creds = await enroll(a, delta.accessToken, { tenant: 'delta', gatewayId: 'gw-doomed' });
       const gateway = await gatewayOn(b, creds);

@@ -40,6 +40,7 @@ process.stdin.on('end', () => {
   const { messages } = JSON.parse(input);
   const last = messages[messages.length - 1].content;
   if (last.startsWith('sleep')) { setTimeout(() => process.stdout.write('slept'), 60_000); return; }
+  if (last.startsWith('nap')) { setTimeout(() => process.stdout.write('napped'), 3_000); return; }
   if (last === 'emoji') { process.stdout.write('😀'.repeat(3000)); return; }
   process.stdout.write('turn ' + Math.floor(messages.length / 2 + 1) + ': ' + last);
 });
@@ -209,12 +210,15 @@ describe('gateway against a real connector', () => {
 
   it('/stop cancels the running turn of that chat only', async () => {
     const visitor = new WebChatClient(connector.url, 'room', 'visitor-stop01');
+    const neighbour = new WebChatClient(connector.url, 'room', 'visitor-stop02');
     await visitor.open();
+    await neighbour.open();
     visitor.say('sleep please');
+    neighbour.say('nap please');
     await until(
-      () => (readRuntimeStatus(home)?.active_agents === 1 ? true : undefined),
+      () => (readRuntimeStatus(home)?.active_agents === 2 ? true : undefined),
       15_000,
-      'turn running',
+      'both turns running',
     );
     visitor.say('/stop');
     await until(
@@ -222,12 +226,21 @@ describe('gateway against a real connector', () => {
       15_000,
       'stopped reply',
     );
+    // The other chat's turn was not touched: it runs to its end and replies as usual.
+    await until(
+      () => (neighbour.agentTexts().includes('napped') ? true : undefined),
+      15_000,
+      'the neighbour reply',
+    );
+    expect(neighbour.agentTexts()).not.toContain(TEXTS.stopped);
+    expect(visitor.agentTexts()).not.toContain('slept');
     await until(
       () => (readRuntimeStatus(home)?.active_agents === 0 ? true : undefined),
       15_000,
-      'turn released',
+      'turns released',
     );
     visitor.close();
+    neighbour.close();
   });
 
   it('drains: refuses new turns with the exact text, lets the running one finish, and recovers on cancel', async () => {
