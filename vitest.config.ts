@@ -9,5 +9,7 @@ export default defineConfig({
     hookTimeout: 90_000,
     // Integration tests start real servers and processes; two cores are all CI has.
     maxWorkers: 2,
+    // One temp root per run, removed at the end (test/support/temp-root.ts).
+    globalSetup: ['test/support/temp-root.ts'],
   },
 });

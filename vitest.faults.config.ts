@@ -15,5 +15,7 @@ export default defineConfig({
     // One file at a time: each starts its own processes and they would fight for two cores.
     fileParallelism: false,
     maxWorkers: 1,
+    // One temp root per run, removed at the end (test/support/temp-root.ts).
+    globalSetup: ['test/support/temp-root.ts'],
   },
 });
