@@ -1,29 +1,22 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
-import { dirname } from 'node:path';
-import { createInterface as createLineReader, type Interface } from 'node:readline';
 import { type Command, Option } from 'commander';
 import { errorMessage } from '../common/errors.js';
+import { DetachedStartError, stopWaitMs } from '../gateway/service/detached.js';
+import { type ServiceScope, systemScopeNeedsRoot, unitNameFor } from '../gateway/service/identity.js';
 import {
-  cliEntryPath,
-  DetachedStartError,
-  forceKill,
-  RESTART_PICKUP_MS,
-  signalRestart,
-  startDetached,
-  stopGatewayProcess,
-  stopWaitMs,
-  waitForReplacement,
-} from '../gateway/service/detached.js';
-import {
-  isRoot,
-  lookupUser,
-  type ServiceScope,
-  systemScopeNeedsRoot,
-  unitNameFor,
-  unitPath,
-} from '../gateway/service/identity.js';
+  applyInstall,
+  InstallUsageError,
+  planInstall,
+  resolveServiceUser,
+} from '../gateway/service/install.js';
 import { findLegacyUnits, type LegacyUnit } from '../gateway/service/legacy.js';
+import {
+  chooseScope,
+  chooseServiceManager,
+  type Notice,
+  removeUnit,
+  type ServiceManager,
+  uninstallUnit,
+} from '../gateway/service/manager.js';
 import { listProfileHomes, profileState } from '../gateway/service/profiles.js';
 import {
   DEFAULT_SETUP_RELAY_URL,
@@ -37,8 +30,7 @@ import {
   writeSetup,
 } from '../gateway/service/setup.js';
 import { Systemctl, SystemctlError } from '../gateway/service/systemctl.js';
-import { renderUnit, timeoutStopSeconds, unitTimeoutStopSeconds } from '../gateway/service/unit.js';
-import { removeFile, writeFileAtomic } from '../home/atomic-file.js';
+import { removeFile } from '../home/atomic-file.js';
 import {
   AGENT_KINDS,
   type AgentKind,
@@ -48,10 +40,11 @@ import {
   parseDrainTimeout,
 } from '../home/config.js';
 import { ensureHome, resolveHermesRoot, resolveHome } from '../home/home.js';
-import { readGatewayLiveness, writePlannedStopMarker } from '../home/pid-lock.js';
+import { readGatewayLiveness } from '../home/pid-lock.js';
 import { CliError } from './errors.js';
 import { printJson, printTable } from './format.js';
 import { gatewayContext } from './gateway-commands.js';
+import { confirm, interactive, Prompter } from './prompt.js';
 
 /**
  * Service lifecycle of the gateway (reference lifecycle §1.5–§1.7, §4.1): `install`, `uninstall`,
@@ -117,11 +110,13 @@ function systemctlCall<T>(call: () => T): T {
   }
 }
 
-async function withPlainErrors<T>(call: () => Promise<T>): Promise<T> {
+/** Run a manager operation: systemctl and detached-start failures become one-line CLI errors. */
+async function serviceCall<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
     if (error instanceof CliError) throw error;
+    if (error instanceof SystemctlError) throw new CliError(error.message);
     if (error instanceof DetachedStartError) {
       for (const line of error.logTail) warn(`  | ${line}`);
       throw new CliError(error.message);
@@ -136,138 +131,31 @@ function systemRootError(action: string): CliError {
   );
 }
 
-/** The scope a command acts on: --system, else the user unit if installed, else an installed system unit. */
-function chooseScope(
-  target: Target,
-  system: boolean | undefined,
-): { scope: ServiceScope; installed: boolean } {
-  const has = (scope: ServiceScope) => existsSync(unitPath(scope, target.unit));
-  if (system) return { scope: 'system', installed: has('system') };
-  if (has('user')) return { scope: 'user', installed: true };
-  if (has('system')) return { scope: 'system', installed: true };
-  return { scope: 'user', installed: false };
-}
-
-type Manager = { kind: 'systemd'; systemctl: Systemctl; scope: ServiceScope } | { kind: 'detached' };
-
-/** systemd when it runs here and the unit is installed; otherwise the detached fallback (said once). */
-function chooseManager(target: Target, system: boolean | undefined): Manager {
-  const { scope, installed } = chooseScope(target, system);
-  const systemctl = new Systemctl(scope);
-  const availability = systemctl.availability();
-  if (!availability.available) {
-    say(
-      `systemd is not available here; managing a detached gateway process instead (${availability.reason})`,
-    );
-    return { kind: 'detached' };
-  }
-  if (!installed) {
-    say(
-      `no ${scope} systemd unit ${target.unit} is installed (see \`hermes gateway install\`); managing a detached gateway process instead`,
-    );
-    return { kind: 'detached' };
-  }
-  return { kind: 'systemd', systemctl, scope };
-}
-
-function warnStaleUnit(target: Target, scope: ServiceScope, drainSeconds: number): void {
-  let text: string;
-  try {
-    text = readFileSync(unitPath(scope, target.unit), 'utf8');
-  } catch {
-    return;
-  }
-  const actual = unitTimeoutStopSeconds(text);
-  const expected = timeoutStopSeconds(drainSeconds);
-  if (actual !== undefined && actual < expected) {
-    warn(
-      `warning: Stale systemd unit detected: ${target.unit} has TimeoutStopSec=${actual}s but drain_timeout=${drainSeconds}s (expected >=${expected}s); rerun \`hermes gateway install --force\``,
-    );
+/** Tell what the manager noticed: information on stdout, warnings on stderr. */
+function tell(notices: readonly Notice[]): void {
+  for (const notice of notices) {
+    if (notice.level === 'warning') warn(`warning: ${notice.text}`);
+    else say(notice.text);
   }
 }
 
-/**
- * Line prompts on ONE readline interface, so answers typed ahead or pasted are not lost between
- * questions. `secret` questions are not echoed.
- */
-class Prompter {
-  private readonly rl: Interface;
-  private readonly queued: string[] = [];
-  private waiting: ((line: string | undefined) => void) | undefined;
-  private muted = false;
-  private ended = false;
-
-  constructor() {
-    this.rl = createLineReader({
-      input: process.stdin,
-      output: process.stdout,
-      terminal: process.stdin.isTTY === true,
-    });
-    const writable = this.rl as unknown as { _writeToOutput: (text: string) => void };
-    const write = writable._writeToOutput.bind(this.rl);
-    writable._writeToOutput = (text: string) => {
-      if (!this.muted) write(text);
-    };
-    this.rl.on('line', (line) => {
-      const waiting = this.waiting;
-      this.waiting = undefined;
-      if (waiting) waiting(line);
-      else this.queued.push(line);
-    });
-    this.rl.on('close', () => {
-      this.ended = true;
-      this.waiting?.(undefined);
-      this.waiting = undefined;
-    });
-  }
-
-  async ask(question: string, options: { secret?: boolean } = {}): Promise<string> {
-    if (options.secret) {
-      process.stdout.write(question);
-      this.rl.setPrompt('');
-      this.muted = true;
-    } else {
-      this.rl.setPrompt(question);
-      this.rl.prompt();
-    }
-    const line =
-      this.queued.shift() ??
-      (this.ended ? undefined : await new Promise<string | undefined>((resolve) => (this.waiting = resolve)));
-    if (options.secret) {
-      this.muted = false;
-      process.stdout.write('\n');
-    }
-    if (line === undefined)
-      throw new CliError('input ended before the questions were answered; nothing was written');
-    return line;
-  }
-
-  close(): void {
-    this.rl.close();
-  }
+/** The manager for this home (systemd or the detached fallback), saying once why it fell back. */
+function managerFor(target: Target, system: boolean | undefined): ServiceManager {
+  const { manager, fallbackReason } = chooseServiceManager(target, system);
+  if (fallbackReason) say(fallbackReason);
+  return manager;
 }
-
-async function confirm(question: string, defaultYes: boolean): Promise<boolean> {
-  const prompter = new Prompter();
-  try {
-    const answer = (await prompter.ask(`${question} ${defaultYes ? '[Y/n]' : '[y/N]'} `))
-      .trim()
-      .toLowerCase();
-    if (answer === '') return defaultYes;
-    return answer === 'y' || answer === 'yes';
-  } finally {
-    prompter.close();
-  }
-}
-
-const interactive = () => process.stdin.isTTY === true && process.stdout.isTTY === true;
 
 // ---------------------------------------------------------------------------------------------
 // start / stop / restart
 
-async function startDetachedAndReport(target: Target, what: string, oldPid?: number | null): Promise<void> {
-  const started = await startDetached({ home: target.home, profile: target.profile, env: process.env });
-  const pids = oldPid ? ` (PID ${oldPid} → ${started.pid})` : ` (PID ${started.pid})`;
+function reportStarted(
+  target: Target,
+  what: string,
+  started: { pid: number; logPath: string; running: boolean },
+  previousPid?: number | null,
+): void {
+  const pids = previousPid ? ` (PID ${previousPid} → ${started.pid})` : ` (PID ${started.pid})`;
   say(`✓ ${what}${pids}`);
   if (!started.running) warn(`warning: the gateway holds its lock but has not reported "running" yet`);
   say(`  log: ${started.logPath}`);
@@ -277,102 +165,77 @@ async function startDetachedAndReport(target: Target, what: string, oldPid?: num
 async function startCommand(options: { system?: boolean }, command: Command): Promise<void> {
   const target = resolveTarget(command);
   const { config } = gatewayContext(command);
-  const manager = chooseManager(target, options.system);
-  if (manager.kind === 'systemd') {
-    warnStaleUnit(target, manager.scope, config.restartDrainTimeoutSeconds);
-    systemctlCall(() => manager.systemctl.check(['start', target.unit]));
-    say(`✓ Started ${target.unit} (${manager.scope} service)`);
-    say(statusHint(target));
-    return;
-  }
-  const liveness = readGatewayLiveness(target.home);
-  if (liveness.running) {
-    say(`✓ Gateway already running for this profile (PID ${liveness.pid})`);
-    say(statusHint(target));
-    return;
-  }
-  if (!config.relayUrl) {
+  const manager = managerFor(target, options.system);
+  if (manager.kind === 'detached' && !config.relayUrl && !readGatewayLiveness(target.home).running) {
     throw new CliError(
       `no relay configured: set GATEWAY_RELAY_URL or run \`${hermesCommand(target, 'gateway setup')}\``,
     );
   }
-  await startDetachedAndReport(target, 'Started gateway for this profile');
+  const outcome = await serviceCall(() => manager.start(config.restartDrainTimeoutSeconds));
+  tell(outcome.notices);
+  switch (outcome.kind) {
+    case 'unit_started':
+      say(`✓ Started ${outcome.unit} (${outcome.scope} service)`);
+      say(statusHint(target));
+      return;
+    case 'already_running':
+      say(`✓ Gateway already running for this profile (PID ${outcome.pid})`);
+      say(statusHint(target));
+      return;
+    case 'started':
+      return reportStarted(target, 'Started gateway for this profile', outcome);
+  }
 }
 
 async function stopCommand(options: { system?: boolean }, command: Command): Promise<void> {
   const target = resolveTarget(command);
   const drain = drainSecondsFor(command);
-  const manager = chooseManager(target, options.system);
-  const onKill = (pid: number) =>
-    warn(`warning: gateway PID ${pid} did not exit within ${stopWaitMs(drain) / 1000} s; sending SIGKILL`);
-  if (manager.kind === 'systemd') {
-    const liveness = readGatewayLiveness(target.home);
-    if (liveness.running && liveness.pid !== null) writePlannedStopMarker(target.home, liveness.pid);
-    systemctlCall(() => manager.systemctl.check(['stop', target.unit]));
-    say(`✓ Stopped ${target.unit} service`);
-    // A gateway still holding the lock was not the service's (started by hand): stop it too.
-    const manual = await stopGatewayProcess(target.home, stopWaitMs(drain), onKill);
-    if (manual.stopped) say(`✓ Stopped gateway for this profile (PID ${manual.pid}, not run by the service)`);
-    say(statusHint(target));
-    return;
+  const manager = managerFor(target, options.system);
+  const outcome = await serviceCall(() => manager.stop(stopWaitMs(drain)));
+  tell(outcome.notices);
+  switch (outcome.kind) {
+    case 'unit_stopped':
+      say(`✓ Stopped ${outcome.unit} service`);
+      if (outcome.strayPid !== null)
+        say(`✓ Stopped gateway for this profile (PID ${outcome.strayPid}, not run by the service)`);
+      say(statusHint(target));
+      return;
+    case 'not_running':
+      say('✗ No gateway running for this profile');
+      return;
+    case 'stopped':
+      say(`✓ Stopped gateway for this profile (PID ${outcome.pid}${outcome.killed ? ', killed' : ''})`);
+      say(statusHint(target));
+      return;
   }
-  const result = await stopGatewayProcess(target.home, stopWaitMs(drain), onKill);
-  if (!result.stopped) {
-    say('✗ No gateway running for this profile');
-    return;
-  }
-  say(`✓ Stopped gateway for this profile (PID ${result.pid}${result.killed ? ', killed' : ''})`);
-  say(statusHint(target));
 }
 
 async function restartCommand(options: { system?: boolean }, command: Command): Promise<void> {
   const target = resolveTarget(command);
   const drain = drainSecondsFor(command);
-  const waitMs = stopWaitMs(drain);
-  const manager = chooseManager(target, options.system);
-  if (manager.kind === 'systemd') {
-    const { systemctl, scope } = manager;
-    warnStaleUnit(target, scope, drain);
-    const signalled = await signalRestart(target.home, waitMs);
-    if (signalled.pid !== null && signalled.exited) {
-      // Exit 75 makes systemd bring it back (after RestartSec); restart now unless it already did.
-      if (systemctl.activeState(target.unit) !== 'active') {
-        systemctlCall(() => systemctl.check(['restart', target.unit]));
+  const manager = managerFor(target, options.system);
+  const outcome = await serviceCall(() => manager.restart(stopWaitMs(drain), drain));
+  tell(outcome.notices);
+  switch (outcome.kind) {
+    case 'unit_restarted':
+      say(
+        `✓ Restarted ${outcome.unit} service${outcome.drained ? ' (running turns were drained first)' : ''}`,
+      );
+      say(statusHint(target));
+      return;
+    case 'replaced_by_supervisor':
+      say(
+        `✓ Restarted gateway for this profile (PID ${outcome.previousPid} → ${outcome.pid}, by its supervisor)`,
+      );
+      say(statusHint(target));
+      return;
+    case 'started':
+      if (outcome.previousPid === null) {
+        say('No gateway was running for this profile; starting one');
+        return reportStarted(target, 'Started gateway for this profile', outcome);
       }
-    } else {
-      if (signalled.pid !== null) {
-        warn(
-          `warning: gateway PID ${signalled.pid} did not finish draining within ${waitMs / 1000} s; falling back to systemctl restart`,
-        );
-        writePlannedStopMarker(target.home, signalled.pid);
-      }
-      systemctlCall(() => systemctl.check(['restart', target.unit]));
-    }
-    say(
-      `✓ Restarted ${target.unit} service${signalled.pid !== null ? ' (running turns were drained first)' : ''}`,
-    );
-    say(statusHint(target));
-    return;
+      return reportStarted(target, 'Restarted gateway for this profile', outcome, outcome.previousPid);
   }
-  const signalled = await signalRestart(target.home, waitMs);
-  if (signalled.pid === null) {
-    say('No gateway was running for this profile; starting one');
-    await startDetachedAndReport(target, 'Started gateway for this profile');
-    return;
-  }
-  if (!signalled.exited) {
-    warn(
-      `warning: gateway PID ${signalled.pid} did not exit within ${waitMs / 1000} s after SIGUSR1; sending SIGKILL`,
-    );
-    await forceKill(signalled.pid);
-  }
-  const replacement = await waitForReplacement(target.home, signalled.pid, RESTART_PICKUP_MS);
-  if (replacement !== null) {
-    say(`✓ Restarted gateway for this profile (PID ${signalled.pid} → ${replacement}, by its supervisor)`);
-    say(statusHint(target));
-    return;
-  }
-  await startDetachedAndReport(target, 'Restarted gateway for this profile', signalled.pid);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,46 +248,12 @@ interface InstallOptions {
   startNow?: boolean;
 }
 
-const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-function servicePath(): string {
-  const nodeDir = dirname(process.execPath);
-  return SYSTEM_PATH.split(':').includes(nodeDir) ? SYSTEM_PATH : `${nodeDir}:${SYSTEM_PATH}`;
-}
-
-function serviceUser(options: InstallOptions): string {
-  let user = options.runAsUser?.trim();
-  if (!user) {
-    const sudoUser = process.env.SUDO_USER?.trim();
-    if (sudoUser && sudoUser !== 'root') user = sudoUser;
-    else if (!isRoot()) user = lookupCurrentUser();
-  }
-  if (!user) {
-    throw new CliError(
-      'refusing to run the gateway as root: pass --run-as-user <user> (or --run-as-user root to insist)',
-      2,
-    );
-  }
-  if (!lookupUser(user)) throw new CliError(`no such user: ${user}`, 2);
-  return user;
-}
-
-function lookupCurrentUser(): string | undefined {
-  try {
-    return userInfo().username || undefined;
-  } catch {
-    return process.env.USER?.trim() || undefined;
-  }
-}
-
 async function installCommand(options: InstallOptions, command: Command): Promise<void> {
   if (options.runAsUser !== undefined && !options.system) {
     throw new CliError('--run-as-user only applies to a system service (--system)', 2);
   }
   const scope: ServiceScope = options.system ? 'system' : 'user';
   if (scope === 'system' && systemScopeNeedsRoot()) throw systemRootError('installing');
-  // Only a drain timeout from the real environment needs carrying into the unit (.env is read by the service).
-  const drainFromEnv = process.env.HERMES_RESTART_DRAIN_TIMEOUT?.trim();
   const target = resolveTarget(command);
   const { config } = gatewayContext(command);
   const systemctl = new Systemctl(scope);
@@ -434,49 +263,26 @@ async function installCommand(options: InstallOptions, command: Command): Promis
       `systemd is not available here (${availability.reason}); use \`${hermesCommand(target, 'gateway start')}\` to run a detached gateway instead`,
     );
   }
-  const user = scope === 'system' ? serviceUser(options) : undefined;
-
-  const environment: Array<[string, string]> = [
-    ['HERMES_HOME', target.root],
-    ['PATH', servicePath()],
-  ];
-  if (drainFromEnv) environment.push(['HERMES_RESTART_DRAIN_TIMEOUT', drainFromEnv]);
-  const text = renderUnit({
-    scope,
-    execStart: [
-      process.execPath,
-      cliEntryPath(),
-      ...(target.profile ? ['--profile', target.profile] : []),
-      'gateway',
-      'run',
-      '--replace',
-    ],
-    environment,
-    drainSeconds: config.restartDrainTimeoutSeconds,
-    description: `Hermes relay gateway${target.profile ? ` (profile ${target.profile})` : ''} for ${target.home}`,
-    user,
-  });
-
-  const path = unitPath(scope, target.unit);
-  let current: string | undefined;
+  let user: string | undefined;
   try {
-    current = readFileSync(path, 'utf8');
-  } catch {
-    current = undefined;
+    user = scope === 'system' ? resolveServiceUser(options.runAsUser, process.env) : undefined;
+  } catch (error) {
+    if (error instanceof InstallUsageError) throw new CliError(error.message, 2);
+    throw error;
   }
-  if (current !== undefined && current !== text && !options.force) {
+  const plan = planInstall(target, {
+    scope,
+    user,
+    drainSeconds: config.restartDrainTimeoutSeconds,
+    drainFromEnv: process.env.HERMES_RESTART_DRAIN_TIMEOUT?.trim(),
+  });
+  if (plan.current !== undefined && plan.current !== plan.text && !options.force) {
     throw new CliError(
-      `${path} already exists and differs from the unit this install would write; pass --force to overwrite it`,
+      `${plan.path} already exists and differs from the unit this install would write; pass --force to overwrite it`,
     );
   }
-  ensureHome(target.home);
-  if (current === text) say(`✓ ${path} is up to date`);
-  else {
-    writeFileAtomic(path, text, 0o644);
-    say(`✓ Wrote ${path}`);
-  }
-  systemctlCall(() => systemctl.check(['daemon-reload']));
-  systemctlCall(() => systemctl.check(['enable', target.unit]));
+  const { written } = systemctlCall(() => applyInstall(plan, target.home, systemctl));
+  say(written ? `✓ Wrote ${plan.path}` : `✓ ${plan.path} is up to date`);
   say(`✓ Enabled ${target.unit} (${scope} service${user ? `, runs as ${user}` : ''})`);
   if (scope === 'system' && user && user !== 'root' && !process.env.HERMES_HOME?.trim()) {
     say(
@@ -502,42 +308,16 @@ async function installCommand(options: InstallOptions, command: Command): Promis
 
 async function uninstallCommand(options: { system?: boolean }, command: Command): Promise<void> {
   const target = resolveTarget(command);
-  const { scope, installed } = chooseScope(target, options.system);
+  const { scope } = chooseScope(target, options.system);
   if (scope === 'system' && systemScopeNeedsRoot()) throw systemRootError('removing');
-  const path = unitPath(scope, target.unit);
-  if (!installed) {
-    say(`✗ No ${target.unit} ${scope} unit installed (${path}); nothing to uninstall`);
+  const outcome = systemctlCall(() => uninstallUnit(target, scope));
+  if (outcome.kind === 'not_installed') {
+    say(`✗ No ${outcome.unit} ${outcome.scope} unit installed (${outcome.path}); nothing to uninstall`);
     return;
   }
-  const systemctl = new Systemctl(scope);
-  const availability = systemctl.availability();
-  if (availability.available) {
-    removeUnit(systemctl, target.unit, path, target.home);
-    say(`✓ Stopped and disabled ${target.unit}`);
-  } else {
-    warn(`warning: systemd is not available here (${availability.reason}); removing the unit file only`);
-    removeFile(path);
-  }
-  say(`✓ Removed ${path}`);
-}
-
-/** stop (planned), disable, remove, daemon-reload; stop/disable failures are warnings (unit may be half-gone). */
-function removeUnit(systemctl: Systemctl, unit: string, path: string, home?: string): void {
-  if (home) {
-    const liveness = readGatewayLiveness(home);
-    if (liveness.running && liveness.pid !== null) writePlannedStopMarker(home, liveness.pid);
-  }
-  for (const action of ['stop', 'disable']) {
-    const result = systemctl.run([action, unit]);
-    if (result.code !== 0) {
-      const detail = (result.stderr || result.stdout).trim().split('\n')[0] ?? '';
-      warn(
-        `warning: systemctl ${systemctl.argv([action, unit]).join(' ')} failed${detail ? `: ${detail}` : ''}`,
-      );
-    }
-  }
-  removeFile(path);
-  systemctlCall(() => systemctl.check(['daemon-reload']));
+  tell(outcome.notices);
+  if (outcome.stoppedByService) say(`✓ Stopped and disabled ${outcome.unit}`);
+  say(`✓ Removed ${outcome.path}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -770,7 +550,7 @@ async function migrateLegacyCommand(options: {
   for (const unit of candidates) {
     const systemctl = new Systemctl(unit.scope);
     const availability = systemctl.availability();
-    if (availability.available) removeUnit(systemctl, unit.name, unit.path);
+    if (availability.available) tell(systemctlCall(() => removeUnit(systemctl, unit.name, unit.path)));
     else removeFile(unit.path);
     removed.push(unit);
     log(`✓ Removed ${unit.path}`);
@@ -801,7 +581,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
       ),
     )
     .action((options: InstallOptions, command: Command) =>
-      withPlainErrors(() => installCommand(options, command)),
+      serviceCall(() => installCommand(options, command)),
     );
 
   gateway
@@ -810,7 +590,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .option('--system', 'act on the system unit')
     .addHelpText('after', examples('hermes gateway uninstall', 'sudo hermes gateway uninstall --system'))
     .action((options: { system?: boolean }, command: Command) =>
-      withPlainErrors(() => uninstallCommand(options, command)),
+      serviceCall(() => uninstallCommand(options, command)),
     );
 
   gateway
@@ -827,7 +607,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
         '\nWithout systemd (or without an installed unit) the gateway runs detached; its output goes to\n$HERMES_HOME/logs/gateway.log.\n',
     )
     .action((options: { system?: boolean }, command: Command) =>
-      withPlainErrors(() => startCommand(options, command)),
+      serviceCall(() => startCommand(options, command)),
     );
 
   gateway
@@ -840,7 +620,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
         '\nWaits up to the drain timeout + 15 s (agent.restart_drain_timeout), then SIGKILLs.\n',
     )
     .action((options: { system?: boolean }, command: Command) =>
-      withPlainErrors(() => stopCommand(options, command)),
+      serviceCall(() => stopCommand(options, command)),
     );
 
   gateway
@@ -853,7 +633,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
         '\nFalls back to `systemctl restart` (or SIGKILL without systemd) after the drain timeout + 15 s.\n',
     )
     .action((options: { system?: boolean }, command: Command) =>
-      withPlainErrors(() => restartCommand(options, command)),
+      serviceCall(() => restartCommand(options, command)),
     );
 
   gateway
@@ -881,9 +661,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
       ) +
         '\nAPI keys are asked for (or taken from $OPENAI_API_KEY) and stored only in $HERMES_HOME/.env (0600).\n',
     )
-    .action((options: SetupOptions, command: Command) =>
-      withPlainErrors(() => setupCommand(options, command)),
-    );
+    .action((options: SetupOptions, command: Command) => serviceCall(() => setupCommand(options, command)));
 
   gateway
     .command('migrate-legacy')
@@ -896,6 +674,6 @@ export function registerGatewayServiceCommands(gateway: Command): void {
       examples('hermes gateway migrate-legacy --dry-run', 'sudo hermes gateway migrate-legacy -y'),
     )
     .action((options: { dryRun?: boolean; yes?: boolean; json?: boolean }) =>
-      withPlainErrors(() => migrateLegacyCommand(options)),
+      serviceCall(() => migrateLegacyCommand(options)),
     );
 }
