@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Logger, pino } from 'pino';
+import WebSocket, { WebSocketServer } from 'ws';
 import { generateSecret } from '../src/auth/index.js';
 import { createTenant } from '../src/connector/admin.js';
 import { type ConnectorConfig, connectorConfigFromEnv } from '../src/connector/config.js';
@@ -407,6 +408,66 @@ export function watchCompletions(store: SqliteStore): CompletionWatch {
     completed: (id) => {
       if (early.delete(id)) return Promise.resolve();
       return new Promise((resolve) => waiters.set(id, resolve));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bare ws baseline
+
+export interface BareWsPair {
+  /** One exchange: `sender` sends `sendBytes` with an id, the other side answers `replyBytes` with it. */
+  exchange(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const BARE_ID_CHARS = 12;
+
+/**
+ * A bare `ws` client and server in this process exchanging messages of given sizes, correlated by
+ * a fixed-width id (no JSON, no checks): the baseline of the socket benchmarks. `sender` is who
+ * starts each exchange (the gateway side sends ops; the connector side sends inbound).
+ */
+export async function startBareWsPair(
+  sendBytes: number,
+  replyBytes: number,
+  sender: 'client' | 'server',
+): Promise<BareWsPair> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const port = (server.address() as AddressInfo).port;
+  const connected = new Promise<WebSocket>((resolve) => server.once('connection', resolve));
+  const client = new WebSocket(`ws://127.0.0.1:${port}`);
+  await new Promise<void>((resolve, reject) => {
+    client.once('open', () => resolve());
+    client.once('error', reject);
+  });
+  const peer = await connected;
+  const [from, to] = sender === 'client' ? [client, peer] : [peer, client];
+  const replyPad = 'r'.repeat(Math.max(0, replyBytes - BARE_ID_CHARS));
+  to.on('message', (data: Buffer) => to.send(data.toString('latin1', 0, BARE_ID_CHARS) + replyPad));
+  const waiting = new Map<string, () => void>();
+  from.on('message', (data: Buffer) => {
+    const id = data.toString('latin1', 0, BARE_ID_CHARS);
+    const resolve = waiting.get(id);
+    if (resolve) {
+      waiting.delete(id);
+      resolve();
+    }
+  });
+  const sendPad = 'q'.repeat(Math.max(0, sendBytes - BARE_ID_CHARS));
+  let counter = 0;
+  return {
+    exchange: () =>
+      new Promise<void>((resolve) => {
+        const id = (counter++).toString(36).padStart(BARE_ID_CHARS, '0');
+        waiting.set(id, resolve);
+        from.send(id + sendPad);
+      }),
+    close: async () => {
+      client.terminate();
+      for (const socket of server.clients) socket.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

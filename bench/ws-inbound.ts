@@ -1,6 +1,4 @@
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import WebSocket, { WebSocketServer } from 'ws';
 import { addRoute } from '../src/connector/admin.js';
 import { SqliteInbox } from '../src/gateway/inbox.js';
 import { RelayTransport } from '../src/gateway/transport.js';
@@ -13,6 +11,7 @@ import {
   InjectAdapter,
   silentLog,
   sizedEvent,
+  startBareWsPair,
   startBenchConnector,
   tempDir,
   waitFor,
@@ -43,49 +42,6 @@ function frameSizes(): { inbound: number; ack: number } {
   const inbound = encodeFrame({ type: 'inbound', event: body.event, bufferId });
   const ack = encodeFrame({ type: 'inbound_ack', bufferId });
   return { inbound: Buffer.byteLength(inbound), ack: Buffer.byteLength(ack) };
-}
-
-interface BarePair {
-  deliver(): Promise<void>;
-  close(): Promise<void>;
-}
-
-const ID_CHARS = 12;
-
-/** Bare `ws`: the server sends `inboundBytes` with an id, the client answers `ackBytes` with it. */
-async function startBarePair(inboundBytes: number, ackBytes: number): Promise<BarePair> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-  const port = (server.address() as AddressInfo).port;
-  const connected = new Promise<WebSocket>((resolve) => server.once('connection', resolve));
-  const client = new WebSocket(`ws://127.0.0.1:${port}`);
-  const ackPad = 'a'.repeat(ackBytes - ID_CHARS);
-  client.on('message', (data: Buffer) => client.send(data.toString('latin1', 0, ID_CHARS) + ackPad));
-  const socket = await connected;
-  const waiting = new Map<string, () => void>();
-  socket.on('message', (data: Buffer) => {
-    const id = data.toString('latin1', 0, ID_CHARS);
-    const resolve = waiting.get(id);
-    if (resolve) {
-      waiting.delete(id);
-      resolve();
-    }
-  });
-  const inboundPad = 'i'.repeat(inboundBytes - ID_CHARS);
-  let counter = 0;
-  return {
-    deliver: () =>
-      new Promise<void>((resolve) => {
-        const id = (counter++).toString(36).padStart(ID_CHARS, '0');
-        waiting.set(id, resolve);
-        socket.send(id + inboundPad);
-      }),
-    close: async () => {
-      client.terminate();
-      for (const peer of server.clients) peer.terminate();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 async function run(): Promise<BenchResult[]> {
@@ -145,10 +101,10 @@ async function run(): Promise<BenchResult[]> {
   );
 
   const sizes = frameSizes();
-  const bare = await startBarePair(sizes.inbound, sizes.ack);
+  const bare = await startBareWsPair(sizes.inbound, sizes.ack, 'server');
   const baseline = asyncWorkload(
     `bare ws ${sizes.inbound} B → ${sizes.ack} B ack, ${SESSIONS} in flight`,
-    () => bare.deliver(),
+    () => bare.exchange(),
     SESSIONS,
   );
 

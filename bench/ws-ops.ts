@@ -1,6 +1,4 @@
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import WebSocket, { WebSocketServer } from 'ws';
 import { addRoute } from '../src/connector/admin.js';
 import { RelayTransport } from '../src/gateway/transport.js';
 import { encodeFrame } from '../src/protocol/index.js';
@@ -10,6 +8,7 @@ import {
   enrollBenchGateway,
   InjectAdapter,
   silentLog,
+  startBareWsPair,
   startBenchConnector,
   tempDir,
   waitFor,
@@ -44,55 +43,6 @@ function frameSizes(content: string): { request: number; result: number } {
     result: { success: true, message_id: '100000' },
   });
   return { request: Buffer.byteLength(request), result: Buffer.byteLength(result) };
-}
-
-interface BareEcho {
-  send(): Promise<void>;
-  close(): Promise<void>;
-}
-
-const ID_CHARS = 12;
-
-/** Bare `ws`: the client sends `request` bytes, the server answers `result` bytes with the same id. */
-async function startBareEcho(requestBytes: number, resultBytes: number): Promise<BareEcho> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-  const replyPad = 'r'.repeat(resultBytes - ID_CHARS);
-  server.on('connection', (socket) => {
-    socket.on('message', (data: Buffer) => {
-      socket.send(data.toString('latin1', 0, ID_CHARS) + replyPad);
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const client = new WebSocket(`ws://127.0.0.1:${port}`);
-  await new Promise<void>((resolve, reject) => {
-    client.once('open', () => resolve());
-    client.once('error', reject);
-  });
-  const waiting = new Map<string, () => void>();
-  client.on('message', (data: Buffer) => {
-    const id = data.toString('latin1', 0, ID_CHARS);
-    const resolve = waiting.get(id);
-    if (resolve) {
-      waiting.delete(id);
-      resolve();
-    }
-  });
-  const requestPad = 'q'.repeat(requestBytes - ID_CHARS);
-  let counter = 0;
-  return {
-    send: () =>
-      new Promise<void>((resolve) => {
-        const id = (counter++).toString(36).padStart(ID_CHARS, '0');
-        waiting.set(id, resolve);
-        client.send(id + requestPad);
-      }),
-    close: async () => {
-      client.terminate();
-      for (const socket of server.clients) socket.terminate();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 async function run(): Promise<BenchResult[]> {
@@ -141,10 +91,10 @@ async function run(): Promise<BenchResult[]> {
   );
 
   const sizes = frameSizes(content);
-  const bare = await startBareEcho(sizes.request, sizes.result);
+  const bare = await startBareWsPair(sizes.request, sizes.result, 'client');
   const baseline = asyncWorkload(
     `bare ws ${sizes.request} B → ${sizes.result} B, ${IN_FLIGHT} in flight`,
-    () => bare.send(),
+    () => bare.exchange(),
     IN_FLIGHT,
   );
 

@@ -6,7 +6,7 @@ import { defaultGatewayId, enrollGateway } from '../gateway/enroll.js';
 import { GatewayStartupError, startGateway } from '../gateway/runner.js';
 import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from '../home/config.js';
 import { ENV_FILE_NAME, loadEnvFile, saveEnvValues } from '../home/env-file.js';
-import { gatewayStatus } from '../home/gateway-status.js';
+import { gatewayStatus, gatewayStatusJson } from '../home/gateway-status.js';
 import { ensureHome, resolveHome } from '../home/home.js';
 import { CliError } from './errors.js';
 import { printJson } from './format.js';
@@ -140,16 +140,7 @@ export function registerGatewayCommands(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const home = resolveHome({ env: process.env, profile: globals.profile }).home;
       const status = gatewayStatus(home);
-      const summary = {
-        home,
-        running: status.running,
-        pid: status.pid,
-        gateway_state: status.state,
-        active_agents: status.activeAgents,
-        exit_reason: status.exitReason,
-        updated_at: status.updatedAt,
-        platforms: status.platforms,
-      };
+      const summary = { ...gatewayStatusJson(status), platforms: status.platforms };
       if (options.json) return printJson(options.deep ? { ...summary, record: status.record } : summary);
       const lines: string[] = [];
       if (status.running) {

@@ -58,3 +58,26 @@ export function gatewayStatus(home: string): GatewayStatus {
     record,
   };
 }
+
+/** The status as the CLI prints it in JSON (`hermes gateway status --json`, `gateway list --json`). */
+export interface GatewayStatusJson {
+  home: string;
+  running: boolean;
+  pid: number | null;
+  gateway_state: string | null;
+  active_agents: number;
+  exit_reason: string | null;
+  updated_at: string | null;
+}
+
+export function gatewayStatusJson(status: GatewayStatus): GatewayStatusJson {
+  return {
+    home: status.home,
+    running: status.running,
+    pid: status.pid,
+    gateway_state: status.state,
+    active_agents: status.activeAgents,
+    exit_reason: status.exitReason,
+    updated_at: status.updatedAt,
+  };
+}

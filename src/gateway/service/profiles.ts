@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { gatewayStatus } from '../../home/gateway-status.js';
+import { type GatewayStatusJson, gatewayStatus, gatewayStatusJson } from '../../home/gateway-status.js';
 import { isValidProfileName } from '../../home/home.js';
 import { installedScopes, type ServiceScope, unitNameFor } from './identity.js';
 
@@ -29,15 +29,8 @@ export function listProfileHomes(root: string): ProfileHome[] {
   return homes;
 }
 
-export interface ProfileState {
+export interface ProfileState extends GatewayStatusJson {
   profile: string;
-  home: string;
-  running: boolean;
-  pid: number | null;
-  gateway_state: string | null;
-  active_agents: number;
-  exit_reason: string | null;
-  updated_at: string | null;
   unit: string;
   /** Scopes with an installed unit for this home. */
   installed: ServiceScope[];
@@ -48,13 +41,7 @@ export function profileState(entry: ProfileHome, env: NodeJS.ProcessEnv = proces
   const unit = unitNameFor(entry.home);
   return {
     profile: entry.profile ?? DEFAULT_PROFILE_LABEL,
-    home: entry.home,
-    running: status.running,
-    pid: status.pid,
-    gateway_state: status.state,
-    active_agents: status.activeAgents,
-    exit_reason: status.exitReason,
-    updated_at: status.updatedAt,
+    ...gatewayStatusJson(status),
     unit,
     installed: installedScopes(unit, env),
   };
