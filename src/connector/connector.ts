@@ -85,6 +85,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     log: log.child({ part: 'delivery' }),
     instanceId: config.instanceId,
     bus,
+    platforms: [...ownAdapters.keys()],
   });
   const ops = new OpDispatcher(store, adapters, config.defaultPlatform, metrics, log.child({ part: 'ops' }));
   const relay = new RelayServer({

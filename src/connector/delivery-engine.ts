@@ -17,12 +17,13 @@ import {
   messageDeliveryBody,
   messageEventToWire,
   normalizePlatform,
+  sessionKeyAliases,
 } from '../protocol/index.js';
 import type { ClusterBus } from './cluster/bus.js';
 import type { GatewayConnection, GatewayRegistry } from './gateway-registry.js';
 import type { ConnectorMetrics } from './metrics.js';
 import type { IngestOutcome, PlatformInbound } from './platforms/types.js';
-import { SessionDirectory } from './session-directory.js';
+import { SessionDirectory, type SessionPlacement } from './session-directory.js';
 import { postBytes } from './signed-post.js';
 import { SocketDelivery, type SocketDeliveryWork, type SocketOutcome } from './socket-delivery.js';
 import type {
@@ -57,6 +58,8 @@ export interface DeliveryEngineOptions {
   backoffCapMs?: number;
   /** How long a tenant's delivery keys are reused (default DELIVERY_KEYS_TTL_MS; 0 = read every time). */
   deliveryKeysTtlMs?: number;
+  /** Platforms served here, which a reference gateway may name `relay` in a session key. */
+  platforms?: readonly string[];
   now?: () => number;
 }
 
@@ -293,11 +296,13 @@ export class DeliveryEngine {
     }
   }
 
-  /** Route a gateway's `/stop` for a session to the instance running it (reference §4.6). */
   /**
-   * A gateway's `interrupt` (current contract §5.3): routed to the gateway that runs the session.
-   * A session this connector never delivered (no placement, here or in the cluster) runs nowhere,
-   * so its interrupt is dropped; a repeat while one is still pending is coalesced into it.
+   * A gateway's `interrupt` (June §4.6, current §5.3): routed to the gateway that runs the session,
+   * by the path that gateway reads (a signed POST to `<endpoint>/interrupt`, or an
+   * `interrupt_inbound` frame on its socket), naming the session as the gateway names it. A reference
+   * gateway may name a platform it does not know `relay` ({@link sessionKeyAliases}). A session this
+   * connector never delivered (no placement, here or in the cluster) runs nowhere, so its interrupt
+   * is dropped; a repeat while one is still pending is coalesced into it.
    */
   async enqueueInterrupt(from: GatewayConnection, sessionKey: string, reason: string | null): Promise<void> {
     const key = `${from.tenantId}\u0000${sessionKey}`;
@@ -305,18 +310,17 @@ export class DeliveryEngine {
       this.options.metrics.interruptsDropped.inc({ reason: 'coalesced' });
       return;
     }
-    const placement =
-      this.sessions.get(sessionKey, from.tenantId) ??
-      (await this.options.bus?.sessionPlacement(from.tenantId, sessionKey).catch(() => null)) ??
-      undefined;
-    if (!placement) {
+    const found = await this.placementOf(from.tenantId, sessionKey);
+    if (!found) {
       this.options.metrics.interruptsDropped.inc({ reason: 'unknown_session' });
       this.log.debug({ gatewayId: from.gatewayId }, 'interrupt for a session never delivered: dropped');
       return;
     }
+    const { placement, ownKey } = found;
     this.pendingInterrupts.set(key, true);
-    const endpoint = placement.endpoint;
     const deliveryId = `dlv_${randomBytes(12).toString('hex')}`;
+    // The body names the session as the gateway does; the row is keyed as the connector keys it, so
+    // it reaches the socket the session's messages went to.
     const body = JSON.stringify(
       interruptDeliveryBody(sessionKey, placement.chatId, reason ?? 'stop', deliveryId),
     );
@@ -324,13 +328,28 @@ export class DeliveryEngine {
       id: deliveryId,
       tenantId: from.tenantId,
       gatewayId: placement.gatewayId,
-      sessionKey,
+      sessionKey: ownKey,
       kind: 'interrupt',
       body,
-      endpoint,
+      endpoint: placement.endpoint,
       createdAt: this.now(),
     });
     this.wake();
+  }
+
+  /** Where a session's messages went, under the key as given or one of its `relay` aliases. */
+  private async placementOf(
+    tenantId: string,
+    sessionKey: string,
+  ): Promise<{ placement: SessionPlacement; ownKey: string } | undefined> {
+    for (const candidate of sessionKeyAliases(sessionKey, this.options.platforms ?? [])) {
+      const placement =
+        this.sessions.get(candidate, tenantId) ??
+        (await this.options.bus?.sessionPlacement(tenantId, candidate).catch(() => null)) ??
+        undefined;
+      if (placement) return { placement, ownKey: candidate };
+    }
+    return undefined;
   }
 
   /** `inbound_ack` from a gateway; only its own tenant's deliveries can be acknowledged. */

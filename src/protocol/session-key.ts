@@ -65,3 +65,20 @@ export function buildSessionKey(source: SessionKeySource, options: SessionKeyOpt
   parts.push(...(isDm ? [...user, ...threadPart] : [...threadPart, ...user]));
   return parts.join(':');
 }
+
+/**
+ * The keys a gateway's `interrupt` may mean. A reference gateway maps a platform name it does not
+ * know (our `webchat`, say) to `relay`, so it names `agent:main:relay:dm:room` the session this
+ * connector keys `agent:main:webchat:dm:room`. Returns the key itself first, then, when its platform
+ * segment is `relay`, the same key for each of `platforms`.
+ */
+export function sessionKeyAliases(sessionKey: string, platforms: readonly string[]): string[] {
+  const parts = sessionKey.split(':');
+  if (parts.length < 4 || parts[0] !== 'agent' || parts[2] !== 'relay') return [sessionKey];
+  const aliases = [sessionKey];
+  for (const platform of platforms) {
+    if (platform === 'relay') continue;
+    aliases.push([parts[0], parts[1], platform, ...parts.slice(3)].join(':'));
+  }
+  return aliases;
+}

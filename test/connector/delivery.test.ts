@@ -183,6 +183,62 @@ describe('durable delivery (real process)', () => {
     await receiver.stop();
   });
 
+  it("routes a June gateway's /stop that names the web-chat session `relay` (as the reference keys it) to its endpoint", async () => {
+    let key = '';
+    const receiver = new TestReceiver(() => [key]);
+    await receiver.start();
+    const creds = await enroll('gw-stop-june', { gatewayEndpoint: receiver.url, routeKeys: ['june-room'] });
+    key = creds.deliveryKey;
+    const visitor = new WebChatClient(connector.url, 'june-room', 'visitor-june01');
+    await visitor.open();
+    visitor.say('long task');
+    const message = await until(() => receiver.deliveries[0], 10_000, 'message delivery');
+    const ours = message.headers['x-relay-session-key'] as string;
+    expect(ours).toBe(`agent:main:webchat:dm:${visitor.chatId}`);
+    // The reference gateway does not know `webchat`: its platform enum maps it to `relay`.
+    const theirs = ours.replace(':webchat:', ':relay:');
+    const gateway = new TestRelayClient(relayUrl(), creds.gatewayId, creds.secret);
+    await gateway.connect();
+    await gateway.hello();
+    gateway.send({ type: 'interrupt', session_key: theirs, reason: null });
+    const interrupt = await until(
+      () => receiver.deliveries.find((d) => d.path === '/interrupt'),
+      10_000,
+      'interrupt delivery',
+    );
+    expect(interrupt.body).toMatchObject({ type: 'interrupt', session_key: theirs, chat_id: visitor.chatId });
+    gateway.close();
+    visitor.close();
+    await receiver.stop();
+  });
+
+  it("sends a current gateway's /stop for a `relay`-keyed web-chat session back on its socket as interrupt_inbound", async () => {
+    const creds = await enroll('gw-stop-current', { routeKeys: ['current-room'] });
+    const gateway = new TestRelayClient(relayUrl(), creds.gatewayId, creds.secret);
+    await gateway.connect();
+    await gateway.hello();
+    const visitor = new WebChatClient(connector.url, 'current-room', 'visitor-cur01');
+    await visitor.open();
+    visitor.say('long task');
+    const inbound = await until(
+      () => gateway.frames.find((f) => f.type === 'inbound'),
+      10_000,
+      'inbound frame',
+    );
+    if (inbound.type === 'inbound' && inbound.bufferId !== undefined)
+      gateway.send({ type: 'inbound_ack', bufferId: inbound.bufferId });
+    const theirs = `agent:main:relay:dm:${visitor.chatId}`;
+    gateway.send({ type: 'interrupt', session_key: theirs, reason: null });
+    const frame = await until(
+      () => gateway.frames.find((f) => f.type === 'interrupt_inbound'),
+      10_000,
+      'interrupt_inbound frame',
+    );
+    expect(frame).toEqual({ type: 'interrupt_inbound', session_key: theirs, chat_id: visitor.chatId });
+    gateway.close();
+    visitor.close();
+  });
+
   it('keeps queued deliveries across a connector SIGKILL and delivers all of them after restart', async () => {
     let key = '';
     const receiver = new TestReceiver(() => [key]);
