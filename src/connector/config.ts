@@ -28,6 +28,8 @@ export interface ConnectorConfig {
    * Web-chat socket caps (unset = the adapter's defaults: 32 per client address, 10,000 in all) and
    * the per-socket message rate (default 10 messages per 10 s).
    */
+  /** Allow wake pokes to private and loopback addresses (`RELAY_WAKE_ALLOW_PRIVATE=1`). */
+  wakeAllowPrivate: boolean;
   webchat: {
     maxSocketsPerAddress: number | undefined;
     maxSockets: number | undefined;
@@ -71,6 +73,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     rotationWindowMs: ROTATION_WINDOW_SECONDS * 1000,
     defaultPlatform: 'webchat',
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
+    wakeAllowPrivate: env.RELAY_WAKE_ALLOW_PRIVATE === '1',
     probeIntervalMs:
       parseSeconds('RELAY_PROBE_INTERVAL_SECONDS', env.RELAY_PROBE_INTERVAL_SECONDS, 600) * 1000,
     webchat: {

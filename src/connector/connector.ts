@@ -7,6 +7,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { bearerToken } from '../auth/index.js';
+import { boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
 import { installJsonBodyParser } from '../http/json-body.js';
 import { installSecurityHeaders } from '../http/security-headers.js';
@@ -27,7 +28,8 @@ import { OpDispatcher } from './ops.js';
 import type { PlatformAdapter } from './platforms/types.js';
 import { RelayServer } from './relay-server.js';
 import { isPostgresUrl } from './store/open.js';
-import type { RelayStore } from './store/types.js';
+import type { DeliveryRecord, RelayStore } from './store/types.js';
+import { WakePoker } from './wake.js';
 
 /** A running connector: HTTP API, `/relay` WebSocket, platform adapters and the delivery engine. */
 export interface RunningConnector {
@@ -86,7 +88,25 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     instanceId: config.instanceId,
     bus,
     platforms: [...ownAdapters.keys()],
+    onNoSocket: (delivery) => wakeIdle(delivery),
   });
+  const poker = new WakePoker({ log: log.child({ part: 'wake' }), allowPrivate: config.wakeAllowPrivate });
+  // Looked up at most every few seconds per tenant and gateway, not on every retry of every row.
+  const recentlyChecked = boundedCache<string, true>({ max: 100_000, ttlMs: 5_000 });
+  const wakeIdle = (delivery: DeliveryRecord): void => {
+    const key = `${delivery.tenantId}\u0000${delivery.gatewayId ?? ''}`;
+    if (recentlyChecked.has(key)) return;
+    recentlyChecked.set(key, true);
+    void (async () => {
+      const candidates = delivery.gatewayId
+        ? [await store.getGateway(delivery.gatewayId)]
+        : await store.listGateways(delivery.tenantId);
+      for (const gateway of candidates)
+        if (gateway && gateway.tenantId === delivery.tenantId && poker.due(gateway)) void poker.poke(gateway);
+    })().catch((error: unknown) =>
+      log.warn({ err: errorMessage(error) }, 'idle gateways not checked for a wake poke'),
+    );
+  };
   const ops = new OpDispatcher(store, adapters, config.defaultPlatform, metrics, log.child({ part: 'ops' }));
   const relay = new RelayServer({
     store,

@@ -127,6 +127,13 @@ export class CredentialService {
       request.gatewayEndpoint,
       now,
     );
+    const details = {
+      ...(request.instanceId !== undefined ? { instanceId: request.instanceId } : {}),
+      ...(request.wakeUrl !== undefined ? { wakeUrl: request.wakeUrl } : {}),
+      ...(request.displayName !== undefined ? { displayName: request.displayName } : {}),
+    };
+    if (Object.keys(details).length > 0)
+      await this.options.store.updateGatewayDetails(request.gatewayId, details);
     await this.options.store.audit({
       at: now,
       event: 'gateway_provisioned',

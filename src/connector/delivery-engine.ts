@@ -60,6 +60,8 @@ export interface DeliveryEngineOptions {
   deliveryKeysTtlMs?: number;
   /** Platforms served here, which a reference gateway may name `relay` in a session key. */
   platforms?: readonly string[];
+  /** A socket delivery found no socket for its tenant (e.g. to poke an idle gateway awake). */
+  onNoSocket?: (delivery: DeliveryRecord) => void;
   now?: () => number;
 }
 
@@ -310,7 +312,9 @@ export class DeliveryEngine {
       this.options.metrics.interruptsDropped.inc({ reason: 'coalesced' });
       return;
     }
-    const found = await this.placementOf(from.tenantId, sessionKey);
+    // Known here, found without yielding, so a burst of repeats coalesces into the first.
+    const found =
+      this.localPlacementOf(from.tenantId, sessionKey) ?? (await this.placementOf(from.tenantId, sessionKey));
     if (!found) {
       this.options.metrics.interruptsDropped.inc({ reason: 'unknown_session' });
       this.log.debug({ gatewayId: from.gatewayId }, 'interrupt for a session never delivered: dropped');
@@ -337,6 +341,17 @@ export class DeliveryEngine {
     this.wake();
   }
 
+  private localPlacementOf(
+    tenantId: string,
+    sessionKey: string,
+  ): { placement: SessionPlacement; ownKey: string } | undefined {
+    for (const candidate of sessionKeyAliases(sessionKey, this.options.platforms ?? [])) {
+      const placement = this.sessions.get(candidate, tenantId);
+      if (placement) return { placement, ownKey: candidate };
+    }
+    return undefined;
+  }
+
   /** Where a session's messages went, under the key as given or one of its `relay` aliases. */
   private async placementOf(
     tenantId: string,
@@ -360,7 +375,13 @@ export class DeliveryEngine {
   /** A socket finished its handshake: deliveries waiting for a socket can go now. */
   connectionReady(connection: GatewayConnection): void {
     this.sockets.connectionReady(connection);
-    this.wake();
+    // Rows of this tenant waiting out a no-socket backoff need not wait any longer.
+    void this.store
+      .makeSocketDeliveriesDue(connection.tenantId, this.now())
+      .catch((error: unknown) =>
+        this.log.warn({ err: errorMessage(error) }, 'waiting deliveries not rescheduled'),
+      )
+      .finally(() => this.wake());
   }
 
   /** A socket closed: deliveries waiting for its acks are retried elsewhere or later. */
@@ -516,8 +537,10 @@ export class DeliveryEngine {
     if (outcome.kind === 'delivered') return this.done(delivery, 'socket');
     // A stored body that makes no valid frame never will: dead-lettered (and logged) at once.
     if (outcome.kind === 'invalid') return this.dead(delivery, outcome.error, null);
-    if (outcome.kind === 'no_socket')
+    if (outcome.kind === 'no_socket') {
+      this.options.onNoSocket?.(delivery);
       return this.retry(delivery, 'no gateway connected', null, undefined, 'socket', NO_SOCKET_RETRY_CAP_MS);
+    }
     return this.retry(delivery, outcome.error, null, undefined, 'socket', 1_000);
   }
 

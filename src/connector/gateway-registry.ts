@@ -12,9 +12,38 @@ export interface GatewayConnection {
   /** Frames to `ws`, coalesced per event-loop turn. */
   readonly writer: FrameWriter;
   readonly connectedAt: number;
-  /** `hello.platform`, once received. */
+  /** The platform served for the first `hello` (the socket's default identity), once received. */
   platform: string | undefined;
+  /** Every identity the socket said `hello` for, in order; the first is the default (current §4.3). */
+  identities: SocketIdentity[];
   handshaken: boolean;
+  /** Said `going_idle` (current §9): no live delivery until it reconnects. */
+  idle: boolean;
+}
+
+/** One `hello`: the platform and bot id as the gateway named them, and the platform served for it. */
+export interface SocketIdentity {
+  platform: string;
+  botId: string;
+  served: string;
+}
+
+/**
+ * The identity an `outbound` frame speaks for: its `platform`/`botId` tag (on the frame, or inside
+ * the action as older gateways put it) matched against the socket's hellos; untagged frames speak
+ * for the first. Undefined when the tag names no identity of this socket.
+ */
+export function identityForTag(
+  connection: GatewayConnection,
+  tag: { platform?: string | undefined; botId?: string | undefined },
+): SocketIdentity | undefined {
+  const [first] = connection.identities;
+  if (tag.platform === undefined || tag.platform === '') return first;
+  return connection.identities.find(
+    (identity) =>
+      (identity.platform === tag.platform || identity.served === tag.platform) &&
+      (tag.botId === undefined || tag.botId === '' || identity.botId === tag.botId),
+  );
 }
 
 /**
@@ -76,14 +105,14 @@ export class GatewayRegistry {
     prefer: { connectionId?: string | undefined; gatewayId?: string | null | undefined } = {},
   ): GatewayConnection | undefined {
     const named = prefer.connectionId ? this.byId.get(prefer.connectionId) : undefined;
-    if (named?.handshaken && named.tenantId === tenantId) return named;
+    if (named?.handshaken && !named.idle && named.tenantId === tenantId) return named;
     return pickForSession(this.ready(this.byTenant.get(tenantId)), (c) => c.id, sessionKey, {
       gatewayId: prefer.gatewayId,
     });
   }
 
   private ready(set: Set<GatewayConnection> | undefined): GatewayConnection[] {
-    return [...(set ?? [])].filter((c) => c.handshaken && c.ws.readyState === c.ws.OPEN);
+    return [...(set ?? [])].filter((c) => c.handshaken && !c.idle && c.ws.readyState === c.ws.OPEN);
   }
 }
 

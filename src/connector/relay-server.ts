@@ -21,7 +21,12 @@ import {
   type UnauthorizedCloseReason,
 } from '../protocol/index.js';
 import type { DeliveryEngine } from './delivery-engine.js';
-import { type GatewayConnection, type GatewayRegistry, sendFrame } from './gateway-registry.js';
+import {
+  type GatewayConnection,
+  type GatewayRegistry,
+  identityForTag,
+  sendFrame,
+} from './gateway-registry.js';
 import type { ConnectorMetrics } from './metrics.js';
 import type { OpDispatcher } from './ops.js';
 import type { GatewayRecord, RelayStore } from './store/types.js';
@@ -150,7 +155,9 @@ export class RelayServer {
       writer: new FrameWriter((data, done) => ws.send(data, done)),
       connectedAt: this.now(),
       platform: undefined,
+      identities: [],
       handshaken: false,
+      idle: false,
     };
     registry.add(connection);
     // A socket that never says hello is closed after the handshake timeout (spec §5).
@@ -222,14 +229,48 @@ export class RelayServer {
     const { ops, engine } = this.options;
     switch (frame.type) {
       case 'hello': {
-        const platform = await ops.platformForHello(connection.tenantId, frame.platform);
-        connection.platform = platform;
-        sendFrame(connection, { type: 'descriptor', descriptor: ops.descriptorFor(platform) });
-        connection.handshaken = true;
-        engine.connectionReady(connection);
+        // One descriptor per hello, in hello order (current §4.3); hellos repeated for an identity
+        // (a re-sent hello) answer again without adding it twice.
+        const served = await ops.platformForHello(connection.tenantId, frame.platform);
+        if (!connection.identities.some((i) => i.platform === frame.platform && i.botId === frame.botId))
+          connection.identities.push({ platform: frame.platform, botId: frame.botId, served });
+        connection.platform ??= served;
+        sendFrame(connection, { type: 'descriptor', descriptor: ops.descriptorFor(served) });
+        if (!connection.handshaken) {
+          connection.handshaken = true;
+          // Back from idle (current §9): live again, and its buffered inbound goes now, in order.
+          await this.options.store.setGatewayIdle(connection.gatewayId, null);
+          engine.connectionReady(connection);
+        }
         return;
       }
+      case 'going_idle':
+        // Keyed by the authenticated record, never by the frame: this socket gets no more live
+        // deliveries, and the gateway stays idle (its inbound kept in the outbox) until it dials again.
+        connection.idle = true;
+        await this.options.store.setGatewayIdle(connection.gatewayId, this.now());
+        this.options.log.info(
+          { gatewayId: connection.gatewayId, connection: connection.id },
+          'gateway going idle',
+        );
+        sendFrame(connection, { type: 'going_idle_ack' });
+        return;
       case 'outbound': {
+        const tag = {
+          platform: frame.platform ?? stringField(frame.action, 'platform'),
+          botId: frame.botId ?? stringField(frame.action, 'botId'),
+        };
+        const identity = identityForTag(connection, tag);
+        if (!identity && tag.platform) {
+          sendFrame(connection, {
+            type: 'outbound_result',
+            requestId: frame.requestId,
+            result: failedResult(
+              `this connection said no hello for ${tag.platform}${tag.botId ? ` bot ${tag.botId}` : ''}`,
+            ),
+          });
+          return;
+        }
         // A hung platform call still gets its one result, within the op timeout (spec §5).
         let timer: NodeJS.Timeout | undefined;
         const timedOut = new Promise<OutboundResult>((resolve) => {
@@ -239,7 +280,7 @@ export class RelayServer {
           );
         });
         const result = await Promise.race([
-          ops.execute(connection.tenantId, connection.platform, frame.action),
+          ops.execute(connection.tenantId, identity?.served ?? connection.platform, frame.action),
           timedOut,
         ]);
         clearTimeout(timer);
@@ -355,4 +396,10 @@ class MalformedFrameBudget {
 function describeType(value: unknown): string {
   const type = (value as { type?: unknown } | null)?.type;
   return typeof type === 'string' ? JSON.stringify(type.slice(0, 40)) : typeof type;
+}
+
+/** A string field of an untrusted object, or undefined. */
+function stringField(value: unknown, key: string): string | undefined {
+  const field = (value as Record<string, unknown> | null)?.[key];
+  return typeof field === 'string' ? field : undefined;
 }

@@ -48,9 +48,15 @@ export const ProvisionRequestSchema = z.object({
   botId: z.string().max(256).default(''),
   gatewayEndpoint: endpoint.default(''),
   routeKeys: routeKeys.default([]),
-  instanceId: z.string().max(256).optional(),
-  wakeUrl: z.string().max(2048).optional(),
-  displayName: z.string().max(64).optional(),
+  // Current generation (current §10.2): sent only when set, never as "".
+  instanceId: z.string().trim().min(1).max(256).optional(),
+  wakeUrl: z
+    .string()
+    .trim()
+    .max(2048)
+    .refine(isHttpUrl, 'must be an absolute http:// or https:// URL')
+    .optional(),
+  displayName: z.string().trim().min(1).max(64, 'must be at most 64 characters').optional(),
 });
 
 export const ProvisionResponseSchema = EnrollResponseSchema.extend({

@@ -104,7 +104,9 @@ function fakeConnection(lines: string[]): GatewayConnection {
     }),
     connectedAt: 0,
     platform: 'telegram',
+    identities: [{ platform: 'telegram', botId: '', served: 'telegram' }],
     handshaken: true,
+    idle: false,
   };
 }
 

@@ -611,6 +611,25 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         await expect(store.enqueueDelivery(delivery('d1', 's9'))).rejects.toThrow();
       });
 
+      it("makes a tenant's waiting socket rows due now, and nothing else", async () => {
+        await store.enqueueDelivery({ ...delivery('s1', 'a', { createdAt: 0 }), endpoint: '' });
+        await store.enqueueDelivery({
+          ...delivery('h1', 'b', { createdAt: 0 }),
+          endpoint: 'https://gw.example',
+        });
+        await store.enqueueDelivery({
+          ...delivery('o1', 'c', { createdAt: 0, tenantId: 't_b' }),
+          endpoint: '',
+        });
+        for (const id of ['s1', 'h1', 'o1']) {
+          const [claimed] = (await store.claimDueDeliveries('e', 0, 10, 1_000)).filter((d) => d.id === id);
+          if (claimed) await store.retryDeliveryLater(id, 'e', 50_000, 'no gateway connected', null);
+        }
+        expect(await store.makeSocketDeliveriesDue('t_a', 100)).toBe(1);
+        const due = (await store.claimDueDeliveries('e', 100, 10, 1_000)).map((d) => d.id);
+        expect(due).toEqual(['s1']);
+      });
+
       it('counts waiting rows per tenant and preferred gateway', async () => {
         expect(await store.outboxCounts()).toEqual([]);
         await store.enqueueDelivery(delivery('d1', 's1'));

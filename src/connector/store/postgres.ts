@@ -863,6 +863,16 @@ export class PostgresStore implements RelayStore {
     return row?.depth ?? 0;
   }
 
+  async makeSocketDeliveriesDue(tenantId: string, now: number): Promise<number> {
+    const result = await this.#pool.query(
+      `UPDATE outbox SET next_attempt_at = $1
+       WHERE tenant_id = $2 AND endpoint = '' AND next_attempt_at > $1
+         AND (claimed_by IS NULL OR claimed_until < $1)`,
+      [now, tenantId],
+    );
+    return result.rowCount ?? 0;
+  }
+
   async outboxCounts(): Promise<OutboxCount[]> {
     return this.#rows<OutboxCount>(
       `SELECT tenant_id AS "tenantId", gateway_id AS "gatewayId", COUNT(*) AS count

@@ -973,6 +973,16 @@ export class SqliteStore implements RelayStore {
     return this.#outboxDepth.get() ?? 0;
   }
 
+  async makeSocketDeliveriesDue(tenantId: string, now: number): Promise<number> {
+    return this.#db
+      .prepare<{ now: number; tenantId: string }>(
+        `UPDATE outbox SET next_attempt_at = @now
+         WHERE tenant_id = @tenantId AND endpoint = '' AND next_attempt_at > @now
+           AND (claimed_by IS NULL OR claimed_until < @now)`,
+      )
+      .run({ now, tenantId }).changes;
+  }
+
   async outboxCounts(): Promise<OutboxCount[]> {
     return this.#outboxCounts.all();
   }

@@ -293,6 +293,11 @@ export interface RelayStore {
   releaseClaims(claimer: string, now: number): Promise<number>;
   /** Every claimer currently holding a delivery, so a cluster can release a dead instance's claims. */
   listClaimers(): Promise<string[]>;
+  /**
+   * Make the tenant's unclaimed socket deliveries (no endpoint) due at `now`: a socket of the tenant
+   * just became ready, so rows waiting out a no-socket backoff go at once. Returns how many.
+   */
+  makeSocketDeliveriesDue(tenantId: string, now: number): Promise<number>;
   /** Earliest `nextAttemptAt` among unclaimed deliveries, so the engine can sleep until then. */
   nextDueAt(): Promise<number | null>;
   outboxDepth(): Promise<number>;

@@ -1,0 +1,216 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkFetchTarget, isNonPublicAddress } from '../../src/common/ssrf.js';
+import { until } from '../support/poll.js';
+import { hermesJson, type RunningProcess, startConnectorProcess, tempDir } from '../support/processes.js';
+import { TestRelayClient } from '../support/test-gateway.js';
+import { WebChatClient } from '../support/webchat-client.js';
+
+/**
+ * The connector's socket plane for current-generation gateways (current §4.3, §9), through a real
+ * connector process: several identities per socket, tagged outbound frames, going idle, the wake
+ * poke and the replay of what arrived meanwhile.
+ */
+
+const dir = tempDir('current-socket');
+const db = `${dir.path}/connector.db`;
+let connector: RunningProcess & { url: string };
+let tenantToken: string;
+let wakeServer: Server;
+let wakeUrl: string;
+const wakes: { method: string; body: string; headers: Record<string, unknown> }[] = [];
+
+async function provision(gatewayId: string, extra: Record<string, unknown> = {}) {
+  const response = await fetch(`${connector.url}/relay/provision`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${tenantToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ gatewayId, platform: 'webchat', ...extra }),
+  });
+  expect(response.status, await response.clone().text()).toBe(200);
+  return (await response.json()) as { secret: string; gatewayId: string };
+}
+
+const relayUrl = () => `${connector.url.replace('http', 'ws')}/relay`;
+
+beforeAll(async () => {
+  wakeServer = createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    request.on('end', () => {
+      wakes.push({ method: request.method ?? '', body, headers: request.headers });
+      response.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => wakeServer.listen(0, '127.0.0.1', resolve));
+  wakeUrl = `http://127.0.0.1:${(wakeServer.address() as AddressInfo).port}/poke`;
+  tenantToken = (
+    await hermesJson<{ accessToken: string }>(['connector', 'tenant', 'create', 'current', '--db', db])
+  ).accessToken;
+  // The wake target is this test's own server on 127.0.0.1, which the SSRF rule refuses by default.
+  connector = await startConnectorProcess(db, { RELAY_WAKE_ALLOW_PRIVATE: '1' });
+});
+
+afterAll(async () => {
+  await connector?.stop();
+  await new Promise<void>((resolve) => wakeServer.close(() => resolve()));
+  dir.remove();
+});
+
+describe('identities on one socket (current §4.3)', () => {
+  it('answers each hello with its own full descriptor, in hello order', async () => {
+    const creds = await provision('gw-ids');
+    const gateway = new TestRelayClient(relayUrl(), creds.gatewayId, creds.secret);
+    await gateway.connect();
+    gateway.send({ type: 'hello', platform: 'webchat', botId: 'web-1' });
+    gateway.send({ type: 'hello', platform: 'discord', botId: 'app-1' });
+    const descriptors = await until(
+      () => {
+        const found = gateway.frames.filter((f) => f.type === 'descriptor');
+        return found.length >= 2 ? found : undefined;
+      },
+      10_000,
+      'two descriptors',
+    );
+    for (const frame of descriptors) {
+      if (frame.type !== 'descriptor') continue;
+      expect(frame.descriptor.supported_ops).toEqual(expect.arrayContaining(['send', 'edit', 'typing']));
+    }
+    expect(descriptors[0]).toMatchObject({ descriptor: { platform: 'webchat' } });
+
+    // A frame tagged with an identity this socket never said hello for is a structured failure.
+    const requestId = 'r-wrong-tag';
+    gateway.send({
+      type: 'outbound',
+      requestId,
+      action: { op: 'send', chat_id: 'nowhere', content: 'x' },
+      platform: 'telegram',
+      botId: 'bot-9',
+    });
+    const refused = await until(
+      () => gateway.frames.find((f) => f.type === 'outbound_result' && f.requestId === requestId),
+      10_000,
+      'result of the mistagged frame',
+    );
+    expect(refused).toMatchObject({
+      result: { success: false, error: 'this connection said no hello for telegram bot bot-9' },
+    });
+
+    // A frame tagged with one of its identities is run (and refused only for the unknown chat).
+    const result = await gateway.op({
+      op: 'send',
+      chat_id: 'nowhere',
+      content: 'x',
+      platform: 'discord',
+      botId: 'app-1',
+    });
+    expect(result).toMatchObject({ success: false, error: 'chat nowhere is not a chat of this tenant' });
+    gateway.close();
+  });
+});
+
+describe('scale to zero (current §9)', () => {
+  it('goes idle on going_idle, pokes the wake URL once, and replays the buffered inbound in order on return', async () => {
+    const creds = await provision('gw-idle', {
+      routeKeys: [],
+      instanceId: 'inst-idle',
+      wakeUrl,
+      displayName: 'Idle Bot',
+    });
+    await hermesJson<unknown>([
+      'connector',
+      'route',
+      'add',
+      '--tenant',
+      'current',
+      '--platform',
+      'webchat',
+      '--key',
+      'idle-room',
+      '--gateway',
+      creds.gatewayId,
+      '--db',
+      db,
+    ]);
+    const first = new TestRelayClient(relayUrl(), creds.gatewayId, creds.secret);
+    await first.connect();
+    await first.hello('webchat');
+    first.send({ type: 'going_idle' });
+    await until(() => first.frames.find((f) => f.type === 'going_idle_ack'), 10_000, 'going_idle_ack');
+    first.close();
+    await first.closed();
+
+    const visitor = new WebChatClient(connector.url, 'idle-room', 'visitor-idle1');
+    await visitor.open();
+    const texts = ['while-asleep-1', 'while-asleep-2', 'while-asleep-3'];
+    for (const text of texts) visitor.say(text);
+    await until(() => wakes.length >= 1, 15_000, 'the wake poke');
+    expect(wakes[0]).toMatchObject({ method: 'GET', body: '' });
+    expect(JSON.stringify(wakes[0]?.headers)).not.toMatch(/authorization|x-relay/i);
+
+    // Back: the buffered messages arrive on the new socket, in order, each with a bufferId.
+    const second = new TestRelayClient(relayUrl(), creds.gatewayId, creds.secret);
+    await second.connect();
+    await second.hello('webchat');
+    const inbound = await until(
+      () => {
+        const found = second.frames.filter((f) => f.type === 'inbound');
+        return found.length >= texts.length ? found : undefined;
+      },
+      20_000,
+      'the buffered inbound',
+    );
+    expect(inbound.map((f) => (f.type === 'inbound' ? f.event.text : ''))).toEqual(texts);
+    expect(inbound.every((f) => f.type === 'inbound' && typeof f.bufferId === 'string')).toBe(true);
+    // One poke per cooldown, however many events arrived while idle.
+    expect(wakes).toHaveLength(1);
+    second.close();
+    visitor.close();
+  });
+});
+
+describe('the SSRF rule for addresses others name', () => {
+  it('refuses loopback, private, link-local and mapped addresses, and names resolving to them', async () => {
+    for (const address of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.16.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::1',
+      'fe80::1',
+      'fc00::1',
+      '::ffff:127.0.0.1',
+      'not-an-ip',
+    ])
+      expect(isNonPublicAddress(address), address).toBe(true);
+    for (const address of ['93.184.216.34', '1.1.1.1', '2606:4700:4700::1111'])
+      expect(isNonPublicAddress(address), address).toBe(false);
+    // Never sent anywhere: a resolver stub answers for the name.
+    const stub = (answers: string[]) => async () =>
+      answers.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+    expect(
+      await checkFetchTarget('wake.example', {
+        allowPrivate: false,
+        resolve: stub(['93.184.216.34', '10.0.0.5']),
+      }),
+    ).toEqual({
+      ok: false,
+      reason: 'wake.example resolves to a non-public address (10.0.0.5)',
+    });
+    expect(
+      await checkFetchTarget('wake.example', { allowPrivate: false, resolve: stub(['93.184.216.34']) }),
+    ).toEqual({
+      ok: true,
+      address: '93.184.216.34',
+      family: 4,
+    });
+    expect(
+      await checkFetchTarget('wake.example', { allowPrivate: true, resolve: stub(['10.0.0.5']) }),
+    ).toMatchObject({ ok: true });
+  });
+});
