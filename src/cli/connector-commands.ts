@@ -8,6 +8,7 @@ import {
   issueTenantToken,
   listDeadLetters,
   listDeliveries,
+  listGatewaySummaries,
   retryDeadLetter,
   revokeGateway,
   rotateDeliveryKey,
@@ -199,18 +200,28 @@ export function registerConnectorCommands(program: Command): void {
     .option('--tenant <tenant>', 'only this tenant (id)')
     .action((options: DbOption & { tenant?: string }) =>
       useStore(options, async (store) => {
-        const gateways = await store.listGateways(options.tenant);
-        const rows = gateways.map((g) => ({
-          id: g.id,
-          tenant: g.tenantId,
-          platform: g.platform,
-          endpoint: g.endpoint,
-          revoked: g.revoked,
-          rotating: g.secondarySecret !== null && (g.secondaryExpiresAt ?? 0) > Date.now(),
-          lastSeen: isoTime(g.lastSeenAt),
-        }));
+        const rows = await listGatewaySummaries(store, options.tenant);
         if (options.json) return printJson(rows);
-        printTable(rows, ['id', 'tenant', 'platform', 'endpoint', 'revoked', 'rotating', 'lastSeen']);
+        printTable(
+          rows.map((row) => ({
+            ...row,
+            identities: row.identities.join(' '),
+            idle: row.idleSince ? `since ${row.idleSince}` : 'no',
+            lastSeen: row.lastSeen ?? '-',
+          })),
+          [
+            'id',
+            'tenant',
+            'generation',
+            'identities',
+            'endpoint',
+            'idle',
+            'buffered',
+            'revoked',
+            'rotating',
+            'lastSeen',
+          ],
+        );
       }),
     );
   withDb(gateway.command('revoke <id>'))

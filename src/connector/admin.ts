@@ -172,3 +172,47 @@ export async function retryDeadLetter(store: RelayStore, id: string, now = Date.
   if (!(await store.retryDeadLetter(id, now))) throw new AdminError(`no dead letter "${id}"`);
   await store.audit({ at: now, event: 'dead_letter_requeued', detail: { id } });
 }
+
+/** One row of `hermes connector gateway list`. */
+export interface GatewaySummary {
+  id: string;
+  tenant: string;
+  /** `http`: signed POSTs to its endpoint (June generation); `socket`: everything on its socket. */
+  generation: 'http' | 'socket';
+  /** `platform:botId` of every identity it was enrolled or provisioned for. */
+  identities: string[];
+  platform: string;
+  endpoint: string;
+  /** Since when it has been idle (ISO time), or null when live. */
+  idleSince: string | null;
+  /** Deliveries waiting in the outbox for it. */
+  buffered: number;
+  revoked: boolean;
+  rotating: boolean;
+  lastSeen: string | null;
+}
+
+export async function listGatewaySummaries(
+  store: RelayStore,
+  tenantId?: string,
+  now = Date.now(),
+): Promise<GatewaySummary[]> {
+  const [gateways, counts] = await Promise.all([store.listGateways(tenantId), store.outboxCounts()]);
+  const waiting = new Map(counts.map((c) => [`${c.tenantId}\u0000${c.gatewayId ?? ''}`, c.count]));
+  const iso = (at: number | null) => (at === null ? null : new Date(at).toISOString());
+  return Promise.all(
+    gateways.map(async (g) => ({
+      id: g.id,
+      tenant: g.tenantId,
+      generation: g.endpoint ? ('http' as const) : ('socket' as const),
+      identities: (await store.listGatewayIdentities(g.id)).map((i) => `${i.platform}:${i.botId}`),
+      platform: g.platform,
+      endpoint: g.endpoint,
+      idleSince: iso(g.idleSince),
+      buffered: waiting.get(`${g.tenantId}\u0000${g.id}`) ?? 0,
+      revoked: g.revoked,
+      rotating: g.secondarySecret !== null && (g.secondaryExpiresAt ?? 0) > now,
+      lastSeen: iso(g.lastSeenAt),
+    })),
+  );
+}

@@ -150,6 +150,17 @@ describe('scale to zero (current §9)', () => {
     expect(wakes[0]).toMatchObject({ method: 'GET', body: '' });
     expect(JSON.stringify(wakes[0]?.headers)).not.toMatch(/authorization|x-relay/i);
 
+    const listed = async () =>
+      (await hermesJson<Record<string, unknown>[]>(['connector', 'gateway', 'list', '--db', db])).find(
+        (row) => row.id === creds.gatewayId,
+      );
+    expect(await listed()).toMatchObject({
+      generation: 'socket',
+      identities: ['webchat:'],
+      idleSince: expect.any(String),
+      buffered: texts.length,
+    });
+
     // Back: the buffered messages arrive on the new socket, in order, each with a bufferId.
     const second = new TestRelayClient(relayUrl(), creds.gatewayId, creds.secret);
     await second.connect();
@@ -166,6 +177,7 @@ describe('scale to zero (current §9)', () => {
     expect(inbound.every((f) => f.type === 'inbound' && typeof f.bufferId === 'string')).toBe(true);
     // One poke per cooldown, however many events arrived while idle.
     expect(wakes).toHaveLength(1);
+    expect(await listed()).toMatchObject({ idleSince: null });
     second.close();
     visitor.close();
   });
