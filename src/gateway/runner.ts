@@ -146,6 +146,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     url: relayUrl,
     credentials: () => ({ gatewayId: credentials.gatewayId, secret: credentials.secret }),
     platform: config.platform,
+    identities: config.identities,
     botId: config.botId,
     log: log.child({ part: 'transport' }),
     onDescriptor: () => {

@@ -50,6 +50,12 @@ export interface RelayTransportOptions {
   credentials: () => { gatewayId?: string | undefined; secret?: string | undefined };
   platform: string;
   botId: string;
+  /**
+   * Every identity to say `hello` for, in order, on every dial (current §4.3); default: just
+   * `platform`/`botId`. With more than one, outbound frames to a chat whose platform is known from
+   * its inbound are tagged with that identity.
+   */
+  identities?: readonly { platform: string; botId: string }[];
   log: Logger;
   onDescriptor?: (descriptor: CapabilityDescriptor) => void | Promise<void>;
   /** Resolve once the event is safely handed over; the frame is acknowledged then. */
@@ -61,6 +67,10 @@ export interface RelayTransportOptions {
   pingIntervalMs?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** Jitter source for the backoff (tests pin it to see the ladder). */
+  random?: () => number;
+  /** How a wait between dials is spent (tests record the waits instead of sleeping them). */
+  delay?: (ms: number) => Promise<void>;
 }
 
 const HANDLED_BUFFER_CAP = 10_000;
@@ -69,13 +79,28 @@ interface DialOutcome {
   handshaken: boolean;
   code: number;
   reason: string;
+  /** From the first descriptor to the close (0 without one): what counts as a stable connection. */
   connectedMs: number;
   error?: string;
 }
 
+/** How long `stop()` waits for the connector's `going_idle_ack` before closing anyway (current §3.4). */
+const GOING_IDLE_ON_STOP_MS = 2_000;
+/** The first re-dial after going dormant (current §3.4). */
+const DORMANT_REDIAL_MS = 1_000;
+
 export class RelayTransport {
   private ws: WebSocket | undefined;
   private currentDescriptor: CapabilityDescriptor | undefined;
+  /** Descriptors of this connection by platform; the first to arrive is `currentDescriptor`. */
+  private readonly descriptors = new Map<string, CapabilityDescriptor>();
+  /** A chat's underlying platform, learned from its inbound (`relay` says nothing). */
+  private readonly chatPlatforms = boundedCache<string, string>({ max: 10_000 });
+  private idleAckWaiter: (() => void) | undefined;
+  /** A descriptor arrived on some connection of this transport (sticky; current §8). */
+  private everHandshaken = false;
+  /** The socket was closed by goIdle: the next dial comes at the dormant cadence. */
+  private dormant = false;
   private readonly pending = new Map<
     string,
     { resolve: (result: OutboundResult) => void; timer: NodeJS.Timeout }
@@ -89,8 +114,52 @@ export class RelayTransport {
   /** Buffer ids already handled: a redelivery (which comes soon after the original) is acked, not re-run. */
   private readonly handledBuffers = boundedCache<string, true>({ max: HANDLED_BUFFER_CAP });
 
+  private readonly identities: readonly { platform: string; botId: string }[];
+
   constructor(private readonly options: RelayTransportOptions) {
     this.dialUrl = relayDialUrl(options.url);
+    this.identities =
+      options.identities && options.identities.length > 0
+        ? options.identities
+        : [{ platform: options.platform, botId: options.botId }];
+  }
+
+  /** The descriptor the connector sent for `platform`, else the default one. */
+  descriptorFor(platform: string | undefined): CapabilityDescriptor | undefined {
+    return (platform ? this.descriptors.get(platform) : undefined) ?? this.currentDescriptor;
+  }
+
+  /**
+   * Scale to zero on purpose (current §9): say `going_idle`, wait for the ack, close the socket
+   * without stopping; the supervisor dials again after a second, and the connector replays what
+   * arrived meanwhile. False (and still connected) when no ack came within `timeoutMs`.
+   */
+  async goIdle(timeoutMs = 10_000): Promise<boolean> {
+    const ws = this.ws;
+    if (!ws || !this.connected) return false;
+    const acked = await this.sayGoingIdle(ws, timeoutMs);
+    if (acked) {
+      this.dormant = true;
+      ws.close(1000, 'going idle');
+    }
+    return acked;
+  }
+
+  private sayGoingIdle(ws: WebSocket, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.idleAckWaiter = undefined;
+        resolve(false);
+      }, timeoutMs);
+      this.idleAckWaiter = () => {
+        clearTimeout(timer);
+        this.idleAckWaiter = undefined;
+        resolve(true);
+      };
+      writeFrame(ws, { type: 'going_idle' }, (error) => {
+        if (error) this.idleAckWaiter?.();
+      });
+    });
   }
 
   get descriptor(): CapabilityDescriptor | undefined {
@@ -111,6 +180,9 @@ export class RelayTransport {
   }
 
   async stop(): Promise<void> {
+    // A planned stop says going_idle first (best effort): the connector keeps what arrives meanwhile.
+    const ws = this.ws;
+    if (ws && this.connected && !this.stopped) await this.sayGoingIdle(ws, GOING_IDLE_ON_STOP_MS);
     this.stopped = true;
     this.wakeSleep?.();
     this.ws?.close(1000, 'gateway stopping');
@@ -133,13 +205,26 @@ export class RelayTransport {
         resolve(failedResult(OUTBOUND_ERRORS.timedOut, { ambiguous: true }));
       }, this.options.opTimeoutMs ?? OUTBOUND_OP_TIMEOUT_MS);
       this.pending.set(requestId, { resolve, timer });
-      writeFrame(ws, { type: 'outbound', requestId, action }, (error) => {
+      writeFrame(ws, { type: 'outbound', requestId, action, ...this.tagFor(action) }, (error) => {
         if (!error) return;
         clearTimeout(timer);
         this.pending.delete(requestId);
         resolve(failedResult(OUTBOUND_ERRORS.notConnected));
       });
     });
+  }
+
+  /**
+   * The identity an outbound frame speaks for, when this gateway fronts several (current §4.3): the
+   * chat's platform learned from its inbound, with that identity's bot id; `get_chat_info` and
+   * chats of unknown platform go untagged (the connector's default, the first hello).
+   */
+  private tagFor(action: OutboundActionInput): { platform?: string; botId?: string } {
+    if (this.identities.length < 2 || action.op === 'get_chat_info') return {};
+    const platform =
+      action.op === 'follow_up' ? action.kind.split('.')[0] : this.chatPlatforms.get(String(action.chat_id));
+    const identity = this.identities.find((i) => i.platform === platform);
+    return identity ? { platform: identity.platform, botId: identity.botId } : {};
   }
 
   /** Fire-and-forget `/stop` egress; `reason` is always present on the wire (null when none). */
@@ -150,7 +235,7 @@ export class RelayTransport {
   }
 
   private async supervise(): Promise<void> {
-    // Set after a post-handshake 4401: the next dial decides between a blip and a revocation.
+    // Set after a post-handshake 4401: the next connection decides between a blip and a revocation.
     let revocationSuspected = false;
     while (!this.stopped) {
       this.setStatus(
@@ -160,22 +245,34 @@ export class RelayTransport {
       );
       const outcome = await this.dialOnce();
       if (this.stopped) break;
+      if (outcome.handshaken) this.everHandshaken = true;
+      // A connection that lived a minute from its first descriptor resets the ladder (current §3.6).
       if (outcome.connectedMs >= (RECONNECT_RESET_AFTER_MS as number)) this.attempt = 0;
 
-      if (outcome.code === CLOSE_UNAUTHORIZED) {
-        if (outcome.reason === 'expired' && outcome.handshaken) {
-          // Never a revocation: a freshly minted token fixes it.
-          this.setStatus('retrying', 'relay_token_expired', 'upgrade token expired; re-dialing');
-          continue;
-        }
-        if (revocationSuspected && outcome.reason !== 'expired') {
+      if (this.dormant) {
+        // Gone idle on purpose (goIdle): dial again at the dormant cadence; the connector replays.
+        this.dormant = false;
+        this.setStatus('retrying', 'relay_idle', 'idle; re-dialing to collect what arrived');
+        await this.sleep(DORMANT_REDIAL_MS);
+        continue;
+      }
+      if (outcome.code === CLOSE_UNAUTHORIZED && this.everHandshaken) {
+        // Current §8: "expired" is never a revocation; anything else is one strike, and a second
+        // on the connection that the fresh-token re-dial opened latches the revocation.
+        if (outcome.reason === 'expired') {
+          revocationSuspected = false;
+          this.setStatus(
+            'retrying',
+            'relay_token_expired',
+            'upgrade token expired; re-dialing with a fresh one',
+          );
+        } else if (revocationSuspected) {
           this.options.log.error(
             'relay credential revoked (4401 twice); not reconnecting. Re-enroll this gateway to restore it.',
           );
           this.setStatus('failed', 'relay_revoked', 'the connector revoked this gateway (4401)');
           return;
-        }
-        if (outcome.handshaken) {
+        } else {
           revocationSuspected = true;
           this.options.log.warn(
             { reason: outcome.reason },
@@ -188,7 +285,8 @@ export class RelayTransport {
           );
           continue;
         }
-        // Before any handshake: a cold start or a not-yet-provisioned race, so retry with backoff.
+      } else if (outcome.code === CLOSE_UNAUTHORIZED) {
+        // Before any handshake ever: a cold start or a not-yet-provisioned race, so retry with backoff.
         this.setStatus(
           'retrying',
           'relay_unauthorized',
@@ -203,17 +301,22 @@ export class RelayTransport {
     }
   }
 
-  /** Full jitter: uniform in [0, min(cap, base·2^attempt)]. */
+  /** Current §3.6: the attempt-th step of 1 s → 30 s, uniform in [step/2, step]. */
   private nextBackoff(): number {
     this.attempt = Math.min(this.attempt + 1, 31);
-    return backoffDelay(this.attempt, {
-      baseMs: this.options.backoffBaseMs ?? RECONNECT_BASE_MS,
-      capMs: this.options.backoffCapMs ?? RECONNECT_CAP_MS,
-      jitter: 'full',
-    });
+    return backoffDelay(
+      this.attempt,
+      {
+        baseMs: this.options.backoffBaseMs ?? RECONNECT_BASE_MS,
+        capMs: this.options.backoffCapMs ?? RECONNECT_CAP_MS,
+        jitter: 'equal',
+      },
+      this.options.random,
+    );
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.options.delay) return this.options.delay(ms);
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {
@@ -233,7 +336,7 @@ export class RelayTransport {
     const log = this.options.log;
     return new Promise((resolve) => {
       let handshaken = false;
-      let openedAt = 0;
+      let handshakenAt = 0;
       let lastError: string | undefined;
       let pongAt = Date.now();
       const ws = new WebSocket(this.dialUrl, {
@@ -247,8 +350,10 @@ export class RelayTransport {
       let pingTimer: NodeJS.Timeout | undefined;
 
       ws.on('open', () => {
-        openedAt = Date.now();
-        writeFrame(ws, { type: 'hello', platform: this.options.platform, botId: this.options.botId });
+        // One hello per identity, back to back; every dial starts from no descriptors (current §3.6).
+        this.descriptors.clear();
+        for (const identity of this.identities)
+          writeFrame(ws, { type: 'hello', platform: identity.platform, botId: identity.botId });
         handshakeTimer = setTimeout(() => {
           lastError = 'no descriptor within the handshake timeout';
           log.warn('connector sent no descriptor in time; reconnecting');
@@ -283,9 +388,12 @@ export class RelayTransport {
           switch (frame.type) {
             case 'descriptor':
               clearTimeout(handshakeTimer);
-              this.currentDescriptor = frame.descriptor;
+              this.descriptors.set(frame.descriptor.platform, frame.descriptor);
+              // The first descriptor of a connection is its default (current §4.3).
+              if (!handshaken) this.currentDescriptor = frame.descriptor;
               if (!handshaken) {
                 handshaken = true;
+                handshakenAt = Date.now();
                 this.setStatus('connected', null, null);
                 log.info(
                   {
@@ -310,6 +418,9 @@ export class RelayTransport {
             }
             case 'inbound': {
               const bufferId = frame.bufferId;
+              const source = frame.event.source;
+              if (source.platform && source.platform !== 'relay' && source.chat_id)
+                this.chatPlatforms.set(source.chat_id, source.platform);
               // A redelivery of a frame we already handled (its ack was lost): ack again, dispatch nothing.
               if (bufferId !== undefined && this.handledBuffers.has(String(bufferId))) {
                 writeFrame(ws, { type: 'inbound_ack', bufferId });
@@ -337,6 +448,19 @@ export class RelayTransport {
             case 'interrupt_inbound':
               this.options.onInterrupt?.(frame.session_key, frame.chat_id);
               break;
+            case 'going_idle_ack':
+              this.idleAckWaiter?.();
+              break;
+            case 'passthrough_forward':
+              // Discord interactions arrive this way; their handling comes with the Discord issue.
+              // Acked so the connector does not hold a forward this gateway cannot use.
+              log.debug(
+                { platform: frame.forward.platform, path: frame.forward.path },
+                'passthrough forward dropped',
+              );
+              if (frame.bufferId !== undefined)
+                writeFrame(ws, { type: 'inbound_ack', bufferId: frame.bufferId });
+              break;
           }
         }
       });
@@ -352,6 +476,7 @@ export class RelayTransport {
         clearInterval(pingTimer);
         if (this.ws === ws) this.ws = undefined;
         this.currentDescriptor = undefined;
+        this.descriptors.clear();
         this.failPending(OUTBOUND_ERRORS.closed);
         const reason = reasonBuffer.toString('utf8');
         if (handshaken) log.info({ code, reason }, 'relay connection closed');
@@ -359,7 +484,7 @@ export class RelayTransport {
           handshaken,
           code,
           reason,
-          connectedMs: openedAt ? Date.now() - openedAt : 0,
+          connectedMs: handshakenAt ? Date.now() - handshakenAt : 0,
           error: lastError,
         });
       });

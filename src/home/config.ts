@@ -47,10 +47,16 @@ export interface GatewayConfig {
   routeKeys: string[];
   /** `GATEWAY_RELAY_ENROLL_TOKEN` (secret). */
   enrollToken: string | undefined;
-  /** `GATEWAY_RELAY_PLATFORM`, default `relay`. */
+  /** The first identity's platform (see `identities`). */
   platform: string;
-  /** `GATEWAY_RELAY_BOT_ID`, default ''. */
+  /** The first identity's bot id. */
   botId: string;
+  /**
+   * The platform identities this gateway fronts, one `hello` each, first = default (current §4.3):
+   * `GATEWAY_RELAY_PLATFORMS` + `GATEWAY_RELAY_BOT_IDS`; without them the June scalars
+   * `GATEWAY_RELAY_PLATFORM` / `GATEWAY_RELAY_BOT_ID`; else `relay` with no bot id.
+   */
+  identities: RelayIdentity[];
   /** `gateway.group_sessions_per_user`, default true. */
   groupSessionsPerUser: boolean;
   /** `gateway.thread_sessions_per_user`, default false. */
@@ -322,6 +328,7 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions): GatewayCon
     } else restartDrainTimeoutSeconds = parsed;
   }
 
+  const identities = parseRelayIdentities(env, warnings);
   return {
     home,
     relayUrl,
@@ -333,8 +340,9 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions): GatewayCon
     endpoint: stripTrailingSlashes(gatewayString('GATEWAY_RELAY_ENDPOINT', 'relay_endpoint') ?? ''),
     routeKeys,
     enrollToken: envSecret(env, 'GATEWAY_RELAY_ENROLL_TOKEN')?.trim(),
-    platform: envValue(env, 'GATEWAY_RELAY_PLATFORM') ?? DEFAULT_RELAY_PLATFORM,
-    botId: envValue(env, 'GATEWAY_RELAY_BOT_ID') ?? '',
+    platform: identities[0]?.platform ?? DEFAULT_RELAY_PLATFORM,
+    botId: identities[0]?.botId ?? '',
+    identities,
     groupSessionsPerUser: yamlBoolean(source, 'gateway', 'group_sessions_per_user') ?? true,
     threadSessionsPerUser: yamlBoolean(source, 'gateway', 'thread_sessions_per_user') ?? false,
     managed: isTruthyFlag(env.HERMES_MANAGED) || existsSync(join(home, MANAGED_MARKER_NAME)),
@@ -386,4 +394,58 @@ function redactUrl(value: string): string {
   } catch {
     return value;
   }
+}
+
+/** One platform identity a gateway fronts. `username` is only for deep links. */
+export interface RelayIdentity {
+  platform: string;
+  botId: string;
+  username?: string | undefined;
+}
+
+/**
+ * The identity set (current §4.3): `GATEWAY_RELAY_PLATFORMS` is a comma-separated list (trimmed,
+ * empties dropped, order kept); `GATEWAY_RELAY_BOT_IDS` a JSON object of platform →
+ * `{"botId", "username"?}` (a platform it does not name gets bot id ""; malformed JSON counts as
+ * `{}`, with a warning). Without the list, the June scalars `GATEWAY_RELAY_PLATFORM` and
+ * `GATEWAY_RELAY_BOT_ID` still work, so existing setups keep theirs; with nothing, `relay`.
+ */
+export function parseRelayIdentities(env: NodeJS.ProcessEnv, warnings: string[] = []): RelayIdentity[] {
+  const platforms = (env.GATEWAY_RELAY_PLATFORMS ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  if (platforms.length === 0) {
+    return [
+      {
+        platform: env.GATEWAY_RELAY_PLATFORM?.trim() || DEFAULT_RELAY_PLATFORM,
+        botId: env.GATEWAY_RELAY_BOT_ID?.trim() ?? '',
+      },
+    ];
+  }
+  let map: Record<string, unknown> = {};
+  const raw = env.GATEWAY_RELAY_BOT_IDS?.trim();
+  if (raw) {
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed))
+        map = parsed as Record<string, unknown>;
+      else throw new Error('not an object');
+    } catch {
+      warnings.push('GATEWAY_RELAY_BOT_IDS is not valid JSON; treating as empty');
+    }
+  }
+  const seen = new Set<string>();
+  const identities: RelayIdentity[] = [];
+  for (const platform of platforms) {
+    if (seen.has(platform)) continue;
+    seen.add(platform);
+    const entry = map[platform] as { botId?: unknown; username?: unknown } | undefined;
+    identities.push({
+      platform,
+      botId: typeof entry?.botId === 'string' ? entry.botId : '',
+      username: typeof entry?.username === 'string' ? entry.username : undefined,
+    });
+  }
+  return identities;
 }
