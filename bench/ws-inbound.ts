@@ -71,6 +71,8 @@ async function run(): Promise<BenchResult[]> {
         journaled++;
         inbox.done(id);
       }
+      // As the runtime does: acknowledged once the burst's journal commit is done.
+      await inbox.committed();
     },
   });
   transport.start();

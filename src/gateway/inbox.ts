@@ -19,10 +19,15 @@ export interface PendingEntry {
 }
 
 export interface InboxJournal {
-  /** Record an accepted event; null when this delivery id was accepted before. */
+  /**
+   * Record an accepted event; null when this delivery id was accepted before. The record is durable
+   * once {@link committed} resolves: only then may the delivery be acknowledged.
+   */
   accept(deliveryId: string | undefined, sessionKey: string, event: MessageEvent): number | null;
   started(id: number): void;
   done(id: number): void;
+  /** Resolves once everything recorded so far is committed. */
+  committed(): Promise<void>;
 }
 
 export class SqliteInbox implements InboxJournal {
@@ -31,6 +36,9 @@ export class SqliteInbox implements InboxJournal {
   private readonly markDone: Database.Statement<[number, number]>;
   private readonly prune: Database.Statement<[number]>;
   private accepted = 0;
+  /** Writes of this event-loop turn share one transaction (group commit); its waiters follow it. */
+  private batchOpen = false;
+  private batchWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
 
   private constructor(private readonly db: Database.Database) {
     db.exec(`CREATE TABLE IF NOT EXISTS inbox (
@@ -67,6 +75,7 @@ export class SqliteInbox implements InboxJournal {
   }
 
   accept(deliveryId: string | undefined, sessionKey: string, event: MessageEvent): number | null {
+    this.openBatch();
     const result = this.insert.run(deliveryId ?? null, sessionKey, JSON.stringify(event), Date.now());
     if (result.changes === 0) return null;
     if (++this.accepted % 500 === 0) this.prune.run(Date.now() - DONE_RETENTION_MS);
@@ -79,6 +88,36 @@ export class SqliteInbox implements InboxJournal {
 
   done(id: number): void {
     this.markDone.run(Date.now(), id);
+  }
+
+  committed(): Promise<void> {
+    if (!this.batchOpen) return Promise.resolve();
+    return new Promise((resolve, reject) => this.batchWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * A burst of deliveries (a coalesced socket message, concurrent POSTs) is journaled in one
+   * transaction, committed after this turn of the event loop: one commit for many events.
+   */
+  private openBatch(): void {
+    if (this.batchOpen) return;
+    this.db.exec('BEGIN IMMEDIATE');
+    this.batchOpen = true;
+    setImmediate(() => this.commitBatch());
+  }
+
+  private commitBatch(): void {
+    if (!this.batchOpen) return;
+    const waiters = this.batchWaiters;
+    this.batchWaiters = [];
+    this.batchOpen = false;
+    try {
+      this.db.exec('COMMIT');
+      for (const waiter of waiters) waiter.resolve();
+    } catch (error) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      for (const waiter of waiters) waiter.reject(error as Error);
+    }
   }
 
   /**
@@ -100,6 +139,7 @@ export class SqliteInbox implements InboxJournal {
   }
 
   close(): void {
+    this.commitBatch();
     if (this.db.open) this.db.close();
   }
 }

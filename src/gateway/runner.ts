@@ -155,6 +155,8 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     },
     onInbound: async (event, bufferId) => {
       sessions.handleInbound(event, { deliveryId: bufferId });
+      // Acknowledged only once journaled: the burst's one commit.
+      await inbox.committed();
     },
     onInterrupt: (sessionKey) => {
       sessions.interrupt(sessionKey);
@@ -225,7 +227,11 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       host: config.inboundHost,
       port: config.inboundPort,
       verifyKeys: () => [credentials.deliveryKey, options.secondaryDeliveryKey].filter(isUsableSecret),
-      onMessage: async (event, deliveryId) => sessions.handleInbound(event, { deliveryId }),
+      onMessage: async (event, deliveryId) => {
+        const disposition = sessions.handleInbound(event, { deliveryId });
+        await inbox.committed();
+        return disposition;
+      },
       onInterrupt: (sessionKey) => {
         sessions.interrupt(sessionKey);
       },

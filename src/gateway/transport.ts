@@ -8,8 +8,8 @@ import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
   CLOSE_UNAUTHORIZED,
-  encodeFrame,
   FrameDecoder,
+  FrameWriter,
   failedResult,
   type GatewayFrameInput,
   HANDSHAKE_TIMEOUT_MS,
@@ -140,6 +140,7 @@ export class RelayTransport {
     const acked = await this.sayGoingIdle(ws, timeoutMs);
     if (acked) {
       this.dormant = true;
+      flushFrames(ws);
       ws.close(1000, 'going idle');
     }
     return acked;
@@ -185,6 +186,7 @@ export class RelayTransport {
     if (ws && this.connected && !this.stopped) await this.sayGoingIdle(ws, GOING_IDLE_ON_STOP_MS);
     this.stopped = true;
     this.wakeSleep?.();
+    if (this.ws) flushFrames(this.ws);
     this.ws?.close(1000, 'gateway stopping');
     this.failPending(OUTBOUND_ERRORS.closed);
     await this.loop;
@@ -514,6 +516,19 @@ export class RelayTransport {
 }
 
 /** Every frame the gateway writes goes through here: only gateway→connector frames type-check. */
+/** Frames to one socket, coalesced per event-loop turn (acks of a burst leave as one message). */
+const writers = new WeakMap<WebSocket, FrameWriter>();
+
 function writeFrame(ws: WebSocket, frame: GatewayFrameInput, done?: (error?: Error) => void): void {
-  ws.send(encodeFrame(frame), done);
+  let writer = writers.get(ws);
+  if (!writer) {
+    writer = new FrameWriter((data, sent) => ws.send(data, sent));
+    writers.set(ws, writer);
+  }
+  writer.write(frame, done);
+}
+
+/** Send what is queued for `ws` now: before a close, so no written frame is left behind. */
+function flushFrames(ws: WebSocket): void {
+  writers.get(ws)?.flush();
 }

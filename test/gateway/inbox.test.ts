@@ -34,3 +34,26 @@ describe('durable inbox', () => {
     second.close();
   });
 });
+
+describe('SqliteInbox group commit', () => {
+  it('journals a burst in one transaction, durable once committed() resolves', async () => {
+    const path = join(dir.path, 'batch.db');
+    const inbox = SqliteInbox.open(path);
+    const ids = ['b1', 'b2', 'b3'].map((id) => inbox.accept(id, 'agent:main:webchat:dm:c', event(id)));
+    expect(ids.every((id) => typeof id === 'number')).toBe(true);
+    let durable = false;
+    const commit = inbox.committed().then(() => {
+      durable = true;
+    });
+    // Nothing is acknowledged before the burst's commit, which comes after this turn.
+    expect(durable).toBe(false);
+    await commit;
+    expect(durable).toBe(true);
+    // Another process opening the file sees all three: they are duplicates there.
+    const other = SqliteInbox.open(path);
+    expect(['b1', 'b2', 'b3'].map((id) => other.accept(id, 'k', event(id)))).toEqual([null, null, null]);
+    await other.committed();
+    other.close();
+    inbox.close();
+  });
+});
