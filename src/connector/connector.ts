@@ -23,10 +23,12 @@ import { DeliveryEngine } from './delivery-engine.js';
 import { ForgeryProbe } from './forgery-probe.js';
 import { GatewayRegistry } from './gateway-registry.js';
 import { IdentityResolver, type IdentityResult } from './identity.js';
+import { registerManagementRoutes } from './management.js';
 import { ConnectorMetrics } from './metrics.js';
 import { OpDispatcher } from './ops.js';
 import type { PlatformAdapter } from './platforms/types.js';
 import { RelayServer } from './relay-server.js';
+import { RelevanceGate } from './relevance.js';
 import { isPostgresUrl } from './store/open.js';
 import type { DeliveryRecord, RelayStore } from './store/types.js';
 import { WakePoker } from './wake.js';
@@ -89,7 +91,9 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     bus,
     platforms: [...ownAdapters.keys()],
     onNoSocket: (delivery) => wakeIdle(delivery),
+    relevant: (route, platform, inbound) => relevance.relevant(route, platform, inbound),
   });
+  const relevance = new RelevanceGate(store);
   const poker = new WakePoker({ log: log.child({ part: 'wake' }), allowPrivate: config.wakeAllowPrivate });
   // Looked up at most every few seconds per tenant and gateway, not on every retry of every row.
   const recentlyChecked = boundedCache<string, true>({ max: 100_000, ttlMs: 5_000 });
@@ -161,6 +165,20 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   app.post('/relay/provision', { onRequest: identify }, async (request, reply) => {
     const outcome = await credentials.provision(identityOf(request), request.body);
     return reply.code(outcome.status).send(outcome.body);
+  });
+  registerManagementRoutes(app, {
+    store,
+    log: log.child({ part: 'manage' }),
+    allowNonExpiringTokens: config.allowNonExpiringTokens,
+    now: Date.now,
+    onRevoked: (gatewayId) => {
+      relay.closeGateway(gatewayId);
+      void bus
+        ?.publish({ type: 'revoked', gatewayId })
+        .catch((error: unknown) =>
+          log.warn({ err: errorMessage(error) }, 'revocation not published to the cluster'),
+        );
+    },
   });
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

@@ -32,6 +32,7 @@ import type {
   DeliveryRecord,
   NewDelivery,
   RelayStore,
+  RouteRecord,
 } from './store/types.js';
 
 /**
@@ -60,6 +61,8 @@ export interface DeliveryEngineOptions {
   deliveryKeysTtlMs?: number;
   /** Platforms served here, which a reference gateway may name `relay` in a session key. */
   platforms?: readonly string[];
+  /** Whether an event on a route should reach the tenant's agent at all (relevance policies). */
+  relevant?: (route: RouteRecord, platform: string, inbound: PlatformInbound) => Promise<boolean>;
   /** A socket delivery found no socket for its tenant (e.g. to poke an idle gateway awake). */
   onNoSocket?: (delivery: DeliveryRecord) => void;
   now?: () => number;
@@ -230,6 +233,10 @@ export class DeliveryEngine {
       if (!route) {
         metrics.inboundEvents.inc({ platform, outcome: 'no_route' });
         return { ok: false, reason: 'no_route', message: `no route for ${platform} ${inbound.routeKey}` };
+      }
+      if (this.options.relevant && !(await this.options.relevant(route, platform, inbound))) {
+        metrics.inboundEvents.inc({ platform, outcome: 'irrelevant' });
+        return { ok: false, reason: 'irrelevant', message: "not relevant under the gateway's policy" };
       }
       const source = { ...inbound.event.source, platform };
       const sessionKey = buildSessionKey({ ...source, platform: normalizePlatform(platform) });

@@ -3,7 +3,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { bearerToken, peekUnverifiedGatewayId, verifyUpgradeToken } from '../auth/index.js';
 import { errorMessage } from '../common/errors.js';
 import {
   CLOSE_UNAUTHORIZED,
@@ -21,6 +20,7 @@ import {
   type UnauthorizedCloseReason,
 } from '../protocol/index.js';
 import type { DeliveryEngine } from './delivery-engine.js';
+import { authenticateGateway, type GatewayAuthentication } from './gateway-auth.js';
 import {
   type GatewayConnection,
   type GatewayRegistry,
@@ -51,9 +51,7 @@ export interface RelayServerOptions {
   now?: () => number;
 }
 
-type Authentication =
-  | { ok: true; gateway: GatewayRecord }
-  | { ok: false; reason: UnauthorizedCloseReason; detail: string };
+type Authentication = GatewayAuthentication;
 
 export class RelayServer {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES });
@@ -112,24 +110,11 @@ export class RelayServer {
     return connections.length;
   }
 
-  private async authenticate(request: IncomingMessage): Promise<Authentication> {
-    const token = bearerToken(request.headers.authorization);
-    if (!token) return { ok: false, reason: 'unauthorized', detail: 'missing bearer token' };
-    const claimed = peekUnverifiedGatewayId(token);
-    if (claimed === null) return { ok: false, reason: 'unauthorized', detail: 'malformed token' };
-    const gateway = await this.options.store.getGateway(claimed);
-    if (!gateway) return { ok: false, reason: 'unauthorized', detail: 'unknown gateway' };
-    if (gateway.revoked) return { ok: false, reason: 'unauthorized', detail: 'gateway revoked' };
-    const now = this.now();
-    const verifyList = [gateway.secret];
-    if (gateway.secondarySecret && (gateway.secondaryExpiresAt ?? 0) > now)
-      verifyList.push(gateway.secondarySecret);
-    const result = verifyUpgradeToken(token, verifyList, Math.floor(now / 1000), {
-      allowNonExpiring: this.options.allowNonExpiringTokens,
+  private authenticate(request: IncomingMessage): Promise<Authentication> {
+    return authenticateGateway(this.options.store, request.headers.authorization, {
+      now: this.now(),
+      allowNonExpiringTokens: this.options.allowNonExpiringTokens,
     });
-    if (result.ok && result.gatewayId === gateway.id) return { ok: true, gateway };
-    const reason = !result.ok && result.reason === 'expired' ? 'expired' : 'unauthorized';
-    return { ok: false, reason, detail: result.ok ? 'gateway mismatch' : result.reason };
   }
 
   private refuse(

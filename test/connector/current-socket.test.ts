@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintUpgradeToken } from '../../src/auth/index.js';
 import { checkFetchTarget, isNonPublicAddress } from '../../src/common/ssrf.js';
 import { until } from '../support/poll.js';
 import { hermesJson, type RunningProcess, startConnectorProcess, tempDir } from '../support/processes.js';
@@ -224,5 +225,51 @@ describe('the SSRF rule for addresses others name', () => {
     expect(
       await checkFetchTarget('wake.example', { allowPrivate: true, resolve: stub(['10.0.0.5']) }),
     ).toMatchObject({ ok: true });
+  });
+});
+
+describe('the management plane (current §11)', () => {
+  const post = (path: string, token: string | null, body: unknown) =>
+    fetch(`${connector.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+
+  it("takes a policy only with the gateway's own upgrade token, and validates it", async () => {
+    const creds = await provision('gw-policy', { instanceId: 'inst-policy' });
+    const policy = {
+      platform: 'telegram',
+      requireAddress: true,
+      freeResponseScopes: ['c-help'],
+      allowOtherBots: false,
+    };
+    expect((await post('/relay/policy', null, policy)).status).toBe(401);
+    expect(
+      (await post('/relay/policy', mintUpgradeToken(creds.gatewayId, 'x'.repeat(64)), policy)).status,
+    ).toBe(401);
+    const token = () => mintUpgradeToken(creds.gatewayId, creds.secret);
+    const bad = await post('/relay/policy', token(), { ...policy, requireAddress: 'yes' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/requireAddress/);
+    const good = await post('/relay/policy', token(), policy);
+    expect(good.status).toBe(200);
+    expect(await good.json()).toEqual({ ok: true });
+  });
+
+  it('deprovision revokes: the next upgrade is refused 4401 unauthorized; other manage routes are 501', async () => {
+    const creds = await provision('gw-deprov');
+    const token = () => mintUpgradeToken(creds.gatewayId, creds.secret);
+    const link = await post('/manage/link', token(), {});
+    expect(link.status).toBe(501);
+    expect(await link.json()).toEqual({ error: 'not implemented: /manage/link' });
+    const done = await post('/manage/deprovision', token(), {});
+    expect(done.status).toBe(200);
+    expect(await done.json()).toEqual({ ok: true, gatewayId: creds.gatewayId });
+    const after = new TestRelayClient(relayUrl(), creds.gatewayId, creds.secret);
+    await after.connect();
+    expect(await after.closed()).toBe(4401);
+    expect(after.closeReason).toBe('unauthorized');
+    expect((await post('/manage/deprovision', token(), {})).status).toBe(401);
   });
 });

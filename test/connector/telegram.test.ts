@@ -181,8 +181,11 @@ describe('TelegramAdapter inbound', () => {
       '/stop now',
       'report',
     ]);
+    // Only the command is addressed to the bot (no reply to it in this script).
+    expect(ctx.attempts.map((a) => a.addressed)).toEqual([false, false, false, false, false, false, true, false]);
     expect(ctx.attempts[0]).toEqual({
       routeKey: '111',
+      addressed: false,
       event: {
         text: 'hello',
         message_type: 'text',
@@ -202,6 +205,7 @@ describe('TelegramAdapter inbound', () => {
     });
     expect(ctx.attempts[2]).toEqual({
       routeKey: '-4001',
+      addressed: false,
       event: {
         text: 'from bob',
         message_type: 'text',
@@ -226,6 +230,7 @@ describe('TelegramAdapter inbound', () => {
     });
     expect(ctx.attempts[3]).toEqual({
       routeKey: '-1001234',
+      addressed: false,
       event: {
         text: 'in topic',
         message_type: 'text',

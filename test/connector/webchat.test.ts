@@ -172,6 +172,7 @@ describe('web chat inbound', () => {
     expect(h.context.ingests).toEqual([
       {
         routeKey: 'lobby',
+        addressed: true,
         event: {
           text: 'Hello agent',
           message_type: 'text',

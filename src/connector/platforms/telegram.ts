@@ -89,7 +89,11 @@ function captionedType(message: Message): MessageType {
  * One Telegram update as a routed `MessageEvent`, or `undefined` when there is nothing for an agent
  * (no text and no caption, or an update type this adapter does not ask for).
  */
-export function normaliseTelegramUpdate(update: Update): PlatformInbound | undefined {
+/**
+ * `botId`: this bot's user id (the token's numeric prefix), so a reply to the bot counts as
+ * addressed to it; commands always do.
+ */
+export function normaliseTelegramUpdate(update: Update, botId?: number): PlatformInbound | undefined {
   const edited = update.message === undefined && update.edited_message !== undefined;
   const message: Message | undefined = update.message ?? update.edited_message;
   if (!message) return undefined;
@@ -136,7 +140,8 @@ export function normaliseTelegramUpdate(update: Update): PlatformInbound | undef
     source,
   };
   if (replyToId) event.reply_to_message_id = replyToId;
-  return { routeKey: String(chat.id), event };
+  const addressed = text.startsWith('/') || (botId !== undefined && replyTo?.from?.id === botId);
+  return { routeKey: String(chat.id), event, addressed };
 }
 
 /** A Telegram integer id from the wire (`"42"`, `42`); anything else is `undefined`. */
@@ -439,7 +444,7 @@ export class TelegramAdapter implements PlatformAdapter {
     if (!context) return false;
     let inbound: PlatformInbound | undefined;
     try {
-      inbound = normaliseTelegramUpdate(update);
+      inbound = normaliseTelegramUpdate(update, integerId(this.token.split(':', 1)[0]));
     } catch (err) {
       this.log.error(
         { updateId: update.update_id, err: this.describe(err) },
@@ -459,6 +464,8 @@ export class TelegramAdapter implements PlatformAdapter {
       return false;
     }
     if (outcome.ok) return true;
+    // Not for the agent under its gateway's policy: handled, nothing to retry.
+    if (outcome.reason === 'irrelevant') return true;
     if (outcome.reason === 'no_route') {
       await this.noticeNoRoute(inbound);
       return true;

@@ -23,11 +23,16 @@ export interface PlatformInbound {
   /** The discriminator that picks the tenant (Telegram chat id, web-chat room, Discord guild). */
   routeKey: string;
   event: MessageEventInit;
+  /**
+   * The message is addressed to the bot (a command, a mention, a reply to it): what a relevance
+   * policy's `requireAddress` asks for in groups. Unset counts as not addressed.
+   */
+  addressed?: boolean;
 }
 
 export type IngestOutcome =
   | { ok: true; deliveryId: string; tenantId: string; sessionKey: string }
-  | { ok: false; reason: 'no_route' | 'store_error'; message: string };
+  | { ok: false; reason: 'no_route' | 'store_error' | 'irrelevant'; message: string };
 
 export interface PlatformContext {
   /**

@@ -428,6 +428,8 @@ export class WebChatAdapter implements PlatformAdapter {
       try {
         outcome = await context.ingest({
           routeKey: chat.room,
+          // A visitor writes to the agent: every web-chat message is addressed.
+          addressed: true,
           event: {
             text: message.text,
             message_type: message.text.startsWith('/') ? 'command' : 'text',

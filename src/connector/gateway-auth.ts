@@ -1,0 +1,39 @@
+import { bearerToken, peekUnverifiedGatewayId, verifyUpgradeToken } from '../auth/index.js';
+import type { UnauthorizedCloseReason } from '../protocol/index.js';
+import type { GatewayRecord, RelayStore } from './store/types.js';
+
+/**
+ * Who a gateway is, from its upgrade-token bearer (June §2, current §2): the gateway id is peeked
+ * from the token, the token verified against that stored record's verify list (primary, plus the
+ * previous secret during rotation), and the tenant taken from the record, never from the request.
+ * Used by the `/relay` upgrade and by the HTTP routes a gateway calls with the same token
+ * (`/relay/policy`, `/manage/*`). Fails closed: anything unexpected is `unauthorized`.
+ */
+
+export type GatewayAuthentication =
+  | { ok: true; gateway: GatewayRecord }
+  | { ok: false; reason: UnauthorizedCloseReason; detail: string };
+
+export async function authenticateGateway(
+  store: RelayStore,
+  authorization: string | undefined,
+  options: { now: number; allowNonExpiringTokens: boolean },
+): Promise<GatewayAuthentication> {
+  const token = bearerToken(authorization);
+  if (!token) return { ok: false, reason: 'unauthorized', detail: 'missing bearer token' };
+  const claimed = peekUnverifiedGatewayId(token);
+  if (claimed === null) return { ok: false, reason: 'unauthorized', detail: 'malformed token' };
+  const gateway = await store.getGateway(claimed);
+  if (!gateway) return { ok: false, reason: 'unauthorized', detail: 'unknown gateway' };
+  if (gateway.revoked) return { ok: false, reason: 'unauthorized', detail: 'gateway revoked' };
+  const verifyList = [gateway.secret];
+  if (gateway.secondarySecret && (gateway.secondaryExpiresAt ?? 0) > options.now)
+    verifyList.push(gateway.secondarySecret);
+  const result = verifyUpgradeToken(token, verifyList, Math.floor(options.now / 1000), {
+    allowNonExpiring: options.allowNonExpiringTokens,
+  });
+  if (result.ok && result.gatewayId === gateway.id) return { ok: true, gateway };
+  // "expired" only for a correctly signed token of a live gateway (current §2).
+  const reason = !result.ok && result.reason === 'expired' ? 'expired' : 'unauthorized';
+  return { ok: false, reason, detail: result.ok ? 'gateway mismatch' : result.reason };
+}
