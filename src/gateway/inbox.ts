@@ -83,6 +83,9 @@ export class SqliteInbox implements InboxJournal {
   }
 
   started(id: number): void {
+    // Handed to the agent: durable at once, not with the next batch — a crash in between would
+    // replay a turn the agent already has.
+    this.commitBatch();
     this.markStarted.run(id);
   }
 

@@ -332,6 +332,8 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
     await withStore(async (store) => {
       for (const [room, endpoint] of [
         ['gwkill', direct],
+        // No endpoint: the current generation's path, every event an `inbound` frame on the socket.
+        ['gwkillws', ''],
         ['connkill', direct],
         ['flaky', flaky.url],
         ['capture', capture.url],
@@ -396,6 +398,34 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
       `${acked.size} acknowledged by the connector, agent had seen ${seenAtKill} at the kill, settled ${settled}, ` +
         `connector still holds ${held.outbox} queued + ${held.dead} dead-lettered (so the lost ones were answered 2xx)` +
         (t.lost ? `, lost e.g. ${t.lostTexts.slice(0, 5).join(' ')}` : ''),
+    );
+    for (const visitor of list) visitor.close();
+    expect(sent.length).toBe(1_000);
+    expect(t.orderViolations).toEqual([]);
+    expect(t.duplicates).toBe(0);
+    expect(t.lost).toBe(0);
+  });
+
+  it('gateway SIGKILLed mid-stream on the socket path (WS-only inbound, 1,000 events, 50 sessions): nothing lost or doubled, order kept', async () => {
+    const list = await openVisitors('gwkillws', 'gw', 50);
+    let restarted: Promise<void> | undefined;
+    const sent = await stream(list, 'gw', 20, async (round) => {
+      if (round !== 5) return;
+      await gateway?.stop('SIGKILL');
+      restarted = sleep(5_000).then(async () => {
+        gateway = await startGateway();
+      });
+    });
+    await restarted;
+    const settled = await settle(180_000);
+    const t = tally(agentLines(), 'gw-', sent);
+    const held = await heldByConnector('gw');
+    report(
+      'gateway SIGKILL mid-stream, socket inbound',
+      t,
+      `settled ${settled}, connector still holds ${held.outbox} queued + ${held.dead} dead-lettered` +
+        (t.lost ? `, lost e.g. ${t.lostTexts.slice(0, 5).join(' ')}` : '') +
+        (t.orderViolations.length ? `, order e.g. ${t.orderViolations.slice(0, 3).join(' | ')}` : ''),
     );
     for (const visitor of list) visitor.close();
     expect(sent.length).toBe(1_000);
