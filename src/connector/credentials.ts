@@ -7,9 +7,10 @@ import {
   type ProvisionRequest,
   ProvisionRequestSchema,
   type ProvisionResponse,
+  type ProvisionWithheld,
 } from '../protocol/index.js';
 import type { IdentityResolver, IdentityResult } from './identity.js';
-import type { RelayStore } from './store/types.js';
+import type { GatewayRecord, RelayStore } from './store/types.js';
 
 /**
  * `/relay/enroll` and `/relay/provision` (reference §5.1–§5.2): the tenant comes from the verified
@@ -30,6 +31,9 @@ export interface CredentialServiceOptions {
   routePlatform: (requested: string | undefined) => string;
   now?: () => number;
 }
+
+/** How long after a secret was issued a new platform joins that boot instead of rotating it. */
+const FURTHER_PLATFORM_WINDOW_MS = 120_000;
 
 export class CredentialService {
   private readonly now: () => number;
@@ -96,7 +100,10 @@ export class CredentialService {
     return { status: 200, body: issued };
   }
 
-  async provision(identity: IdentityResult, rawBody: unknown): Promise<CredentialOutcome<ProvisionResponse>> {
+  async provision(
+    identity: IdentityResult,
+    rawBody: unknown,
+  ): Promise<CredentialOutcome<ProvisionResponse | ProvisionWithheld>> {
     if (!identity.ok) return { status: identity.status, body: { error: identity.error } };
     const parsed = ProvisionRequestSchema.safeParse(rawBody);
     if (!parsed.success) return badRequest(describeZodError(parsed.error));
@@ -119,14 +126,21 @@ export class CredentialService {
       request.gatewayEndpoint,
     );
     if (routeError) return routeError;
-    const issued = await this.issue(
-      tenantId,
-      request.gatewayId,
-      request.platform,
-      request.botId,
-      request.gatewayEndpoint,
-      now,
-    );
+    const existing = await this.options.store.getGateway(request.gatewayId);
+    let issued: EnrollResponse | null = null;
+    if (existing && (await this.isFurtherPlatform(existing, request.platform, now))) {
+      // Another platform of the boot that was just issued a secret: one gateway, one secret.
+      await this.options.store.addGatewayIdentity(request.gatewayId, request.platform, request.botId, now);
+    } else {
+      issued = await this.issue(
+        tenantId,
+        request.gatewayId,
+        request.platform,
+        request.botId,
+        request.gatewayEndpoint,
+        now,
+      );
+    }
     const details = {
       ...(request.instanceId !== undefined ? { instanceId: request.instanceId } : {}),
       ...(request.wakeUrl !== undefined ? { wakeUrl: request.wakeUrl } : {}),
@@ -139,9 +153,31 @@ export class CredentialService {
       event: 'gateway_provisioned',
       tenantId,
       gatewayId: request.gatewayId,
-      detail: { routeKeys: routeKeys.length, platform: request.platform },
+      detail: { routeKeys: routeKeys.length, platform: request.platform, secretIssued: issued !== null },
     });
+    if (!issued)
+      return {
+        status: 200,
+        body: { secretIssued: false, tenant: tenantId, gatewayId: request.gatewayId, routeKeys },
+      };
     return { status: 200, body: { ...issued, routeKeys } };
+  }
+
+  /**
+   * A provision for a platform this gateway does not front yet, within
+   * {@link FURTHER_PLATFORM_WINDOW_MS} of its last secret: the next platform of a multi-platform
+   * boot (which provisions once per platform, in order). A boot's first call names a platform the
+   * gateway already fronts, so a gateway that restarted (keeping its credentials only in memory)
+   * is issued a secret again.
+   */
+  private async isFurtherPlatform(gateway: GatewayRecord, platform: string, now: number): Promise<boolean> {
+    const identities = await this.options.store.listGatewayIdentities(gateway.id);
+    if (identities.some((identity) => identity.platform === platform)) return false;
+    const lastIssued =
+      gateway.secondaryExpiresAt !== null
+        ? gateway.secondaryExpiresAt - this.options.rotationWindowMs
+        : gateway.createdAt;
+    return now - lastIssued <= FURTHER_PLATFORM_WINDOW_MS;
   }
 
   private async gatewayConflict(

@@ -63,6 +63,18 @@ export const ProvisionResponseSchema = EnrollResponseSchema.extend({
   routeKeys: z.array(z.string()).default([]),
 });
 
+/**
+ * A further platform of a multi-platform boot (current §10.2): the identity is added under the
+ * same gateway, and no credentials are returned — the boot keeps the first platform's.
+ */
+export const ProvisionWithheldSchema = z.object({
+  secretIssued: z.literal(false),
+  tenant: z.string(),
+  gatewayId: z.string(),
+  routeKeys: z.array(z.string()).default([]),
+});
+export type ProvisionWithheld = z.output<typeof ProvisionWithheldSchema>;
+
 export const ErrorBodySchema = z.object({ error: z.string() });
 
 export type EnrollRequest = z.output<typeof EnrollRequestSchema>;

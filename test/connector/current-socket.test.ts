@@ -273,3 +273,52 @@ describe('the management plane (current §11)', () => {
     expect((await post('/manage/deprovision', token(), {})).status).toBe(401);
   });
 });
+
+describe('provision, current generation (§10.2)', () => {
+  it('adds each further platform of a boot under one gateway without a new secret, and issues one again on the next boot', async () => {
+    const first = await provision('gw-multi', {
+      platform: 'webchat',
+      botId: 'web-1',
+      displayName: '  Ops Bot  ',
+    });
+    expect(first.secret).toEqual(expect.any(String));
+    const second = await fetch(`${connector.url}/relay/provision`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tenantToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ gatewayId: 'gw-multi', platform: 'telegram', botId: 'bot-9' }),
+    });
+    expect(second.status).toBe(200);
+    const withheld = (await second.json()) as Record<string, unknown>;
+    expect(withheld).toMatchObject({ secretIssued: false, gatewayId: 'gw-multi', routeKeys: [] });
+    expect(withheld).not.toHaveProperty('secret');
+    expect(withheld).not.toHaveProperty('deliveryKey');
+    // The first platform's secret still opens the socket.
+    const gateway = new TestRelayClient(relayUrl(), 'gw-multi', first.secret);
+    await gateway.connect();
+    await gateway.hello('webchat', 'web-1');
+    gateway.close();
+    const listed = (
+      await hermesJson<Record<string, unknown>[]>(['connector', 'gateway', 'list', '--db', db])
+    ).find((row) => row.id === 'gw-multi');
+    expect(listed).toMatchObject({ identities: ['webchat:web-1', 'telegram:bot-9'] });
+    // A reboot provisions its first platform again: a platform it already fronts gets a secret.
+    const reboot = await provision('gw-multi', { platform: 'webchat', botId: 'web-1' });
+    expect(reboot.secret).toEqual(expect.any(String));
+    expect(reboot.secret).not.toBe(first.secret);
+  });
+
+  it('refuses a display name over 64 characters and a wake URL that is not http(s), with a clear error', async () => {
+    const post = (extra: Record<string, unknown>) =>
+      fetch(`${connector.url}/relay/provision`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tenantToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ gatewayId: 'gw-bad-values', platform: 'webchat', ...extra }),
+      });
+    const long = await post({ displayName: 'x'.repeat(65) });
+    expect(long.status).toBe(400);
+    expect(((await long.json()) as { error: string }).error).toMatch(/displayName.*64/);
+    const wake = await post({ wakeUrl: 'file:///etc/passwd' });
+    expect(wake.status).toBe(400);
+    expect(((await wake.json()) as { error: string }).error).toMatch(/wakeUrl/);
+  });
+});
