@@ -182,7 +182,16 @@ describe('TelegramAdapter inbound', () => {
       'report',
     ]);
     // Only the command is addressed to the bot (no reply to it in this script).
-    expect(ctx.attempts.map((a) => a.addressed)).toEqual([false, false, false, false, false, false, true, false]);
+    expect(ctx.attempts.map((a) => a.addressed)).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+      true,
+      false,
+    ]);
     expect(ctx.attempts[0]).toEqual({
       routeKey: '111',
       addressed: false,
