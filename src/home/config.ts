@@ -57,6 +57,12 @@ export interface GatewayConfig {
    * `GATEWAY_RELAY_PLATFORM` / `GATEWAY_RELAY_BOT_ID`; else `relay` with no bot id.
    */
   identities: RelayIdentity[];
+  /** `GATEWAY_RELAY_INSTANCE_ID` / `gateway.relay_instance_id`: provision `instanceId` (current §10.2). */
+  instanceId: string | undefined;
+  /** `GATEWAY_RELAY_WAKE_URL` / `gateway.relay_wake_url`, trailing `/` stripped: provision `wakeUrl`. */
+  wakeUrl: string | undefined;
+  /** `GATEWAY_RELAY_DISPLAY_NAME`, trimmed and capped at 64; the stock "Hermes Agent" is not sent. */
+  displayName: string | undefined;
   /** `gateway.group_sessions_per_user`, default true. */
   groupSessionsPerUser: boolean;
   /** `gateway.thread_sessions_per_user`, default false. */
@@ -343,6 +349,11 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions): GatewayCon
     platform: identities[0]?.platform ?? DEFAULT_RELAY_PLATFORM,
     botId: identities[0]?.botId ?? '',
     identities,
+    instanceId: gatewayString('GATEWAY_RELAY_INSTANCE_ID', 'relay_instance_id')?.trim() || undefined,
+    wakeUrl:
+      stripTrailingSlashes(gatewayString('GATEWAY_RELAY_WAKE_URL', 'relay_wake_url')?.trim() ?? '') ||
+      undefined,
+    displayName: displayNameFrom(env.GATEWAY_RELAY_DISPLAY_NAME),
     groupSessionsPerUser: yamlBoolean(source, 'gateway', 'group_sessions_per_user') ?? true,
     threadSessionsPerUser: yamlBoolean(source, 'gateway', 'thread_sessions_per_user') ?? false,
     managed: isTruthyFlag(env.HERMES_MANAGED) || existsSync(join(home, MANAGED_MARKER_NAME)),
@@ -448,4 +459,10 @@ export function parseRelayIdentities(env: NodeJS.ProcessEnv, warnings: string[] 
     });
   }
   return identities;
+}
+
+/** The reference gateway's display-name rule (current §10.2): trimmed, capped at 64, stock name suppressed. */
+function displayNameFrom(value: string | undefined): string | undefined {
+  const name = value?.trim().slice(0, 64).trim();
+  return name && name !== 'Hermes Agent' ? name : undefined;
 }

@@ -404,7 +404,7 @@ describe('selfProvision', () => {
     throw new Error('must not be called');
   };
 
-  it('is skipped when not managed, without a relay URL, with a pinned id+secret or without a token', async () => {
+  it('is skipped without a relay URL, with a pinned id+secret or without a token', async () => {
     let calls = 0;
     const fetchImpl: typeof fetch = async (...args) => {
       calls++;
@@ -412,7 +412,6 @@ describe('selfProvision', () => {
     };
     const logs = capturingLogger();
     const cases: [Partial<ProvisionConfig>, string][] = [
-      [{ managed: false }, 'not managed'],
       [{ relayUrl: undefined }, 'no relay URL'],
       [{ relayUrl: '  ' }, 'no relay URL'],
       [{ gatewayId: 'gw-pinned', secret: 'pinned-secret-value' }, 'pinned credentials'],
@@ -458,6 +457,48 @@ describe('selfProvision', () => {
     expect(logs.text()).not.toContain(outcome.secret);
     expect(logs.text()).not.toContain(outcome.deliveryKey);
     expect(logs.text()).not.toContain(tenantToken);
+  });
+
+  it('no longer needs a managed home (current §10.2): a URL and an identity token are enough', async () => {
+    const outcome = await selfProvision({
+      config: config({ managed: false, gatewayId: 'gw-unmanaged' }),
+      log: silent,
+    });
+    expect(outcome).toMatchObject({ provisioned: true, gatewayId: 'gw-unmanaged' });
+  });
+
+  it('provisions once per identity under one gateway id, takes the first secret, and sends optional keys only when set', async () => {
+    const bodies: Record<string, unknown>[] = [];
+    const recording: typeof fetch = async (input, init) => {
+      bodies.push(JSON.parse(String(init?.body)) as Record<string, unknown>);
+      return fetch(input, init);
+    };
+    const outcome = await selfProvision({
+      config: config({
+        gatewayId: 'gw-multi-boot',
+        identities: [
+          { platform: 'webchat', botId: 'web-1' },
+          { platform: 'telegram', botId: 'bot-9' },
+        ],
+        instanceId: 'inst-abc',
+        wakeUrl: 'https://wake.example/poke',
+      }),
+      fetchImpl: recording,
+      log: silent,
+    });
+    if (!outcome.provisioned) throw new Error(outcome.reason);
+    expect(bodies.map((b) => [b.gatewayId, b.platform, b.botId])).toEqual([
+      ['gw-multi-boot', 'webchat', 'web-1'],
+      ['gw-multi-boot', 'telegram', 'bot-9'],
+    ]);
+    expect(bodies[0]).toMatchObject({ instanceId: 'inst-abc', wakeUrl: 'https://wake.example/poke' });
+    expect(bodies[0]).not.toHaveProperty('displayName');
+    // The second platform was withheld a secret: the first one's is the one that works.
+    expect((await connector.store.getGateway('gw-multi-boot'))?.secret).toBe(outcome.secret);
+    expect((await connector.store.listGatewayIdentities('gw-multi-boot')).map((i) => i.platform)).toEqual([
+      'webchat',
+      'telegram',
+    ]);
   });
 
   it('provisions with only an id pinned (no secret), and defaults the id to gw-<host>', async () => {
