@@ -11,6 +11,7 @@ import type { Agent } from './agents/types.js';
 import { defaultGatewayId } from './enroll.js';
 import { SqliteHistoryStore } from './history.js';
 import { SqliteInbox } from './inbox.js';
+import { declarePolicies } from './policy.js';
 import { selfProvision } from './provision.js';
 import { InboundReceiver } from './receiver.js';
 import { ReplyChannel } from './replies.js';
@@ -119,6 +120,14 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     );
   }
   credentials.gatewayId ??= isUsableSecret(credentials.secret) ? defaultGatewayId() : undefined;
+  // Then what each platform declares relevant, before the first dial (fail-soft).
+  await declarePolicies({
+    relayUrl,
+    gatewayId: credentials.gatewayId,
+    secret: credentials.secret,
+    policies: config.policies,
+    log,
+  });
   if (!credentials.gatewayId || !isUsableSecret(credentials.secret)) {
     log.warn(
       'no relay credentials (GATEWAY_RELAY_ID/GATEWAY_RELAY_SECRET): dialing unauthenticated; run `hermes gateway enroll` first',

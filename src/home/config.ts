@@ -63,6 +63,11 @@ export interface GatewayConfig {
   wakeUrl: string | undefined;
   /** `GATEWAY_RELAY_DISPLAY_NAME`, trimmed and capped at 64; the stock "Hermes Agent" is not sent. */
   displayName: string | undefined;
+  /**
+   * What each fronted platform declares relevant (`POST /relay/policy`, current §11.1); a platform
+   * with nothing to declare is absent.
+   */
+  policies: RelayPolicyDeclaration[];
   /** `gateway.group_sessions_per_user`, default true. */
   groupSessionsPerUser: boolean;
   /** `gateway.thread_sessions_per_user`, default false. */
@@ -354,6 +359,10 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions): GatewayCon
       stripTrailingSlashes(gatewayString('GATEWAY_RELAY_WAKE_URL', 'relay_wake_url')?.trim() ?? '') ||
       undefined,
     displayName: displayNameFrom(env.GATEWAY_RELAY_DISPLAY_NAME),
+    policies: identities.flatMap((identity) => {
+      const declared = policyFor(source, env, identity.platform);
+      return declared ? [declared] : [];
+    }),
     groupSessionsPerUser: yamlBoolean(source, 'gateway', 'group_sessions_per_user') ?? true,
     threadSessionsPerUser: yamlBoolean(source, 'gateway', 'thread_sessions_per_user') ?? false,
     managed: isTruthyFlag(env.HERMES_MANAGED) || existsSync(join(home, MANAGED_MARKER_NAME)),
@@ -465,4 +474,57 @@ export function parseRelayIdentities(env: NodeJS.ProcessEnv, warnings: string[] 
 function displayNameFrom(value: string | undefined): string | undefined {
   const name = value?.trim().slice(0, 64).trim();
   return name && name !== 'Hermes Agent' ? name : undefined;
+}
+
+/** One `POST /relay/policy` body. */
+export interface RelayPolicyDeclaration {
+  platform: string;
+  requireAddress: boolean;
+  freeResponseScopes: string[];
+  allowOtherBots: boolean;
+}
+
+/** A value at a path of config.yaml, or undefined (no file, no key, or not a mapping on the way). */
+function yamlAt(source: YamlSource, path: readonly string[]): unknown {
+  const doc = source.doc;
+  if (!doc) return undefined;
+  const node = doc.getIn(path, false) as unknown;
+  if (isSeq(node) || isMap(node)) return node.toJSON();
+  return node === null ? undefined : node;
+}
+
+/**
+ * The reference projection (current §11.1): `require_mention` and `free_response_channels` from the
+ * platform's block (`<platform>:`, then `gateway.platforms.<platform>`, then `platforms.<platform>`),
+ * else the top level; `allowOtherBots` from `<PLATFORM>_ALLOW_BOTS` being `mentions` or `all`.
+ * Nothing to declare (require_mention unset, no scopes, bots not allowed) or the generic `relay`
+ * platform: undefined. An explicit `require_mention: false` is declared.
+ */
+function policyFor(
+  source: YamlSource,
+  env: NodeJS.ProcessEnv,
+  platform: string,
+): RelayPolicyDeclaration | undefined {
+  if (platform === 'relay') return undefined;
+  const blocks = [[platform], ['gateway', 'platforms', platform], ['platforms', platform], []];
+  const lookup = (key: string): unknown => {
+    for (const block of blocks) {
+      const value = yamlAt(source, [...block, key]);
+      if (value !== undefined) return value;
+    }
+    return undefined;
+  };
+  const mention = lookup('require_mention');
+  const requireMention =
+    typeof mention === 'boolean' ? mention : typeof mention === 'string' ? parseBoolean(mention) : undefined;
+  const channels = lookup('free_response_channels');
+  const scopes = (
+    Array.isArray(channels) ? channels.map(String) : typeof channels === 'string' ? channels.split(',') : []
+  )
+    .map((scope) => scope.trim())
+    .filter((scope) => scope !== '');
+  const bots = env[`${platform.toUpperCase()}_ALLOW_BOTS`]?.trim().toLowerCase();
+  const allowOtherBots = bots === 'mentions' || bots === 'all';
+  if (requireMention === undefined && scopes.length === 0 && !allowOtherBots) return undefined;
+  return { platform, requireAddress: requireMention ?? false, freeResponseScopes: scopes, allowOtherBots };
 }

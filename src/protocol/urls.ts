@@ -1,4 +1,4 @@
-import { ENROLL_PATH, PROVISION_PATH, RELAY_WS_PATH } from './wire.js';
+import { ENROLL_PATH, POLICY_PATH, PROVISION_PATH, RELAY_WS_PATH } from './wire.js';
 
 /**
  * Connector URL handling shared by the dialer and the enroll/provision clients. Input is whatever
@@ -29,4 +29,8 @@ export function enrollUrl(configured: string): string {
 
 export function provisionUrl(configured: string): string {
   return connectorHttpBase(configured) + PROVISION_PATH;
+}
+
+export function policyUrl(configured: string): string {
+  return connectorHttpBase(configured) + POLICY_PATH;
 }

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type Logger, pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +13,9 @@ import { WebChatAdapter } from '../../src/connector/platforms/webchat/adapter.js
 import { SqliteStore } from '../../src/connector/store/sqlite.js';
 import type { Tenant } from '../../src/connector/store/types.js';
 import { defaultGatewayId, enrollGateway } from '../../src/gateway/enroll.js';
+import { declarePolicies } from '../../src/gateway/policy.js';
 import { type ProvisionConfig, selfProvision } from '../../src/gateway/provision.js';
+import { loadGatewayConfig } from '../../src/home/config.js';
 
 /** Enroll and managed-boot provision clients against a real in-process connector (reference §5.1–§5.3). */
 
@@ -623,5 +628,89 @@ describe('selfProvision', () => {
       expect(throwing.reason).toContain('exploded with [redacted]');
       expect(throwing.reason).not.toContain(tenantToken);
     }
+  });
+});
+
+describe('policy declaration at boot (current §11.1)', () => {
+  it('projects config.yaml and <PLATFORM>_ALLOW_BOTS per fronted platform, and declares nothing for relay or when nothing is set', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hermes-policy-'));
+    try {
+      writeFileSync(
+        join(dir, 'config.yaml'),
+        'telegram:\n  require_mention: true\n  free_response_channels: "c1, c2 ,c3"\nplatforms:\n  discord:\n    require_mention: false\n',
+      );
+      const config = loadGatewayConfig({
+        home: dir,
+        env: { GATEWAY_RELAY_PLATFORMS: 'telegram,discord,slack,relay', SLACK_ALLOW_BOTS: 'all' },
+      });
+      expect(config.policies).toEqual([
+        {
+          platform: 'telegram',
+          requireAddress: true,
+          freeResponseScopes: ['c1', 'c2', 'c3'],
+          allowOtherBots: false,
+        },
+        // An explicit false is declared: the connector's own default would gate on mentions.
+        { platform: 'discord', requireAddress: false, freeResponseScopes: [], allowOtherBots: false },
+        { platform: 'slack', requireAddress: false, freeResponseScopes: [], allowOtherBots: true },
+      ]);
+      expect(loadGatewayConfig({ home: dir, env: { GATEWAY_RELAY_PLATFORMS: 'webchat' } }).policies).toEqual(
+        [],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('posts each with a fresh upgrade token; only a 200 counts; nothing without credentials', async () => {
+    const provisioned = await selfProvision({
+      config: {
+        relayUrl: wsUrl(),
+        portalToken: tenantToken,
+        platform: 'telegram',
+        botId: '',
+        routeKeys: [],
+        gatewayId: 'gw-policy-boot',
+      },
+      log: silent,
+    });
+    if (!provisioned.provisioned) throw new Error(provisioned.reason);
+    const policies = [
+      { platform: 'telegram', requireAddress: true, freeResponseScopes: ['c1'], allowOtherBots: false },
+    ];
+    expect(
+      await declarePolicies({
+        relayUrl: wsUrl(),
+        gatewayId: 'gw-policy-boot',
+        secret: provisioned.secret,
+        policies,
+        log: silent,
+      }),
+    ).toBe(1);
+    expect(await connector.store.listPolicies(tenant.id)).toEqual([
+      expect.objectContaining({
+        platform: 'telegram',
+        instanceKey: 'gw-policy-boot',
+        freeResponseScopes: ['c1'],
+      }),
+    ]);
+    expect(
+      await declarePolicies({
+        relayUrl: wsUrl(),
+        gatewayId: 'gw-policy-boot',
+        secret: 'wrong-secret-value',
+        policies,
+        log: silent,
+      }),
+    ).toBe(0);
+    expect(
+      await declarePolicies({
+        relayUrl: wsUrl(),
+        gatewayId: undefined,
+        secret: undefined,
+        policies,
+        log: silent,
+      }),
+    ).toBe(0);
   });
 });
