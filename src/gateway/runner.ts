@@ -10,6 +10,7 @@ import { createAgent } from './agents/index.js';
 import type { Agent } from './agents/types.js';
 import { defaultGatewayId } from './enroll.js';
 import { SqliteHistoryStore } from './history.js';
+import { resolveIdentityToken } from './identity-token.js';
 import { SqliteInbox } from './inbox.js';
 import { declarePolicies } from './policy.js';
 import { selfProvision } from './provision.js';
@@ -92,13 +93,17 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     secret: config.relaySecret,
     deliveryKey: config.deliveryKey,
   };
+  // The bearer for provisioning: the identity provider's token when one is configured (current §10.3).
+  const identity = await resolveIdentityToken({ idp: config.idp, portalToken: config.portalToken });
+  if (!identity.ok && config.idp)
+    log.warn({ reason: identity.error }, 'no identity token from the identity provider');
   const provisioned = await selfProvision({
     config: {
       relayUrl,
       gatewayId: config.relayId,
       secret: config.relaySecret,
       managed: config.managed,
-      portalToken: config.portalToken,
+      portalToken: identity.ok ? identity.token : undefined,
       platform: config.platform,
       botId: config.botId,
       identities: config.identities,

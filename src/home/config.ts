@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { isUsableSecret } from '../auth/hmac.js';
+import { redactUrl } from '../common/redact.js';
 import { parseRouteKeys } from '../protocol/enroll.js';
 import { isJsonObject, readJsonFile } from './atomic-file.js';
 
@@ -76,6 +77,12 @@ export interface GatewayConfig {
   managed: boolean;
   /** `HERMES_PORTAL_TOKEN`, else `auth.json` `access_token` (secret). */
   portalToken: string | undefined;
+  /**
+   * The identity provider for enroll and provision bearers (current §10.3):
+   * `GATEWAY_RELAY_IDP_TOKEN_URL` / `_CLIENT_ID` / `_CLIENT_SECRET` / `_SCOPE`, else `gateway.idp.*`
+   * when the env has no token URL (env id and secret still win per key). Unset: the portal token.
+   */
+  idp: IdpConfig | undefined;
   /** `HERMES_AGENT`: echo (default) | openai | command. */
   agent: AgentKind;
   /** `OPENAI_BASE_URL`, default `https://api.openai.com/v1`, trailing `/` stripped. */
@@ -367,6 +374,7 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions): GatewayCon
     threadSessionsPerUser: yamlBoolean(source, 'gateway', 'thread_sessions_per_user') ?? false,
     managed: isTruthyFlag(env.HERMES_MANAGED) || existsSync(join(home, MANAGED_MARKER_NAME)),
     portalToken: envSecret(env, 'HERMES_PORTAL_TOKEN')?.trim() ?? readPortalToken(home, warnings),
+    idp: idpFrom(env, source),
     agent,
     openaiBaseUrl: stripTrailingSlashes(envValue(env, 'OPENAI_BASE_URL') ?? DEFAULT_OPENAI_BASE_URL),
     openaiApiKey: envSecret(env, 'OPENAI_API_KEY')?.trim(),
@@ -401,19 +409,13 @@ export function redactConfig(config: GatewayConfig): RedactedGatewayConfig {
   redacted.relayUrl = config.relayUrl === undefined ? undefined : redactUrl(config.relayUrl);
   redacted.openaiBaseUrl = redactUrl(config.openaiBaseUrl);
   redacted.endpoint = redactUrl(config.endpoint);
+  if (config.idp)
+    redacted.idp = {
+      ...config.idp,
+      tokenUrl: redactUrl(config.idp.tokenUrl),
+      clientSecret: config.idp.clientSecret === undefined ? '(unset)' : '(set)',
+    };
   return redacted as RedactedGatewayConfig;
-}
-
-function redactUrl(value: string): string {
-  try {
-    const url = new URL(value);
-    if (!url.username && !url.password) return value;
-    url.username = url.username ? '***' : '';
-    url.password = url.password ? '***' : '';
-    return url.toString();
-  } catch {
-    return value;
-  }
 }
 
 /** One platform identity a gateway fronts. `username` is only for deep links. */
@@ -527,4 +529,31 @@ function policyFor(
   const allowOtherBots = bots === 'mentions' || bots === 'all';
   if (requireMention === undefined && scopes.length === 0 && !allowOtherBots) return undefined;
   return { platform, requireAddress: requireMention ?? false, freeResponseScopes: scopes, allowOtherBots };
+}
+
+export interface IdpConfig {
+  tokenUrl: string;
+  clientId: string | undefined;
+  clientSecret: string | undefined;
+  scope: string | undefined;
+}
+
+function idpFrom(env: NodeJS.ProcessEnv, source: YamlSource): IdpConfig | undefined {
+  const fromEnv = (key: string) => env[`GATEWAY_RELAY_IDP_${key}`]?.trim() || undefined;
+  const fromYaml = (key: string): string | undefined => {
+    const value = yamlAt(source, ['gateway', 'idp', key]);
+    return typeof value === 'string' || typeof value === 'number'
+      ? String(value).trim() || undefined
+      : undefined;
+  };
+  const envUrl = fromEnv('TOKEN_URL');
+  const tokenUrl = envUrl ?? fromYaml('token_url');
+  if (!tokenUrl) return undefined;
+  const fallback = envUrl ? () => undefined : fromYaml;
+  return {
+    tokenUrl,
+    clientId: fromEnv('CLIENT_ID') ?? fallback('client_id'),
+    clientSecret: fromEnv('CLIENT_SECRET') ?? fallback('client_secret'),
+    scope: fromEnv('SCOPE') ?? fallback('scope'),
+  };
 }
