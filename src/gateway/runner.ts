@@ -82,6 +82,12 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
   };
 
   status({ gatewayState: 'starting', exitReason: null, restartRequested: false, activeAgents: 0 });
+  if (config.relayDisabledBy) {
+    fail(
+      `the relay is turned off: ${config.relayDisabledBy} is false in ${config.configPath} (it overrides GATEWAY_RELAY_URL)`,
+      EXIT.config,
+    );
+  }
   if (!config.relayUrl) {
     fail('no relay configured: set GATEWAY_RELAY_URL (or gateway.relay_url in config.yaml)', EXIT.config);
   }

@@ -30,8 +30,16 @@ export type AgentKind = (typeof AGENT_KINDS)[number];
 export interface GatewayConfig {
   /** The resolved `HERMES_HOME` (or profile home). */
   home: string;
-  /** `GATEWAY_RELAY_URL` / `gateway.relay_url`, trailing `/` stripped. Presence activates the relay. */
+  /**
+   * `GATEWAY_RELAY_URL` / `gateway.relay_url`, trailing `/` stripped. Presence activates the relay,
+   * unless `relayDisabledBy` names a veto (then undefined).
+   */
   relayUrl: string | undefined;
+  /**
+   * The config.yaml key that turned the relay off (`platforms.relay.enabled: false`, top level or
+   * under `gateway`; current §10.2): it vetoes even an env URL. Undefined when nothing did.
+   */
+  relayDisabledBy: string | undefined;
   /** `GATEWAY_RELAY_ID` / `gateway.relay_id`. */
   relayId: string | undefined;
   /** `GATEWAY_RELAY_SECRET` / `gateway.relay_secret` (secret). */
@@ -196,6 +204,29 @@ function yamlString(source: YamlSource, section: string, key: string): string | 
   throw configError(source, node, `'${section}.${key}' must be a single value`);
 }
 
+/**
+ * `platforms.relay.enabled: false` at the top level or under `gateway` (a YAML boolean or the
+ * string "false"): the path that says so, or undefined. Any other value leaves the relay on.
+ */
+function relayVeto(source: YamlSource): string | undefined {
+  const doc = source.doc;
+  if (!doc || !isMap(doc.contents)) return undefined;
+  for (const path of [
+    ['platforms', 'relay', 'enabled'],
+    ['gateway', 'platforms', 'relay', 'enabled'],
+  ]) {
+    let value: unknown;
+    try {
+      value = doc.getIn(path);
+    } catch {
+      continue; // a scalar where a mapping was expected: not a veto
+    }
+    if (value === false || (typeof value === 'string' && parseBoolean(value) === false && value.trim() !== ''))
+      return path.join('.');
+  }
+  return undefined;
+}
+
 function yamlBoolean(source: YamlSource, section: string, key: string): boolean | undefined {
   const node = yamlNode(source, section, key);
   if (node === undefined) return undefined;
@@ -303,7 +334,8 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions): GatewayCon
     return isUsableSecret(fromConfig) ? fromConfig : undefined;
   };
 
-  const relayUrlRaw = gatewayString('GATEWAY_RELAY_URL', 'relay_url');
+  const relayDisabledBy = relayVeto(source);
+  const relayUrlRaw = relayDisabledBy ? undefined : gatewayString('GATEWAY_RELAY_URL', 'relay_url');
   const relayUrl = relayUrlRaw === undefined ? undefined : stripTrailingSlashes(relayUrlRaw) || undefined;
 
   const portRaw = gatewayString('GATEWAY_RELAY_INBOUND_PORT', 'relay_inbound_port');
@@ -350,6 +382,7 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions): GatewayCon
   return {
     home,
     relayUrl,
+    relayDisabledBy,
     relayId: gatewayString('GATEWAY_RELAY_ID', 'relay_id'),
     relaySecret: gatewaySecret('GATEWAY_RELAY_SECRET', 'relay_secret'),
     deliveryKey: gatewaySecret('GATEWAY_RELAY_DELIVERY_KEY', 'relay_delivery_key'),

@@ -331,6 +331,26 @@ describe('gateway config', () => {
     },
   );
 
+  it('platforms.relay.enabled: false vetoes the relay, even an env URL (current §14 case 53)', () => {
+    const env = { GATEWAY_RELAY_URL: 'wss://env.example/relay' };
+    const vetoes: [string, string][] = [
+      ['platforms:\n  relay:\n    enabled: false\n', 'platforms.relay.enabled'],
+      ['gateway:\n  platforms:\n    relay:\n      enabled: false\n', 'gateway.platforms.relay.enabled'],
+      ['platforms:\n  relay:\n    enabled: "false"\n', 'platforms.relay.enabled'],
+    ];
+    for (const [yaml, path] of vetoes) {
+      const config = loadGatewayConfig({ home: homeWith(yaml), env });
+      expect(config.relayUrl, yaml).toBeUndefined();
+      expect(config.relayDisabledBy, yaml).toBe(path);
+    }
+    // No `enabled` key, or `enabled: true`: the URL alone activates the relay.
+    for (const yaml of ['platforms:\n  relay: {}\n', 'platforms:\n  relay:\n    enabled: true\n', '']) {
+      const config = loadGatewayConfig({ home: homeWith(yaml), env });
+      expect(config.relayUrl, yaml).toBe('wss://env.example/relay');
+      expect(config.relayDisabledBy, yaml).toBeUndefined();
+    }
+  });
+
   it('blank env values fall through to config.yaml', () => {
     const blank = Object.fromEntries(Object.keys(FULL_ENV).map((key) => [key, '  ']));
     const config = loadGatewayConfig({ home: homeWith(FULL_YAML), env: blank });
