@@ -3,6 +3,7 @@ import { type BoundedCache, boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
+  egressDeclined,
   failedResult,
   MAX_OUTBOUND_CONTENT_BYTES,
   type OutboundAction,
@@ -96,8 +97,9 @@ export class OpDispatcher {
     action: OutboundAction,
   ): Promise<OutboundResult> {
     if (action.op === 'follow_up') return failedResult(NO_FOLLOW_UP);
-    const platform = await this.chatPlatform(tenantId, action.chat_id, action.platform ?? gatewayPlatform);
-    if (!platform) return failedResult(`chat ${action.chat_id} is not a chat of this tenant`);
+    const hint = action.platform ?? gatewayPlatform;
+    const platform = await this.chatPlatform(tenantId, action.chat_id, hint);
+    if (!platform) return egressDeclined(hint ?? this.defaultPlatform);
     const adapter = this.adapters.get(platform);
     if (!adapter) return failedResult(`platform ${platform} is not served by this connector`);
 

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import {
   type CapabilityDescriptor,
+  failedResult,
+  isEgressDecline,
   messageLength,
   type OutboundActionInput,
   type OutboundResult,
@@ -58,12 +60,21 @@ export class ReplyChannel {
         metadata: target.metadata,
       });
       if (result.success === false) {
-        this.log.warn({ chatId: target.chatId, error: result.error }, 'reply could not be sent');
+        if (isEgressDecline(result)) this.reportDecline(target, result);
+        else this.log.warn({ chatId: target.chatId, error: result.error }, 'reply could not be sent');
         return first ?? result;
       }
       first ??= result;
     }
     return first ?? { success: true };
+  }
+
+  /** The connector refused the chat itself: said once per reply, never retried as another op. */
+  reportDecline(target: ReplyTarget, result: OutboundResult): void {
+    this.log.warn(
+      { chatId: target.chatId, error: result.error, code: result.code },
+      'the connector declined the reply: this chat is not an approved destination for this gateway',
+    );
   }
 
   async typing(target: ReplyTarget, on = true): Promise<void> {
@@ -137,7 +148,13 @@ class ReplyStream {
     }
     const chunks = splitMessage(text, limit, unit);
     const [head, ...rest] = chunks;
-    if (head !== undefined && head !== this.shown && !(await this.edit(head))) {
+    const edited = head !== undefined && head !== this.shown ? await this.edit(head) : undefined;
+    if (edited !== undefined && isEgressDecline(edited)) {
+      // A refusal of the chat itself: another op to the same chat would be refused too (current §7.1).
+      this.channel.reportDecline(this.target, edited);
+      return;
+    }
+    if (head !== undefined && edited?.success === false) {
       // The final edit failed (rate limit, timeout): never leave a partial text as the answer.
       await this.link.send({
         op: 'send',
@@ -188,8 +205,8 @@ class ReplyStream {
     this.timer = undefined;
   }
 
-  private async edit(text: string): Promise<boolean> {
-    if (this.messageId === undefined) return false;
+  private async edit(text: string): Promise<OutboundResult> {
+    if (this.messageId === undefined) return failedResult('no message to edit');
     const result = await this.link.send({
       op: 'edit',
       chat_id: this.target.chatId,
@@ -197,8 +214,7 @@ class ReplyStream {
       content: text,
       metadata: this.target.metadata,
     });
-    if (result.success === false) return false;
-    this.shown = text;
-    return true;
+    if (result.success !== false) this.shown = text;
+    return result;
   }
 }

@@ -286,8 +286,15 @@ function isStopCommand(text: string): boolean {
   return /^\/stop(@\S+)?\s*$/i.test(text.trim());
 }
 
+/**
+ * Where the reply goes, with the discriminators learned from the inbound (current §7.1): the
+ * connector resolves the owning tenant from `scope_id`, then `user_id` (the only one a DM has).
+ */
 function replyTarget(event: MessageEvent): ReplyTarget {
   const metadata: Record<string, unknown> = {};
-  if (event.source.thread_id) metadata.thread_id = event.source.thread_id;
+  const { thread_id: threadId, scope_id: scopeId, user_id: userId } = event.source;
+  if (threadId) metadata.thread_id = threadId;
+  if (scopeId) metadata.scope_id = scopeId;
+  if (userId) metadata.user_id = userId;
   return { chatId: event.source.chat_id, replyTo: event.message_id ?? null, metadata };
 }

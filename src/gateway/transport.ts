@@ -188,7 +188,7 @@ export class RelayTransport {
     this.wakeSleep?.();
     if (this.ws) flushFrames(this.ws);
     this.ws?.close(1000, 'gateway stopping');
-    this.failPending(OUTBOUND_ERRORS.closed);
+    this.failPending(OUTBOUND_ERRORS.closedAfterWrite, { ambiguous: true });
     await this.loop;
     this.setStatus('stopped', null, null);
   }
@@ -196,6 +196,7 @@ export class RelayTransport {
   /** Run one outbound op. Never throws: failures are `{success:false, error}` results. */
   send(action: OutboundActionInput): Promise<OutboundResult> {
     const ws = this.ws;
+    if (this.stopped) return Promise.resolve(failedResult(OUTBOUND_ERRORS.closed));
     if (!ws || ws.readyState !== WebSocket.OPEN || !this.currentDescriptor) {
       return Promise.resolve(failedResult(OUTBOUND_ERRORS.notConnected));
     }
@@ -211,7 +212,7 @@ export class RelayTransport {
         if (!error) return;
         clearTimeout(timer);
         this.pending.delete(requestId);
-        resolve(failedResult(OUTBOUND_ERRORS.notConnected));
+        resolve(failedResult(`${OUTBOUND_ERRORS.sendFailed}: ${error.message}`));
       });
     });
   }
@@ -479,7 +480,7 @@ export class RelayTransport {
         if (this.ws === ws) this.ws = undefined;
         this.currentDescriptor = undefined;
         this.descriptors.clear();
-        this.failPending(OUTBOUND_ERRORS.closed);
+        this.failPending(OUTBOUND_ERRORS.connectionLost);
         const reason = reasonBuffer.toString('utf8');
         if (handshaken) log.info({ code, reason }, 'relay connection closed');
         resolve({
@@ -497,10 +498,10 @@ export class RelayTransport {
     this.handledBuffers.set(id, true);
   }
 
-  private failPending(error: string): void {
+  private failPending(error: string, extra: { ambiguous?: boolean } = {}): void {
     for (const [id, waiter] of this.pending) {
       clearTimeout(waiter.timer);
-      waiter.resolve(failedResult(error));
+      waiter.resolve(failedResult(error, extra));
       this.pending.delete(id);
     }
   }

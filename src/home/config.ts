@@ -221,7 +221,10 @@ function relayVeto(source: YamlSource): string | undefined {
     } catch {
       continue; // a scalar where a mapping was expected: not a veto
     }
-    if (value === false || (typeof value === 'string' && parseBoolean(value) === false && value.trim() !== ''))
+    if (
+      value === false ||
+      (typeof value === 'string' && parseBoolean(value) === false && value.trim() !== '')
+    )
       return path.join('.');
   }
   return undefined;

@@ -113,6 +113,8 @@ export const OutboundResultSchema = z.looseObject({
   message_id: WireId.optional().catch(undefined),
   error: z.string().optional().catch(undefined),
   ambiguous: z.boolean().optional().catch(undefined),
+  /** A machine-readable failure kind, e.g. {@link EGRESS_DECLINED_CODE}. */
+  code: z.string().optional().catch(undefined),
   chat_info: z
     .looseObject({ name: z.string().optional(), type: z.string().optional() })
     .optional()
@@ -125,6 +127,30 @@ export type OutboundResult = z.output<typeof OutboundResultSchema>;
 
 export function failedResult(error: string, extra: { ambiguous?: boolean } = {}): OutboundResult {
   return { success: false, error, ...extra };
+}
+
+/** The `code` of a connector's egress refusal (current §7.1). */
+export const EGRESS_DECLINED_CODE = 'egress_declined';
+
+/**
+ * The connector's refusal of an op on a chat that is not the gateway's to act on: one uniform text,
+ * so it tells nothing about whose the chat is (current §7.1).
+ */
+export function egressDeclined(platform: string): OutboundResult {
+  return {
+    success: false,
+    code: EGRESS_DECLINED_CODE,
+    error: `${platform} egress declined: target is not an approved destination for this connection`,
+  };
+}
+
+/**
+ * A definite refusal: the code, or the text `egress declined:` in any case. A result marked
+ * `ambiguous` is never one (the op may have run). Current §14 case 41.
+ */
+export function isEgressDecline(result: OutboundResult): boolean {
+  if (result.success !== false || result.ambiguous === true) return false;
+  return result.code === EGRESS_DECLINED_CODE || /egress declined:/i.test(result.error ?? '');
 }
 
 export interface ChatInfo {

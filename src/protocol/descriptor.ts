@@ -7,13 +7,13 @@ export type LenUnit = 'chars' | 'utf16';
 /** Ops a gateway may assume when the descriptor has no `supported_ops` (spec decision 7). */
 export const LEGACY_OPS = ['send', 'edit', 'typing', 'follow_up'] as const;
 
-const maxMessageLength = z
-  .unknown()
-  .transform((value) =>
-    typeof value === 'number' && Number.isFinite(value) && value > 0
-      ? Math.floor(value)
-      : DEFAULT_MAX_MESSAGE_LENGTH,
-  );
+/** ≤ 0, null or garbage → 4096; a positive numeric string ("2000") counts as its number (current §6). */
+const maxMessageLength = z.unknown().transform((value) => {
+  const number = typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
+  return typeof number === 'number' && Number.isFinite(number) && number > 0
+    ? Math.floor(number)
+    : DEFAULT_MAX_MESSAGE_LENGTH;
+});
 
 /**
  * `utf16` counts at least as many units as `chars` for every string, so measuring an unknown

@@ -34,9 +34,19 @@ export const RECEIVER_ERRORS = {
   missingEvent: 'missing event',
 } as const;
 
-/** Gateway-side outbound failures never throw; these are the reference result errors (§4.5). */
+/**
+ * Gateway-side outbound failures never throw; these are the reference result errors (June §4.5,
+ * current §3.5). Ambiguous (the frame was written, only the answer is missing): `timedOut` and
+ * `closedAfterWrite`.
+ */
 export const OUTBOUND_ERRORS = {
   notConnected: 'relay transport not connected',
   timedOut: 'relay outbound timed out',
   closed: 'relay transport closed',
+  /** Written, then the socket was lost (the reference does not mark this one ambiguous). */
+  connectionLost: 'relay transport connection lost',
+  /** Written, then a planned stop failed the waiter. */
+  closedAfterWrite: 'relay send failed: relay transport closed',
+  /** Prefix of the result when writing the frame itself failed. */
+  sendFailed: 'relay send failed',
 } as const;

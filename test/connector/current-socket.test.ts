@@ -107,7 +107,12 @@ describe('identities on one socket (current §4.3)', () => {
       platform: 'discord',
       botId: 'app-1',
     });
-    expect(result).toMatchObject({ success: false, error: 'chat nowhere is not a chat of this tenant' });
+    // The uniform egress refusal of current §7.1 (§14 case 40's text), with its code.
+    expect(result).toEqual({
+      success: false,
+      code: 'egress_declined',
+      error: 'discord egress declined: target is not an approved destination for this connection',
+    });
     gateway.close();
   });
 });

@@ -107,7 +107,8 @@ describe('OpDispatcher chat ownership', () => {
   it('never reuses a refusal: a chat becomes usable as soon as it is the tenant’s', async () => {
     expect(await send(beta, 'y')).toMatchObject({
       success: false,
-      error: expect.stringContaining('not a chat of this tenant'),
+      code: 'egress_declined',
+      error: 'test egress declined: target is not an approved destination for this connection',
     });
     await addRoute(store, { tenantRef: beta, platform: 'test', routeKey: 'y' });
     expect(await send(beta, 'y')).toMatchObject({ success: true });

@@ -273,3 +273,92 @@ describe('scale to zero, gateway side (current §9)', () => {
     expect(fake.received[0]?.map((f) => f.type)).toContain('going_idle');
   });
 });
+
+describe('outbound results (current §3.5; §14 cases 2–5, 11)', () => {
+  const answer = (result: Record<string, unknown>) => (socket: WebSocket, frame: Frame) => {
+    if (frame.type === 'hello') send(socket, descriptorFor(String(frame.platform)));
+    if (frame.type === 'going_idle') send(socket, { type: 'going_idle_ack' });
+    if (frame.type === 'outbound')
+      send(socket, { type: 'outbound_result', requestId: frame.requestId, result });
+  };
+  const sendOp = (t: RelayTransport) =>
+    t.send({ op: 'send', chat_id: 'chan1', content: 'hi', reply_to: null, metadata: {} });
+
+  it('case 2: correlates the result by requestId (a 32-char hex id); case 3: follow_up rides an outbound frame', async () => {
+    const fake = await fakeConnector();
+    fake.onFrame = answer({ success: true, message_id: 'srv-send' });
+    const t = transport(fake.url);
+    t.start();
+    await until(() => t.connected, 5_000, 'handshake');
+    expect(await sendOp(t)).toEqual({ success: true, message_id: 'srv-send' });
+    const outbound = fake.received[0]?.find((f) => f.type === 'outbound');
+    expect(outbound?.requestId).toMatch(/^[0-9a-f]{32}$/);
+    expect(outbound?.action).toEqual({
+      op: 'send',
+      chat_id: 'chan1',
+      content: 'hi',
+      reply_to: null,
+      metadata: {},
+    });
+
+    await t.send({
+      op: 'follow_up',
+      session_key: 'agent:main:discord:dm:u1',
+      kind: 'discord.interaction_token',
+      content: 'later',
+      metadata: {},
+    });
+    const followUp = fake.received[0]?.filter((f) => f.type === 'outbound')[1];
+    expect(followUp?.action).toMatchObject({ op: 'follow_up' });
+  });
+
+  it('case 4: a send after stop is success:false "relay transport closed", at once and without ambiguous', async () => {
+    const fake = await fakeConnector();
+    const t = transport(fake.url);
+    t.start();
+    await until(() => t.connected, 5_000, 'handshake');
+    await t.stop();
+    expect(await sendOp(t)).toEqual({ success: false, error: 'relay transport closed' });
+  });
+
+  it('case 5: a socket lost with a waiter pending gives "relay transport connection lost" (not ambiguous) and leaves nothing pending', async () => {
+    const fake = await fakeConnector();
+    fake.onFrame = (socket, frame) => {
+      if (frame.type === 'hello') send(socket, descriptorFor('relay'));
+      if (frame.type === 'outbound') socket.terminate();
+    };
+    const t = transport(fake.url);
+    t.start();
+    await until(() => t.connected, 5_000, 'handshake');
+    expect(await sendOp(t)).toEqual({ success: false, error: 'relay transport connection lost' });
+    expect((t as unknown as { pending: Map<string, unknown> }).pending.size).toBe(0);
+  });
+
+  it('case 11: no answer in time is ambiguous ("relay outbound timed out"); a waiter failed by a planned stop is ambiguous too', async () => {
+    const fake = await fakeConnector();
+    // Descriptors and going_idle acks, but never an outbound_result.
+    const t = transport(fake.url, { opTimeoutMs: 200 });
+    t.start();
+    await until(() => t.connected, 5_000, 'handshake');
+    expect(await sendOp(t)).toEqual({ success: false, error: 'relay outbound timed out', ambiguous: true });
+
+    const t2 = transport(fake.url);
+    t2.start();
+    await until(() => t2.connected, 5_000, 'second handshake');
+    const pending = sendOp(t2);
+    await until(
+      () =>
+        fake.received.some(
+          (frames) => frames.filter((f) => f.type === 'outbound').length > 0 && frames !== fake.received[0],
+        ),
+      5_000,
+      'the frame written',
+    );
+    await t2.stop();
+    expect(await pending).toEqual({
+      success: false,
+      error: 'relay send failed: relay transport closed',
+      ambiguous: true,
+    });
+  });
+});

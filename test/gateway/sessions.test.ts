@@ -119,6 +119,39 @@ describe('SessionManager', () => {
     expect(history.data.size).toBe(2);
   });
 
+  it('replies carry the discriminators learned from the inbound: user_id for a DM, scope_id and user_id in a guild (current §14 case 28)', async () => {
+    const { agent, manager, link } = setup();
+    manager.handleInbound(
+      MessageEventSchema.parse({
+        text: 'dm',
+        message_id: 'in-dm',
+        source: { platform: 'discord', chat_id: 'dm-1', chat_type: 'dm', user_id: 'user-42' },
+      }),
+    );
+    manager.handleInbound(
+      MessageEventSchema.parse({
+        text: 'guild',
+        message_id: 'in-guild',
+        source: {
+          platform: 'discord',
+          chat_id: 'chan-1',
+          chat_type: 'group',
+          user_id: 'user-42',
+          scope_id: 'scope-9',
+          thread_id: 'th-1',
+        },
+      }),
+    );
+    await until(() => agent.calls.length === 2);
+    agent.finish(0, 'to the dm');
+    agent.finish(1, 'to the guild');
+    await until(() => link.sent().length === 2);
+    const metadataOf = (chat: string) =>
+      link.actions.find((a) => a.op === 'send' && a.chat_id === chat)?.metadata;
+    expect(metadataOf('dm-1')).toEqual({ user_id: 'user-42' });
+    expect(metadataOf('chan-1')).toEqual({ thread_id: 'th-1', scope_id: 'scope-9', user_id: 'user-42' });
+  });
+
   it('/stop cancels exactly that session and says so', async () => {
     const { agent, manager, link } = setup();
     manager.handleInbound(event('long', 'c1'));
@@ -268,5 +301,45 @@ describe('SessionManager and the durable inbox', () => {
     expect(journal.log).toEqual(['accept 1', 'started 1']);
     agent.finish(0, 'hi');
     await until(() => journal.log.includes('done 1'));
+  });
+});
+
+describe('egress declines (current §7.1; §14 case 40)', () => {
+  const DECLINE = {
+    success: false,
+    code: 'egress_declined',
+    error: 'discord egress declined: target is not an approved destination for this connection',
+  };
+  const target = { chatId: 'chan-1', replyTo: null, metadata: {} };
+
+  function decliningLink(declineOps: string[]) {
+    const link = new RecordingLink({ ...placeholderDescriptor('discord'), supports_edit: true });
+    const send = link.send.bind(link);
+    link.send = async (action: Record<string, unknown>) => {
+      const result = await send(action);
+      return declineOps.includes(String(action.op)) ? DECLINE : result;
+    };
+    return link;
+  }
+
+  it('a declined send reports the error once and sends no further chunk or other op', async () => {
+    const link = decliningLink(['send']);
+    const warnings: unknown[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line)) });
+    const channel = new ReplyChannel(link, 'discord', log);
+    const result = await channel.sendText(target, 'x'.repeat(9_000));
+    expect(result).toEqual(DECLINE);
+    expect(link.actions.map((a) => a.op)).toEqual(['send']);
+    expect(warnings).toHaveLength(1);
+  });
+
+  it('a declined final edit of a streamed reply is not downgraded into a plain send', async () => {
+    const link = decliningLink(['edit']);
+    const channel = new ReplyChannel(link, 'discord', pino({ level: 'silent' }));
+    const stream = channel.stream(target);
+    stream.update('partial');
+    await until(() => link.actions.length === 1);
+    await stream.finish('the whole answer');
+    expect(link.actions.map((a) => a.op)).toEqual(['send', 'edit']);
   });
 });

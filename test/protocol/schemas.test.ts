@@ -6,12 +6,15 @@ import {
   connectorHttpBase,
   EnrollRequestSchema,
   EnrollResponseSchema,
+  egressDeclined,
   enrollUrl,
   interpretDelivery,
   interruptDeliveryBody,
+  isEgressDecline,
   LEGACY_OPS,
   messageDeliveryBody,
   messageEventToWire,
+  normalizePlatform,
   ProvisionRequestSchema,
   ProvisionResponseSchema,
   parseConnectorFrame,
@@ -112,7 +115,11 @@ describe('parseDescriptor', () => {
     expect(d).not.toHaveProperty('another');
   });
 
-  it.each([0, -5, 'abc', null, Number.NaN, '2000', true, {}])(
+  it('reads a positive numeric string as its number (current §6: Python keeps "2000" as a string)', () => {
+    expect(descriptorOf({ ...JUNE, max_message_length: '2000' }).max_message_length).toBe(2000);
+  });
+
+  it.each([0, -5, 'abc', '-3', '0', '', null, Number.NaN, true, {}])(
     'maps max_message_length %j to 4096',
     (value) => {
       expect(descriptorOf({ ...JUNE, max_message_length: value }).max_message_length).toBe(4096);
@@ -915,5 +922,44 @@ describe('buildSessionKey: extra cases (reference §7.3)', () => {
     expect(buildSessionKey(thread, { groupSessionsPerUser: false, threadSessionsPerUser: true })).toBe(
       'agent:main:discord:thread:p:T1',
     );
+  });
+});
+
+describe('current §14 literal cases on the shared protocol', () => {
+  it('case 24: a descriptor with supports_context and an unknown future field parses', () => {
+    const parsed = descriptorOf({
+      ...placeholderDescriptor('discord'),
+      supports_context: true,
+      some_future_field: 123,
+    });
+    expect(parsed.supports_context).toBe(true);
+    expect(parsed).not.toHaveProperty('some_future_field');
+  });
+
+  it('case 26: a source of {}, {platform:"relay"} or {platform:"not_a_platform"} keys as relay', () => {
+    for (const source of [{}, { platform: 'relay' }, { platform: 'not_a_platform' }]) {
+      const parsed = parseMessageEvent({ text: 'x', source });
+      expect(parsed.ok && normalizePlatform(parsed.event.source.platform)).toBe('relay');
+    }
+  });
+
+  it('case 41: an egress decline is the code or the text "egress declined:" in any case, never an ambiguous result', () => {
+    expect(isEgressDecline({ success: false, code: 'egress_declined' })).toBe(true);
+    expect(
+      isEgressDecline({
+        success: false,
+        error: 'DISCORD EGRESS DECLINED: target is not an approved destination for this connection',
+      }),
+    ).toBe(true);
+    expect(isEgressDecline({ success: false, error: 'discord egress declined: x', ambiguous: true })).toBe(
+      false,
+    );
+    expect(isEgressDecline({ success: false, error: 'file too large' })).toBe(false);
+    expect(isEgressDecline({ success: true, code: 'egress_declined' })).toBe(false);
+    expect(egressDeclined('discord')).toEqual({
+      success: false,
+      code: 'egress_declined',
+      error: 'discord egress declined: target is not an approved destination for this connection',
+    });
   });
 });
