@@ -604,6 +604,32 @@ describe('selfProvision', () => {
     });
   });
 
+  it('does not forward the identity token across a cross-origin redirect (current §14 case 48)', async () => {
+    const seen: (string | undefined)[] = [];
+    const target = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(503).end();
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const targetPort = (target.address() as AddressInfo).port;
+    const redirector = createServer((_req, res) => {
+      res.writeHead(307, { location: `http://127.0.0.1:${targetPort}/relay/provision` }).end();
+    });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    try {
+      const outcome = await selfProvision({
+        config: config({ relayUrl: `http://127.0.0.1:${(redirector.address() as AddressInfo).port}` }),
+        log: silent,
+      });
+      // Stricter than the reference: a redirect is not followed at all, so the token stays home.
+      expect(outcome).toEqual({ provisioned: false, reason: 'connector returned HTTP 307' });
+      expect(seen.filter((authorization) => authorization !== undefined)).toEqual([]);
+    } finally {
+      redirector.close();
+      target.close();
+    }
+  });
+
   it('is fail-soft on transport errors and a throwing fetch', async () => {
     const port = await closedPort();
     const unreachable = await selfProvision({
