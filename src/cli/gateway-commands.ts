@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { isUsableSecret } from '../auth/index.js';
 import { errorMessage } from '../common/errors.js';
 import { defaultGatewayId, enrollGateway } from '../gateway/enroll.js';
+import { resolveIdentityToken } from '../gateway/identity-token.js';
 import { GatewayStartupError, startGateway } from '../gateway/runner.js';
 import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from '../home/config.js';
 import { ENV_FILE_NAME, loadEnvFile, saveEnvValues } from '../home/env-file.js';
@@ -86,12 +87,20 @@ export function registerGatewayCommands(program: Command): void {
     .option('--token <token>', 'enrollment token (default: $GATEWAY_RELAY_ENROLL_TOKEN)')
     .option('--connector-url <url>', 'connector URL (default: $GATEWAY_RELAY_URL / gateway.relay_url)')
     .option('--gateway-id <id>', 'this gateway’s id (default: gw-<hostname>)')
+    .option(
+      '--wake-url <url>',
+      'URL the connector GETs to wake this gateway when a message arrives while it is idle (default: $GATEWAY_RELAY_WAKE_URL / gateway.relay_wake_url)',
+    )
     .addHelpText(
       'after',
-      '\nExample:\n  HERMES_PORTAL_TOKEN=hrt_… hermes gateway enroll --token hre_… --connector-url http://127.0.0.1:8700\n',
+      '\nExample:\n  HERMES_PORTAL_TOKEN=hrt_… hermes gateway enroll --token hre_… --connector-url http://127.0.0.1:8700\n' +
+        '\nThe identity token is the identity provider’s (GATEWAY_RELAY_IDP_TOKEN_URL, …) when one is set, else HERMES_PORTAL_TOKEN / auth.json.\n',
     )
     .action(
-      async (options: { token?: string; connectorUrl?: string; gatewayId?: string }, command: Command) => {
+      async (
+        options: { token?: string; connectorUrl?: string; gatewayId?: string; wakeUrl?: string },
+        command: Command,
+      ) => {
         const { home, config } = gatewayContext(command);
         if (config.managed) {
           throw new CliError(
@@ -104,16 +113,27 @@ export function registerGatewayCommands(program: Command): void {
         const token = options.token ?? config.enrollToken;
         if (!isUsableSecret(token))
           throw new CliError('no enrollment token: pass --token or set GATEWAY_RELAY_ENROLL_TOKEN', 2);
-        if (!isUsableSecret(config.portalToken)) {
+        const wakeUrl = options.wakeUrl?.trim().replace(/\/+$/, '') || config.wakeUrl;
+        if (wakeUrl !== undefined && !/^https?:\/\/[^/\s]+/i.test(wakeUrl))
+          throw new CliError(
+            `--wake-url must be an http:// or https:// URL, got ${JSON.stringify(wakeUrl)}`,
+            2,
+          );
+        if (!config.idp && !isUsableSecret(config.portalToken)) {
           throw new CliError(
             `no identity token: set HERMES_PORTAL_TOKEN or write {"access_token": …} to ${join(home, 'auth.json')}`,
           );
         }
+        const identity = await resolveIdentityToken({ idp: config.idp, portalToken: config.portalToken });
+        if (!identity.ok) throw new CliError(`enrollment failed: ${identity.error}`);
         const result = await enrollGateway({
           connectorUrl,
           token,
           gatewayId: options.gatewayId ?? config.relayId ?? defaultGatewayId(),
-          portalToken: config.portalToken,
+          portalToken: identity.token,
+          wakeUrl,
+          instanceId: config.instanceId,
+          displayName: config.displayName,
         });
         if (!result.ok) throw new CliError(`enrollment failed: ${result.message}`);
         ensureHome(home);
@@ -123,6 +143,7 @@ export function registerGatewayCommands(program: Command): void {
           GATEWAY_RELAY_DELIVERY_KEY: result.deliveryKey,
         };
         if (options.connectorUrl) values.GATEWAY_RELAY_URL = options.connectorUrl;
+        if (options.wakeUrl) values.GATEWAY_RELAY_WAKE_URL = wakeUrl as string;
         saveEnvValues(join(home, ENV_FILE_NAME), values);
         process.stdout.write(
           `enrolled as ${result.gatewayId} (tenant ${result.tenant}); credentials written to ${join(home, ENV_FILE_NAME)} (mode 0600)\n` +

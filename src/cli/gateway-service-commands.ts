@@ -40,7 +40,7 @@ import {
   parseDrainTimeout,
 } from '../home/config.js';
 import { ensureHome, resolveHermesRoot, resolveHome } from '../home/home.js';
-import { readGatewayLiveness } from '../home/pid-lock.js';
+import { readGatewayLiveness, writeIdleStopMarker } from '../home/pid-lock.js';
 import { CliError } from './errors.js';
 import { printJson, printTable } from './format.js';
 import { gatewayContext } from './gateway-commands.js';
@@ -208,6 +208,30 @@ async function stopCommand(options: { system?: boolean }, command: Command): Pro
       say(statusHint(target));
       return;
   }
+}
+
+/**
+ * Scale to zero on purpose (current §9): a planned stop in which the gateway says `going_idle`, so
+ * the connector keeps its inbound (and pokes its wake URL, if one is registered) until it dials
+ * again. Recorded as `stopped (idle)`.
+ */
+async function idleCommand(options: { system?: boolean }, command: Command): Promise<void> {
+  const target = resolveTarget(command);
+  const liveness = readGatewayLiveness(target.home);
+  if (!liveness.running || liveness.pid === null) {
+    say('✗ No gateway running for this profile');
+    return;
+  }
+  writeIdleStopMarker(target.home, liveness.pid);
+  const drain = drainSecondsFor(command);
+  const outcome = await serviceCall(() => managerFor(target, options.system).stop(stopWaitMs(drain)));
+  tell(outcome.notices);
+  if (outcome.kind === 'not_running') {
+    say('✗ No gateway running for this profile');
+    return;
+  }
+  say(`✓ Gateway idle (PID ${liveness.pid}): the connector keeps what arrives for it until it dials again`);
+  say(`  resume: ${hermesCommand(target, 'gateway start')} (it takes the backlog first, in order)`);
 }
 
 async function restartCommand(options: { system?: boolean }, command: Command): Promise<void> {
@@ -621,6 +645,19 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     )
     .action((options: { system?: boolean }, command: Command) =>
       serviceCall(() => stopCommand(options, command)),
+    );
+
+  gateway
+    .command('idle')
+    .description('scale to zero: stop after running turns finish, the connector keeping new messages')
+    .option('--system', 'act on the system unit')
+    .addHelpText(
+      'after',
+      examples('hermes gateway idle', 'hermes gateway start   # back: the backlog is delivered first') +
+        '\nThe gateway says going_idle before it exits; messages that arrive meanwhile wait in the\nconnector, which pokes the wake URL registered at enroll or provision (GATEWAY_RELAY_WAKE_URL).\n',
+    )
+    .action((options: { system?: boolean }, command: Command) =>
+      serviceCall(() => idleCommand(options, command)),
     );
 
   gateway

@@ -90,6 +90,7 @@ export class CredentialService {
     );
     if (routeError) return routeError;
     const issued = await this.issue(tenantId, request.gatewayId, platform, '', request.gatewayEndpoint, now);
+    await this.storeDetails(request);
     await store.audit({
       at: now,
       event: 'gateway_enrolled',
@@ -98,6 +99,17 @@ export class CredentialService {
       detail: { routeKeys: request.routeKeys?.length ?? 0 },
     });
     return { status: 200, body: issued };
+  }
+
+  /** `instanceId`, `wakeUrl`, `displayName` as given; an absent key leaves the stored value. */
+  private async storeDetails(request: EnrollRequest | ProvisionRequest): Promise<void> {
+    const details = {
+      ...(request.instanceId !== undefined ? { instanceId: request.instanceId } : {}),
+      ...(request.wakeUrl !== undefined ? { wakeUrl: request.wakeUrl } : {}),
+      ...(request.displayName !== undefined ? { displayName: request.displayName } : {}),
+    };
+    if (Object.keys(details).length > 0)
+      await this.options.store.updateGatewayDetails(request.gatewayId, details);
   }
 
   async provision(
@@ -141,13 +153,7 @@ export class CredentialService {
         now,
       );
     }
-    const details = {
-      ...(request.instanceId !== undefined ? { instanceId: request.instanceId } : {}),
-      ...(request.wakeUrl !== undefined ? { wakeUrl: request.wakeUrl } : {}),
-      ...(request.displayName !== undefined ? { displayName: request.displayName } : {}),
-    };
-    if (Object.keys(details).length > 0)
-      await this.options.store.updateGatewayDetails(request.gatewayId, details);
+    await this.storeDetails(request);
     await this.options.store.audit({
       at: now,
       event: 'gateway_provisioned',

@@ -21,8 +21,15 @@ export interface EnrollOptions {
   /** The single-use enrollment token. */
   token: string;
   gatewayId: string;
-  /** Identity bearer (`HERMES_PORTAL_TOKEN` or `auth.json`). */
+  /** Identity bearer (current §10.3: the identity provider's token, else the portal token). */
   portalToken: string;
+  /**
+   * Sent only when set (current §10.2 fields; on enroll our answer to the [unconfirmed] §16.4):
+   * where the connector pokes this gateway awake, its instance id, its reply-prefix name.
+   */
+  wakeUrl?: string | undefined;
+  instanceId?: string | undefined;
+  displayName?: string | undefined;
   fetchImpl?: typeof fetch;
   timeoutMs?: number;
 }
@@ -46,7 +53,13 @@ export async function enrollGateway(options: EnrollOptions): Promise<EnrollResul
   const reply = await postConnectorJson({
     url,
     bearer: portalToken,
-    body: { enrollmentToken: token, gatewayId: options.gatewayId },
+    body: {
+      enrollmentToken: token,
+      gatewayId: options.gatewayId,
+      ...(options.instanceId ? { instanceId: options.instanceId } : {}),
+      ...(options.wakeUrl ? { wakeUrl: options.wakeUrl } : {}),
+      ...(options.displayName ? { displayName: options.displayName } : {}),
+    },
     fetchImpl: options.fetchImpl,
     timeoutMs: options.timeoutMs,
   });

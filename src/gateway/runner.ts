@@ -4,7 +4,13 @@ import { errorMessage } from '../common/errors.js';
 import type { GatewayConfig } from '../home/config.js';
 import { DrainWatcher } from '../home/drain-control.js';
 import { conversationsPath, inboxPath } from '../home/home.js';
-import { acquireGatewayLock, consumeMarker, type GatewayLock } from '../home/pid-lock.js';
+import {
+  acquireGatewayLock,
+  consumeMarker,
+  type GatewayLock,
+  IDLE_STOP_MARKER_NAME,
+  PLANNED_STOP_MARKER_NAME,
+} from '../home/pid-lock.js';
 import { type RuntimeStatusPatch, writeRuntimeStatus } from '../home/status-file.js';
 import { createAgent } from './agents/index.js';
 import type { Agent } from './agents/types.js';
@@ -25,6 +31,13 @@ import { RelayTransport, type TransportStatus } from './transport.js';
  */
 
 const EXIT = { ok: 0, failure: 1, restart: 75, config: 78 } as const;
+/** `exit_reason` in gateway_state.json per kind of stop. */
+const EXIT_REASONS: Record<StopKind, string> = {
+  planned: 'shutdown',
+  idle: 'idle',
+  unexpected: 'signal',
+  restart: 'restart',
+};
 
 const PLATFORM_KEY = 'relay';
 const POST_INTERRUPT_GRACE_MS = 5_000;
@@ -39,7 +52,8 @@ export interface RunGatewayOptions {
   signals?: boolean;
 }
 
-export type StopKind = 'planned' | 'unexpected' | 'restart';
+/** `idle`: a planned stop that scales to zero (`hermes gateway idle`), recorded as such. */
+export type StopKind = 'planned' | 'idle' | 'unexpected' | 'restart';
 
 export interface RunningGateway {
   /** Resolves with the exit code once the gateway has stopped. */
@@ -333,7 +347,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       const code = kind === 'restart' ? EXIT.restart : kind === 'unexpected' ? EXIT.failure : EXIT.ok;
       status({
         gatewayState: 'stopped',
-        exitReason: kind === 'restart' ? 'restart' : kind === 'unexpected' ? 'signal' : 'shutdown',
+        exitReason: EXIT_REASONS[kind],
         activeAgents: 0,
         restartRequested: kind === 'restart',
         platform: { name: PLATFORM_KEY, state: 'disabled' },
@@ -350,9 +364,10 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     process.once('SIGINT', () => void stop('planned'));
     process.once('SIGTERM', () => {
       // A planned stop (`hermes gateway stop`) or a `--replace` takeover leaves a marker naming us.
+      const idle = consumeMarker(home, IDLE_STOP_MARKER_NAME);
       const planned =
-        consumeMarker(home, '.gateway-planned-stop.json') || consumeMarker(home, '.gateway-takeover.json');
-      void stop(planned ? 'planned' : 'unexpected');
+        consumeMarker(home, PLANNED_STOP_MARKER_NAME) || consumeMarker(home, '.gateway-takeover.json');
+      void stop(idle ? 'idle' : planned ? 'planned' : 'unexpected');
     });
     process.once('SIGUSR1', () => void stop('restart'));
   }

@@ -32,6 +32,8 @@ export const PID_FILE_NAME = 'gateway.pid';
 export const LOCK_FILE_NAME = 'gateway.lock';
 export const TAKEOVER_MARKER_NAME = '.gateway-takeover.json';
 export const PLANNED_STOP_MARKER_NAME = '.gateway-planned-stop.json';
+/** `hermes gateway idle` writes this (beside the planned-stop marker) before SIGTERM. */
+export const IDLE_STOP_MARKER_NAME = '.gateway-idle.json';
 const MARKER_TTL_SECONDS = 60;
 export const GATEWAY_KIND = 'hermes-gateway';
 
@@ -388,6 +390,14 @@ export function writePidMarker(
 /** `hermes gateway stop` writes this before SIGTERM so the gateway exits 0 (planned stop). */
 export function writePlannedStopMarker(home: string, pid: number): PidMarker {
   return writePidMarker(home, PLANNED_STOP_MARKER_NAME, pid, { extra: { stopper_pid: process.pid } });
+}
+
+/**
+ * `hermes gateway idle`: the planned stop is recorded as going idle (scale to zero, current §9):
+ * the connector keeps the gateway's inbound until it dials again.
+ */
+export function writeIdleStopMarker(home: string, pid: number): PidMarker {
+  return writePidMarker(home, IDLE_STOP_MARKER_NAME, pid, { extra: { stopper_pid: process.pid } });
 }
 
 function markerWrittenAtMs(marker: Record<string, unknown>): number {

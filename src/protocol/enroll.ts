@@ -28,11 +28,27 @@ const routeKeys = z
   )
   .max(1000);
 
+/**
+ * Current generation (current §10.2): sent only when set, never as "". Enroll takes them too — our
+ * answer to the [unconfirmed] §16.4 (how a gateway with a pinned secret registers its wake URL).
+ */
+const gatewayDetails = {
+  instanceId: z.string().trim().min(1).max(256).optional(),
+  wakeUrl: z
+    .string()
+    .trim()
+    .max(2048)
+    .refine(isHttpUrl, 'must be an absolute http:// or https:// URL')
+    .optional(),
+  displayName: z.string().trim().min(1).max(64, 'must be at most 64 characters').optional(),
+};
+
 export const EnrollRequestSchema = z.object({
   enrollmentToken: z.string().min(1).max(512),
   gatewayId: GatewayIdSchema,
   gatewayEndpoint: endpoint.optional(),
   routeKeys: routeKeys.optional(),
+  ...gatewayDetails,
 });
 
 export const EnrollResponseSchema = z.object({
@@ -48,15 +64,7 @@ export const ProvisionRequestSchema = z.object({
   botId: z.string().max(256).default(''),
   gatewayEndpoint: endpoint.default(''),
   routeKeys: routeKeys.default([]),
-  // Current generation (current §10.2): sent only when set, never as "".
-  instanceId: z.string().trim().min(1).max(256).optional(),
-  wakeUrl: z
-    .string()
-    .trim()
-    .max(2048)
-    .refine(isHttpUrl, 'must be an absolute http:// or https:// URL')
-    .optional(),
-  displayName: z.string().trim().min(1).max(64, 'must be at most 64 characters').optional(),
+  ...gatewayDetails,
 });
 
 export const ProvisionResponseSchema = EnrollResponseSchema.extend({

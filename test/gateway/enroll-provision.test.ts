@@ -133,6 +133,34 @@ describe('enrollGateway', () => {
     expect((await connector.store.getDeliveryKeys(tenant.id))?.primary).toBe(result.deliveryKey);
   });
 
+  it('registers a wake URL, instance id and display name at enroll when given (our answer to current §16.4), and refuses a bad one', async () => {
+    const result = await enrollGateway({
+      connectorUrl: wsUrl(),
+      token: await enrollmentToken(),
+      gatewayId: 'gw-enroll-wake',
+      portalToken: tenantToken,
+      wakeUrl: 'https://wake.example/poke',
+      instanceId: 'inst-7',
+      displayName: 'Ops Bot',
+    });
+    if (!result.ok) throw new Error(result.message);
+    expect(await connector.store.getGateway('gw-enroll-wake')).toMatchObject({
+      wakeUrl: 'https://wake.example/poke',
+      instanceId: 'inst-7',
+      displayName: 'Ops Bot',
+    });
+    const refused = await enrollGateway({
+      connectorUrl: wsUrl(),
+      token: await enrollmentToken(),
+      gatewayId: 'gw-enroll-bad-wake',
+      portalToken: tenantToken,
+      wakeUrl: 'file:///etc/passwd',
+    });
+    expect(refused).toMatchObject({ ok: false, status: 400 });
+    if (!refused.ok) expect(refused.message).toContain('wakeUrl');
+    expect(await connector.store.getGateway('gw-enroll-bad-wake')).toBeNull();
+  });
+
   it('enrolls with an http:// base URL (trailing slash)', async () => {
     const result = await enrollGateway({
       connectorUrl: `${connector.url}/`,
