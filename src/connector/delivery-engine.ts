@@ -17,6 +17,7 @@ import {
   messageDeliveryBody,
   messageEventToWire,
   normalizePlatform,
+  passthroughDeliveryBody,
   sessionKeyAliases,
 } from '../protocol/index.js';
 import type { ClusterBus } from './cluster/bus.js';
@@ -238,11 +239,22 @@ export class DeliveryEngine {
         metrics.inboundEvents.inc({ platform, outcome: 'irrelevant' });
         return { ok: false, reason: 'irrelevant', message: "not relevant under the gateway's policy" };
       }
+      if (inbound.passthrough && route.endpoint) {
+        metrics.inboundEvents.inc({ platform, outcome: 'unsupported' });
+        return {
+          ok: false,
+          reason: 'unsupported',
+          message: 'a passthrough forward needs a gateway on a socket (current generation); this route posts to an endpoint',
+        };
+      }
       const source = { ...inbound.event.source, platform };
       const sessionKey = buildSessionKey({ ...source, platform: normalizePlatform(platform) });
       const deliveryId = newDeliveryId();
-      const event = messageEventToWire({ ...inbound.event, source });
-      const body = JSON.stringify(messageDeliveryBody(event, deliveryId));
+      const body = JSON.stringify(
+        inbound.passthrough
+          ? passthroughDeliveryBody(inbound.passthrough, deliveryId)
+          : messageDeliveryBody(messageEventToWire({ ...inbound.event, source }), deliveryId),
+      );
       const now = this.now();
       const chatId = source.chat_id ?? '';
       const chatKey = `${route.tenantId}\u0000${chatId}`;

@@ -6,6 +6,9 @@ import {
   InboundFrameSchema,
   type InterruptInboundFrameInput,
   InterruptInboundFrameSchema,
+  type PassthroughForward,
+  type PassthroughForwardFrameInput,
+  PassthroughForwardFrameSchema,
 } from './frames.js';
 import { isPlainObject, JSON_PARSE_ERRORS, parseJsonText } from './json.js';
 import { RECEIVER_ERRORS } from './wire.js';
@@ -28,6 +31,23 @@ export interface InterruptDeliveryBody {
   chat_id: string;
   reason: string;
   delivery_id?: string;
+}
+
+/**
+ * A verified platform webhook for a gateway of the current generation (current §12), stored as a
+ * message-kind delivery so it keeps its session's order; it only travels on a socket.
+ */
+export interface PassthroughDeliveryBody {
+  type: 'passthrough';
+  forward: PassthroughForward;
+  delivery_id: string;
+}
+
+export function passthroughDeliveryBody(
+  forward: PassthroughForward,
+  deliveryId: string,
+): PassthroughDeliveryBody {
+  return { type: 'passthrough', forward, delivery_id: deliveryId };
 }
 
 export function messageDeliveryBody(
@@ -77,7 +97,7 @@ export function interpretDelivery(path: string, body: unknown): InterpretedDeliv
 }
 
 /** The socket frame that carries a delivery to a gateway without an endpoint. */
-export type DeliveryFrame = InboundFrameInput | InterruptInboundFrameInput;
+export type DeliveryFrame = InboundFrameInput | InterruptInboundFrameInput | PassthroughForwardFrameInput;
 
 export type DeliveryFrameParse = { ok: true; frame: DeliveryFrame } | { ok: false; error: string };
 
@@ -85,7 +105,8 @@ export type DeliveryFrameParse = { ok: true; frame: DeliveryFrame } | { ok: fals
  * The frame a stored delivery body becomes on a gateway socket (reference §4.2): a message body an
  * `inbound` frame whose `bufferId` is the delivery id and whose event is the stored wire event,
  * unchanged (the bytes a signed POST would carry); an interrupt body an `interrupt_inbound` frame
- * (`session_key` falls back to the delivery's, `chat_id` to ""). The frame is checked once, against
+ * (`session_key` falls back to the delivery's, `chat_id` to ""); a passthrough body a
+ * `passthrough_forward` frame, acknowledged like an `inbound`. The frame is checked once, against
  * the schema the gateway reads it with; a body that makes no valid frame is an error result, never
  * an exception.
  */
@@ -107,11 +128,19 @@ export function deliveryFrame(delivery: {
     };
     return accepted(InterruptInboundFrameSchema, frame);
   }
+  if (body.type === 'passthrough')
+    return accepted(PassthroughForwardFrameSchema, {
+      type: 'passthrough_forward',
+      forward: body.forward,
+      bufferId: delivery.id,
+    });
   return accepted(InboundFrameSchema, { type: 'inbound', event: body.event, bufferId: delivery.id });
 }
 
 /** `frame` itself (not the parse output, so nothing is re-serialised) once `schema` accepts it. */
-function accepted<S extends typeof InboundFrameSchema | typeof InterruptInboundFrameSchema>(
+function accepted<
+  S extends typeof InboundFrameSchema | typeof InterruptInboundFrameSchema | typeof PassthroughForwardFrameSchema,
+>(
   schema: S,
   frame: unknown,
 ): DeliveryFrameParse {

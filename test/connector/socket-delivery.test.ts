@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
-import { createTenant } from '../../src/connector/admin.js';
+import { addRoute, createTenant } from '../../src/connector/admin.js';
 import { DeliveryEngine } from '../../src/connector/delivery-engine.js';
 import { type GatewayConnection, GatewayRegistry } from '../../src/connector/gateway-registry.js';
 import { ConnectorMetrics } from '../../src/connector/metrics.js';
@@ -214,6 +214,95 @@ describe('DeliveryEngine and a corrupt socket row', () => {
     const [dead] = await store.listDeadLetters(10);
     expect(dead?.id).toBe('dlv_bad');
     expect(dead?.reason).toMatch(/^stored body makes no valid frame: event/);
+    expect(await store.outboxDepth()).toBe(0);
+  });
+});
+
+describe('passthrough forwards (current §12)', () => {
+  const forward = {
+    platform: 'discord',
+    botId: 'app-1',
+    method: 'POST',
+    path: '/interactions/discord/app-1',
+    headers: [['content-type', 'application/json']] as [string, string][],
+    bodyB64: Buffer.from('{"type":2,"data":{"name":"new"}}').toString('base64'),
+  };
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it('rides the socket as passthrough_forward with its bufferId, in its session order, completed by inbound_ack', async () => {
+    const store = SqliteStore.open(':memory:');
+    cleanups.push(() => store.close());
+    const { tenant } = await createTenant(store, 'acme');
+    await addRoute(store, { tenantRef: tenant.id, platform: 'discord', routeKey: 'guild-1' });
+    const registry = new GatewayRegistry();
+    const lines: string[] = [];
+    const connection = { ...fakeConnection(lines), tenantId: tenant.id };
+    registry.add(connection);
+    const engine = new DeliveryEngine({
+      store,
+      registry,
+      metrics: new ConnectorMetrics(),
+      log,
+      instanceId: 'engine-a',
+    });
+    await engine.start();
+    cleanups.push(() => engine.stop(1_000));
+    const source = {
+      platform: 'discord',
+      chat_id: 'chan-1',
+      chat_type: 'group',
+      scope_id: 'guild-1',
+      user_id: 'u1',
+    };
+    const message = await engine.ingest('discord', { routeKey: 'guild-1', event: { text: 'first', source } });
+    const passthrough = await engine.ingest('discord', {
+      routeKey: 'guild-1',
+      event: { text: '', source },
+      passthrough: forward,
+    });
+    if (!message.ok || !passthrough.ok) throw new Error('not queued');
+    expect(passthrough.sessionKey).toBe(message.sessionKey);
+
+    // Per-session order: the passthrough waits for the message before it to be acknowledged.
+    await until(() => lines.length === 1, 5_000, 'the first frame');
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ type: 'inbound', bufferId: message.deliveryId });
+    engine.acknowledge(connection, message.deliveryId);
+    await until(() => lines.length === 2, 5_000, 'the passthrough frame');
+    expect(JSON.parse(lines[1] as string)).toEqual({
+      type: 'passthrough_forward',
+      forward,
+      bufferId: passthrough.deliveryId,
+    });
+    engine.acknowledge(connection, passthrough.deliveryId);
+    await until(async () => (await store.outboxDepth()) === 0, 5_000, 'the outbox drained');
+  });
+
+  it('is refused at ingest for a route that posts to an endpoint (June generation)', async () => {
+    const store = SqliteStore.open(':memory:');
+    cleanups.push(() => store.close());
+    const { tenant } = await createTenant(store, 'acme');
+    await addRoute(store, {
+      tenantRef: tenant.id,
+      platform: 'discord',
+      routeKey: 'guild-2',
+      endpoint: 'http://127.0.0.1:9/hook',
+    });
+    const engine = new DeliveryEngine({
+      store,
+      registry: new GatewayRegistry(),
+      metrics: new ConnectorMetrics(),
+      log,
+      instanceId: 'engine-a',
+    });
+    const outcome = await engine.ingest('discord', {
+      routeKey: 'guild-2',
+      event: { text: '', source: { platform: 'discord', chat_id: 'chan-2' } },
+      passthrough: forward,
+    });
+    expect(outcome).toMatchObject({ ok: false, reason: 'unsupported' });
     expect(await store.outboxDepth()).toBe(0);
   });
 });

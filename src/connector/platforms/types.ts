@@ -8,6 +8,7 @@ import type {
   GetChatInfoAction,
   MessageEventInit,
   OutboundResult,
+  PassthroughForward,
   SendAction,
   TypingAction,
 } from '../../protocol/index.js';
@@ -28,11 +29,22 @@ export interface PlatformInbound {
    * policy's `requireAddress` asks for in groups. Unset counts as not addressed.
    */
   addressed?: boolean;
+  /**
+   * A verified platform webhook to forward as received (current §12: Discord interactions): the
+   * gateway gets it as a `passthrough_forward` frame instead of the event, which still names the
+   * chat and session it belongs to (its order, its `/stop`). Only gateways on a socket take one.
+   */
+  passthrough?: PassthroughForward;
 }
 
 export type IngestOutcome =
   | { ok: true; deliveryId: string; tenantId: string; sessionKey: string }
-  | { ok: false; reason: 'no_route' | 'store_error' | 'irrelevant'; message: string };
+  | {
+      ok: false;
+      /** `unsupported`: a passthrough for a route whose gateway takes signed POSTs (June generation). */
+      reason: 'no_route' | 'store_error' | 'irrelevant' | 'unsupported';
+      message: string;
+    };
 
 export interface PlatformContext {
   /**
