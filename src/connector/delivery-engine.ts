@@ -244,7 +244,8 @@ export class DeliveryEngine {
         return {
           ok: false,
           reason: 'unsupported',
-          message: 'a passthrough forward needs a gateway on a socket (current generation); this route posts to an endpoint',
+          message:
+            'a passthrough forward needs a gateway on a socket (current generation); this route posts to an endpoint',
         };
       }
       const source = { ...inbound.event.source, platform };

@@ -139,11 +139,11 @@ export function deliveryFrame(delivery: {
 
 /** `frame` itself (not the parse output, so nothing is re-serialised) once `schema` accepts it. */
 function accepted<
-  S extends typeof InboundFrameSchema | typeof InterruptInboundFrameSchema | typeof PassthroughForwardFrameSchema,
->(
-  schema: S,
-  frame: unknown,
-): DeliveryFrameParse {
+  S extends
+    | typeof InboundFrameSchema
+    | typeof InterruptInboundFrameSchema
+    | typeof PassthroughForwardFrameSchema,
+>(schema: S, frame: unknown): DeliveryFrameParse {
   const checked = schema.safeParse(frame);
   if (!checked.success)
     return { ok: false, error: `stored body makes no valid frame: ${describeZodError(checked.error)}` };
