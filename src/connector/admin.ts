@@ -200,11 +200,15 @@ export async function listGatewaySummaries(
   const [gateways, counts] = await Promise.all([store.listGateways(tenantId), store.outboxCounts()]);
   const waiting = new Map(counts.map((c) => [`${c.tenantId}\u0000${c.gatewayId ?? ''}`, c.count]));
   const iso = (at: number | null) => (at === null ? null : new Date(at).toISOString());
+  const routes = await store.listRoutes(tenantId);
+  // Its own endpoint (enroll/provision) or a route naming it that posts to an endpoint.
+  const posts = (g: (typeof gateways)[number]) =>
+    !!g.endpoint || routes.some((route) => route.gatewayId === g.id && !!route.endpoint);
   return Promise.all(
     gateways.map(async (g) => ({
       id: g.id,
       tenant: g.tenantId,
-      generation: g.endpoint ? ('http' as const) : ('socket' as const),
+      generation: posts(g) ? ('http' as const) : ('socket' as const),
       identities: (await store.listGatewayIdentities(g.id)).map((i) => `${i.platform}:${i.botId}`),
       platform: g.platform,
       endpoint: g.endpoint,
