@@ -71,6 +71,8 @@ export interface RelayTransportOptions {
   random?: () => number;
   /** How a wait between dials is spent (tests record the waits instead of sleeping them). */
   delay?: (ms: number) => Promise<void>;
+  /** Seconds since the epoch for minting upgrade tokens (tests skew it to get them refused). */
+  clockSeconds?: () => number;
 }
 
 const HANDLED_BUFFER_CAP = 10_000;
@@ -335,7 +337,7 @@ export class RelayTransport {
     const headers: Record<string, string> = {};
     // Both or nothing (reference §5.4): an unauthenticated dial is for dev connectors only.
     if (gatewayId && isUsableSecret(secret))
-      headers.authorization = `Bearer ${mintUpgradeToken(gatewayId, secret)}`;
+      headers.authorization = `Bearer ${mintUpgradeToken(gatewayId, secret, undefined, this.options.clockSeconds?.())}`;
     const log = this.options.log;
     return new Promise((resolve) => {
       let handshaken = false;

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { hermes } from '../support/processes.js';
 
@@ -7,7 +9,7 @@ import { hermes } from '../support/processes.js';
  * records what reached the agent, and the tally that compares the two.
  */
 
-export { setTimeout as sleep } from 'node:timers/promises';
+export { sleep };
 
 // ---------------------------------------------------------------------------------------------
 // A web-chat visitor that keeps going when the connector dies under it
@@ -226,3 +228,42 @@ export async function enrollFaultGateway(options: {
  */
 export const WEBCHAT_RATE_LIMIT = '50/10';
 export const ROUND_MS = 300;
+
+/**
+ * A TCP pass-through on 127.0.0.1 to `127.0.0.1:<port>` that holds every chunk going upstream for
+ * `delayMs` (in order), so a gateway's acknowledgements reach the connector late and a replay is
+ * slow enough to be interrupted half-way. Each connection dials the port anew, so a restarted
+ * connector on the same port is reached again.
+ */
+export async function startDelayProxy(
+  port: number,
+  delayMs: number,
+): Promise<{ url: string; stop(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((client) => {
+    const upstream = connect({ host: '127.0.0.1', port });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => undefined);
+    }
+    let queue = Promise.resolve();
+    client.on('data', (chunk: Buffer) => {
+      queue = queue.then(async () => {
+        await sleep(delayMs);
+        if (!upstream.destroyed) upstream.write(chunk);
+      });
+    });
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stop: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -362,3 +362,43 @@ describe('outbound results (current §3.5; §14 cases 2–5, 11)', () => {
     });
   });
 });
+
+describe('buffered frames (current §5.1, §12; §14 cases 14, 15, 19)', () => {
+  it('acks every bufferId it is given — a buffered inbound, a buffered passthrough, the same passthrough twice — and nothing without one', async () => {
+    const fake = await fakeConnector();
+    const texts: string[] = [];
+    const t = transport(fake.url, {
+      onInbound: async (event) => {
+        texts.push(event.text);
+      },
+    });
+    t.start();
+    await until(() => t.connected, 5_000, 'handshake');
+    const socket = fake.connections[0] as WebSocket;
+    const event = (text: string) => ({
+      text,
+      message_type: 'text',
+      source: { platform: 'relay', chat_id: 'c1' },
+    });
+    const forward = {
+      platform: 'discord',
+      botId: 'app-1',
+      method: 'POST',
+      path: '/interactions/discord/app-1',
+      headers: [],
+      bodyB64: '',
+    };
+    send(socket, { type: 'inbound', event: event('buffered'), bufferId: 'buf-42' });
+    send(socket, { type: 'inbound', event: event('live') });
+    send(socket, { type: 'passthrough_forward', forward, bufferId: 'pbuf-7' });
+    send(socket, { type: 'passthrough_forward', forward });
+    send(socket, { type: 'passthrough_forward', forward, bufferId: 'buffer-1' });
+    send(socket, { type: 'passthrough_forward', forward, bufferId: 'buffer-1' });
+    const acks = () => fake.received[0]?.filter((f) => f.type === 'inbound_ack').map((f) => f.bufferId) ?? [];
+    await until(() => acks().length >= 4 || undefined, 5_000, 'the acks');
+    await until(() => texts.length >= 2 || undefined, 5_000, 'both inbound handled');
+    // An inbound is acked after its handler; a passthrough at once: compare as sets with counts.
+    expect([...acks()].sort()).toEqual(['buf-42', 'buffer-1', 'buffer-1', 'pbuf-7']);
+    expect(texts).toEqual(['buffered', 'live']);
+  });
+});
