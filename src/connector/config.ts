@@ -1,5 +1,5 @@
-import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
 import { isPostgresUrl } from './store/open.js';
 
@@ -30,6 +30,11 @@ export interface ConnectorConfig {
    */
   /** Allow wake pokes to private and loopback addresses (`RELAY_WAKE_ALLOW_PRIVATE=1`). */
   wakeAllowPrivate: boolean;
+  /**
+   * Where re-hosted media live (`RELAY_MEDIA_DIR`; default `media/` beside a SQLite file, else
+   * `./relay-data/media`). Several instances must share it (a shared volume).
+   */
+  mediaDir: string;
   webchat: {
     maxSocketsPerAddress: number | undefined;
     maxSockets: number | undefined;
@@ -74,6 +79,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     defaultPlatform: 'webchat',
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
     wakeAllowPrivate: env.RELAY_WAKE_ALLOW_PRIVATE === '1',
+    mediaDir: mediaDirFor(env, db),
     probeIntervalMs:
       parseSeconds('RELAY_PROBE_INTERVAL_SECONDS', env.RELAY_PROBE_INTERVAL_SECONDS, 600) * 1000,
     webchat: {
@@ -96,6 +102,13 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
 export function connectorDbFromEnv(env: NodeJS.ProcessEnv, flag?: string): string {
   const db = flag ?? env.RELAY_DB ?? DEFAULT_DB_PATH;
   return isPostgresUrl(db) || db === ':memory:' ? db : resolve(db);
+}
+
+function mediaDirFor(env: NodeJS.ProcessEnv, db: string): string {
+  const configured = env.RELAY_MEDIA_DIR?.trim();
+  if (configured) return resolve(configured);
+  if (db === ':memory:') return join(tmpdir(), `hermes-relay-media-${process.pid}`);
+  return isPostgresUrl(db) ? resolve(dirname(DEFAULT_DB_PATH), 'media') : join(dirname(db), 'media');
 }
 
 export function parsePort(value: string | undefined): number | undefined {

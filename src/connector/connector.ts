@@ -24,6 +24,8 @@ import { ForgeryProbe } from './forgery-probe.js';
 import { GatewayRegistry } from './gateway-registry.js';
 import { IdentityResolver, type IdentityResult } from './identity.js';
 import { registerManagementRoutes } from './management.js';
+import { MediaStore } from './media.js';
+import { registerMediaRoutes } from './media-routes.js';
 import { ConnectorMetrics } from './metrics.js';
 import { OpDispatcher } from './ops.js';
 import type { PlatformAdapter } from './platforms/types.js';
@@ -59,6 +61,8 @@ export interface StartConnectorOptions {
 }
 
 const API_BODY_LIMIT = 64 * 1024;
+/** How often expired media files are looked for. */
+const MEDIA_SWEEP_INTERVAL_MS = 5 * 60_000;
 
 export async function startConnector(options: StartConnectorOptions): Promise<RunningConnector> {
   const { config, store, log } = options;
@@ -180,6 +184,14 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
         );
     },
   });
+  const media = new MediaStore(config.mediaDir);
+  registerMediaRoutes(app, {
+    store,
+    media,
+    log: log.child({ part: 'media' }),
+    allowNonExpiringTokens: config.allowNonExpiringTokens,
+    now: Date.now,
+  });
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {
     if (!ready) return reply.code(503).send({ ok: false, error: stopping ? 'shutting down' : 'starting' });
@@ -260,6 +272,14 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   reaper?.start();
   const probe = new ForgeryProbe(store, metrics, log.child({ part: 'probe' }), config.probeIntervalMs);
   probe.start();
+  // Expired media go at start and then every few minutes (a GET of an expired id removes it too).
+  const sweepMedia = () => {
+    const removed = media.sweep();
+    if (removed > 0) log.info({ removed }, 'expired media removed');
+  };
+  sweepMedia();
+  const mediaSweeper = setInterval(sweepMedia, MEDIA_SWEEP_INTERVAL_MS);
+  mediaSweeper.unref();
   log.info(
     {
       url,
@@ -286,6 +306,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
       ready = false;
       stopping ??= (async () => {
         probe.stop();
+        clearInterval(mediaSweeper);
         reaper?.stop();
         for (const adapter of started)
           await adapter

@@ -29,6 +29,13 @@ export const MAX_OUTBOUND_CONTENT_BYTES = 64 * 1024;
 /** Largest `Authorization` value we bother decoding; real tokens are ~120 bytes. */
 export const MAX_UPGRADE_TOKEN_CHARS = 4096;
 
+/** Largest media upload, `POST /relay/media` (current §7.3: 25 MB); above it: 413. */
+export const MEDIA_MAX_BYTES = 26_214_400;
+/** How long a re-hosted media file is served (current §7.3: about an hour). */
+export const MEDIA_TTL_MS = 3600_000;
+/** Longest `X-Media-Filename` kept (current §7.3). */
+export const MEDIA_FILENAME_MAX_CHARS = 255;
+
 export const OUTBOUND_OP_TIMEOUT_MS = 30_000;
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
 export const ENROLL_HTTP_TIMEOUT_MS = 15_000;

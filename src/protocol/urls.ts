@@ -1,4 +1,4 @@
-import { ENROLL_PATH, POLICY_PATH, PROVISION_PATH, RELAY_WS_PATH } from './wire.js';
+import { ENROLL_PATH, MEDIA_PATH, POLICY_PATH, PROVISION_PATH, RELAY_WS_PATH } from './wire.js';
 
 /**
  * Connector URL handling shared by the dialer and the enroll/provision clients. Input is whatever
@@ -33,4 +33,9 @@ export function provisionUrl(configured: string): string {
 
 export function policyUrl(configured: string): string {
   return connectorHttpBase(configured) + POLICY_PATH;
+}
+
+/** Where a gateway uploads media, and the prefix of every re-host URL (current §7.3). */
+export function mediaUrl(configured: string): string {
+  return connectorHttpBase(configured) + MEDIA_PATH;
 }

@@ -14,6 +14,10 @@ export const PROVISION_PATH = '/relay/provision';
 export const INTERRUPT_DELIVERY_SUFFIX = '/interrupt';
 
 export const POLICY_PATH = '/relay/policy';
+/** The media re-host plane (current §7.3): `POST` uploads, `GET {MEDIA_PATH}/{id}` downloads. */
+export const MEDIA_PATH = '/relay/media';
+/** The upload's file name (current §7.3). */
+export const HEADER_MEDIA_FILENAME = 'x-media-filename';
 /** The management plane (current §11.2); authenticated like `/relay/policy`. */
 export const MANAGE_PATH_PREFIX = '/manage';
 
