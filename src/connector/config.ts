@@ -35,6 +35,11 @@ export interface ConnectorConfig {
    * `./relay-data/media`). Several instances must share it (a shared volume).
    */
   mediaDir: string;
+  /**
+   * The connector's address as gateways reach it (`RELAY_PUBLIC_URL`, e.g. `https://relay.example`),
+   * for the media URLs in inbound events; default: the address it listens on.
+   */
+  publicUrl: string | undefined;
   webchat: {
     maxSocketsPerAddress: number | undefined;
     maxSockets: number | undefined;
@@ -80,6 +85,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
     wakeAllowPrivate: env.RELAY_WAKE_ALLOW_PRIVATE === '1',
     mediaDir: mediaDirFor(env, db),
+    publicUrl: publicUrlFrom(env.RELAY_PUBLIC_URL),
     probeIntervalMs:
       parseSeconds('RELAY_PROBE_INTERVAL_SECONDS', env.RELAY_PROBE_INTERVAL_SECONDS, 600) * 1000,
     webchat: {
@@ -102,6 +108,13 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
 export function connectorDbFromEnv(env: NodeJS.ProcessEnv, flag?: string): string {
   const db = flag ?? env.RELAY_DB ?? DEFAULT_DB_PATH;
   return isPostgresUrl(db) || db === ':memory:' ? db : resolve(db);
+}
+
+function publicUrlFrom(value: string | undefined): string | undefined {
+  const text = value?.trim().replace(/\/+$/, '');
+  if (!text) return undefined;
+  if (/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/i.test(text)) return text;
+  throw new ConnectorConfigError(`RELAY_PUBLIC_URL must be an http(s) URL, got ${JSON.stringify(value)}`);
 }
 
 function mediaDirFor(env: NodeJS.ProcessEnv, db: string): string {

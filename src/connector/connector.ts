@@ -12,7 +12,7 @@ import { errorMessage } from '../common/errors.js';
 import { installJsonBodyParser } from '../http/json-body.js';
 import { installSecurityHeaders } from '../http/security-headers.js';
 import { fastifyTimeoutOptions, type ServerTimeouts } from '../http/server-limits.js';
-import { RELAY_WS_PATH } from '../protocol/index.js';
+import { MEDIA_PATH, RELAY_WS_PATH } from '../protocol/index.js';
 import type { ClusterBus, ClusterRequest } from './cluster/bus.js';
 import { ClaimReaper } from './cluster/claim-reaper.js';
 import { clusterAdapter, runForwardedOp } from './cluster/platform-routing.js';
@@ -86,6 +86,9 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     : options.adapters;
   const adapters = new Map(served.map((adapter) => [adapter.name, adapter]));
   const registry = new GatewayRegistry();
+  const media = new MediaStore(config.mediaDir);
+  // The address gateways fetch re-hosted media from: RELAY_PUBLIC_URL, else where we listen.
+  let publicBase = config.publicUrl ?? '';
   const engine = new DeliveryEngine({
     store,
     registry,
@@ -96,6 +99,24 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     platforms: [...ownAdapters.keys()],
     onNoSocket: (delivery) => wakeIdle(delivery),
     relevant: (route, platform, inbound) => relevance.relevant(route, platform, inbound),
+    rehost: async (tenantId, attachment) => {
+      const put = await media.put(tenantId, await attachment.open(), {
+        contentType: attachment.mime ?? 'application/octet-stream',
+        filename: attachment.filename ?? '',
+      });
+      if (!put.ok) {
+        log.warn({ kind: attachment.kind, reason: put.reason }, 'attachment not re-hosted; dropped');
+        return undefined;
+      }
+      return {
+        url: `${publicBase}${MEDIA_PATH}/${put.id}`,
+        kind: attachment.kind,
+        mime: attachment.mime,
+        size: put.size,
+        filename: attachment.filename,
+        caption: undefined,
+      };
+    },
   });
   const relevance = new RelevanceGate(store);
   const poker = new WakePoker({ log: log.child({ part: 'wake' }), allowPrivate: config.wakeAllowPrivate });
@@ -184,7 +205,6 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
         );
     },
   });
-  const media = new MediaStore(config.mediaDir);
   registerMediaRoutes(app, {
     store,
     media,
@@ -230,6 +250,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   const port = (app.server.address() as AddressInfo).port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
+  publicBase ||= url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
 
   const reaper = bus
     ? new ClaimReaper(store, bus, metrics, log.child({ part: 'cluster' }), () => engine.wake())

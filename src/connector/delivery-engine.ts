@@ -14,6 +14,7 @@ import {
   HEADER_TIMESTAMP,
   INTERRUPT_DELIVERY_SUFFIX,
   interruptDeliveryBody,
+  type MediaItem,
   messageDeliveryBody,
   messageEventToWire,
   normalizePlatform,
@@ -23,7 +24,7 @@ import {
 import type { ClusterBus } from './cluster/bus.js';
 import type { GatewayConnection, GatewayRegistry } from './gateway-registry.js';
 import type { ConnectorMetrics } from './metrics.js';
-import type { IngestOutcome, PlatformInbound } from './platforms/types.js';
+import type { InboundAttachment, IngestOutcome, PlatformInbound } from './platforms/types.js';
 import { SessionDirectory, type SessionPlacement } from './session-directory.js';
 import { postBytes } from './signed-post.js';
 import { SocketDelivery, type SocketDeliveryWork, type SocketOutcome } from './socket-delivery.js';
@@ -64,6 +65,8 @@ export interface DeliveryEngineOptions {
   platforms?: readonly string[];
   /** Whether an event on a route should reach the tenant's agent at all (relevance policies). */
   relevant?: (route: RouteRecord, platform: string, inbound: PlatformInbound) => Promise<boolean>;
+  /** Re-host one inbound file for `tenantId` (the media plane); undefined when it could not be. */
+  rehost?: (tenantId: string, attachment: InboundAttachment) => Promise<MediaItem | undefined>;
   /** A socket delivery found no socket for its tenant (e.g. to poke an idle gateway awake). */
   onNoSocket?: (delivery: DeliveryRecord) => void;
   now?: () => number;
@@ -251,10 +254,14 @@ export class DeliveryEngine {
       const source = { ...inbound.event.source, platform };
       const sessionKey = buildSessionKey({ ...source, platform: normalizePlatform(platform) });
       const deliveryId = newDeliveryId();
+      const media = await this.rehostAll(route.tenantId, inbound.attachments);
+      const event = media.length
+        ? { ...inbound.event, source, media_urls: media.map((item) => item.url), media }
+        : { ...inbound.event, source };
       const body = JSON.stringify(
         inbound.passthrough
           ? passthroughDeliveryBody(inbound.passthrough, deliveryId)
-          : messageDeliveryBody(messageEventToWire({ ...inbound.event, source }), deliveryId),
+          : messageDeliveryBody(messageEventToWire(event), deliveryId),
       );
       const now = this.now();
       const chatId = source.chat_id ?? '';
@@ -316,6 +323,27 @@ export class DeliveryEngine {
       // A leased row is committed and holds a slot: it is delivered whatever happened after.
       if (leased) this.run(leased);
     }
+  }
+
+  /** Each attachment re-hosted in order; one that fails is dropped (current §7.3), never the event. */
+  private async rehostAll(
+    tenantId: string,
+    attachments: readonly InboundAttachment[] | undefined,
+  ): Promise<MediaItem[]> {
+    const rehost = this.options.rehost;
+    if (!attachments?.length || !rehost) return [];
+    const items: MediaItem[] = [];
+    for (const attachment of attachments) {
+      const item = await rehost(tenantId, attachment).catch((error: unknown) => {
+        this.log.warn(
+          { kind: attachment.kind, err: errorMessage(error) },
+          'attachment not re-hosted; dropped',
+        );
+        return undefined;
+      });
+      if (item) items.push(item);
+    }
+    return items;
   }
 
   /**

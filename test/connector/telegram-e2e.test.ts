@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintUpgradeToken } from '../../src/auth/index.js';
 import { FakeTelegram } from '../support/fake-telegram.js';
 import {
   hermesJson,
@@ -18,6 +20,7 @@ let telegram: FakeTelegram;
 let connector: RunningProcess & { url: string };
 let receiver: TestReceiver;
 let gateway: TestRelayClient;
+let gatewaySecret = '';
 
 beforeAll(async () => {
   telegram = await FakeTelegram.start();
@@ -60,6 +63,7 @@ beforeAll(async () => {
   expect(creds.routeKeys).toEqual([String(GROUP.id)]);
   key = creds.deliveryKey;
   expect(token).toMatch(/^hre_/);
+  gatewaySecret = creds.secret;
   gateway = new TestRelayClient(`${connector.url.replace('http', 'ws')}/relay`, 'gw-tg', creds.secret);
   await gateway.connect();
 });
@@ -120,5 +124,60 @@ describe('Telegram through the connector', () => {
     expect(telegram.callsTo('sendMessage').some((call) => String(call.params.chat_id) === '999999')).toBe(
       false,
     );
+  });
+
+  it('re-hosts a photo and a voice note: the gateway gets /relay/media URLs whose bytes match, never the bot token', async () => {
+    const picture = randomBytes(70_000);
+    const voice = randomBytes(9_000);
+    const photoId = telegram.addFile(picture, 'jpg');
+    const voiceId = telegram.addFile(voice, 'oga');
+    const before = receiver.deliveries.length;
+    telegram.pushUpdate({
+      message: {
+        chat: GROUP,
+        from: { id: 42, is_bot: false, first_name: 'Ada' },
+        caption: 'look',
+        photo: [
+          { file_id: 'small-unused', file_unique_id: 's', width: 90, height: 90 },
+          { file_id: photoId, file_unique_id: 'p', width: 800, height: 600 },
+        ],
+      },
+    });
+    telegram.pushUpdate({
+      message: {
+        chat: GROUP,
+        from: { id: 42, is_bot: false, first_name: 'Ada' },
+        voice: { file_id: voiceId, file_unique_id: 'v', duration: 2, mime_type: 'audio/ogg' },
+      },
+    });
+    await until(() => receiver.deliveries.length >= before + 2 || undefined, 15_000, 'both deliveries');
+    type Media = { url: string; kind: string; mime: string; size: number };
+    const events = receiver.deliveries
+      .slice(before)
+      .map(
+        (d) => d.body.event as { text: string; message_type: string; media_urls: string[]; media: Media[] },
+      );
+    expect(events.map((e) => [e.message_type, e.text])).toEqual([
+      ['photo', 'look'],
+      ['voice', ''],
+    ]);
+    const bearer = `Bearer ${mintUpgradeToken('gw-tg', gatewaySecret)}`;
+    for (const [event, bytes, kind] of [
+      [events[0], picture, 'image'],
+      [events[1], voice, 'voice'],
+    ] as const) {
+      expect(event?.media_urls).toHaveLength(1);
+      const url = event?.media_urls[0] ?? '';
+      expect(url).toMatch(new RegExp(`^${connector.url}/relay/media/[0-9a-f]{32}$`));
+      expect(event?.media[0]).toMatchObject({ url, kind, size: bytes.length });
+      const fetched = await fetch(url, { headers: { authorization: bearer } });
+      expect(fetched.status).toBe(200);
+      expect(Buffer.from(await fetched.arrayBuffer()).equals(bytes)).toBe(true);
+    }
+    // Only the largest photo size was downloaded, and the token is nowhere a gateway or a log sees.
+    expect(telegram.downloads.filter((d) => d.status === 200)).toHaveLength(2);
+    const secretPart = telegram.token.split(':')[1] as string;
+    expect(JSON.stringify(receiver.deliveries)).not.toContain(secretPart);
+    expect(connector.output()).not.toContain(secretPart);
   });
 });

@@ -137,7 +137,7 @@ const edit = (input: Record<string, unknown>): EditAction => {
 // --- inbound ---------------------------------------------------------------------------------------
 
 describe('TelegramAdapter inbound', () => {
-  it('normalises dm, group, forum, edited, captioned and command messages and ingests them in order', async () => {
+  it('normalises dm, group, forum, edited, captioned, media-only and command messages and ingests them in order', async () => {
     const { fake, adapter, memory } = await setup();
     const ctx = recordingContext(memory.log);
 
@@ -159,7 +159,8 @@ describe('TelegramAdapter inbound', () => {
     fake.pushUpdate({
       edited_message: { message_id: 1, chat: dmChat, from: alice, text: 'hello (edited)', edit_date: 2 },
     });
-    fake.pushUpdate({ message: { chat: dmChat, from: alice, voice: { file_id: 'v' } } }); // no text: skipped
+    // No text, but a file: ingested with the file to re-host (current §7.3).
+    fake.pushUpdate({ message: { chat: dmChat, from: alice, voice: { file_id: 'v' } } });
     fake.pushUpdate({ message: { chat: dmChat, from: alice, photo: [{ file_id: 'p' }], caption: 'a cat' } });
     fake.pushUpdate({
       message: { chat: groupChat, from: bob, text: '/stop now', reply_to_message: { message_id: 3 } },
@@ -169,7 +170,7 @@ describe('TelegramAdapter inbound', () => {
     });
 
     await adapter.start(ctx.context);
-    await ctx.untilAccepted(8);
+    await ctx.untilAccepted(9);
 
     expect(ctx.attempts.map((a) => a.event.text)).toEqual([
       'hello',
@@ -177,12 +178,14 @@ describe('TelegramAdapter inbound', () => {
       'from bob',
       'in topic',
       'hello (edited)',
+      '',
       'a cat',
       '/stop now',
       'report',
     ]);
     // Only the command is addressed to the bot (no reply to it in this script).
     expect(ctx.attempts.map((a) => a.addressed)).toEqual([
+      false,
       false,
       false,
       false,
@@ -263,19 +266,22 @@ describe('TelegramAdapter inbound', () => {
       message_id: '1',
       source: { chat_type: 'dm', message_is_edit: true },
     });
-    expect(ctx.attempts[5]?.event).toMatchObject({ text: 'a cat', message_type: 'photo' });
-    expect(ctx.attempts[6]?.event).toMatchObject({
+    expect(ctx.attempts[5]?.event).toMatchObject({ text: '', message_type: 'voice' });
+    expect(ctx.attempts[5]?.attachments?.map((a) => [a.kind, a.mime])).toEqual([['voice', 'audio/ogg']]);
+    expect(ctx.attempts[6]?.event).toMatchObject({ text: 'a cat', message_type: 'photo' });
+    expect(ctx.attempts[6]?.attachments?.map((a) => a.kind)).toEqual(['image']);
+    expect(ctx.attempts[7]?.event).toMatchObject({
       text: '/stop now',
       message_type: 'command',
       reply_to_message_id: '3',
     });
-    expect(ctx.attempts[7]?.event).toMatchObject({ text: 'report', message_type: 'document' });
+    expect(ctx.attempts[8]?.event).toMatchObject({ text: 'report', message_type: 'document' });
 
     const polls = fake.callsTo('getUpdates');
     expect(polls[0]?.params).toEqual({ timeout: 1, allowed_updates: ['message', 'edited_message'] });
 
     await adapter.stop();
-    // Everything was acknowledged, the skipped voice note included: nothing is served again.
+    // Everything was acknowledged: nothing is served again.
     expect(fake.pendingUpdates).toEqual([]);
   });
 

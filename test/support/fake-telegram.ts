@@ -215,6 +215,10 @@ export class FakeTelegram {
   private nextUpdateId = 1;
   private pendingPoll: PendingPoll | undefined;
   private readonly injected = new Map<string, Injected[]>();
+  /** file_id → path and bytes, served at `/file/bot<token>/<path>` after `getFile`. */
+  private readonly files = new Map<string, { path: string; bytes: Buffer }>();
+  /** Downloads of `/file/bot…` paths, as (path, status). */
+  readonly downloads: { path: string; status: number }[] = [];
   private readonly callWaiters: { check: () => boolean; resolve: () => void }[] = [];
   private closed = false;
 
@@ -275,6 +279,13 @@ export class FakeTelegram {
     this.queue.push(update);
     this.wakePoll();
     return update;
+  }
+
+  /** A file users can send (a photo size, a voice note, a document): returns its `file_id`. */
+  addFile(bytes: Buffer, extension = 'bin'): string {
+    const fileId = `file-${this.files.size + 1}-${Math.random().toString(36).slice(2, 10)}`;
+    this.files.set(fileId, { path: `documents/file_${this.files.size}.${extension}`, bytes });
+    return fileId;
   }
 
   /** The next call to `method` fails with this Telegram error (queued; one per call). */
@@ -346,6 +357,24 @@ export class FakeTelegram {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.apiRoot);
+    const download = /^\/file\/bot([^/]*)\/(.+)$/.exec(url.pathname);
+    if (download) {
+      // The real file server: the token in the path, the bytes as the body, 404 otherwise.
+      const file = [...this.files.values()].find((f) => f.path === download[2]);
+      const status = download[1] !== this.token ? 401 : file ? 200 : 404;
+      this.downloads.push({ path: download[2] ?? '', status });
+      if (status !== 200 || !file) {
+        this.send(res, {
+          ok: false,
+          error_code: status,
+          description: status === 401 ? 'Unauthorized' : 'Not Found',
+        });
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.bytes.length });
+      res.end(file.bytes);
+      return;
+    }
     const match = /^\/bot([^/]*)\/([A-Za-z]+)$/.exec(url.pathname);
     const params = await this.readParams(req, url);
     if (!match) {
@@ -438,6 +467,20 @@ export class FakeTelegram {
         return this.sendChatAction(params);
       case 'getChat':
         return this.getChat(params);
+      case 'getFile': {
+        const fileId = String(params.file_id ?? '');
+        const file = this.files.get(fileId);
+        if (!file) return bad('invalid file_id');
+        return {
+          ok: true,
+          result: {
+            file_id: fileId,
+            file_unique_id: `u${fileId}`,
+            file_size: file.bytes.length,
+            file_path: file.path,
+          },
+        };
+      }
       default:
         return { ok: false, error_code: 404, description: 'Not Found' };
     }

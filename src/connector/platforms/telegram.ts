@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Api, GrammyError, HttpError } from 'grammy';
 import type { Chat, Message, Update, User } from 'grammy/types';
@@ -18,7 +20,7 @@ import {
   type SessionSourceInit,
   type TypingAction,
 } from '../../protocol/index.js';
-import type { PlatformAdapter, PlatformContext, PlatformInbound } from './types.js';
+import type { InboundAttachment, PlatformAdapter, PlatformContext, PlatformInbound } from './types.js';
 
 /**
  * Telegram through the Bot API, by long polling (`getUpdates`) with grammY's `Api` client.
@@ -33,6 +35,8 @@ const TELEGRAM_DEFAULT_API_ROOT = 'https://api.telegram.org';
 export const TELEGRAM_NO_ROUTE_NOTICE = 'This chat is not connected to an agent yet.';
 const ALLOWED_UPDATES = ['message', 'edited_message'] as const;
 const DEFAULT_POLL_TIMEOUT_SECONDS = 25;
+/** A file a message carries is fetched within this long (Telegram serves bots files up to 20 MB). */
+const FILE_DOWNLOAD_TIMEOUT_MS = 30_000;
 const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 30_000 };
 /** How long `stop()` spends telling Telegram which updates were handled. */
 const CONFIRM_TIMEOUT_MS = 5_000;
@@ -77,6 +81,7 @@ function userName(user: User): string | undefined {
 }
 
 function captionedType(message: Message): MessageType {
+  if (message.sticker) return 'sticker';
   if (message.photo) return 'photo';
   if (message.voice) return 'voice';
   if (message.document) return 'document';
@@ -85,20 +90,84 @@ function captionedType(message: Message): MessageType {
   return 'text';
 }
 
+/** A file of a Telegram message, to fetch with `getFile` (the download URL holds the bot token). */
+export interface TelegramFile {
+  fileId: string;
+  kind: InboundAttachment['kind'];
+  mime?: string;
+  filename?: string;
+}
+
+/** The file a message carries: the largest size of a photo; voice, audio, video, document, sticker. */
+export function telegramFiles(message: Message): TelegramFile[] {
+  const named = (mime: string | undefined, filename: string | undefined) => ({
+    ...(mime ? { mime } : {}),
+    ...(filename ? { filename } : {}),
+  });
+  const photo = message.photo?.at(-1);
+  if (photo) return [{ fileId: photo.file_id, kind: 'image', mime: 'image/jpeg' }];
+  if (message.voice)
+    return [
+      {
+        fileId: message.voice.file_id,
+        kind: 'voice',
+        ...named(message.voice.mime_type ?? 'audio/ogg', undefined),
+      },
+    ];
+  if (message.audio)
+    return [
+      {
+        fileId: message.audio.file_id,
+        kind: 'audio',
+        ...named(message.audio.mime_type, message.audio.file_name),
+      },
+    ];
+  if (message.video)
+    return [
+      {
+        fileId: message.video.file_id,
+        kind: 'video',
+        ...named(message.video.mime_type, message.video.file_name),
+      },
+    ];
+  if (message.document)
+    return [
+      {
+        fileId: message.document.file_id,
+        kind: 'document',
+        ...named(message.document.mime_type, message.document.file_name),
+      },
+    ];
+  if (message.sticker) {
+    const mime = message.sticker.is_video
+      ? 'video/webm'
+      : message.sticker.is_animated
+        ? 'application/x-tgsticker'
+        : 'image/webp';
+    return [{ fileId: message.sticker.file_id, kind: 'sticker', mime }];
+  }
+  return [];
+}
+
 /**
- * One Telegram update as a routed `MessageEvent`, or `undefined` when there is nothing for an agent
- * (no text and no caption, or an update type this adapter does not ask for).
+ * One Telegram update as a routed `MessageEvent` with the files to re-host, or `undefined` when
+ * there is nothing for an agent (no text, no caption and no file, or an update type this adapter
+ * does not ask for).
  */
 /**
  * `botId`: this bot's user id (the token's numeric prefix), so a reply to the bot counts as
  * addressed to it; commands always do.
  */
-export function normaliseTelegramUpdate(update: Update, botId?: number): PlatformInbound | undefined {
+export function normaliseTelegramUpdate(
+  update: Update,
+  botId?: number,
+): (PlatformInbound & { files: TelegramFile[] }) | undefined {
   const edited = update.message === undefined && update.edited_message !== undefined;
   const message: Message | undefined = update.message ?? update.edited_message;
   if (!message) return undefined;
-  const text = message.text ?? message.caption;
-  if (!text) return undefined;
+  const text = message.text ?? message.caption ?? '';
+  const files = telegramFiles(message);
+  if (!text && files.length === 0) return undefined;
 
   const chat = message.chat;
   const threadId = message.message_thread_id;
@@ -141,7 +210,7 @@ export function normaliseTelegramUpdate(update: Update, botId?: number): Platfor
   };
   if (replyToId) event.reply_to_message_id = replyToId;
   const addressed = text.startsWith('/') || (botId !== undefined && replyTo?.from?.id === botId);
-  return { routeKey: String(chat.id), event, addressed };
+  return { routeKey: String(chat.id), event, addressed, files };
 }
 
 /** A Telegram integer id from the wire (`"42"`, `42`); anything else is `undefined`. */
@@ -201,6 +270,7 @@ export class TelegramAdapter implements PlatformAdapter {
   private readonly api: Api;
   private readonly log: Logger;
   private readonly token: string;
+  private readonly apiRoot: string;
   private readonly pollTimeoutSeconds: number;
   private readonly backoff: { initialMs: number; maxMs: number };
 
@@ -224,6 +294,7 @@ export class TelegramAdapter implements PlatformAdapter {
     );
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     const apiRoot = (options.apiRoot || TELEGRAM_DEFAULT_API_ROOT).replace(/\/+$/, '');
+    this.apiRoot = apiRoot;
     this.api = new Api(options.token, {
       apiRoot,
       // Above the long-poll timeout so a healthy idle poll is never cut short by the client.
@@ -442,7 +513,7 @@ export class TelegramAdapter implements PlatformAdapter {
   private async handle(update: Update): Promise<boolean> {
     const context = this.context;
     if (!context) return false;
-    let inbound: PlatformInbound | undefined;
+    let inbound: ReturnType<typeof normaliseTelegramUpdate>;
     try {
       inbound = normaliseTelegramUpdate(update, integerId(this.token.split(':', 1)[0]));
     } catch (err) {
@@ -453,12 +524,15 @@ export class TelegramAdapter implements PlatformAdapter {
       return true;
     }
     if (!inbound) {
-      this.log.debug({ updateId: update.update_id }, 'telegram update without text skipped');
+      this.log.debug({ updateId: update.update_id }, 'telegram update without text or file skipped');
       return true;
     }
+    const { files, ...routed } = inbound;
     let outcome: Awaited<ReturnType<PlatformContext['ingest']>>;
     try {
-      outcome = await context.ingest(inbound);
+      outcome = await context.ingest(
+        files.length ? { ...routed, attachments: files.map((file) => this.attachment(file)) } : routed,
+      );
     } catch (err) {
       this.log.warn({ updateId: update.update_id, err: this.describe(err) }, 'telegram ingest threw');
       return false;
@@ -475,6 +549,28 @@ export class TelegramAdapter implements PlatformAdapter {
       'telegram ingest failed',
     );
     return false;
+  }
+
+  /** Fetched only when routed: `getFile`, then the download, whose URL holds the token. */
+  private attachment(file: TelegramFile): InboundAttachment {
+    const { fileId, ...described } = file;
+    return {
+      ...described,
+      open: async () => {
+        try {
+          const info = await this.api.getFile(fileId);
+          if (!info.file_path) throw new Error('Telegram returned no file path');
+          const response = await fetch(`${this.apiRoot}/file/bot${this.token}/${info.file_path}`, {
+            signal: AbortSignal.timeout(FILE_DOWNLOAD_TIMEOUT_MS),
+          });
+          if (!response.ok || !response.body)
+            throw new Error(`file download answered HTTP ${response.status}`);
+          return Readable.fromWeb(response.body as WebReadableStream);
+        } catch (error) {
+          throw new Error(`telegram file not fetched: ${this.describe(error)}`);
+        }
+      },
+    };
   }
 
   private async noticeNoRoute(inbound: PlatformInbound): Promise<void> {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type {
@@ -35,6 +35,21 @@ export interface PlatformInbound {
    * chat and session it belongs to (its order, its `/stop`). Only gateways on a socket take one.
    */
   passthrough?: PassthroughForward;
+  /**
+   * Files of the message (a photo, a voice note, a document): re-hosted on this connector under the
+   * routed tenant before the event is queued (current §7.3), so a gateway never needs a platform
+   * credential; the event then carries their `/relay/media/{id}` URLs in `media_urls` and `media`.
+   * One that cannot be fetched is dropped, the rest of the message still goes.
+   */
+  attachments?: InboundAttachment[];
+}
+
+export interface InboundAttachment {
+  kind: 'image' | 'voice' | 'audio' | 'video' | 'document' | 'sticker';
+  mime?: string;
+  filename?: string;
+  /** The file's bytes from the platform (its URL may hold a credential: never logged). */
+  open(): Promise<Readable>;
 }
 
 export type IngestOutcome =
