@@ -58,12 +58,31 @@ const generations: Record<'june' | 'current', Generation> = {
   },
 };
 let connector: RunningProcess & { url: string };
+// Cleared for the enrollment so it writes the home's .env instead of reusing a runner's values.
+const RELAY_CREDENTIALS = [
+  'GATEWAY_RELAY_URL',
+  'GATEWAY_RELAY_ID',
+  'GATEWAY_RELAY_SECRET',
+  'GATEWAY_RELAY_DELIVERY_KEY',
+] as const;
 
 const seenBy = (g: Generation): string[] =>
   readFileSync(g.log, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as string);
+
+/** Sum of a connector metric's samples whose labels include all of `labels`. */
+async function metricSum(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${connector.url}/metrics`)).text();
+  let sum = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm'))) {
+    const set = (match[1] ?? '').split(',');
+    if (Object.entries(labels).every(([key, value]) => set.includes(`${key}="${value}"`)))
+      sum += Number(match[2]);
+  }
+  return sum;
+}
 
 async function enroll(g: Generation, inboundPort: number | undefined): Promise<void> {
   const { accessToken } = await hermesJson<{ accessToken: string }>([
@@ -91,12 +110,15 @@ async function enroll(g: Generation, inboundPort: number | undefined): Promise<v
     HERMES_AGENT_COMMAND: `${process.execPath} ${agentScript} ${g.name} ${g.log}`,
     GATEWAY_RELAY_INBOUND_HOST: '127.0.0.1',
     GATEWAY_RELAY_INBOUND_PORT: inboundPort === undefined ? '' : String(inboundPort),
+    ...Object.fromEntries(RELAY_CREDENTIALS.map((key) => [key, ''])),
   };
   const enrolled = await hermes(
     ['gateway', 'enroll', '--token', token, '--connector-url', connector.url, '--gateway-id', `gw-${g.name}`],
     g.env,
   );
   expect(enrolled.code, enrolled.stderr).toBe(0);
+  expect(enrolled.stdout).not.toContain(token);
+  for (const key of RELAY_CREDENTIALS) delete g.env[key];
   const route = await hermes([
     'connector',
     'route',
@@ -171,9 +193,18 @@ describe('one connector, a June and a current gateway side by side', () => {
     expect(seenBy(generations.june)).toEqual(Array.from({ length: rounds }, (_, i) => `to june ${i}`));
     expect(seenBy(generations.current)).toEqual(Array.from({ length: rounds }, (_, i) => `to current ${i}`));
 
+    // Each generation was served by its own transport: the June gateway's events as signed POSTs,
+    // the current gateway's as frames on its socket (acknowledged by inbound_ack).
+    await until(
+      async () =>
+        (await metricSum('relay_deliveries_total', { outcome: 'delivered', transport: 'http' })) === rounds &&
+        (await metricSum('relay_deliveries_total', { outcome: 'delivered', transport: 'socket' })) === rounds,
+      15_000,
+      'every delivery counted on its transport',
+    );
     // Nothing left behind in the connector for either of them.
-    const metrics = await (await fetch(`${connector.url}/metrics`)).text();
-    expect(metrics).toMatch(/^relay_outbox_depth 0$/m);
+    await until(async () => (await metricSum('relay_outbox_depth')) === 0, 15_000, 'an empty outbox');
+    expect(await metricSum('relay_deliveries_total', { outcome: 'dead' })).toBe(0);
     june.close();
     current.close();
   });
