@@ -136,7 +136,9 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
       log.warn({ err: errorMessage(error) }, 'idle gateways not checked for a wake poke'),
     );
   };
-  const ops = new OpDispatcher(store, adapters, config.defaultPlatform, metrics, log.child({ part: 'ops' }));
+  const ops = new OpDispatcher(store, adapters, config.defaultPlatform, metrics, log.child({ part: 'ops' }), {
+    media,
+  });
   const relay = new RelayServer({
     store,
     registry,
@@ -279,6 +281,8 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
       await adapter.start({
         ingest: (inbound) => engine.ingest(adapter.name, inbound),
         log: log.child({ platform: adapter.name }),
+        // The tenant was checked when the op was accepted (OpDispatcher).
+        openMedia: (id) => media.openUnscoped(id),
       });
       started.push(adapter);
     }

@@ -149,6 +149,15 @@ export class MediaStore {
     return { meta, stream: () => createReadStream(path) };
   }
 
+  /**
+   * The media `id` whoever owns it, or null when unknown or expired: for a platform adapter
+   * sending a file whose tenant the op dispatcher already checked.
+   */
+  openUnscoped(id: string): { meta: MediaMeta; stream: () => ReadStream } | null {
+    const meta = isMediaId(id) ? this.meta(id) : null;
+    return meta ? this.open(meta.tenantId, id) : null;
+  }
+
   /** Delete expired media, orphaned files and stale partial uploads; returns how many went. */
   sweep(): number {
     const now = this.now();

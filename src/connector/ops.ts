@@ -11,6 +11,7 @@ import {
   parseOutboundAction,
   splitMessage,
 } from '../protocol/index.js';
+import type { MediaStore } from './media.js';
 import type { ConnectorMetrics } from './metrics.js';
 import { NO_FOLLOW_UP, OP_METHODS, runAction } from './platforms/run-action.js';
 import type { PlatformAdapter } from './platforms/types.js';
@@ -42,7 +43,12 @@ export class OpDispatcher {
     private readonly defaultPlatform: string,
     private readonly metrics: ConnectorMetrics,
     private readonly log: Logger,
-    private readonly options: { ownershipTtlMs?: number; clock?: () => number } = {},
+    private readonly options: {
+      ownershipTtlMs?: number;
+      clock?: () => number;
+      /** The media plane, for `send_media` sources that are re-hosts. */
+      media?: MediaStore;
+    } = {},
   ) {
     this.ownership = boundedCache({
       max: CHAT_OWNERSHIP_CACHE_MAX,
@@ -125,9 +131,34 @@ export class OpDispatcher {
         const content = splitMessage(action.content, limit, unit)[0] ?? '';
         return runAction(adapter, { ...action, content });
       }
+      case 'send_media': {
+        const problem = this.mediaSourceProblem(tenantId, action.source_url);
+        return problem ? failedResult(problem) : runAction(adapter, action);
+      }
       default:
         return runAction(adapter, action);
     }
+  }
+
+  /**
+   * A `send_media` source is a re-host of this tenant (`…/relay/media/{id}`, still there) or a
+   * public `https` URL the platform fetches itself; a local path, another scheme or another
+   * tenant's id is refused (current §7.2). Undefined when the source is fine.
+   */
+  private mediaSourceProblem(tenantId: string, sourceUrl: string): string | undefined {
+    let url: URL;
+    try {
+      url = new URL(sourceUrl);
+    } catch {
+      return 'source_url must be a /relay/media re-host URL or an https URL';
+    }
+    const rehost = /^\/relay\/media\/([0-9a-f]{32})$/.exec(url.pathname);
+    if (rehost && (url.protocol === 'http:' || url.protocol === 'https:')) {
+      if (this.options.media?.open(tenantId, rehost[1] as string)) return undefined;
+      return 'no such media (expired, or never uploaded by this tenant)';
+    }
+    if (url.protocol !== 'https:') return 'source_url must be a /relay/media re-host URL or an https URL';
+    return undefined;
   }
 
   /** {@link lookUpChatPlatform}, with its positive answers reused for {@link CHAT_OWNERSHIP_TTL_MS}. */

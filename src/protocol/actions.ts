@@ -54,6 +54,29 @@ export const FollowUpActionSchema = z.object({
   ...routing,
 });
 
+/** What `send_media` can send (current §7.2). */
+export const MEDIA_KINDS = ['image', 'voice', 'audio', 'video', 'document'] as const;
+export type MediaKind = (typeof MEDIA_KINDS)[number];
+
+/**
+ * A file to the chat (current §7.2): `source_url` is a `/relay/media/{id}` re-host of this
+ * connector or a public `https` URL, never a local path; `content` is the caption.
+ */
+export const SendMediaActionSchema = z.object({
+  op: z.literal('send_media'),
+  chat_id: WireId,
+  media_kind: z.enum(MEDIA_KINDS),
+  source_url: z.string().min(1).max(2048),
+  content: z.string().max(4096).catch('').default(''),
+  reply_to: z
+    .union([z.string(), z.number(), z.null()])
+    .optional()
+    .transform((v) => (v === null || v === undefined ? null : String(v))),
+  filename: z.string().max(255).optional().catch(undefined),
+  metadata,
+  ...routing,
+});
+
 export const GetChatInfoActionSchema = z.object({
   op: z.literal('get_chat_info'),
   chat_id: WireId,
@@ -66,6 +89,7 @@ export const OutboundActionSchema = z.discriminatedUnion('op', [
   TypingActionSchema,
   FollowUpActionSchema,
   GetChatInfoActionSchema,
+  SendMediaActionSchema,
 ]);
 
 export type SendAction = z.output<typeof SendActionSchema>;
@@ -73,6 +97,7 @@ export type EditAction = z.output<typeof EditActionSchema>;
 export type TypingAction = z.output<typeof TypingActionSchema>;
 export type FollowUpAction = z.output<typeof FollowUpActionSchema>;
 export type GetChatInfoAction = z.output<typeof GetChatInfoActionSchema>;
+export type SendMediaAction = z.output<typeof SendMediaActionSchema>;
 export type OutboundAction = z.output<typeof OutboundActionSchema>;
 export type OutboundActionInput = z.input<typeof OutboundActionSchema>;
 
@@ -82,6 +107,7 @@ const schemasByOp: Record<string, z.ZodType> = {
   typing: TypingActionSchema,
   follow_up: FollowUpActionSchema,
   get_chat_info: GetChatInfoActionSchema,
+  send_media: SendMediaActionSchema,
 };
 
 export type ActionParse =

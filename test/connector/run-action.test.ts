@@ -28,6 +28,15 @@ const SAMPLES: { [Op in AdapterAction['op']]: Extract<AdapterAction, { op: Op }>
   edit: { op: 'edit', chat_id: 'c1', message_id: 'm1', content: 'hi!', metadata: {} },
   typing: { op: 'typing', chat_id: 'c1', metadata: {} },
   get_chat_info: { op: 'get_chat_info', chat_id: 'c1' },
+  send_media: {
+    op: 'send_media',
+    chat_id: 'c1',
+    media_kind: 'image',
+    source_url: 'https://files.example/cat.png',
+    content: 'a cat',
+    reply_to: null,
+    metadata: {},
+  },
 };
 
 interface Call {
@@ -56,6 +65,7 @@ function fullAdapter(name: string, holds: boolean, calls: Call[]): Required<Plat
       'getChatInfo',
       Promise.resolve({ success: true, chat_info: { name, type: 'group' } }),
     ),
+    sendMedia: record('sendMedia', Promise.resolve({ success: true, message_id: `${name}-file` })),
     holdsChat: record('holdsChat', holds),
     exclusiveLease: record('exclusiveLease', `lease:${name}`),
     registerRoutes: record('registerRoutes', undefined),

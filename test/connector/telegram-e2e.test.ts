@@ -180,4 +180,61 @@ describe('Telegram through the connector', () => {
     expect(JSON.stringify(receiver.deliveries)).not.toContain(secretPart);
     expect(connector.output()).not.toContain(secretPart);
   });
+
+  it('send_media: a re-host is uploaded to Telegram byte for byte, a public https URL is handed over, anything else refused', async () => {
+    const descriptor = await gateway.hello('telegram');
+    expect(descriptor.supported_ops).toContain('send_media');
+    const bearer = `Bearer ${mintUpgradeToken('gw-tg', gatewaySecret)}`;
+    const picture = randomBytes(40_000);
+    const uploaded = await fetch(`${connector.url}/relay/media`, {
+      method: 'POST',
+      headers: { authorization: bearer, 'content-type': 'image/png', 'x-media-filename': 'chart.png' },
+      body: picture,
+    });
+    const { id } = (await uploaded.json()) as { id: string };
+    const chat = String(GROUP.id);
+    const viaRehost = await gateway.op({
+      op: 'send_media',
+      chat_id: chat,
+      media_kind: 'image',
+      source_url: `${connector.url}/relay/media/${id}`,
+      content: 'the chart',
+      reply_to: null,
+      metadata: {},
+    });
+    expect(viaRehost, JSON.stringify(viaRehost)).toMatchObject({ success: true });
+    const viaUrl = await gateway.op({
+      op: 'send_media',
+      chat_id: chat,
+      media_kind: 'document',
+      source_url: 'https://files.example/report.pdf',
+      content: '',
+      reply_to: null,
+      metadata: {},
+    });
+    expect(viaUrl).toMatchObject({ success: true });
+    const files = (telegram.messages.get(chat) ?? []).flatMap((m) => (m.media ? [m.media] : []));
+    expect(files[0]).toMatchObject({ method: 'sendPhoto', filename: 'chart.png', caption: 'the chart' });
+    expect(files[0]?.bytes?.equals(picture)).toBe(true);
+    expect(files[1]).toEqual({ method: 'sendDocument', url: 'https://files.example/report.pdf' });
+
+    for (const [source_url, error] of [
+      ['file:///etc/passwd', 'source_url must be a /relay/media re-host URL or an https URL'],
+      ['http://files.example/x.png', 'source_url must be a /relay/media re-host URL or an https URL'],
+      [
+        `${connector.url}/relay/media/${'0'.repeat(32)}`,
+        'no such media (expired, or never uploaded by this tenant)',
+      ],
+    ]) {
+      const refused = await gateway.op({
+        op: 'send_media',
+        chat_id: chat,
+        media_kind: 'image',
+        source_url,
+        metadata: {},
+      });
+      expect(refused).toEqual({ success: false, error });
+    }
+    expect((telegram.messages.get(chat) ?? []).filter((m) => m.media)).toHaveLength(2);
+  });
 });

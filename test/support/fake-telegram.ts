@@ -70,6 +70,8 @@ export interface FakeSentMessage {
   message_id: number;
   chat_id: string;
   text: string;
+  /** sendPhoto / sendVoice / sendAudio / sendVideo / sendDocument: the file, uploaded or by URL. */
+  media?: { method: string; bytes?: Buffer; filename?: string; url?: string; caption?: string };
   parse_mode?: string;
   message_thread_id?: number;
   reply_to_message_id?: number;
@@ -190,6 +192,40 @@ function toInt(value: unknown): number | undefined {
   if (typeof value === 'number' && Number.isInteger(value)) return value;
   if (typeof value === 'string' && /^-?\d+$/.test(value)) return Number(value);
   return undefined;
+}
+
+/**
+ * multipart/form-data as Telegram reads it: tolerant of headers without a space after the colon,
+ * which grammY writes (and which stricter parsers, undici's included, refuse).
+ */
+function parseMultipart(
+  raw: Buffer,
+  boundary: string,
+): { name: string; filename?: string; bytes: Buffer }[] | undefined {
+  const delimiter = Buffer.from(`--${boundary}`);
+  const parts: { name: string; filename?: string; bytes: Buffer }[] = [];
+  let at = raw.indexOf(delimiter);
+  if (at < 0) return undefined;
+  for (;;) {
+    const start = at + delimiter.length;
+    if (raw.subarray(start, start + 2).toString() === '--') return parts;
+    const next = raw.indexOf(delimiter, start);
+    if (next < 0) return undefined;
+    const part = raw.subarray(start + 2, next - 2); // after CRLF, before the CRLF of the delimiter
+    const split = part.indexOf('\r\n\r\n');
+    if (split < 0) return undefined;
+    const headers = part.subarray(0, split).toString('utf8');
+    // Quoted or bare values (grammY writes `filename=a.png`).
+    const param = (key: string) => {
+      const match = new RegExp(`(?:^|[;\\s])${key}\\s*=\\s*(?:"([^"]*)"|([^;\\r\\n]*))`, 'i').exec(headers);
+      return match ? (match[1] ?? match[2]?.trim()) : undefined;
+    };
+    const name = param('name');
+    const filename = param('filename');
+    if (name === undefined) return undefined;
+    parts.push({ name, ...(filename !== undefined ? { filename } : {}), bytes: part.subarray(split + 4) });
+    at = next;
+  }
 }
 
 const bad = (description: string): Answer => ({
@@ -419,11 +455,32 @@ export class FakeTelegram {
   private async readParams(req: IncomingMessage, url: URL): Promise<Record<string, unknown> | undefined> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks).toString('utf8');
+    const raw = Buffer.concat(chunks);
+    const body = raw.toString('utf8');
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     const params: Record<string, unknown> = {};
     for (const [key, value] of url.searchParams) params[key] = jsonish(value);
     if (body.length === 0) return params;
+    if (type.includes('multipart/form-data')) {
+      // Uploads (InputFile): files become { filename, bytes }; `attach://<name>` points at a part.
+      const boundary = /boundary=("?)([^";]+)\1/i.exec(String(req.headers['content-type']))?.[2];
+      const form = boundary ? parseMultipart(raw, boundary) : undefined;
+      if (!form) return undefined;
+      const parts = new Map<string, unknown>();
+      for (const part of form)
+        parts.set(
+          part.name,
+          part.filename === undefined
+            ? jsonish(part.bytes.toString('utf8'))
+            : { filename: part.filename, bytes: part.bytes },
+        );
+      for (const [key, value] of parts) {
+        const attached =
+          typeof value === 'string' && value.startsWith('attach://') ? parts.get(value.slice(9)) : undefined;
+        params[key] = attached ?? value;
+      }
+      return params;
+    }
     if (type.includes('application/json')) {
       try {
         const parsed: unknown = JSON.parse(body);
@@ -467,6 +524,12 @@ export class FakeTelegram {
         return this.sendChatAction(params);
       case 'getChat':
         return this.getChat(params);
+      case 'sendPhoto':
+      case 'sendVoice':
+      case 'sendAudio':
+      case 'sendVideo':
+      case 'sendDocument':
+        return this.sendFile(method, params);
       case 'getFile': {
         const fileId = String(params.file_id ?? '');
         const file = this.files.get(fileId);
@@ -567,6 +630,36 @@ export class FakeTelegram {
       ...(typeof params.parse_mode === 'string' ? { parse_mode: params.parse_mode } : {}),
       ...(threadId !== undefined ? { message_thread_id: threadId } : {}),
       ...(replyKnown ? { reply_to_message_id: replyTo } : {}),
+    };
+    this.rememberMessageId(chatKey, sent.message_id);
+    const list = this.messages.get(chatKey) ?? [];
+    list.push(sent);
+    this.messages.set(chatKey, list);
+    return { ok: true, result: this.asMessage(chat, sent) };
+  }
+
+  private sendFile(method: string, params: Record<string, unknown>): Answer {
+    const chatKey = params.chat_id === undefined ? undefined : String(params.chat_id);
+    const chat = chatKey === undefined ? undefined : this.chats.get(chatKey);
+    if (!chatKey || !chat) return bad('chat not found');
+    const field =
+      { sendPhoto: 'photo', sendVoice: 'voice', sendAudio: 'audio', sendVideo: 'video' }[method] ??
+      'document';
+    const value = params[field] as { filename?: string; bytes?: Buffer } | string | undefined;
+    if (value === undefined) return bad(`there is no ${field} in the request`);
+    const caption = typeof params.caption === 'string' ? params.caption : undefined;
+    const threadId = toInt(params.message_thread_id);
+    const sent: FakeSentMessage = {
+      message_id: this.newMessageId(chatKey),
+      chat_id: chatKey,
+      text: '',
+      edits: 0,
+      media: {
+        method,
+        ...(typeof value === 'string' ? { url: value } : { bytes: value.bytes, filename: value.filename }),
+        ...(caption !== undefined ? { caption } : {}),
+      },
+      ...(threadId !== undefined ? { message_thread_id: threadId } : {}),
     };
     this.rememberMessageId(chatKey, sent.message_id);
     const list = this.messages.get(chatKey) ?? [];

@@ -13,6 +13,7 @@ export const OP_METHODS = {
   edit: 'edit',
   typing: 'typing',
   get_chat_info: 'getChatInfo',
+  send_media: 'sendMedia',
 } as const satisfies { [Op in AdapterAction['op']]: keyof PlatformAdapter };
 
 /** An adapter member that runs an op. */
@@ -38,6 +39,8 @@ export async function runAction(adapter: PlatformAdapter, action: OutboundAction
       return adapter.getChatInfo
         ? adapter.getChatInfo(action)
         : { success: true, chat_info: { name: action.chat_id, type: 'dm' } };
+    case 'send_media':
+      return adapter.sendMedia ? adapter.sendMedia(action) : unsupported(action.op, adapter);
     case 'follow_up':
       return failedResult(NO_FOLLOW_UP);
   }

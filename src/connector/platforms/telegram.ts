@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Api, GrammyError, HttpError } from 'grammy';
+import { Api, GrammyError, HttpError, InputFile } from 'grammy';
 import type { Chat, Message, Update, User } from 'grammy/types';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../common/backoff.js';
@@ -17,6 +17,7 @@ import {
   type MessageType,
   type OutboundResult,
   type SendAction,
+  type SendMediaAction,
   type SessionSourceInit,
   type TypingAction,
 } from '../../protocol/index.js';
@@ -384,6 +385,44 @@ export class TelegramAdapter implements PlatformAdapter {
       return { success: true, message_id: String(sent.message_id) };
     } catch (err) {
       return this.failure('send', err, { ambiguous: mayHaveReachedTelegram(err) });
+    }
+  }
+
+  /**
+   * A file as a photo, voice note, audio, video or document: a re-host is uploaded (so private
+   * files work), a public https URL is handed to Telegram to fetch. The caption is plain text.
+   */
+  async sendMedia(action: SendMediaAction): Promise<OutboundResult> {
+    const replyTo = integerId(action.reply_to);
+    const threadId = threadIdFrom(action.metadata);
+    const other = {
+      ...(action.content ? { caption: action.content } : {}),
+      ...(replyTo !== undefined
+        ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }
+        : {}),
+      ...(threadId !== undefined ? { message_thread_id: threadId } : {}),
+    };
+    const rehostId = /\/relay\/media\/([0-9a-f]{32})$/.exec(new URL(action.source_url).pathname)?.[1];
+    let file: InputFile | string = action.source_url;
+    if (rehostId) {
+      const found = this.context?.openMedia?.(rehostId);
+      if (!found) return failedResult('no such media (expired, or never uploaded by this tenant)');
+      file = new InputFile(found.stream(), action.filename || found.meta.filename || undefined);
+    }
+    try {
+      const chat = action.chat_id;
+      const sent = await (action.media_kind === 'image'
+        ? this.api.sendPhoto(chat, file, other)
+        : action.media_kind === 'voice'
+          ? this.api.sendVoice(chat, file, other)
+          : action.media_kind === 'audio'
+            ? this.api.sendAudio(chat, file, other)
+            : action.media_kind === 'video'
+              ? this.api.sendVideo(chat, file, other)
+              : this.api.sendDocument(chat, file, other));
+      return { success: true, message_id: String(sent.message_id) };
+    } catch (err) {
+      return this.failure('send_media', err, { ambiguous: mayHaveReachedTelegram(err) });
     }
   }
 

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { MediaMeta } from '../media.js';
 import type {
   CapabilityDescriptor,
   EditAction,
@@ -9,6 +10,7 @@ import type {
   MessageEventInit,
   OutboundResult,
   PassthroughForward,
+  SendMediaAction,
   SendAction,
   TypingAction,
 } from '../../protocol/index.js';
@@ -73,6 +75,8 @@ export interface PlatformContext {
    * visitor's socket. In a cluster, ops for the chat are then sent to this instance.
    */
   chatHeld?(chatId: string, held: boolean): void;
+  /** A re-hosted media file by id (shared by every instance), or null when it is gone. */
+  openMedia?(id: string): { meta: MediaMeta; stream: () => Readable } | null;
 }
 
 export interface PlatformAdapter {
@@ -89,6 +93,11 @@ export interface PlatformAdapter {
   edit?(action: EditAction): Promise<OutboundResult>;
   typing?(action: TypingAction): Promise<OutboundResult>;
   getChatInfo?(action: GetChatInfoAction): Promise<OutboundResult>;
+  /**
+   * A file to the chat. Its `source_url` was checked by the connector: a re-host of this tenant
+   * (open it with `PlatformContext.openMedia`) or a public `https` URL.
+   */
+  sendMedia?(action: SendMediaAction): Promise<OutboundResult>;
 
   /** True when this instance holds the chat's connection; only for adapters with per-instance chats. */
   holdsChat?(chatId: string): boolean;
