@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { MediaMeta } from '../media.js';
 import type {
   CapabilityDescriptor,
   EditAction,
@@ -10,10 +9,11 @@ import type {
   MessageEventInit,
   OutboundResult,
   PassthroughForward,
-  SendMediaAction,
   SendAction,
+  SendMediaAction,
   TypingAction,
 } from '../../protocol/index.js';
+import type { MediaMeta } from '../media.js';
 
 /**
  * A chat platform as the connector sees it. Adding Discord or Slack means one file implementing
