@@ -2,12 +2,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { generateSecret, mintUpgradeToken, signDelivery } from '../../src/auth/index.js';
 import { addRoute, createTenant, revokeGateway } from '../../src/connector/admin.js';
 import { SqliteStore } from '../../src/connector/store/sqlite.js';
+import { inboxPath } from '../../src/home/home.js';
 import { readRuntimeStatus } from '../../src/home/status-file.js';
 import { encodeFrame, encodeLine, type GatewayFrameInput } from '../../src/protocol/index.js';
 import { freePort } from '../support/ports.js';
@@ -22,6 +24,7 @@ import {
   readAgentLines,
   report,
   sleep,
+  startDelayProxy,
   tally,
   Visitor,
   WEBCHAT_RATE_LIMIT,
@@ -164,6 +167,14 @@ class FaultProxy {
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
+}
+
+/** Texts the agent was given more than once, for a report. */
+function duplicatedTexts(lines: readonly AgentLine[], prefix: string): string[] {
+  const counts = new Map<string, number>();
+  for (const line of lines)
+    if (line.text.startsWith(prefix)) counts.set(line.text, (counts.get(line.text) ?? 0) + 1);
+  return [...counts].filter(([, n]) => n > 1).map(([text, n]) => `${text}×${n}`);
 }
 
 describe.runIf(ENABLED)('fault injection (real processes)', () => {
@@ -335,6 +346,8 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
         // No endpoint: the current generation's path, every event an `inbound` frame on the socket.
         ['gwkillws', ''],
         ['connkill', direct],
+        // No endpoint: an idle gateway's backlog, replayed on its socket when it comes back.
+        ['idlereplay', ''],
         ['flaky', flaky.url],
         ['capture', capture.url],
       ] as const)
@@ -461,6 +474,113 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
     expect(acked.size).toBeGreaterThan(0);
     expect(seenOfSent.duplicates).toBe(0);
     expect(t.orderViolations).toEqual([]);
+    expect(t.lost).toBe(0);
+  });
+
+  it('connector SIGKILLed while replaying an idle gateway’s backlog (1,000 events, 50 sessions): nothing lost or doubled, order kept', async () => {
+    await until(() => readRuntimeStatus(home)?.platforms.relay?.state === 'connected' || undefined, 60_000);
+    const gatewayId = gatewayCredentials().id;
+    const seen = () => agentLines().filter((l) => l.text.startsWith('ir-'));
+    // A graceful stop (SIGTERM) says going_idle before it closes: from then on the connector keeps
+    // the gateway's inbound in its outbox instead of delivering it.
+    const stoppedAt = Date.now();
+    await gateway?.stop();
+    gateway = undefined;
+    await until(
+      () =>
+        withStore(
+          async (store) => ((await store.getGateway(gatewayId))?.idleSince ?? 0) >= stoppedAt || undefined,
+        ),
+      15_000,
+      'the gateway marked idle by its going_idle',
+    );
+    const list = await openVisitors('idlereplay', 'ir', 50);
+    const sent = await stream(list, 'ir', 20);
+    const ackedCount = () => list.reduce((n, v) => n + v.acked.size, 0);
+    await until(() => ackedCount() === sent.length || undefined, 30_000, 'every message acknowledged');
+    const acked = ackedCount();
+    const backlog = (await heldByConnector('ir')).outbox;
+    const seenWhileIdle = seen().length;
+
+    // The gateway comes back through a proxy that holds each chunk it sends the connector for 100 ms:
+    // its inbound_acks arrive late, so the replay lasts long enough for the kill to land inside it,
+    // with acknowledgements of frames the gateway already journaled still on their way.
+    const slow = await startDelayProxy(connectorPort, 100);
+    const direct = gatewayEnv;
+    gatewayEnv = { ...direct, GATEWAY_RELAY_URL: slow.url };
+    let seenAtKill = 0;
+    let killedAfter = 0;
+    let atKill: { id: string; text: string }[] = [];
+    let journaledAtKill = 0;
+    let settled = false;
+    try {
+      const replayStarted = Date.now();
+      gateway = await startGateway();
+      seenAtKill = await until(
+        () => {
+          const count = seen().length;
+          return count >= 100 ? count : undefined;
+        },
+        60_000,
+        'the agent seeing the replay',
+        5,
+      );
+      await connector?.stop('SIGKILL');
+      killedAfter = Date.now() - replayStarted;
+      // What the killed connector left in its outbox: the restarted one starts from exactly this.
+      atKill = await withStore(async (store) =>
+        (await store.listDeliveries(100_000)).flatMap((d) => {
+          const text = /"text":"(ir-v\d+-m\d+)"/.exec(d.body)?.[1];
+          return text ? [{ id: d.id, text }] : [];
+        }),
+      );
+      await sleep(3_000);
+      // Of those, the ones the gateway journaled (frames already on their way count: they arrive
+      // before the socket's close, hence the read after the pause), whose acks died with the
+      // connector: they are sent again, and the gateway must not hand them to the agent twice.
+      const inbox = new Database(inboxPath(home), { readonly: true, fileMustExist: true });
+      try {
+        const has = inbox.prepare<[string], { n: number }>('SELECT 1 AS n FROM inbox WHERE delivery_id = ?');
+        journaledAtKill = atKill.filter((row) => has.get(row.id) !== undefined).length;
+      } finally {
+        inbox.close();
+      }
+      connector = await startConnector();
+      settled = await settle(120_000);
+    } finally {
+      for (const visitor of list) visitor.close();
+      // Back to a running connector and a direct connection, as the cases after this one expect.
+      if (connector?.child.exitCode !== null || connector.child.signalCode !== null)
+        connector = await startConnector();
+      await gateway?.stop();
+      gatewayEnv = direct;
+      gateway = await startGateway();
+      await slow.stop();
+    }
+    const t = tally(agentLines(), 'ir-', sent);
+    const held = await heldByConnector('ir');
+    report(
+      'connector SIGKILL during an idle gateway’s replay',
+      t,
+      `${acked} acknowledged to the visitors, ${backlog} kept for the idle gateway (agent saw ${seenWhileIdle} while idle); ` +
+        `killed ${killedAfter} ms into the replay with the agent at ${seenAtKill} and ${atKill.length} rows left, ` +
+        `${journaledAtKill} of them already journaled by the gateway (sent again); settled ${settled}, ` +
+        `${held.outbox} queued + ${held.dead} dead-lettered left` +
+        (t.lost ? `, lost e.g. ${t.lostTexts.slice(0, 5).join(' ')}` : '') +
+        (t.duplicates ? `, doubled ${duplicatedTexts(agentLines(), 'ir-').slice(0, 5).join(' ')}` : '') +
+        (t.orderViolations.length ? `, order e.g. ${t.orderViolations.slice(0, 3).join(' | ')}` : ''),
+    );
+
+    expect(sent.length).toBe(1_000);
+    expect(acked).toBe(1_000);
+    expect(backlog).toBe(1_000);
+    expect(seenWhileIdle).toBe(0);
+    // The kill landed mid-replay: the agent had seen some but not all, and the connector still held some.
+    expect(seenAtKill).toBeGreaterThan(0);
+    expect(seenAtKill).toBeLessThan(1_000);
+    expect(atKill.length).toBeGreaterThan(0);
+    expect(t.orderViolations).toEqual([]);
+    expect(t.duplicates).toBe(0);
     expect(t.lost).toBe(0);
   });
 
