@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { describeZodError } from './errors.js';
 import { WireId } from './event.js';
+import { PROMPT_ID_PATTERN } from './prompts.js';
 
 /** Outbound actions carried in `outbound.action` (reference §4.5), keyed by `op`. */
 
@@ -77,6 +78,43 @@ export const SendMediaActionSchema = z.object({
   ...routing,
 });
 
+/** A choice put to the user as buttons (current §7.4); a press comes back as `prompt_response`. */
+export const PromptActionSchema = z.object({
+  op: z.literal('prompt'),
+  chat_id: WireId,
+  content: z.string().max(4096),
+  prompt_kind: z.enum(['approval', 'clarify', 'choice']).catch('choice'),
+  prompt_id: z.string().regex(PROMPT_ID_PATTERN, 'must be 1–32 of A-Z a-z 0-9 _ . -'),
+  options: z
+    .array(
+      z.object({
+        id: z.string().regex(PROMPT_ID_PATTERN, 'must be 1–32 of A-Z a-z 0-9 _ . -'),
+        label: z.string().min(1).max(200),
+        style: z.enum(['primary', 'success', 'danger', 'secondary']).optional().catch(undefined),
+      }),
+    )
+    .min(1)
+    .max(25),
+  reply_to: z
+    .union([z.string(), z.number(), z.null()])
+    .optional()
+    .transform((v) => (v === null || v === undefined ? null : String(v))),
+  timeout_s: z.number().int().positive().optional().catch(undefined),
+  metadata,
+  ...routing,
+});
+
+/** A reaction on a message (current §7.5); `remove` takes it away. Best effort. */
+export const ReactActionSchema = z.object({
+  op: z.literal('react'),
+  chat_id: WireId,
+  message_id: WireId,
+  emoji: z.string().min(1).max(32),
+  remove: z.boolean().catch(false).default(false),
+  metadata,
+  ...routing,
+});
+
 export const GetChatInfoActionSchema = z.object({
   op: z.literal('get_chat_info'),
   chat_id: WireId,
@@ -90,6 +128,8 @@ export const OutboundActionSchema = z.discriminatedUnion('op', [
   FollowUpActionSchema,
   GetChatInfoActionSchema,
   SendMediaActionSchema,
+  PromptActionSchema,
+  ReactActionSchema,
 ]);
 
 export type SendAction = z.output<typeof SendActionSchema>;
@@ -98,6 +138,8 @@ export type TypingAction = z.output<typeof TypingActionSchema>;
 export type FollowUpAction = z.output<typeof FollowUpActionSchema>;
 export type GetChatInfoAction = z.output<typeof GetChatInfoActionSchema>;
 export type SendMediaAction = z.output<typeof SendMediaActionSchema>;
+export type PromptAction = z.output<typeof PromptActionSchema>;
+export type ReactAction = z.output<typeof ReactActionSchema>;
 export type OutboundAction = z.output<typeof OutboundActionSchema>;
 export type OutboundActionInput = z.input<typeof OutboundActionSchema>;
 
@@ -108,6 +150,8 @@ const schemasByOp: Record<string, z.ZodType> = {
   follow_up: FollowUpActionSchema,
   get_chat_info: GetChatInfoActionSchema,
   send_media: SendMediaActionSchema,
+  prompt: PromptActionSchema,
+  react: ReactActionSchema,
 };
 
 export type ActionParse =

@@ -190,6 +190,8 @@ export interface MessageEventInit {
   media?: MediaItem[];
   reply_to?: { text?: string; author?: string; is_own?: boolean };
   context?: ContextItem[];
+  /** A button of a prompt was pressed (current §7.4); `text` is then `/<option_id>`. */
+  prompt_response?: { prompt_id: string; option_id: string; label?: string; prompt_message_id?: string };
   source: SessionSourceInit;
 }
 
@@ -205,6 +207,7 @@ export function messageEventToWire(event: MessageEventInit): Record<string, unkn
   if (event.media && event.media.length > 0) wire.media = event.media;
   if (event.reply_to) wire.reply_to = event.reply_to;
   if (event.context && event.context.length > 0) wire.context = event.context;
+  if (event.prompt_response) wire.prompt_response = event.prompt_response;
   wire.source = sessionSourceToWire(event.source);
   return wire;
 }

@@ -10,6 +10,7 @@ export * from './json.js';
 export * from './length.js';
 export * from './limits.js';
 export * from './platforms.js';
+export * from './prompts.js';
 export * from './session-key.js';
 export * from './splitter.js';
 export * from './urls.js';

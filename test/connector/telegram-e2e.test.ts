@@ -237,4 +237,106 @@ describe('Telegram through the connector', () => {
     }
     expect((telegram.messages.get(chat) ?? []).filter((m) => m.media)).toHaveLength(2);
   });
+
+  it('prompt: buttons carrying hp1 tokens; a press comes back as prompt_response from the presser, is answered, and a foreign payload is dropped', async () => {
+    const chat = String(GROUP.id);
+    const descriptor = await gateway.hello('telegram');
+    expect(descriptor.supported_ops).toEqual(expect.arrayContaining(['prompt', 'react']));
+    const asked = await gateway.op({
+      op: 'prompt',
+      chat_id: chat,
+      content: 'Deploy to production?',
+      prompt_kind: 'approval',
+      prompt_id: 'a1b2c3.d4e5f6a7',
+      options: [
+        { id: 'once', label: 'Yes, once', style: 'primary' },
+        { id: 'deny', label: 'No', style: 'danger' },
+      ],
+      reply_to: null,
+      metadata: {},
+    });
+    expect(asked).toMatchObject({ success: true });
+    const promptMessage = (telegram.messages.get(chat) ?? []).find((m) => m.text === 'Deploy to production?');
+    expect(promptMessage?.reply_markup).toEqual({
+      inline_keyboard: [
+        [{ text: 'Yes, once', callback_data: 'hp1:a1b2c3.d4e5f6a7:once' }],
+        [{ text: 'No', callback_data: 'hp1:a1b2c3.d4e5f6a7:deny' }],
+      ],
+    });
+    const tooLong = await gateway.op({
+      op: 'prompt',
+      chat_id: chat,
+      content: 'x',
+      prompt_id: 'p'.repeat(32),
+      options: [{ id: 'o'.repeat(32), label: 'x' }],
+      metadata: {},
+    });
+    expect(tooLong).toMatchObject({ success: false, error: expect.stringContaining('at most 64 bytes') });
+
+    const before = receiver.deliveries.length;
+    const promptAsSeen = {
+      message_id: Number(asked.message_id),
+      date: 0,
+      chat: GROUP,
+      text: 'Deploy to production?',
+      reply_markup: promptMessage?.reply_markup,
+    };
+    telegram.pushUpdate({
+      callback_query: {
+        id: 'cbq-1',
+        from: { id: 77, is_bot: false, first_name: 'Grace' },
+        chat_instance: 'ci',
+        data: 'not-ours',
+        message: promptAsSeen,
+      },
+    } as never);
+    telegram.pushUpdate({
+      callback_query: {
+        id: 'cbq-2',
+        from: { id: 77, is_bot: false, first_name: 'Grace' },
+        chat_instance: 'ci',
+        data: 'hp1:a1b2c3.d4e5f6a7:deny',
+        message: promptAsSeen,
+      },
+    } as never);
+    const delivery = await until(() => receiver.deliveries[before], 10_000, 'the press');
+    expect(delivery.body.event).toMatchObject({
+      text: '/deny',
+      message_type: 'command',
+      prompt_response: {
+        prompt_id: 'a1b2c3.d4e5f6a7',
+        option_id: 'deny',
+        label: 'No',
+        prompt_message_id: String(asked.message_id),
+      },
+      source: { chat_id: chat, user_id: '77' },
+    });
+    await until(
+      () => telegram.callsTo('answerCallbackQuery').length >= 2 || undefined,
+      10_000,
+      'both answered',
+    );
+    expect(receiver.deliveries.length).toBe(before + 1);
+
+    // react on the prompt message: Telegram's list only; an empty set removes.
+    const reacted = await gateway.op({
+      op: 'react',
+      chat_id: chat,
+      message_id: asked.message_id,
+      emoji: '👀',
+      remove: false,
+    });
+    expect(reacted).toEqual({ success: true });
+    expect(telegram.reactions.get(`${chat}:${asked.message_id}`)).toEqual(['👀']);
+    const invalid = await gateway.op({
+      op: 'react',
+      chat_id: chat,
+      message_id: asked.message_id,
+      emoji: '✅',
+      remove: false,
+    });
+    expect(invalid).toMatchObject({ success: false, error: expect.stringContaining('REACTION_INVALID') });
+    await gateway.op({ op: 'react', chat_id: chat, message_id: asked.message_id, emoji: '👀', remove: true });
+    expect(telegram.reactions.get(`${chat}:${asked.message_id}`)).toEqual([]);
+  });
 });

@@ -278,7 +278,10 @@ describe('TelegramAdapter inbound', () => {
     expect(ctx.attempts[8]?.event).toMatchObject({ text: 'report', message_type: 'document' });
 
     const polls = fake.callsTo('getUpdates');
-    expect(polls[0]?.params).toEqual({ timeout: 1, allowed_updates: ['message', 'edited_message'] });
+    expect(polls[0]?.params).toEqual({
+      timeout: 1,
+      allowed_updates: ['message', 'edited_message', 'callback_query'],
+    });
 
     await adapter.stop();
     // Everything was acknowledged: nothing is served again.

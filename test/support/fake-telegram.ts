@@ -70,6 +70,10 @@ export interface FakeSentMessage {
   message_id: number;
   chat_id: string;
   text: string;
+  /** `reply_markup` as sent (inline keyboards of prompts). */
+  reply_markup?: unknown;
+  /** Emoji set on it by `setMessageReaction` (empty after a removal). */
+  reactions?: string[];
   /** sendPhoto / sendVoice / sendAudio / sendVideo / sendDocument: the file, uploaded or by URL. */
   media?: { method: string; bytes?: Buffer; filename?: string; url?: string; caption?: string };
   parse_mode?: string;
@@ -228,6 +232,9 @@ function parseMultipart(
   }
 }
 
+/** Part of Telegram's allowed reaction emoji (https://core.telegram.org/bots/api#reactiontypeemoji). */
+const TELEGRAM_REACTIONS = new Set(['👍', '👎', '❤', '🔥', '🎉', '👀', '🤔', '👌', '🙏', '😁']);
+
 const bad = (description: string): Answer => ({
   ok: false,
   error_code: 400,
@@ -253,6 +260,8 @@ export class FakeTelegram {
   private readonly injected = new Map<string, Injected[]>();
   /** file_id → path and bytes, served at `/file/bot<token>/<path>` after `getFile`. */
   private readonly files = new Map<string, { path: string; bytes: Buffer }>();
+  /** Reactions set on any known message (sent or received), by `<chat>:<message id>`. */
+  readonly reactions = new Map<string, string[]>();
   /** Downloads of `/file/bot…` paths, as (path, status). */
   readonly downloads: { path: string; status: number }[] = [];
   private readonly callWaiters: { check: () => boolean; resolve: () => void }[] = [];
@@ -524,6 +533,12 @@ export class FakeTelegram {
         return this.sendChatAction(params);
       case 'getChat':
         return this.getChat(params);
+      case 'answerCallbackQuery':
+        return typeof params.callback_query_id === 'string' && params.callback_query_id
+          ? { ok: true, result: true }
+          : bad('query is too old and response timeout expired or query ID is invalid');
+      case 'setMessageReaction':
+        return this.setMessageReaction(params);
       case 'sendPhoto':
       case 'sendVoice':
       case 'sendAudio':
@@ -630,12 +645,29 @@ export class FakeTelegram {
       ...(typeof params.parse_mode === 'string' ? { parse_mode: params.parse_mode } : {}),
       ...(threadId !== undefined ? { message_thread_id: threadId } : {}),
       ...(replyKnown ? { reply_to_message_id: replyTo } : {}),
+      ...(params.reply_markup !== undefined ? { reply_markup: params.reply_markup } : {}),
     };
     this.rememberMessageId(chatKey, sent.message_id);
     const list = this.messages.get(chatKey) ?? [];
     list.push(sent);
     this.messages.set(chatKey, list);
     return { ok: true, result: this.asMessage(chat, sent) };
+  }
+
+  /** Telegram's reactions are a fixed list: anything else is REACTION_INVALID, as on the real API. */
+  private setMessageReaction(params: Record<string, unknown>): Answer {
+    const chatKey = params.chat_id === undefined ? undefined : String(params.chat_id);
+    const message = chatKey
+      ? this.messages.get(chatKey)?.find((m) => m.message_id === toInt(params.message_id))
+      : undefined;
+    const known = chatKey ? this.knownMessageIds.get(chatKey)?.has(toInt(params.message_id) ?? -1) : false;
+    if (!known) return bad('message to react not found');
+    const reaction = Array.isArray(params.reaction) ? (params.reaction as { emoji?: string }[]) : [];
+    const emoji = reaction.map((r) => r.emoji ?? '');
+    if (emoji.some((e) => !TELEGRAM_REACTIONS.has(e))) return bad('REACTION_INVALID');
+    this.reactions.set(`${chatKey}:${params.message_id}`, emoji);
+    if (message) message.reactions = emoji;
+    return { ok: true, result: true };
   }
 
   private sendFile(method: string, params: Record<string, unknown>): Answer {

@@ -14,6 +14,8 @@ export const OP_METHODS = {
   typing: 'typing',
   get_chat_info: 'getChatInfo',
   send_media: 'sendMedia',
+  prompt: 'prompt',
+  react: 'react',
 } as const satisfies { [Op in AdapterAction['op']]: keyof PlatformAdapter };
 
 /** An adapter member that runs an op. */
@@ -41,6 +43,10 @@ export async function runAction(adapter: PlatformAdapter, action: OutboundAction
         : { success: true, chat_info: { name: action.chat_id, type: 'dm' } };
     case 'send_media':
       return adapter.sendMedia ? adapter.sendMedia(action) : unsupported(action.op, adapter);
+    case 'prompt':
+      return adapter.prompt ? adapter.prompt(action) : unsupported(action.op, adapter);
+    case 'react':
+      return adapter.react ? adapter.react(action) : unsupported(action.op, adapter);
     case 'follow_up':
       return failedResult(NO_FOLLOW_UP);
   }

@@ -3,19 +3,23 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Api, GrammyError, HttpError, InputFile } from 'grammy';
-import type { Chat, Message, Update, User } from 'grammy/types';
+import type { CallbackQuery, Chat, Message, ReactionTypeEmoji, Update, User } from 'grammy/types';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../common/backoff.js';
 import { redact } from '../../common/redact.js';
 import {
   type CapabilityDescriptor,
   CONTRACT_VERSION,
+  decodePromptToken,
   type EditAction,
+  encodePromptToken,
   failedResult,
   type GetChatInfoAction,
   type MessageEventInit,
   type MessageType,
   type OutboundResult,
+  type PromptAction,
+  type ReactAction,
   type SendAction,
   type SendMediaAction,
   type SessionSourceInit,
@@ -34,7 +38,7 @@ import type { InboundAttachment, PlatformAdapter, PlatformContext, PlatformInbou
 
 const TELEGRAM_DEFAULT_API_ROOT = 'https://api.telegram.org';
 export const TELEGRAM_NO_ROUTE_NOTICE = 'This chat is not connected to an agent yet.';
-const ALLOWED_UPDATES = ['message', 'edited_message'] as const;
+const ALLOWED_UPDATES = ['message', 'edited_message', 'callback_query'] as const;
 const DEFAULT_POLL_TIMEOUT_SECONDS = 25;
 /** A file a message carries is fetched within this long (Telegram serves bots files up to 20 MB). */
 const FILE_DOWNLOAD_TIMEOUT_MS = 30_000;
@@ -163,6 +167,7 @@ export function normaliseTelegramUpdate(
   update: Update,
   botId?: number,
 ): (PlatformInbound & { files: TelegramFile[] }) | undefined {
+  if (update.callback_query) return normaliseCallback(update.callback_query);
   const edited = update.message === undefined && update.edited_message !== undefined;
   const message: Message | undefined = update.message ?? update.edited_message;
   if (!message) return undefined;
@@ -212,6 +217,47 @@ export function normaliseTelegramUpdate(
   if (replyToId) event.reply_to_message_id = replyToId;
   const addressed = text.startsWith('/') || (botId !== undefined && replyTo?.from?.id === botId);
   return { routeKey: String(chat.id), event, addressed, files };
+}
+
+/**
+ * A press on one of our prompt buttons as the inbound of current §7.4: `prompt_response`, text
+ * `/<option_id>` (so an older gateway still sees a typed command), from the user who pressed it.
+ * A payload that is not our callback token is foreign: undefined.
+ */
+function normaliseCallback(query: CallbackQuery): (PlatformInbound & { files: TelegramFile[] }) | undefined {
+  const token = query.data === undefined ? undefined : decodePromptToken(query.data);
+  const message = query.message;
+  if (!token || !message) return undefined;
+  const chat = message.chat;
+  const threadId = 'message_thread_id' in message ? message.message_thread_id : undefined;
+  const chatType = telegramChatType(chat, threadId);
+  const label = ('reply_markup' in message ? message.reply_markup?.inline_keyboard.flat() : undefined)?.find(
+    (button) => 'callback_data' in button && button.callback_data === query.data,
+  )?.text;
+  const source: SessionSourceInit = {
+    platform: 'telegram',
+    chat_id: String(chat.id),
+    chat_type: chatType,
+    user_id: String(query.from.id),
+    is_bot: query.from.is_bot === true,
+    message_is_edit: false,
+  };
+  const sender = userName(query.from);
+  if (sender) source.user_name = sender;
+  if (chatType === 'forum' && threadId !== undefined) source.thread_id = String(threadId);
+  const event: MessageEventInit = {
+    text: `/${token.optionId}`,
+    message_type: 'command',
+    message_id: `cb-${query.id}`,
+    prompt_response: {
+      prompt_id: token.promptId,
+      option_id: token.optionId,
+      prompt_message_id: String(message.message_id),
+      ...(label ? { label } : {}),
+    },
+    source,
+  };
+  return { routeKey: String(chat.id), event, addressed: true, files: [] };
 }
 
 /** A Telegram integer id from the wire (`"42"`, `42`); anything else is `undefined`. */
@@ -426,6 +472,50 @@ export class TelegramAdapter implements PlatformAdapter {
     }
   }
 
+  /** One button per option, each carrying its callback token (≤ 64 bytes, current §7.4). */
+  async prompt(action: PromptAction): Promise<OutboundResult> {
+    const keyboard: { text: string; callback_data: string }[][] = [];
+    for (const option of action.options) {
+      const token = encodePromptToken(action.prompt_id, option.id);
+      if (!token)
+        return failedResult(
+          `prompt_id and option ids must make a callback token of at most 64 bytes (hp1:<prompt_id>:<option_id>); option ${JSON.stringify(option.id)} does not`,
+        );
+      keyboard.push([{ text: option.label, callback_data: token }]);
+    }
+    const replyTo = integerId(action.reply_to);
+    const threadId = threadIdFrom(action.metadata);
+    try {
+      const sent = await this.api.sendMessage(action.chat_id, action.content, {
+        reply_markup: { inline_keyboard: keyboard },
+        ...(replyTo !== undefined
+          ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }
+          : {}),
+        ...(threadId !== undefined ? { message_thread_id: threadId } : {}),
+      });
+      return { success: true, message_id: String(sent.message_id) };
+    } catch (err) {
+      return this.failure('prompt', err, { ambiguous: mayHaveReachedTelegram(err) });
+    }
+  }
+
+  /** `setMessageReaction`; an empty set removes (Telegram accepts only its own emoji list). */
+  async react(action: ReactAction): Promise<OutboundResult> {
+    const messageId = integerId(action.message_id);
+    if (messageId === undefined)
+      return failedResult(`telegram message ids are integers, got ${JSON.stringify(action.message_id)}`);
+    try {
+      await this.api.setMessageReaction(
+        action.chat_id,
+        messageId,
+        action.remove ? [] : [{ type: 'emoji', emoji: action.emoji as ReactionTypeEmoji['emoji'] }],
+      );
+      return { success: true };
+    } catch (err) {
+      return this.failure('react', err);
+    }
+  }
+
   async edit(action: EditAction): Promise<OutboundResult> {
     const messageId = integerId(action.message_id);
     if (messageId === undefined) {
@@ -550,6 +640,18 @@ export class TelegramAdapter implements PlatformAdapter {
 
   /** True when the update may be acknowledged: ingested, deliberately skipped, or unroutable. */
   private async handle(update: Update): Promise<boolean> {
+    const handled = await this.handleUpdate(update);
+    // A pressed button spins until answered: answer it (best effort) once the press is queued or
+    // dropped as foreign, whatever the agent does with it later.
+    const query = update.callback_query;
+    if (handled && query)
+      await this.api.answerCallbackQuery(query.id).catch((err: unknown) => {
+        this.log.debug({ err: this.describe(err) }, 'callback query not answered');
+      });
+    return handled;
+  }
+
+  private async handleUpdate(update: Update): Promise<boolean> {
     const context = this.context;
     if (!context) return false;
     let inbound: ReturnType<typeof normaliseTelegramUpdate>;
@@ -563,7 +665,12 @@ export class TelegramAdapter implements PlatformAdapter {
       return true;
     }
     if (!inbound) {
-      this.log.debug({ updateId: update.update_id }, 'telegram update without text or file skipped');
+      this.log.debug(
+        { updateId: update.update_id },
+        update.callback_query
+          ? 'telegram button press with a foreign payload skipped'
+          : 'telegram update without text or file skipped',
+      );
       return true;
     }
     const { files, ...routed } = inbound;

@@ -9,6 +9,8 @@ import type {
   MessageEventInit,
   OutboundResult,
   PassthroughForward,
+  PromptAction,
+  ReactAction,
   SendAction,
   SendMediaAction,
   TypingAction,
@@ -98,6 +100,9 @@ export interface PlatformAdapter {
    * (open it with `PlatformContext.openMedia`) or a public `https` URL.
    */
   sendMedia?(action: SendMediaAction): Promise<OutboundResult>;
+  /** Options as buttons whose presses come back as inbound `prompt_response` events. */
+  prompt?(action: PromptAction): Promise<OutboundResult>;
+  react?(action: ReactAction): Promise<OutboundResult>;
 
   /** True when this instance holds the chat's connection; only for adapters with per-instance chats. */
   holdsChat?(chatId: string): boolean;
