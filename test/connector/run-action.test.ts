@@ -37,6 +37,17 @@ const SAMPLES: { [Op in AdapterAction['op']]: Extract<AdapterAction, { op: Op }>
     reply_to: null,
     metadata: {},
   },
+  prompt: {
+    op: 'prompt',
+    chat_id: 'c1',
+    content: 'go?',
+    prompt_kind: 'approval',
+    prompt_id: 'p1',
+    options: [{ id: 'once', label: 'Yes' }],
+    reply_to: null,
+    metadata: {},
+  },
+  react: { op: 'react', chat_id: 'c1', message_id: 'm1', emoji: '👀', remove: false, metadata: {} },
 };
 
 interface Call {
@@ -66,6 +77,8 @@ function fullAdapter(name: string, holds: boolean, calls: Call[]): Required<Plat
       Promise.resolve({ success: true, chat_info: { name, type: 'group' } }),
     ),
     sendMedia: record('sendMedia', Promise.resolve({ success: true, message_id: `${name}-file` })),
+    prompt: record('prompt', Promise.resolve({ success: true, message_id: `${name}-prompt` })),
+    react: record('react', Promise.resolve({ success: true })),
     holdsChat: record('holdsChat', holds),
     exclusiveLease: record('exclusiveLease', `lease:${name}`),
     registerRoutes: record('registerRoutes', undefined),
