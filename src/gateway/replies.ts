@@ -1,8 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
   failedResult,
   isEgressDecline,
+  type MessageEvent,
   messageLength,
   type OutboundActionInput,
   type OutboundResult,
@@ -10,6 +13,8 @@ import {
   splitMessage,
   supportsOp,
 } from '../protocol/index.js';
+import type { AgentAction } from './agents/types.js';
+import type { MediaUploader } from './media-upload.js';
 
 /** Where a reply goes: the chat, the message it answers, and platform routing (forum thread). */
 export interface ReplyTarget {
@@ -31,12 +36,160 @@ const STREAM_EDIT_INTERVAL_MS = 1_000;
  * Sends replies within the adopted descriptor's limits: split with the reference splitter in the
  * descriptor's unit, streamed into one message via `edit` when the platform supports it.
  */
+/** How long a prompt waits for a press unless the agent says otherwise (current §7.4). */
+const DEFAULT_PROMPT_TIMEOUT_S = 3600;
+/** This process's part of every prompt id: `<6 hex>.<8 hex>` (current §7.4). */
+const PROMPT_NONCE = randomBytes(3).toString('hex');
+
+export const ACTION_TEXTS = {
+  noLongerWaiting: (question: string) => `⏱️ No longer waiting for an answer to: ${question}`,
+  pressTooLate: 'That question is no longer waiting for an answer.',
+  cannotShowFiles: (name: string) => `(${name}: this chat cannot show files)`,
+  fileNotSent: (name: string, error: string) => `(${name} could not be sent: ${error})`,
+} as const;
+
 export class ReplyChannel {
+  /** Prompts waiting for a press, by id: the timer that says so when they time out. */
+  private readonly prompts = new Map<string, NodeJS.Timeout>();
+
   constructor(
     private readonly link: OutboundLink,
     private readonly platform: string,
     private readonly log: Logger,
+    private readonly uploader?: MediaUploader,
   ) {}
+
+  /**
+   * The agent's actions, in order, each as the op the platform advertises (current §6: an op is
+   * used only when advertised) or, where it cannot, said in text. Never throws.
+   */
+  async perform(target: ReplyTarget, event: MessageEvent, actions: readonly AgentAction[]): Promise<void> {
+    for (const action of actions) {
+      try {
+        if (action.kind === 'media') await this.sendMedia(target, action);
+        else if (action.kind === 'prompt') await this.prompt(target, action);
+        else await this.react(target, event, action);
+      } catch (error) {
+        this.log.warn({ kind: action.kind, err: errorMessage(error) }, 'agent action failed');
+      }
+    }
+  }
+
+  /** A press on prompt `id` arrived: true when it was still waiting (and now is not). */
+  promptAnswered(id: string): boolean {
+    const timer = this.prompts.get(id);
+    if (!timer) return false;
+    clearTimeout(timer);
+    this.prompts.delete(id);
+    return true;
+  }
+
+  /** Stop every prompt timer (the gateway is stopping). */
+  close(): void {
+    for (const timer of this.prompts.values()) clearTimeout(timer);
+    this.prompts.clear();
+  }
+
+  private async sendMedia(
+    target: ReplyTarget,
+    action: Extract<AgentAction, { kind: 'media' }>,
+  ): Promise<void> {
+    const file = action.file;
+    const name = file.filename || action.mediaKind;
+    if (!supportsOp(this.descriptor(), 'send_media')) {
+      // Current §14 case 33: a public URL goes as text; bytes cannot be shown at all.
+      const text =
+        'url' in file
+          ? [action.caption, file.url].filter(Boolean).join('\n')
+          : ACTION_TEXTS.cannotShowFiles(name);
+      await this.sendText(target, text);
+      return;
+    }
+    let sourceUrl: string;
+    if ('url' in file) {
+      if (!/^https:\/\//i.test(file.url)) {
+        await this.sendText(target, ACTION_TEXTS.fileNotSent(name, 'only https URLs are sent by address'));
+        return;
+      }
+      sourceUrl = file.url;
+    } else {
+      const uploaded = this.uploader
+        ? await this.uploader.upload(file)
+        : ({ ok: false, error: 'no media upload configured' } as const);
+      if (!uploaded.ok) {
+        this.log.warn({ error: uploaded.error }, 'agent file not uploaded');
+        await this.sendText(target, ACTION_TEXTS.fileNotSent(name, uploaded.error));
+        return;
+      }
+      sourceUrl = uploaded.url;
+    }
+    const result = await this.link.send({
+      op: 'send_media',
+      chat_id: target.chatId,
+      media_kind: action.mediaKind,
+      source_url: sourceUrl,
+      content: action.caption ?? '',
+      reply_to: target.replyTo,
+      ...(file.filename ? { filename: file.filename } : {}),
+      metadata: target.metadata,
+    });
+    if (result.success === false) {
+      if (isEgressDecline(result)) this.reportDecline(target, result);
+      else await this.sendText(target, ACTION_TEXTS.fileNotSent(name, result.error ?? 'refused'));
+    }
+  }
+
+  private async prompt(target: ReplyTarget, action: Extract<AgentAction, { kind: 'prompt' }>): Promise<void> {
+    const promptId = `${PROMPT_NONCE}.${randomBytes(4).toString('hex')}`;
+    const timeoutS = action.timeoutSeconds ?? DEFAULT_PROMPT_TIMEOUT_S;
+    let result: OutboundResult;
+    if (supportsOp(this.descriptor(), 'prompt')) {
+      result = await this.link.send({
+        op: 'prompt',
+        chat_id: target.chatId,
+        content: action.text,
+        prompt_kind: action.promptKind ?? 'choice',
+        prompt_id: promptId,
+        options: action.options,
+        reply_to: target.replyTo,
+        timeout_s: timeoutS,
+        metadata: target.metadata,
+      });
+    } else {
+      // Without buttons the options become commands to type; the answer arrives as plain text.
+      const lines = action.options.map((option) => `/${option.id} — ${option.label}`);
+      result = await this.sendText(target, [action.text, ...lines].join('\n'));
+      return;
+    }
+    if (result.success === false) {
+      this.log.warn({ error: result.error }, 'prompt not sent');
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.prompts.delete(promptId);
+      void this.sendText(target, ACTION_TEXTS.noLongerWaiting(action.text)).catch(() => undefined);
+    }, timeoutS * 1000);
+    timer.unref();
+    this.prompts.set(promptId, timer);
+  }
+
+  /** Best effort on the message being answered (current §7.5): a failure is only logged. */
+  private async react(
+    target: ReplyTarget,
+    event: MessageEvent,
+    action: Extract<AgentAction, { kind: 'react' }>,
+  ): Promise<void> {
+    if (!supportsOp(this.descriptor(), 'react') || !event.message_id) return;
+    const result = await this.link.send({
+      op: 'react',
+      chat_id: target.chatId,
+      message_id: event.message_id,
+      emoji: action.emoji,
+      remove: action.remove === true,
+      metadata: target.metadata,
+    });
+    if (result.success === false) this.log.info({ error: result.error }, 'reaction not set');
+  }
 
   descriptor(): CapabilityDescriptor {
     return this.link.descriptor ?? placeholderDescriptor(this.platform);

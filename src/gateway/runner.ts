@@ -18,6 +18,7 @@ import { defaultGatewayId } from './enroll.js';
 import { SqliteHistoryStore } from './history.js';
 import { resolveIdentityToken } from './identity-token.js';
 import { SqliteInbox } from './inbox.js';
+import { connectorMediaUploader } from './media-upload.js';
 import { declarePolicies } from './policy.js';
 import { selfProvision } from './provision.js';
 import { InboundReceiver } from './receiver.js';
@@ -213,7 +214,12 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     },
   });
 
-  const replies = new ReplyChannel(transport, config.platform, log.child({ part: 'replies' }));
+  const replies = new ReplyChannel(
+    transport,
+    config.platform,
+    log.child({ part: 'replies' }),
+    connectorMediaUploader({ relayUrl, credentials: () => credentials }),
+  );
   const sessions = new SessionManager({
     agent,
     history,
@@ -341,6 +347,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       watcher.stop();
       await receiver?.stop().catch(() => undefined);
       await transport.stop();
+      replies.close();
       await agent.close?.().catch(() => undefined);
       history.close();
       inbox.close();

@@ -8,7 +8,7 @@ import {
 } from '../protocol/index.js';
 import type { Agent, ConversationMessage, HistoryStore } from './agents/types.js';
 import type { InboxJournal } from './inbox.js';
-import type { ReplyChannel, ReplyTarget } from './replies.js';
+import { ACTION_TEXTS, type ReplyChannel, type ReplyTarget } from './replies.js';
 
 /** User-visible texts, exactly as the reference (lifecycle reference §1.4, §1.8). */
 export const TEXTS = {
@@ -227,6 +227,13 @@ export class SessionManager {
     const stream = replies.stream(target);
     const typing = setInterval(() => void replies.typing(target).catch(() => undefined), 4_000);
     try {
+      // A press on a question this process no longer waits for (timed out, or asked before a
+      // restart) is answered here, without a turn (current §7.4).
+      const press = event.prompt_response;
+      if (press && !replies.promptAnswered(press.prompt_id)) {
+        await replies.sendText(target, ACTION_TEXTS.pressTooLate);
+        return;
+      }
       void replies.typing(target).catch(() => undefined);
       const past = history.load(key, HISTORY_TURNS);
       if (run.controller.signal.aborted) return;
@@ -250,8 +257,11 @@ export class SessionManager {
         onProgress: (text) => stream.update(text),
       });
       if (run.controller.signal.aborted) return;
-      const text = result.text.trim() === '' ? '(the agent returned an empty reply)' : result.text;
-      await stream.finish(text);
+      const actions = result.actions ?? [];
+      if (result.text.trim() !== '' || actions.length === 0)
+        await stream.finish(result.text.trim() === '' ? '(the agent returned an empty reply)' : result.text);
+      else stream.cancel();
+      if (actions.length > 0) await replies.perform(target, event, actions);
       history.append(key, [message, { role: 'assistant', content: result.text }]);
     } catch (error) {
       if (run.controller.signal.aborted || (error as Error).name === 'AbortError') {

@@ -1,13 +1,14 @@
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   type Agent,
+  type AgentAction,
   type AgentTurnInput,
   abortError,
   type ConversationMessage,
   type HistoryStore,
 } from '../../src/gateway/agents/types.js';
-import { type OutboundLink, ReplyChannel } from '../../src/gateway/replies.js';
+import { ACTION_TEXTS, type OutboundLink, ReplyChannel } from '../../src/gateway/replies.js';
 import { GatewayStoppingError, SessionManager, TEXTS } from '../../src/gateway/sessions.js';
 import {
   type CapabilityDescriptor,
@@ -341,5 +342,111 @@ describe('egress declines (current §7.1; §14 case 40)', () => {
     await until(() => link.actions.length === 1);
     await stream.finish('the whole answer');
     expect(link.actions.map((a) => a.op)).toEqual(['send', 'edit']);
+  });
+});
+
+describe('agent actions (current §6 gates, §7.2–§7.5)', () => {
+  const target = { chatId: 'c1', replyTo: 'in-1', metadata: {} };
+  const inbound = MessageEventSchema.parse({
+    text: 'x',
+    message_id: 'in-1',
+    source: { platform: 'telegram', chat_id: 'c1' },
+  });
+  const png = { bytes: Buffer.from('png bytes'), filename: 'a.png', mime: 'image/png' };
+  const all: AgentAction[] = [
+    { kind: 'media', mediaKind: 'image', file: png, caption: 'a picture' },
+    {
+      kind: 'media',
+      mediaKind: 'document',
+      file: { url: 'https://files.example/r.pdf' },
+      caption: 'the report',
+    },
+    {
+      kind: 'prompt',
+      text: 'Ship it?',
+      options: [
+        { id: 'yes', label: 'Yes' },
+        { id: 'no', label: 'No' },
+      ],
+    },
+    { kind: 'react', emoji: '👍' },
+  ];
+  const uploads: string[] = [];
+  const uploader = {
+    upload: async (file: { filename: string }) => {
+      uploads.push(file.filename);
+      return { ok: true as const, url: `http://relay.test/relay/media/${'a'.repeat(32)}` };
+    },
+  };
+
+  it('uses each op the descriptor advertises: an upload then send_media, a URL as it is, prompt, react', async () => {
+    const link = new RecordingLink({
+      ...placeholderDescriptor('telegram'),
+      supported_ops: ['send', 'edit', 'typing', 'send_media', 'prompt', 'react'],
+    });
+    const channel = new ReplyChannel(link, 'telegram', pino({ level: 'silent' }), uploader);
+    await channel.perform(target, inbound, all);
+    expect(link.actions.map((a) => a.op)).toEqual(['send_media', 'send_media', 'prompt', 'react']);
+    expect(link.actions[0]).toMatchObject({
+      media_kind: 'image',
+      source_url: `http://relay.test/relay/media/${'a'.repeat(32)}`,
+      content: 'a picture',
+      filename: 'a.png',
+    });
+    expect(link.actions[1]).toMatchObject({
+      source_url: 'https://files.example/r.pdf',
+      content: 'the report',
+    });
+    expect(link.actions[2]).toMatchObject({
+      content: 'Ship it?',
+      options: [
+        { id: 'yes', label: 'Yes' },
+        { id: 'no', label: 'No' },
+      ],
+      timeout_s: 3600,
+    });
+    expect(String(link.actions[2]?.prompt_id)).toMatch(/^[0-9a-f]{6}\.[0-9a-f]{8}$/);
+    expect(link.actions[3]).toMatchObject({ message_id: 'in-1', emoji: '👍', remove: false });
+    expect(uploads).toEqual(['a.png']);
+    expect(channel.promptAnswered(String(link.actions[2]?.prompt_id))).toBe(true);
+    expect(channel.promptAnswered(String(link.actions[2]?.prompt_id))).toBe(false);
+    channel.close();
+  });
+
+  it('says in text what a chat without those ops cannot show, and sends nothing it does not advertise', async () => {
+    const link = new RecordingLink({
+      ...placeholderDescriptor('webchat'),
+      supported_ops: ['send', 'edit', 'typing'],
+    });
+    const channel = new ReplyChannel(link, 'webchat', pino({ level: 'silent' }), uploader);
+    uploads.length = 0;
+    await channel.perform(target, inbound, all);
+    expect(link.actions.map((a) => a.op)).toEqual(['send', 'send', 'send']);
+    expect(link.sent()).toEqual([
+      ACTION_TEXTS.cannotShowFiles('a.png'),
+      'the report\nhttps://files.example/r.pdf',
+      'Ship it?\n/yes — Yes\n/no — No',
+    ]);
+    expect(uploads).toEqual([]);
+  });
+
+  it('a prompt nobody answers says so after its timeout, and a late press is told it is too late', async () => {
+    vi.useFakeTimers();
+    try {
+      const link = new RecordingLink({
+        ...placeholderDescriptor('telegram'),
+        supported_ops: ['send', 'prompt'],
+      });
+      const channel = new ReplyChannel(link, 'telegram', pino({ level: 'silent' }));
+      await channel.perform(target, inbound, [
+        { kind: 'prompt', text: 'Ship it?', options: [{ id: 'yes', label: 'Yes' }], timeoutSeconds: 60 },
+      ]);
+      const promptId = String(link.actions[0]?.prompt_id);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(link.sent()).toEqual([ACTION_TEXTS.noLongerWaiting('Ship it?')]);
+      expect(channel.promptAnswered(promptId)).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

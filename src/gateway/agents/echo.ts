@@ -10,6 +10,8 @@ export const ECHO_HELP = [
   'default agent, so the relay can be tried out before any model is configured.',
   '',
   'Try "/slow 10 some words" to watch a reply stream in over 10 seconds, and /stop to interrupt it.',
+  'Where the chat can show them: /image sends a picture, /file a document, "/ask a question" asks with',
+  'Yes/No buttons, and /react reacts to your message.',
   '',
   'To talk to a real model, set on the gateway:',
   '• HERMES_AGENT=openai with OPENAI_BASE_URL (any OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 or http://localhost:11434/v1), OPENAI_API_KEY and HERMES_MODEL;',
@@ -17,6 +19,67 @@ export const ECHO_HELP = [
 ].join('\n');
 
 const HELP_PATTERN = /^\/?help(?:@\S+)?$/i;
+const IMAGE_PATTERN = /^\/image(?:@\S+)?$/i;
+const FILE_PATTERN = /^\/file(?:@\S+)?$/i;
+const ASK_PATTERN = /^\/ask(?:@\S+)?(?:\s+([\s\S]+))?$/i;
+const REACT_PATTERN = /^\/react(?:@\S+)?$/i;
+
+/** A 16×16 PNG (the relay's plug colour), so `/image` needs no file on disk. */
+const ECHO_PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAFklEQVR4nGPQztlAEmIY1TCqYfhqAABTXEcQu0W6kQAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+/** The ops the echo agent demonstrates on request (the gateway falls back where a chat lacks one). */
+function echoActions(text: string): AgentTurnResult | undefined {
+  if (IMAGE_PATTERN.test(text))
+    return {
+      text: '',
+      actions: [
+        {
+          kind: 'media',
+          mediaKind: 'image',
+          file: { bytes: ECHO_PNG, filename: 'hermes-echo.png', mime: 'image/png' },
+          caption: 'A picture from the echo agent',
+        },
+      ],
+    };
+  if (FILE_PATTERN.test(text))
+    return {
+      text: '',
+      actions: [
+        {
+          kind: 'media',
+          mediaKind: 'document',
+          file: {
+            bytes: Buffer.from('This document was sent by the hermes-relay echo agent.\n'),
+            filename: 'echo.txt',
+            mime: 'text/plain',
+          },
+          caption: 'A document from the echo agent',
+        },
+      ],
+    };
+  const ask = ASK_PATTERN.exec(text);
+  if (ask)
+    return {
+      text: '',
+      actions: [
+        {
+          kind: 'prompt',
+          text: ask[1]?.trim() || 'Do you like the relay?',
+          promptKind: 'choice',
+          options: [
+            { id: 'yes', label: 'Yes', style: 'primary' },
+            { id: 'no', label: 'No', style: 'secondary' },
+          ],
+        },
+      ],
+    };
+  if (REACT_PATTERN.test(text))
+    return { text: 'Reacted 👍 to your message.', actions: [{ kind: 'react', emoji: '👍' }] };
+  return undefined;
+}
 const SLOW_PATTERN = /^\/slow(?:@\S+)?(?=\s|$)(?:\s+(\d+(?:\.\d+)?)(?=\s|$))?\s*([\s\S]*)$/i;
 
 /** `/slow N text` → seconds and text, or undefined when the message is not a `/slow` command. */
@@ -53,6 +116,10 @@ export class EchoAgent implements Agent {
     if (input.signal.aborted) throw abortError();
     const text = input.message.content.trim();
     if (HELP_PATTERN.test(text)) return { text: ECHO_HELP };
+    const press = input.event.prompt_response;
+    if (press) return { text: `You chose: ${press.label ?? press.option_id}` };
+    const acted = echoActions(text);
+    if (acted) return acted;
 
     const slow = parseSlow(text);
     if (!slow) return { text: text ? `echo: ${text}` : 'echo: (empty message)' };

@@ -1,4 +1,4 @@
-import type { MessageEvent } from '../../protocol/index.js';
+import type { MediaKind, MessageEvent } from '../../protocol/index.js';
 
 /** One message of a conversation, as agents and the history store see it. */
 export interface ConversationMessage {
@@ -30,7 +30,31 @@ export interface AgentTurnInput {
 
 export interface AgentTurnResult {
   text: string;
+  /** What the agent does besides answering: files, a question with buttons, a reaction. */
+  actions?: AgentAction[];
 }
+
+/**
+ * An agent's non-text output (current §7.2–§7.5). The gateway turns each into the op the platform
+ * advertises, or says in text what the platform cannot show.
+ */
+export type AgentAction =
+  | {
+      kind: 'media';
+      mediaKind: MediaKind;
+      /** Bytes are uploaded to the connector first; an https URL is passed on as it is. */
+      file: { bytes: Uint8Array; filename: string; mime: string } | { url: string; filename?: string };
+      caption?: string;
+    }
+  | {
+      kind: 'prompt';
+      text: string;
+      options: { id: string; label: string; style?: 'primary' | 'success' | 'danger' | 'secondary' }[];
+      promptKind?: 'approval' | 'clarify' | 'choice';
+      /** How long the question waits for a press (default 3600 s). */
+      timeoutSeconds?: number;
+    }
+  | { kind: 'react'; emoji: string; remove?: boolean };
 
 /**
  * An agent runs one turn at a time per session (the session manager guarantees that). It must stop
