@@ -3,7 +3,7 @@ import { isUsableSecret } from '../auth/index.js';
 import { errorMessage } from '../common/errors.js';
 import type { GatewayConfig } from '../home/config.js';
 import { DrainWatcher } from '../home/drain-control.js';
-import { conversationsPath, inboxPath } from '../home/home.js';
+import { conversationsPath, inboxPath, mediaDownloadsPath } from '../home/home.js';
 import {
   acquireGatewayLock,
   consumeMarker,
@@ -18,6 +18,7 @@ import { defaultGatewayId } from './enroll.js';
 import { SqliteHistoryStore } from './history.js';
 import { resolveIdentityToken } from './identity-token.js';
 import { SqliteInbox } from './inbox.js';
+import { MediaDownloader } from './media-download.js';
 import { connectorMediaUploader } from './media-upload.js';
 import { declarePolicies } from './policy.js';
 import { selfProvision } from './provision.js';
@@ -220,6 +221,12 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     log.child({ part: 'replies' }),
     connectorMediaUploader({ relayUrl, credentials: () => credentials }),
   );
+  const downloader = new MediaDownloader({
+    relayUrl,
+    credentials: () => credentials,
+    dir: mediaDownloadsPath(home),
+    log: log.child({ part: 'media' }),
+  });
   const sessions = new SessionManager({
     agent,
     history,
@@ -233,6 +240,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     shutdown: () => shutdown,
     onActiveChange: (activeAgents) => status({ activeAgents }),
     journal: inbox,
+    localizeMedia: (event) => downloader.localize(event),
   });
 
   // Work accepted before a crash or restart runs once the relay is back (replies need it).

@@ -45,6 +45,8 @@ export interface SessionManagerOptions {
   onActiveChange: (active: number) => void;
   /** Durable record of accepted events; without one, accepted work lives in memory only. */
   journal?: InboxJournal;
+  /** Fetch the event's re-hosted files for the agent (`local_path` on each); never throws. */
+  localizeMedia?: (event: MessageEvent) => Promise<MessageEvent>;
 }
 
 interface Running {
@@ -236,6 +238,7 @@ export class SessionManager {
       }
       void replies.typing(target).catch(() => undefined);
       const past = history.load(key, HISTORY_TURNS);
+      const seen = this.options.localizeMedia ? await this.options.localizeMedia(event) : event;
       if (run.controller.signal.aborted) return;
       run.started = true;
       const inboxId = this.inboxIds.get(event);
@@ -251,7 +254,7 @@ export class SessionManager {
         sessionKey: key,
         history: past,
         message,
-        event,
+        event: seen,
         platformHint: replies.descriptor().platform_hint,
         signal: run.controller.signal,
         onProgress: (text) => stream.update(text),

@@ -61,6 +61,11 @@ export function conversationsPath(home: string): string {
 }
 
 /** The gateway's durable inbox of accepted deliveries (SQLite). */
+/** Inbound files fetched from the connector for agents (kept about an hour). */
+export function mediaDownloadsPath(home: string): string {
+  return join(home, 'state', 'media');
+}
+
 export function inboxPath(home: string): string {
   return join(home, 'state', 'inbox.db');
 }

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../common/errors.js';
+import { parseCommandReply } from './command-reply.js';
 import { type Agent, type AgentTurnInput, type AgentTurnResult, abortError } from './types.js';
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 300_000;
@@ -230,10 +231,15 @@ export class CommandAgent implements Agent {
       if (truncated) this.#log.warn({ pid, limit: MAX_COMMAND_OUTPUT }, 'agent command output truncated');
       const text = Buffer.concat(stdout).toString('utf8').trim();
       if (!text) return fail(new Error('agent command printed no reply on stdout'));
-      this.#log.debug({ pid, ms, chars: text.length }, 'agent command replied');
+      const reply = parseCommandReply(text);
+      if (!reply.ok) return fail(new Error(reply.error));
+      this.#log.debug(
+        { pid, ms, chars: text.length, actions: reply.result.actions?.length ?? 0 },
+        'agent command replied',
+      );
       settled = true;
       cleanup();
-      resolve({ text });
+      resolve(reply.result);
     });
 
     if (pid !== undefined) {
