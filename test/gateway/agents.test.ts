@@ -621,3 +621,59 @@ describe('createAgent', () => {
     expect(() => createAgent({ kind: 'claude' as 'echo' }, log)).toThrow(/unknown HERMES_AGENT/);
   });
 });
+
+describe('OpenAIAgent with files (issue: vision parts and text documents)', () => {
+  const dir = tempDir('openai-files');
+  afterAll(() => dir.remove());
+
+  it('sends a fetched image as a data-URL image part, a text file as text, and names any other file', () => {
+    const image = join(dir.path, 'photo');
+    const notes = join(dir.path, 'notes');
+    writeFileSync(image, Buffer.from([0x89, 0x50, 0x4e, 0x47]));
+    writeFileSync(notes, 'line one\nline two');
+    const agent = new OpenAIAgent({
+      baseUrl: 'http://127.0.0.1:9/v1',
+      model: 'm',
+      log: pino({ level: 'silent' }),
+    });
+    const event = MessageEventSchema.parse({
+      text: 'what is this?',
+      source: { platform: 'telegram', chat_id: '1' },
+    });
+    const withFiles = {
+      ...event,
+      media: [
+        { url: 'u1', kind: 'image', mime: 'image/png', local_path: image },
+        { url: 'u2', kind: 'document', mime: 'text/plain', filename: 'notes.txt', local_path: notes },
+        { url: 'u3', kind: 'voice', mime: 'audio/ogg' },
+      ],
+    } as typeof event;
+    const body = agent.requestBody({
+      history: [],
+      message: { role: 'user', content: 'what is this?' },
+      platformHint: '',
+      event: withFiles,
+    });
+    expect(body.messages.at(-1)).toEqual({
+      role: 'user',
+      content: [
+        {
+          type: 'text',
+          text: 'what is this?\n\n[file notes.txt]\nline one\nline two\n\n[the user sent voice]',
+        },
+        {
+          type: 'image_url',
+          image_url: {
+            url: `data:image/png;base64,${Buffer.from([0x89, 0x50, 0x4e, 0x47]).toString('base64')}`,
+          },
+        },
+      ],
+    });
+    // Without files: the plain string message, as before.
+    expect(
+      agent
+        .requestBody({ history: [], message: { role: 'user', content: 'hi' }, platformHint: '', event })
+        .messages.at(-1),
+    ).toEqual({ role: 'user', content: 'hi' });
+  });
+});

@@ -1,5 +1,7 @@
+import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { redact } from '../../common/redact.js';
+import type { MediaItem, MessageEvent } from '../../protocol/index.js';
 import {
   type Agent,
   type AgentTurnInput,
@@ -113,6 +115,55 @@ function upstreamErrorMessage(body: unknown): string | undefined {
   return undefined;
 }
 
+type ContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } };
+
+/** Largest image sent inline to a vision model, and largest text file put in the prompt. */
+const MAX_INLINE_IMAGE_BYTES = 5 * 1024 * 1024;
+const MAX_INLINE_TEXT_BYTES = 100 * 1024;
+
+/**
+ * The new message with the files the gateway fetched for it (`local_path`): images as image parts
+ * (data URLs, since the connector's copies need the relay's credentials), text documents appended
+ * as text; anything else is named, so the model knows it was sent.
+ */
+function userMessage(
+  message: ConversationMessage,
+  event: MessageEvent | undefined,
+): ConversationMessage | { role: 'user'; content: ContentPart[] } {
+  const files: (MediaItem & { local_path?: string })[] = event?.media ?? [];
+  if (files.length === 0) return { role: message.role, content: message.content };
+  let text = message.content;
+  const images: ContentPart[] = [];
+  for (const file of files) {
+    const name = file.filename ?? file.kind ?? 'file';
+    const mime = file.mime ?? '';
+    try {
+      if (
+        file.local_path &&
+        mime.startsWith('image/') &&
+        statSync(file.local_path).size <= MAX_INLINE_IMAGE_BYTES
+      ) {
+        const data = readFileSync(file.local_path).toString('base64');
+        images.push({ type: 'image_url', image_url: { url: `data:${mime};base64,${data}` } });
+        continue;
+      }
+      if (
+        file.local_path &&
+        (mime.startsWith('text/') || mime === 'application/json') &&
+        statSync(file.local_path).size <= MAX_INLINE_TEXT_BYTES
+      ) {
+        text += `\n\n[file ${name}]\n${readFileSync(file.local_path, 'utf8')}`;
+        continue;
+      }
+    } catch {
+      // unreadable: named below like any other file
+    }
+    text += `\n\n[the user sent ${file.kind ?? 'a file'}${file.filename ? ` ${file.filename}` : ''}]`;
+  }
+  if (images.length === 0) return { role: message.role, content: text };
+  return { role: 'user', content: [{ type: 'text', text }, ...images] };
+}
+
 /** Text of a message `content`: a string, or an array of `{type:'text', text}` parts. */
 function contentText(content: unknown): string | undefined {
   if (typeof content === 'string') return content;
@@ -187,9 +238,11 @@ export class OpenAIAgent implements Agent {
   }
 
   /** The request body of a turn (exported for inspection; the agent sends exactly this). */
-  requestBody(input: Pick<AgentTurnInput, 'history' | 'message' | 'platformHint'>): {
+  requestBody(
+    input: Pick<AgentTurnInput, 'history' | 'message' | 'platformHint'> & { event?: MessageEvent },
+  ): {
     model: string;
-    messages: ConversationMessage[];
+    messages: (ConversationMessage | { role: 'user'; content: ContentPart[] })[];
     stream: true;
   } {
     const hint = input.platformHint.trim();
@@ -205,7 +258,7 @@ export class OpenAIAgent implements Agent {
       messages: [
         { role: 'system', content: system },
         ...history.map(({ role, content }) => ({ role, content })),
-        { role: input.message.role, content: input.message.content },
+        userMessage(input.message, input.event),
       ],
       stream: true,
     };
