@@ -145,7 +145,9 @@ describe('POST /relay/media and GET /relay/media/{id}', () => {
 
   it('wants the gateway’s upgrade token: 401 without it or with a bad one, nothing stored', async () => {
     const before = filesIn(mediaDir).length;
-    for (const authorization of [undefined, 'Bearer nope', bearer.acme.replace(/.$/, 'x')]) {
+    // Signed with a wrong secret (tampering with the last character can leave the signature intact).
+    const forged = `Bearer ${mintUpgradeToken('gw-media', generateSecret(), 3000)}`;
+    for (const authorization of [undefined, 'Bearer nope', forged]) {
       const post = await fetch(`${a.url}/relay/media`, {
         method: 'POST',
         headers: authorization ? { authorization } : {},
