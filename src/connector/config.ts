@@ -1,6 +1,6 @@
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
+import { MEDIA_TTL_MS, ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
 import { isPostgresUrl } from './store/open.js';
 
 export interface ConnectorConfig {
@@ -35,6 +35,8 @@ export interface ConnectorConfig {
    * `./relay-data/media`). Several instances must share it (a shared volume).
    */
   mediaDir: string;
+  /** How long re-hosted media are served (`RELAY_MEDIA_TTL_SECONDS`, default 3600: current §7.3). */
+  mediaTtlMs: number;
   /**
    * The connector's address as gateways reach it (`RELAY_PUBLIC_URL`, e.g. `https://relay.example`),
    * for the media URLs in inbound events; default: the address it listens on.
@@ -85,6 +87,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
     wakeAllowPrivate: env.RELAY_WAKE_ALLOW_PRIVATE === '1',
     mediaDir: mediaDirFor(env, db),
+    mediaTtlMs: parseSeconds('RELAY_MEDIA_TTL_SECONDS', env.RELAY_MEDIA_TTL_SECONDS, MEDIA_TTL_MS / 1000) * 1000,
     publicUrl: publicUrlFrom(env.RELAY_PUBLIC_URL),
     probeIntervalMs:
       parseSeconds('RELAY_PROBE_INTERVAL_SECONDS', env.RELAY_PROBE_INTERVAL_SECONDS, 600) * 1000,

@@ -86,7 +86,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     : options.adapters;
   const adapters = new Map(served.map((adapter) => [adapter.name, adapter]));
   const registry = new GatewayRegistry();
-  const media = new MediaStore(config.mediaDir);
+  const media = new MediaStore(config.mediaDir, { ttlMs: config.mediaTtlMs });
   // The address gateways fetch re-hosted media from: RELAY_PUBLIC_URL, else where we listen.
   let publicBase = config.publicUrl ?? '';
   const engine = new DeliveryEngine({
