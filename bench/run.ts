@@ -14,6 +14,7 @@ import {
   machineLine,
   toJson,
 } from './harness.js';
+import { mediaBench } from './media.js';
 import { probeBench } from './probe.js';
 import { wsInboundBench } from './ws-inbound.js';
 import { wsOpsBench } from './ws-ops.js';
@@ -27,6 +28,7 @@ const MODULES: readonly BenchModule[] = [
   deliveryBench,
   wsOpsBench,
   wsInboundBench,
+  mediaBench,
   connectionsBench,
   drainBench,
   probeBench,
