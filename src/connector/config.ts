@@ -87,7 +87,8 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
     wakeAllowPrivate: env.RELAY_WAKE_ALLOW_PRIVATE === '1',
     mediaDir: mediaDirFor(env, db),
-    mediaTtlMs: parseSeconds('RELAY_MEDIA_TTL_SECONDS', env.RELAY_MEDIA_TTL_SECONDS, MEDIA_TTL_MS / 1000) * 1000,
+    mediaTtlMs:
+      parseSeconds('RELAY_MEDIA_TTL_SECONDS', env.RELAY_MEDIA_TTL_SECONDS, MEDIA_TTL_MS / 1000) * 1000,
     publicUrl: publicUrlFrom(env.RELAY_PUBLIC_URL),
     probeIntervalMs:
       parseSeconds('RELAY_PROBE_INTERVAL_SECONDS', env.RELAY_PROBE_INTERVAL_SECONDS, 600) * 1000,
