@@ -115,6 +115,33 @@ export const ReactActionSchema = z.object({
   ...routing,
 });
 
+const threadName = z
+  .string()
+  .transform((v) => v.replace(/\s+/g, ' ').trim())
+  .pipe(z.string().min(1).max(100));
+
+/** A new thread under `chat_id` (current §7.6); the result carries `thread_id`. */
+export const ThreadCreateActionSchema = z.object({
+  op: z.literal('thread_create'),
+  chat_id: WireId,
+  thread_name: threadName.catch('handoff').default('handoff'),
+  message_id: WireId.optional().catch(undefined),
+  metadata,
+  ...routing,
+});
+
+/** Rename thread `message_id` (current §7.6), optionally only if it still has a given name. */
+export const ThreadRenameActionSchema = z.object({
+  op: z.literal('thread_rename'),
+  chat_id: WireId,
+  message_id: WireId,
+  thread_name: threadName,
+  only_if_current_name: z.string().max(100).optional().catch(undefined),
+  only_if_connector_created: z.boolean().optional().catch(undefined),
+  metadata,
+  ...routing,
+});
+
 export const GetChatInfoActionSchema = z.object({
   op: z.literal('get_chat_info'),
   chat_id: WireId,
@@ -130,6 +157,8 @@ export const OutboundActionSchema = z.discriminatedUnion('op', [
   SendMediaActionSchema,
   PromptActionSchema,
   ReactActionSchema,
+  ThreadCreateActionSchema,
+  ThreadRenameActionSchema,
 ]);
 
 export type SendAction = z.output<typeof SendActionSchema>;
@@ -140,6 +169,8 @@ export type GetChatInfoAction = z.output<typeof GetChatInfoActionSchema>;
 export type SendMediaAction = z.output<typeof SendMediaActionSchema>;
 export type PromptAction = z.output<typeof PromptActionSchema>;
 export type ReactAction = z.output<typeof ReactActionSchema>;
+export type ThreadCreateAction = z.output<typeof ThreadCreateActionSchema>;
+export type ThreadRenameAction = z.output<typeof ThreadRenameActionSchema>;
 export type OutboundAction = z.output<typeof OutboundActionSchema>;
 export type OutboundActionInput = z.input<typeof OutboundActionSchema>;
 
@@ -152,6 +183,8 @@ const schemasByOp: Record<string, z.ZodType> = {
   send_media: SendMediaActionSchema,
   prompt: PromptActionSchema,
   react: ReactActionSchema,
+  thread_create: ThreadCreateActionSchema,
+  thread_rename: ThreadRenameActionSchema,
 };
 
 export type ActionParse =

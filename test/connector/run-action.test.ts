@@ -48,6 +48,14 @@ const SAMPLES: { [Op in AdapterAction['op']]: Extract<AdapterAction, { op: Op }>
     metadata: {},
   },
   react: { op: 'react', chat_id: 'c1', message_id: 'm1', emoji: '👀', remove: false, metadata: {} },
+  thread_create: { op: 'thread_create', chat_id: 'c1', thread_name: 'handoff', metadata: {} },
+  thread_rename: {
+    op: 'thread_rename',
+    chat_id: 'c1',
+    message_id: 't1',
+    thread_name: 'Renamed',
+    metadata: {},
+  },
 };
 
 interface Call {
@@ -79,6 +87,8 @@ function fullAdapter(name: string, holds: boolean, calls: Call[]): Required<Plat
     sendMedia: record('sendMedia', Promise.resolve({ success: true, message_id: `${name}-file` })),
     prompt: record('prompt', Promise.resolve({ success: true, message_id: `${name}-prompt` })),
     react: record('react', Promise.resolve({ success: true })),
+    createThread: record('createThread', Promise.resolve({ success: true, thread_id: `${name}-thread` })),
+    renameThread: record('renameThread', Promise.resolve({ success: true })),
     holdsChat: record('holdsChat', holds),
     exclusiveLease: record('exclusiveLease', `lease:${name}`),
     registerRoutes: record('registerRoutes', undefined),

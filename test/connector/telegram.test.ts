@@ -511,6 +511,45 @@ describe('TelegramAdapter outbound', () => {
     expect(parseDescriptor(descriptor)).toMatchObject({ ok: true, descriptor });
   });
 
+  it('threads are forum topics: created with the name, renamed unguarded only, refused where the chat is no forum', async () => {
+    const { fake, adapter } = await setup();
+    fake.addChat(forumChat);
+    fake.addChat(groupChat);
+    const action = (input: Record<string, unknown>) => {
+      const parsed = parseOutboundAction({ metadata: {}, ...input });
+      if (!parsed.ok) throw new Error(parsed.error);
+      return parsed.action as never;
+    };
+    const created = await adapter.createThread(
+      action({ op: 'thread_create', chat_id: '-1001234', thread_name: '  fix   the build ' }),
+    );
+    expect(created).toMatchObject({ success: true, thread_id: expect.stringMatching(/^\d+$/) });
+    expect(fake.topics.get(`-1001234:${created.thread_id}`)).toBe('fix the build');
+    const renamed = await adapter.renameThread(
+      action({
+        op: 'thread_rename',
+        chat_id: '-1001234',
+        message_id: created.thread_id,
+        thread_name: 'Fix the build',
+      }),
+    );
+    expect(renamed).toEqual({ success: true });
+    expect(fake.topics.get(`-1001234:${created.thread_id}`)).toBe('Fix the build');
+    const guarded = await adapter.renameThread(
+      action({
+        op: 'thread_rename',
+        chat_id: '-1001234',
+        message_id: created.thread_id,
+        thread_name: 'Other',
+        only_if_current_name: 'Hermes',
+      }),
+    );
+    expect(guarded).toMatchObject({ success: false, error: expect.stringContaining('guarded rename') });
+    expect(fake.topics.get(`-1001234:${created.thread_id}`)).toBe('Fix the build');
+    const notForum = await adapter.createThread(action({ op: 'thread_create', chat_id: '-4001' }));
+    expect(notForum).toMatchObject({ success: false, error: expect.stringContaining('not a forum') });
+  });
+
   it('sends as MarkdownV2 with reply parameters and the thread id from metadata', async () => {
     const { fake, adapter } = await setup();
     fake.addChat(forumChat);

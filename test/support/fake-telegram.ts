@@ -539,6 +539,9 @@ export class FakeTelegram {
           : bad('query is too old and response timeout expired or query ID is invalid');
       case 'setMessageReaction':
         return this.setMessageReaction(params);
+      case 'createForumTopic':
+      case 'editForumTopic':
+        return this.forumTopic(method, params);
       case 'sendPhoto':
       case 'sendVoice':
       case 'sendAudio':
@@ -652,6 +655,28 @@ export class FakeTelegram {
     list.push(sent);
     this.messages.set(chatKey, list);
     return { ok: true, result: this.asMessage(chat, sent) };
+  }
+
+  /** Forum topics by `<chat>:<thread id>` → name. */
+  readonly topics = new Map<string, string>();
+
+  private forumTopic(method: string, params: Record<string, unknown>): Answer {
+    const chatKey = params.chat_id === undefined ? undefined : String(params.chat_id);
+    const chat = chatKey === undefined ? undefined : this.chats.get(chatKey);
+    if (!chatKey || !chat) return bad('chat not found');
+    if (!(chat as { is_forum?: boolean }).is_forum) return bad('the chat is not a forum');
+    const name = typeof params.name === 'string' ? params.name : '';
+    if (!name || name.length > 128) return bad('TOPIC_NAME_INVALID');
+    if (method === 'createForumTopic') {
+      const threadId = this.newMessageId(chatKey);
+      this.rememberMessageId(chatKey, threadId);
+      this.topics.set(`${chatKey}:${threadId}`, name);
+      return { ok: true, result: { message_thread_id: threadId, name, icon_color: 7322096 } };
+    }
+    const key = `${chatKey}:${toInt(params.message_thread_id)}`;
+    if (!this.topics.has(key)) return bad('TOPIC_ID_INVALID');
+    this.topics.set(key, name);
+    return { ok: true, result: true };
   }
 
   /** Telegram's reactions are a fixed list: anything else is REACTION_INVALID, as on the real API. */

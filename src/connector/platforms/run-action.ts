@@ -16,6 +16,8 @@ export const OP_METHODS = {
   send_media: 'sendMedia',
   prompt: 'prompt',
   react: 'react',
+  thread_create: 'createThread',
+  thread_rename: 'renameThread',
 } as const satisfies { [Op in AdapterAction['op']]: keyof PlatformAdapter };
 
 /** An adapter member that runs an op. */
@@ -47,6 +49,10 @@ export async function runAction(adapter: PlatformAdapter, action: OutboundAction
       return adapter.prompt ? adapter.prompt(action) : unsupported(action.op, adapter);
     case 'react':
       return adapter.react ? adapter.react(action) : unsupported(action.op, adapter);
+    case 'thread_create':
+      return adapter.createThread ? adapter.createThread(action) : unsupported(action.op, adapter);
+    case 'thread_rename':
+      return adapter.renameThread ? adapter.renameThread(action) : unsupported(action.op, adapter);
     case 'follow_up':
       return failedResult(NO_FOLLOW_UP);
   }

@@ -23,6 +23,8 @@ import {
   type SendAction,
   type SendMediaAction,
   type SessionSourceInit,
+  type ThreadCreateAction,
+  type ThreadRenameAction,
   type TypingAction,
 } from '../../protocol/index.js';
 import type { InboundAttachment, PlatformAdapter, PlatformContext, PlatformInbound } from './types.js';
@@ -513,6 +515,34 @@ export class TelegramAdapter implements PlatformAdapter {
       return { success: true };
     } catch (err) {
       return this.failure('react', err);
+    }
+  }
+
+  /** A forum topic (current §7.6): only in chats that are forums; Telegram says so otherwise. */
+  async createThread(action: ThreadCreateAction): Promise<OutboundResult> {
+    try {
+      const topic = await this.api.createForumTopic(action.chat_id, action.thread_name);
+      return { success: true, thread_id: String(topic.message_thread_id) };
+    } catch (err) {
+      return this.failure('thread_create', err, { ambiguous: mayHaveReachedTelegram(err) });
+    }
+  }
+
+  /**
+   * `editForumTopic`. Telegram cannot read a topic's current name, so a guarded rename
+   * (`only_if_current_name`, `only_if_connector_created`) cannot be checked: it fails safe.
+   */
+  async renameThread(action: ThreadRenameAction): Promise<OutboundResult> {
+    if (action.only_if_current_name !== undefined || action.only_if_connector_created === true)
+      return failedResult('telegram cannot check a topic’s current name; a guarded rename is not applied');
+    const threadId = integerId(action.message_id);
+    if (threadId === undefined)
+      return failedResult(`telegram topic ids are integers, got ${JSON.stringify(action.message_id)}`);
+    try {
+      await this.api.editForumTopic(action.chat_id, threadId, { name: action.thread_name });
+      return { success: true };
+    } catch (err) {
+      return this.failure('thread_rename', err);
     }
   }
 

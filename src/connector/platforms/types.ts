@@ -13,6 +13,8 @@ import type {
   ReactAction,
   SendAction,
   SendMediaAction,
+  ThreadCreateAction,
+  ThreadRenameAction,
   TypingAction,
 } from '../../protocol/index.js';
 import type { MediaMeta } from '../media.js';
@@ -103,6 +105,9 @@ export interface PlatformAdapter {
   /** Options as buttons whose presses come back as inbound `prompt_response` events. */
   prompt?(action: PromptAction): Promise<OutboundResult>;
   react?(action: ReactAction): Promise<OutboundResult>;
+  /** A thread (forum topic) under the chat; the result carries `thread_id`. */
+  createThread?(action: ThreadCreateAction): Promise<OutboundResult>;
+  renameThread?(action: ThreadRenameAction): Promise<OutboundResult>;
 
   /** True when this instance holds the chat's connection; only for adapters with per-instance chats. */
   holdsChat?(chatId: string): boolean;
