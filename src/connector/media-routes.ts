@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { attachmentDisposition } from '../http/content-disposition.js';
 import {
   HEADER_MEDIA_FILENAME,
   MEDIA_FILENAME_MAX_CHARS,
@@ -41,13 +42,6 @@ export function mediaFilename(header: string | string[] | undefined): string {
   name = name.split(/[\\/]/).pop() ?? '';
   name = name.trim().slice(0, MEDIA_FILENAME_MAX_CHARS);
   return name === '.' || name === '..' ? '' : name;
-}
-
-/** RFC 6266 `Content-Disposition` with an ASCII fallback and the UTF-8 name. */
-function disposition(filename: string): string {
-  if (!filename) return 'attachment';
-  const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
-  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
 }
 
 export function registerMediaRoutes(app: FastifyInstance, options: MediaRouteOptions): void {
@@ -110,7 +104,7 @@ export function registerMediaRoutes(app: FastifyInstance, options: MediaRouteOpt
       return reply
         .header('content-type', meta.contentType)
         .header('content-length', String(meta.size))
-        .header('content-disposition', disposition(meta.filename))
+        .header('content-disposition', attachmentDisposition(meta.filename))
         .header('cache-control', `private, max-age=${maxAge}`)
         .send(found.stream());
     },

@@ -63,6 +63,43 @@ describe.skipIf(!HAS_CHROMIUM)(
       }
     });
 
+    it('shows the agent’s picture inline, its question as buttons whose press reaches the agent, and its reaction', async () => {
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage({ viewport: { width: 900, height: 800 } });
+        const errors = collectPageErrors(page);
+        await page.goto(`http://127.0.0.1:${base}/chat/demo`);
+        await page.locator('#status-text').filter({ hasText: 'connected' }).waitFor();
+
+        await page.locator('#input').fill('/image');
+        await page.keyboard.press('Enter');
+        const picture = page.locator('.attachment img');
+        await picture.waitFor();
+        // Loaded from the connector's /chat/file/… route: a real image with its pixels.
+        await page.waitForFunction(() => {
+          const image = document.querySelector<HTMLImageElement>('.attachment img');
+          return image?.complete === true && image.naturalWidth === 16;
+        });
+        expect(await picture.getAttribute('alt')).toBe('hermes-echo.png');
+
+        await page.locator('#input').fill('/ask Ship it?');
+        await page.keyboard.press('Enter');
+        await page.getByRole('button', { name: 'Yes' }).click();
+        await page.locator('.prompt-chosen', { hasText: 'You chose: Yes' }).waitFor();
+        // The agent's answer to the press (it got prompt_response), and the buttons are done.
+        await page.locator('.msg.agent .bubble', { hasText: /^\s*You chose: Yes\s*$/ }).waitFor();
+        expect(await page.getByRole('button', { name: 'No' }).isDisabled()).toBe(true);
+
+        await page.locator('#input').fill('/react');
+        await page.keyboard.press('Enter');
+        await page.locator('.msg.user .reactions', { hasText: '👍' }).waitFor();
+        await screenshot(page, 'webchat-ops.png');
+        expect(errors).toEqual([]);
+      } finally {
+        await browser.close();
+      }
+    });
+
     it('renders tables, quotes, numbered lists and code, and never runs markup from a reply', async () => {
       const browser = await launchChromium();
       try {

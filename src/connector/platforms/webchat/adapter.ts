@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
+import { attachmentDisposition } from '../../../http/content-disposition.js';
 import { pageContentSecurityPolicy } from '../../../http/security-headers.js';
 import { registerAssets } from '../../../http/static-assets.js';
 import {
@@ -14,13 +15,17 @@ import {
   failedResult,
   type GetChatInfoAction,
   JSON_PARSE_ERRORS,
+  type MessageEventInit,
   type OutboundResult,
+  type PromptAction,
   parseJsonBytes,
+  type ReactAction,
   type SendAction,
+  type SendMediaAction,
   type TypingAction,
 } from '../../../protocol/index.js';
 import type { IngestOutcome, PlatformAdapter, PlatformContext } from '../types.js';
-import type { WebChatMessage, WebChatServerFrame } from './chat-frames.js';
+import type { WebChatAttachment, WebChatMessage, WebChatServerFrame } from './chat-frames.js';
 
 export type { WebChatMessage } from './chat-frames.js';
 
@@ -48,6 +53,9 @@ import {
  */
 
 export const WEBCHAT_WS_PATH = '/chat/ws';
+/** Files the agent sent into a chat: `/chat/file/<chat id>/<media id>`. */
+export const WEBCHAT_FILE_PREFIX = '/chat/file';
+
 export const WEBCHAT_NO_ROUTE_NOTICE = 'This chat room is not connected to an agent.';
 export const WEBCHAT_STORE_ERROR_NOTICE = 'Could not queue your message, please retry.';
 export const WEBCHAT_RATE_LIMIT_ERROR = 'You are sending messages too quickly. Please wait a few seconds.';
@@ -111,7 +119,15 @@ interface Chat {
   sockets: Set<WebSocket>;
   /** Ingests run one after another per chat, so the outbox keeps the visitor's order. */
   queue: Promise<void>;
+  /** Media ids the agent sent into this chat: the only ones `/chat/file/<chat>/<id>` serves. */
+  files: Set<string>;
 }
+
+const BrowserPressSchema = z.object({
+  type: z.literal('press'),
+  message_id: z.string().min(1).max(128),
+  option_id: z.string().min(1).max(32),
+});
 
 const BrowserMessageSchema = z.object(
   {
@@ -244,6 +260,26 @@ export class WebChatAdapter implements PlatformAdapter {
       if (!isValidRoom(room)) return reply.code(404).send(renderNotFoundPage(this.title));
       return reply.header('cache-control', 'no-cache').send(renderChatPage({ room, title: this.title }));
     });
+    // Files the agent sent into a chat: the chat id (it holds the visitor id) is the capability,
+    // and only media sent into that very chat are served.
+    app.get<{ Params: { chatId: string; id: string } }>(
+      `${WEBCHAT_FILE_PREFIX}/:chatId/:id`,
+      async (request, reply) => {
+        const chat = this.chats.get(request.params.chatId);
+        const found = chat?.files.has(request.params.id)
+          ? this.context?.openMedia?.(request.params.id)
+          : null;
+        if (!found) return reply.code(404).send({ error: 'no such file' });
+        const inline =
+          found.meta.contentType.startsWith('image/') && found.meta.contentType !== 'image/svg+xml';
+        return reply
+          .header('content-type', inline ? found.meta.contentType : 'application/octet-stream')
+          .header('content-length', String(found.meta.size))
+          .header('content-disposition', inline ? 'inline' : attachmentDisposition(found.meta.filename))
+          .header('cache-control', 'private, max-age=3600')
+          .send(found.stream());
+      },
+    );
     // The page links `?v=<hash>` URLs, so those are cached for good.
     registerAssets(app, WEBCHAT_ASSETS_PREFIX, webchatAssets());
   }
@@ -306,6 +342,74 @@ export class WebChatAdapter implements PlatformAdapter {
     this.append(chat, message);
     this.broadcast(chat, { type: 'message', message });
     return { success: true, message_id: message.id };
+  }
+
+  /**
+   * A file into the chat: a re-host is served to the chat's visitors from `/chat/file/…` (shown
+   * inline when it is an image); a public https URL becomes a link (the page loads nothing from
+   * other origins).
+   */
+  async sendMedia(action: SendMediaAction): Promise<OutboundResult> {
+    const chat = this.chatForOutbound(action.chat_id);
+    if (!chat) return failedResult('not a web chat id');
+    const rehostId = /\/relay\/media\/([0-9a-f]{32})$/.exec(new URL(action.source_url).pathname)?.[1];
+    let attachment: WebChatAttachment;
+    if (rehostId) {
+      const found = this.context?.openMedia?.(rehostId);
+      if (!found) return failedResult('no such media (expired, or never uploaded by this tenant)');
+      chat.files.add(rehostId);
+      attachment = {
+        url: `${WEBCHAT_FILE_PREFIX}/${encodeURIComponent(chat.id)}/${rehostId}`,
+        name: action.filename || found.meta.filename || action.media_kind,
+        mime: found.meta.contentType,
+        kind: action.media_kind,
+      };
+    } else {
+      const name =
+        action.filename || decodeURIComponent(new URL(action.source_url).pathname.split('/').pop() || '');
+      attachment = {
+        url: action.source_url,
+        name: name || action.media_kind,
+        mime: '',
+        kind: action.media_kind,
+      };
+    }
+    const message: WebChatMessage = {
+      id: this.nextId('m'),
+      role: 'agent',
+      text: action.content,
+      ts: this.now(),
+      attachments: [attachment],
+    };
+    this.append(chat, message);
+    this.broadcast(chat, { type: 'message', message });
+    return { success: true, message_id: message.id };
+  }
+
+  /** The question with one button per option; a press comes back as a `prompt_response`. */
+  async prompt(action: PromptAction): Promise<OutboundResult> {
+    const chat = this.chatForOutbound(action.chat_id);
+    if (!chat) return failedResult('not a web chat id');
+    const message: WebChatMessage = {
+      id: this.nextId('m'),
+      role: 'agent',
+      text: action.content,
+      ts: this.now(),
+      prompt: { id: action.prompt_id, options: action.options.map(({ id, label }) => ({ id, label })) },
+    };
+    this.append(chat, message);
+    this.broadcast(chat, { type: 'message', message });
+    return { success: true, message_id: message.id };
+  }
+
+  async react(action: ReactAction): Promise<OutboundResult> {
+    const chat = this.chats.get(action.chat_id);
+    const message = chat?.history.find((m) => m.id === action.message_id);
+    if (!chat || !message) return failedResult('message not found');
+    const others = (message.reactions ?? []).filter((emoji) => emoji !== action.emoji);
+    message.reactions = action.remove ? others : [...others, action.emoji];
+    this.broadcast(chat, { type: 'update', message });
+    return { success: true };
   }
 
   async edit(action: EditAction): Promise<OutboundResult> {
@@ -404,6 +508,11 @@ export class WebChatAdapter implements PlatformAdapter {
       });
       return;
     }
+    const press = BrowserPressSchema.safeParse(json.value);
+    if (press.success) {
+      this.onPress(socket, chat, visitor, press.data.message_id, press.data.option_id);
+      return;
+    }
     const parsed = BrowserMessageSchema.safeParse(json.value);
     if (!parsed.success) {
       send(socket, { type: 'error', message: parsed.error.issues[0]?.message ?? 'Invalid message.' });
@@ -419,7 +528,12 @@ export class WebChatAdapter implements PlatformAdapter {
     chat.queue = chat.queue.then(() => this.deliver(chat, visitor, message));
   }
 
-  private async deliver(chat: Chat, visitor: string, message: WebChatMessage): Promise<void> {
+  private async deliver(
+    chat: Chat,
+    visitor: string,
+    message: WebChatMessage,
+    extra: Pick<MessageEventInit, 'prompt_response'> = {},
+  ): Promise<void> {
     const context = this.context;
     let outcome: IngestOutcome;
     if (!context) {
@@ -434,6 +548,7 @@ export class WebChatAdapter implements PlatformAdapter {
             text: message.text,
             message_type: message.text.startsWith('/') ? 'command' : 'text',
             message_id: message.id,
+            ...extra,
             source: {
               platform: 'webchat',
               chat_id: chat.id,
@@ -479,6 +594,42 @@ export class WebChatAdapter implements PlatformAdapter {
     this.broadcast(chat, { type: 'message', message: notice });
   }
 
+  /** A visitor pressed an option: shown as chosen at once, and sent to the agent like a message. */
+  private onPress(socket: WebSocket, chat: Chat, visitor: string, messageId: string, optionId: string): void {
+    const question = chat.history.find((m) => m.id === messageId && m.prompt);
+    const prompt = question?.prompt;
+    const option = prompt?.options.find((o) => o.id === optionId);
+    if (!question || !prompt || !option) {
+      send(socket, { type: 'error', message: 'That question is no longer here.' });
+      return;
+    }
+    if (prompt.chosen !== undefined) {
+      send(socket, { type: 'error', message: 'That question was already answered.' });
+      return;
+    }
+    prompt.chosen = option.label;
+    this.broadcast(chat, { type: 'update', message: question });
+    const message: WebChatMessage = {
+      id: this.nextId('u'),
+      role: 'user',
+      text: `/${option.id}`,
+      ts: this.now(),
+      status: 'sent',
+    };
+    this.append(chat, message);
+    this.broadcast(chat, { type: 'message', message });
+    chat.queue = chat.queue.then(() =>
+      this.deliver(chat, visitor, message, {
+        prompt_response: {
+          prompt_id: prompt.id,
+          option_id: option.id,
+          label: option.label,
+          prompt_message_id: question.id,
+        },
+      }),
+    );
+  }
+
   private chatForOutbound(chatId: string): Chat | undefined {
     const known = this.chats.get(chatId);
     if (known) return known;
@@ -491,7 +642,14 @@ export class WebChatAdapter implements PlatformAdapter {
     if (chat) {
       this.chats.delete(chatId);
     } else {
-      chat = { id: chatId, room, history: [], sockets: new Set(), queue: Promise.resolve() };
+      chat = {
+        id: chatId,
+        room,
+        history: [],
+        sockets: new Set(),
+        queue: Promise.resolve(),
+        files: new Set(),
+      };
     }
     this.chats.set(chatId, chat);
     if (this.chats.size > this.maxChats) {

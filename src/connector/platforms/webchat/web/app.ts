@@ -113,16 +113,58 @@ function render(message: ChatMessage): HTMLLIElement {
     item.append(el('span', 'sr-only', `${who}:`));
     const bubble = el('div', message.role === 'agent' ? 'bubble md' : 'bubble');
     fillBubble(bubble, message);
+    if (message.attachments?.length) bubble.append(attachmentsOf(message));
+    if (message.prompt) bubble.append(promptOf(message.id, message.prompt));
     const meta = el('div', 'meta');
     const time = el('time', '', timeFormat.format(new Date(message.ts)));
     time.dateTime = new Date(message.ts).toISOString();
     meta.append(time);
+    if (message.reactions?.length) meta.append(el('span', 'reactions', message.reactions.join(' ')));
     if (message.role === 'user') meta.append(el('span', 'state'));
     item.append(bubble, meta);
     if (message.role === 'user') setStatusMark(item, message.status || 'sent');
   }
   empty.hidden = true;
   return item;
+}
+
+/** Same-origin images inline (the page loads nothing from elsewhere); everything else a link. */
+function attachmentsOf(message: ChatMessage): HTMLElement {
+  const box = el('div', 'attachments');
+  for (const file of message.attachments ?? []) {
+    const sameOrigin = file.url.startsWith('/');
+    const link = el('a', 'attachment');
+    link.href = file.url;
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer';
+    if (sameOrigin && file.mime.startsWith('image/') && file.mime !== 'image/svg+xml') {
+      const image = el('img');
+      image.src = file.url;
+      image.alt = file.name;
+      link.append(image);
+    } else {
+      link.textContent = `📎 ${file.name}`;
+      if (sameOrigin) link.setAttribute('download', file.name);
+    }
+    box.append(link);
+  }
+  return box;
+}
+
+/** One button per option until one is pressed; then the choice, and the buttons disabled. */
+function promptOf(messageId: string, prompt: NonNullable<ChatMessage['prompt']>): HTMLElement {
+  const box = el('div', 'prompt');
+  for (const option of prompt.options) {
+    const button = el('button', 'prompt-option', option.label);
+    button.type = 'button';
+    button.dataset.messageId = messageId;
+    button.dataset.optionId = option.id;
+    button.disabled = prompt.chosen !== undefined;
+    if (prompt.chosen === option.label) button.classList.add('chosen');
+    box.append(button);
+  }
+  if (prompt.chosen !== undefined) box.append(el('p', 'prompt-chosen', `You chose: ${prompt.chosen}`));
+  return box;
 }
 
 function showTyping(on: boolean): void {
@@ -167,6 +209,9 @@ function handle(frame: ServerFrame): void {
         announce(frame.message.id);
       }
       if (stick || frame.message.role === 'user') toBottom();
+      return;
+    case 'update':
+      render(frame.message);
       return;
     case 'edit': {
       const bubble = nodes.get(frame.message_id)?.querySelector('.bubble');
@@ -280,6 +325,24 @@ input.addEventListener('keydown', (event) => {
 input.addEventListener('input', grow);
 
 list.addEventListener('click', (event) => {
+  const option =
+    event.target instanceof Element ? event.target.closest<HTMLButtonElement>('.prompt-option') : null;
+  if (option && !option.disabled) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      showError('You are offline. Press again once the chat reconnects.');
+      return;
+    }
+    socket.send(
+      JSON.stringify({
+        type: 'press',
+        message_id: option.dataset.messageId,
+        option_id: option.dataset.optionId,
+      }),
+    );
+    for (const sibling of option.parentElement?.querySelectorAll<HTMLButtonElement>('.prompt-option') ?? [])
+      sibling.disabled = true;
+    return;
+  }
   const button = event.target instanceof Element ? event.target.closest<HTMLElement>('.md-copy') : null;
   if (!button || !navigator.clipboard) return;
   const code = button.closest('.md-code')?.querySelector('code');
