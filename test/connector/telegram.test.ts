@@ -288,6 +288,31 @@ describe('TelegramAdapter inbound', () => {
     expect(fake.pendingUpdates).toEqual([]);
   });
 
+  it('carries what a reply answers: its text, its author and whether it was the bot’s (current §5.4)', () => {
+    const reply = normaliseTelegramUpdate(
+      {
+        update_id: 1,
+        message: {
+          message_id: 9,
+          date: 0,
+          chat: groupChat,
+          from: alice,
+          text: 'yes, that',
+          reply_to_message: {
+            message_id: 8,
+            date: 0,
+            chat: groupChat,
+            from: { id: 1000, is_bot: true, first_name: 'Bot', username: 'fake_bot' },
+            text: 'Which one?',
+          },
+        },
+      } as never,
+      1000,
+    );
+    expect(reply?.event.reply_to).toEqual({ text: 'Which one?', author: 'fake_bot', is_own: true });
+    expect(reply?.addressed).toBe(true);
+  });
+
   it('maps the other chat kinds: a plain supergroup is a group, a channel is a channel, a bot is a bot', () => {
     const base = { message_id: 9, date: 0 };
     const supergroup = normaliseTelegramUpdate({

@@ -216,7 +216,18 @@ export function normaliseTelegramUpdate(
     message_id: String(message.message_id),
     source,
   };
-  if (replyToId) event.reply_to_message_id = replyToId;
+  if (replyToId) {
+    event.reply_to_message_id = replyToId;
+    // What is being answered (current §5.4): its text or caption, its author, whether it is ours.
+    const quoted = replyTo?.text ?? replyTo?.caption;
+    const author = replyTo?.from ? userName(replyTo.from) : undefined;
+    const answered = {
+      ...(quoted ? { text: quoted } : {}),
+      ...(author ? { author } : {}),
+      ...(replyTo?.from ? { is_own: botId !== undefined && replyTo.from.id === botId } : {}),
+    };
+    if (Object.keys(answered).length > 0) event.reply_to = answered;
+  }
   const addressed = text.startsWith('/') || (botId !== undefined && replyTo?.from?.id === botId);
   return { routeKey: String(chat.id), event, addressed, files };
 }
