@@ -63,7 +63,7 @@ describe.skipIf(!HAS_CHROMIUM)(
       }
     });
 
-    it('shows the agent’s picture inline, its question as buttons whose press reaches the agent, and its reaction', async () => {
+    it('shows the agent’s picture inline, its question as buttons whose press reaches the agent, a visitor’s file reaching the agent, and a reaction', async () => {
       const browser = await launchChromium();
       try {
         const page = await browser.newPage({ viewport: { width: 900, height: 800 } });
@@ -89,6 +89,16 @@ describe.skipIf(!HAS_CHROMIUM)(
         // The agent's answer to the press (it got prompt_response), and the buttons are done.
         await page.locator('.msg.agent .bubble', { hasText: /^\s*You chose: Yes\s*$/ }).waitFor();
         expect(await page.getByRole('button', { name: 'No' }).isDisabled()).toBe(true);
+
+        // A file from the visitor: through the connector's media plane to the gateway, which
+        // fetched it for the agent (the echo agent names it and its size).
+        await page.locator('#input').fill('my notes');
+        await page.locator('#file').setInputFiles({
+          name: 'notes.txt',
+          mimeType: 'text/plain',
+          buffer: Buffer.from('twelve bytes'),
+        });
+        await page.getByText('echo: my notes — received notes.txt (12 bytes)').waitFor();
 
         await page.locator('#input').fill('/react');
         await page.keyboard.press('Enter');

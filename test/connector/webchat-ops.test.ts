@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type Duplex, Readable } from 'node:stream';
@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { MediaStore } from '../../src/connector/media.js';
 import type { IngestOutcome, PlatformContext, PlatformInbound } from '../../src/connector/platforms/types.js';
 import { WebChatAdapter } from '../../src/connector/platforms/webchat/adapter.js';
-import { parseOutboundAction } from '../../src/protocol/index.js';
+import { MEDIA_MAX_BYTES, parseOutboundAction } from '../../src/protocol/index.js';
 import { until } from '../support/poll.js';
 import { tempDir } from '../support/processes.js';
 
@@ -25,10 +25,22 @@ const CHAT = `wc-lobby-${VISITOR}`;
 const dir = tempDir('webchat-ops');
 const media = new MediaStore(join(dir.path, 'media'));
 const ingests: PlatformInbound[] = [];
+const uploaded: { kind: string; mime?: string; filename?: string; bytes: Buffer }[] = [];
 const context: PlatformContext = {
   log: pino({ level: 'silent' }),
   ingest: async (inbound): Promise<IngestOutcome> => {
     ingests.push(inbound);
+    // As the engine does: the files are read (re-hosted) before the event counts as queued.
+    for (const attachment of inbound.attachments ?? []) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of await attachment.open()) chunks.push(chunk as Buffer);
+      uploaded.push({
+        kind: attachment.kind,
+        mime: attachment.mime,
+        filename: attachment.filename,
+        bytes: Buffer.concat(chunks),
+      });
+    }
     return { ok: true, deliveryId: `d-${ingests.length}`, tenantId: 't1', sessionKey: 's1' };
   },
   openMedia: (id) => media.openUnscoped(id),
@@ -190,5 +202,46 @@ describe('web chat ops', () => {
           (f.message as { reactions?: string[] }).reactions?.length === 0,
       ),
     );
+  });
+
+  it('upload: a visitor’s file goes to the agent as an attachment with its caption, in the chat’s order; bad uploads are refused', async () => {
+    const bytes = Buffer.from('a small photo');
+    const ok = await fetch(`${base}/chat/upload?room=lobby&visitor=${VISITOR}&caption=look`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg', 'x-media-filename': encodeURIComponent('café.jpg') },
+      body: bytes,
+    });
+    expect(ok.status).toBe(200);
+    const inbound = ingests.at(-1);
+    expect(inbound?.event).toMatchObject({ text: 'look', message_type: 'photo', source: { chat_id: CHAT } });
+    expect(uploaded.at(-1)).toEqual({ kind: 'image', mime: 'image/jpeg', filename: 'café.jpg', bytes });
+    const shown = await until(() =>
+      frames.find((f) => f.type === 'message' && (f.message as { text: string }).text === 'look'),
+    );
+    expect((shown.message as { attachments: unknown[] }).attachments).toEqual([
+      { url: '', name: 'café.jpg', mime: 'image/jpeg', kind: 'image' },
+    ]);
+
+    const count = ingests.length;
+    const refused = [
+      await fetch(`${base}/chat/upload?room=lobby&visitor=short`, { method: 'POST', body: bytes }),
+      // Headers announcing more than the cap, and no body: answered before any byte is read.
+      await new Promise<{ status: number }>((resolve, reject) => {
+        const req = request(
+          `${base}/chat/upload?room=lobby&visitor=${VISITOR}`,
+          { method: 'POST', headers: { 'content-length': String(MEDIA_MAX_BYTES + 1) } },
+          (res) => {
+            res.resume();
+            resolve({ status: res.statusCode ?? 0 });
+            req.destroy();
+          },
+        );
+        req.on('error', reject);
+        req.flushHeaders();
+      }),
+    ];
+    expect(refused[0]?.status).toBe(400);
+    expect(refused[1]?.status).toBe(413);
+    expect(ingests.length).toBe(count);
   });
 });

@@ -120,6 +120,20 @@ export class EchoAgent implements Agent {
     if (press) return { text: `You chose: ${press.label ?? press.option_id}` };
     const acted = echoActions(text);
     if (acted) return acted;
+    const files = (input.event.media ?? []) as {
+      filename?: string;
+      kind?: string;
+      size?: number;
+      local_path?: string;
+    }[];
+    if (files.length > 0) {
+      // Says what arrived and whether the gateway could fetch it (local_path), so the file path can be seen working.
+      const described = files.map(
+        (f) =>
+          `${f.filename ?? f.kind ?? 'file'} (${f.size ?? '?'} bytes${f.local_path ? '' : ', not fetched'})`,
+      );
+      return { text: `echo: ${text || '(no text)'} — received ${described.join(', ')}` };
+    }
 
     const slow = parseSlow(text);
     if (!slow) return { text: text ? `echo: ${text}` : 'echo: (empty message)' };

@@ -15,6 +15,7 @@ import {
   failedResult,
   type GetChatInfoAction,
   JSON_PARSE_ERRORS,
+  MEDIA_MAX_BYTES,
   type MessageEventInit,
   type OutboundResult,
   type PromptAction,
@@ -24,7 +25,8 @@ import {
   type SendMediaAction,
   type TypingAction,
 } from '../../../protocol/index.js';
-import type { IngestOutcome, PlatformAdapter, PlatformContext } from '../types.js';
+import { mediaContentType, mediaFilename } from '../../media-routes.js';
+import type { InboundAttachment, IngestOutcome, PlatformAdapter, PlatformContext } from '../types.js';
 import type { WebChatAttachment, WebChatMessage, WebChatServerFrame } from './chat-frames.js';
 
 export type { WebChatMessage } from './chat-frames.js';
@@ -55,6 +57,8 @@ import {
 export const WEBCHAT_WS_PATH = '/chat/ws';
 /** Files the agent sent into a chat: `/chat/file/<chat id>/<media id>`. */
 export const WEBCHAT_FILE_PREFIX = '/chat/file';
+/** A visitor's file: `POST /chat/upload?room=R&visitor=V[&caption=…]`, the bytes as the body. */
+export const WEBCHAT_UPLOAD_PATH = '/chat/upload';
 
 export const WEBCHAT_NO_ROUTE_NOTICE = 'This chat room is not connected to an agent.';
 export const WEBCHAT_STORE_ERROR_NOTICE = 'Could not queue your message, please retry.';
@@ -121,6 +125,8 @@ interface Chat {
   queue: Promise<void>;
   /** Media ids the agent sent into this chat: the only ones `/chat/file/<chat>/<id>` serves. */
   files: Set<string>;
+  /** When the visitor's recent uploads came (the message rate applies to them too). */
+  uploads: number[];
 }
 
 const BrowserPressSchema = z.object({
@@ -280,6 +286,73 @@ export class WebChatAdapter implements PlatformAdapter {
           .send(found.stream());
       },
     );
+    // A visitor's file, streamed through to the media plane (re-hosted under the room's tenant)
+    // in the chat's order. The visitor id in the query is the capability, as for the socket.
+    void app.register(async (scope) => {
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
+      scope.post<{ Querystring: { room?: string; visitor?: string; caption?: string } }>(
+        WEBCHAT_UPLOAD_PATH,
+        async (request, reply) => {
+          const { room = '', visitor = '', caption = '' } = request.query;
+          if (!isValidRoom(room) || !isValidVisitor(visitor))
+            return reply
+              .code(400)
+              .header('connection', 'close')
+              .send({ error: 'invalid room or visitor id' });
+          const length = Number(request.headers['content-length']);
+          if (!Number.isFinite(length) || length <= 0)
+            return reply.code(411).header('connection', 'close').send({ error: 'a file needs its length' });
+          if (length > MEDIA_MAX_BYTES)
+            return reply
+              .code(413)
+              .header('connection', 'close')
+              .send({ error: `Files are limited to ${Math.floor(MEDIA_MAX_BYTES / 1024 / 1024)} MB.` });
+          if (!this.context) return reply.code(503).send({ error: 'web chat is not running' });
+          const chat = this.chatFor(webchatChatId(room, visitor), room);
+          const now = this.now();
+          chat.uploads = chat.uploads.filter((at) => at > now - this.rateLimit.windowMs);
+          if (chat.uploads.length >= this.rateLimit.messages)
+            return reply.code(429).header('connection', 'close').send({ error: WEBCHAT_RATE_LIMIT_ERROR });
+          chat.uploads.push(now);
+          let name = '';
+          try {
+            name = decodeURIComponent(String(request.headers['x-media-filename'] ?? ''));
+          } catch {
+            name = String(request.headers['x-media-filename'] ?? '');
+          }
+          const filename = mediaFilename(name) || 'file';
+          const mime = mediaContentType(request.headers['content-type']);
+          const kind = mime.startsWith('image/')
+            ? 'image'
+            : mime.startsWith('audio/')
+              ? 'audio'
+              : mime.startsWith('video/')
+                ? 'video'
+                : 'document';
+          const message: WebChatMessage = {
+            id: this.nextId('u'),
+            role: 'user',
+            text: caption.trim().slice(0, MAX_TEXT_CHARS),
+            ts: now,
+            status: 'sent',
+            attachments: [{ url: '', name: filename, mime, kind }],
+          };
+          this.append(chat, message);
+          this.broadcast(chat, { type: 'message', message });
+          const job = chat.queue.then(() =>
+            this.deliver(chat, visitor, message, { message_type: kind === 'image' ? 'photo' : kind }, [
+              { kind, mime, filename, open: async () => request.raw },
+            ]),
+          );
+          chat.queue = job.catch(() => undefined);
+          await job;
+          if (message.status !== 'delivered')
+            return reply.code(502).send({ error: 'Could not send the file to the agent.' });
+          return reply.send({ ok: true, message_id: message.id });
+        },
+      );
+    });
     // The page links `?v=<hash>` URLs, so those are cached for good.
     registerAssets(app, WEBCHAT_ASSETS_PREFIX, webchatAssets());
   }
@@ -532,7 +605,8 @@ export class WebChatAdapter implements PlatformAdapter {
     chat: Chat,
     visitor: string,
     message: WebChatMessage,
-    extra: Pick<MessageEventInit, 'prompt_response'> = {},
+    extra: Pick<MessageEventInit, 'prompt_response' | 'message_type'> = {},
+    attachments?: InboundAttachment[],
   ): Promise<void> {
     const context = this.context;
     let outcome: IngestOutcome;
@@ -544,6 +618,7 @@ export class WebChatAdapter implements PlatformAdapter {
           routeKey: chat.room,
           // A visitor writes to the agent: every web-chat message is addressed.
           addressed: true,
+          ...(attachments ? { attachments } : {}),
           event: {
             text: message.text,
             message_type: message.text.startsWith('/') ? 'command' : 'text',
@@ -649,6 +724,7 @@ export class WebChatAdapter implements PlatformAdapter {
         sockets: new Set(),
         queue: Promise.resolve(),
         files: new Set(),
+        uploads: [],
       };
     }
     this.chats.set(chatId, chat);

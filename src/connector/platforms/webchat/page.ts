@@ -101,11 +101,13 @@ export function renderChatPage(options: { room: string; title: string }): string
   </main>
   <footer class="composer-wrap">
     <form class="composer column" id="composer">
+      <input class="sr-only" id="file" type="file" multiple tabindex="-1" aria-hidden="true">
+      <button class="attach" id="attach" type="button" aria-label="Attach a file" title="Attach a file (or drop it on the chat)">📎</button>
       <label class="sr-only" for="input">Message</label>
       <textarea id="input" rows="1" placeholder="Message the agent…" autocomplete="off" enterkeyhint="send" aria-describedby="hint"></textarea>
       <button class="send" id="send" type="submit" aria-label="Send message" disabled>${SEND_ICON}</button>
     </form>
-    <p class="hint column" id="hint">Enter to send · Shift+Enter for a new line</p>
+    <p class="hint column" id="hint">Enter to send · Shift+Enter for a new line · 📎 or drop a file to send it</p>
     <p class="error column" id="error" role="alert" hidden></p>
   </footer>
   <div class="sr-only" id="live" aria-live="polite" aria-atomic="true"></div>

@@ -34,6 +34,8 @@ const empty = byId('empty');
 const form = byId<HTMLFormElement>('composer');
 const input = byId<HTMLTextAreaElement>('input');
 const sendButton = byId<HTMLButtonElement>('send');
+const attachButton = byId<HTMLButtonElement>('attach');
+const fileInput = byId<HTMLInputElement>('file');
 const statusEl = byId('status');
 const statusText = byId('status-text');
 const typingEl = byId('typing');
@@ -132,6 +134,11 @@ function render(message: ChatMessage): HTMLLIElement {
 function attachmentsOf(message: ChatMessage): HTMLElement {
   const box = el('div', 'attachments');
   for (const file of message.attachments ?? []) {
+    if (!file.url) {
+      // The visitor's own upload: it went to the agent; the page keeps no copy.
+      box.append(el('span', 'attachment', `📎 ${file.name}`));
+      continue;
+    }
     const sameOrigin = file.url.startsWith('/');
     const link = el('a', 'attachment');
     link.href = file.url;
@@ -242,6 +249,7 @@ function setStatus(state: ConnectionState): void {
   statusText.textContent =
     state === 'connected' ? 'connected' : state === 'connecting' ? 'connecting…' : 'reconnecting…';
   sendButton.disabled = state !== 'connected';
+  attachButton.disabled = state !== 'connected';
 }
 
 function connect(): void {
@@ -310,6 +318,62 @@ function send(): void {
   grow();
   errorEl.hidden = true;
 }
+
+/** Send files to the agent, one request each; the text typed so far goes with the first one. */
+async function upload(files: readonly File[]): Promise<void> {
+  for (const [index, file] of files.entries()) {
+    if (file.size === 0) continue;
+    const caption = index === 0 ? input.value.trim() : '';
+    const query = `?room=${encodeURIComponent(room)}&visitor=${encodeURIComponent(visitor)}${
+      caption ? `&caption=${encodeURIComponent(caption)}` : ''
+    }`;
+    try {
+      const response = await fetch(`/chat/upload${query}`, {
+        method: 'POST',
+        headers: {
+          'content-type': file.type || 'application/octet-stream',
+          'x-media-filename': encodeURIComponent(file.name),
+        },
+        body: file,
+      });
+      if (!response.ok) {
+        const body = (await response.json().catch(() => ({}))) as { error?: string };
+        showError(body.error ?? `Could not send ${file.name}.`);
+        continue;
+      }
+      if (caption) {
+        input.value = '';
+        grow();
+      }
+    } catch {
+      showError(`Could not send ${file.name}: the chat is offline.`);
+    }
+  }
+}
+
+attachButton.addEventListener('click', () => fileInput.click());
+fileInput.addEventListener('change', () => {
+  void upload([...(fileInput.files ?? [])]);
+  fileInput.value = '';
+});
+document.addEventListener('dragover', (event) => {
+  if (!event.dataTransfer?.types.includes('Files')) return;
+  event.preventDefault();
+  document.body.classList.add('dropping');
+});
+document.addEventListener('dragleave', (event) => {
+  if (event.relatedTarget === null) document.body.classList.remove('dropping');
+});
+document.addEventListener('drop', (event) => {
+  if (!event.dataTransfer?.files.length) return;
+  event.preventDefault();
+  document.body.classList.remove('dropping');
+  if (attachButton.disabled) {
+    showError('You are offline. Drop the file again once the chat reconnects.');
+    return;
+  }
+  void upload([...event.dataTransfer.files]);
+});
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();
