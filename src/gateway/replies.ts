@@ -46,6 +46,8 @@ export const ACTION_TEXTS = {
   pressTooLate: 'That question is no longer waiting for an answer.',
   cannotShowFiles: (name: string) => `(${name}: this chat cannot show files)`,
   fileNotSent: (name: string, error: string) => `(${name} could not be sent: ${error})`,
+  noThreads: '(this chat has no threads)',
+  threadNotOpened: (error: string) => `(the thread could not be opened: ${error})`,
 } as const;
 
 export class ReplyChannel {
@@ -68,6 +70,7 @@ export class ReplyChannel {
       try {
         if (action.kind === 'media') await this.sendMedia(target, action);
         else if (action.kind === 'prompt') await this.prompt(target, action);
+        else if (action.kind === 'thread') await this.thread(target, action);
         else await this.react(target, event, action);
       } catch (error) {
         this.log.warn({ kind: action.kind, err: errorMessage(error) }, 'agent action failed');
@@ -171,6 +174,24 @@ export class ReplyChannel {
     }, timeoutS * 1000);
     timer.unref();
     this.prompts.set(promptId, timer);
+  }
+
+  /** A thread under the chat (current §7.6), or a word that this chat has none. */
+  private async thread(target: ReplyTarget, action: Extract<AgentAction, { kind: 'thread' }>): Promise<void> {
+    if (!supportsOp(this.descriptor(), 'thread_create')) {
+      await this.sendText(target, ACTION_TEXTS.noThreads);
+      return;
+    }
+    const result = await this.link.send({
+      op: 'thread_create',
+      chat_id: target.chatId,
+      thread_name: action.name,
+      metadata: target.metadata,
+    });
+    if (result.success === false) {
+      if (isEgressDecline(result)) this.reportDecline(target, result);
+      else await this.sendText(target, ACTION_TEXTS.threadNotOpened(result.error ?? 'refused'));
+    }
   }
 
   /** Best effort on the message being answered (current §7.5): a failure is only logged. */

@@ -430,6 +430,24 @@ describe('agent actions (current §6 gates, §7.2–§7.5)', () => {
     expect(uploads).toEqual([]);
   });
 
+  it('a thread: thread_create where advertised, else said in text', async () => {
+    const forum = new RecordingLink({
+      ...placeholderDescriptor('telegram'),
+      supported_ops: ['send', 'thread_create'],
+    });
+    await new ReplyChannel(forum, 'telegram', pino({ level: 'silent' })).perform(target, inbound, [
+      { kind: 'thread', name: 'Fix the build' },
+    ]);
+    expect(forum.actions).toEqual([
+      expect.objectContaining({ op: 'thread_create', chat_id: 'c1', thread_name: 'Fix the build' }),
+    ]);
+    const flat = new RecordingLink({ ...placeholderDescriptor('webchat'), supported_ops: ['send'] });
+    await new ReplyChannel(flat, 'webchat', pino({ level: 'silent' })).perform(target, inbound, [
+      { kind: 'thread', name: 'Fix the build' },
+    ]);
+    expect(flat.sent()).toEqual([ACTION_TEXTS.noThreads]);
+  });
+
   it('a prompt nobody answers says so after its timeout, and a late press is told it is too late', async () => {
     vi.useFakeTimers();
     try {

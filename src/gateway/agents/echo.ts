@@ -11,7 +11,7 @@ export const ECHO_HELP = [
   '',
   'Try "/slow 10 some words" to watch a reply stream in over 10 seconds, and /stop to interrupt it.',
   'Where the chat can show them: /image sends a picture, /file a document, "/ask a question" asks with',
-  'Yes/No buttons, and /react reacts to your message.',
+  'Yes/No buttons, /react reacts to your message, and "/thread a name" opens a thread (forum topic).',
   '',
   'To talk to a real model, set on the gateway:',
   '• HERMES_AGENT=openai with OPENAI_BASE_URL (any OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 or http://localhost:11434/v1), OPENAI_API_KEY and HERMES_MODEL;',
@@ -23,6 +23,7 @@ const IMAGE_PATTERN = /^\/image(?:@\S+)?$/i;
 const FILE_PATTERN = /^\/file(?:@\S+)?$/i;
 const ASK_PATTERN = /^\/ask(?:@\S+)?(?:\s+([\s\S]+))?$/i;
 const REACT_PATTERN = /^\/react(?:@\S+)?$/i;
+const THREAD_PATTERN = /^\/thread(?:@\S+)?(?:\s+([\s\S]+))?$/i;
 
 /** A 16×16 PNG (the relay's plug colour), so `/image` needs no file on disk. */
 const ECHO_PNG = Buffer.from(
@@ -75,6 +76,12 @@ function echoActions(text: string): AgentTurnResult | undefined {
           ],
         },
       ],
+    };
+  const thread = THREAD_PATTERN.exec(text);
+  if (thread)
+    return {
+      text: '',
+      actions: [{ kind: 'thread', name: thread[1]?.trim() || 'A thread from the echo agent' }],
     };
   if (REACT_PATTERN.test(text))
     return { text: 'Reacted 👍 to your message.', actions: [{ kind: 'react', emoji: '👍' }] };

@@ -54,7 +54,9 @@ export type AgentAction =
       /** How long the question waits for a press (default 3600 s). */
       timeoutSeconds?: number;
     }
-  | { kind: 'react'; emoji: string; remove?: boolean };
+  | { kind: 'react'; emoji: string; remove?: boolean }
+  /** A new thread (forum topic) in the chat, named `name`. */
+  | { kind: 'thread'; name: string };
 
 /**
  * An agent runs one turn at a time per session (the session manager guarantees that). It must stop
