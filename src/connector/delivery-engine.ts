@@ -314,7 +314,13 @@ export class DeliveryEngine {
         this.backlog = true;
         this.wake();
       }
-      return { ok: true, deliveryId, tenantId: route.tenantId, sessionKey };
+      return {
+        ok: true,
+        deliveryId,
+        tenantId: route.tenantId,
+        sessionKey,
+        ...(media.length ? { media } : {}),
+      };
     } catch (error) {
       metrics.inboundEvents.inc({ platform, outcome: 'error' });
       this.log.error({ err: errorMessage(error), platform }, 'could not queue inbound event');

@@ -100,6 +100,20 @@ describe.skipIf(!HAS_CHROMIUM)(
         });
         await page.getByText('echo: my notes — received notes.txt (12 bytes)').waitFor();
 
+        // The visitor's own picture shows inline once the connector has it.
+        await page.locator('#file').setInputFiles({
+          name: 'dot.png',
+          mimeType: 'image/png',
+          buffer: Buffer.from(
+            'iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAFklEQVR4nGPQztlAEmIY1TCqYfhqAABTXEcQu0W6kQAAAABJRU5ErkJggg==',
+            'base64',
+          ),
+        });
+        await page.waitForFunction(() => {
+          const image = document.querySelector<HTMLImageElement>('.msg.user .attachment img');
+          return image?.complete === true && image.naturalWidth === 16;
+        });
+
         await page.locator('#input').fill('/react');
         await page.keyboard.press('Enter');
         await page.locator('.msg.user .reactions', { hasText: '👍' }).waitFor();

@@ -6,6 +6,7 @@ import type {
   CapabilityDescriptor,
   EditAction,
   GetChatInfoAction,
+  MediaItem,
   MessageEventInit,
   OutboundResult,
   PassthroughForward,
@@ -59,7 +60,14 @@ export interface InboundAttachment {
 }
 
 export type IngestOutcome =
-  | { ok: true; deliveryId: string; tenantId: string; sessionKey: string }
+  | {
+      ok: true;
+      deliveryId: string;
+      tenantId: string;
+      sessionKey: string;
+      /** The attachments as re-hosted (`url` = `…/relay/media/{id}`), in order; dropped ones left out. */
+      media?: MediaItem[];
+    }
   | {
       ok: false;
       /** `unsupported`: a passthrough for a route whose gateway takes signed POSTs (June generation). */

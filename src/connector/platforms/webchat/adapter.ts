@@ -16,6 +16,7 @@ import {
   type GetChatInfoAction,
   JSON_PARSE_ERRORS,
   MEDIA_MAX_BYTES,
+  type MediaItem,
   type MessageEventInit,
   type OutboundResult,
   type PromptAction,
@@ -642,6 +643,7 @@ export class WebChatAdapter implements PlatformAdapter {
     if (outcome.ok) {
       message.status = 'delivered';
       this.broadcast(chat, { type: 'ack', message_id: message.id });
+      if (outcome.media?.length && message.attachments) this.showOwnFiles(chat, message, outcome.media);
       return;
     }
     message.status = 'failed';
@@ -703,6 +705,17 @@ export class WebChatAdapter implements PlatformAdapter {
         },
       }),
     );
+  }
+
+  /** The visitor's files as re-hosted: served back to this chat, so its images show inline too. */
+  private showOwnFiles(chat: Chat, message: WebChatMessage, media: readonly MediaItem[]): void {
+    message.attachments = (message.attachments ?? []).map((attachment, index) => {
+      const id = /\/relay\/media\/([0-9a-f]{32})$/.exec(media[index]?.url ?? '')?.[1];
+      if (!id) return attachment;
+      chat.files.add(id);
+      return { ...attachment, url: `${WEBCHAT_FILE_PREFIX}/${encodeURIComponent(chat.id)}/${id}` };
+    });
+    this.broadcast(chat, { type: 'update', message });
   }
 
   private chatForOutbound(chatId: string): Chat | undefined {
