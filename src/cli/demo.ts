@@ -145,7 +145,7 @@ async function runDemo(options: DemoOptions): Promise<void> {
     out('');
     out('✓ hermes-relay is running');
     out(
-      `  Web chat:   http://127.0.0.1:${ports.connector}/chat/${ROOM}     ← open it and say hello (try "/slow 5 hi", then "/stop")`,
+      `  Web chat:   http://127.0.0.1:${ports.connector}/chat/${ROOM}     ← say hello; try "/slow 5 hi" then "/stop", "/image", "/ask Ship it?", or drop a file`,
     );
     out(
       `  Dashboard:  http://127.0.0.1:${ports.dashboard}/          ← gateway state, active turns, Drain / Restart`,
