@@ -348,8 +348,12 @@ export class WebChatAdapter implements PlatformAdapter {
           );
           chat.queue = job.catch(() => undefined);
           await job;
+          // Not queued (no route, a store error): the body may be unread, so the connection goes.
           if (message.status !== 'delivered')
-            return reply.code(502).send({ error: 'Could not send the file to the agent.' });
+            return reply
+              .code(502)
+              .header('connection', 'close')
+              .send({ error: 'Could not send the file to the agent.' });
           return reply.send({ ok: true, message_id: message.id });
         },
       );
