@@ -100,10 +100,20 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     onNoSocket: (delivery) => wakeIdle(delivery),
     relevant: (route, platform, inbound) => relevance.relevant(route, platform, inbound),
     rehost: async (tenantId, attachment) => {
-      const put = await media.put(tenantId, await attachment.open(), {
-        contentType: attachment.mime ?? 'application/octet-stream',
-        filename: attachment.filename ?? '',
-      });
+      const source = await attachment.open();
+      // A refused or failed copy leaves the source unread: it is drained (not destroyed: a web-chat
+      // upload's request must still carry its answer), and a platform download that fails later
+      // has a listener, so its error cannot be uncaught.
+      source.on('error', () => undefined);
+      let put: Awaited<ReturnType<MediaStore['put']>>;
+      try {
+        put = await media.put(tenantId, source, {
+          contentType: attachment.mime ?? 'application/octet-stream',
+          filename: attachment.filename ?? '',
+        });
+      } finally {
+        if (!source.readableEnded) source.resume();
+      }
       if (!put.ok) {
         log.warn({ kind: attachment.kind, reason: put.reason }, 'attachment not re-hosted; dropped');
         return undefined;

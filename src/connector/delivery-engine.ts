@@ -255,6 +255,16 @@ export class DeliveryEngine {
       const sessionKey = buildSessionKey({ ...source, platform: normalizePlatform(platform) });
       const deliveryId = newDeliveryId();
       const media = await this.rehostAll(route.tenantId, inbound.attachments);
+      if (
+        inbound.attachments?.length &&
+        media.length === 0 &&
+        !inbound.event.text.trim() &&
+        !inbound.passthrough
+      ) {
+        // Only files, and none could be stored: nothing is left to give the agent.
+        metrics.inboundEvents.inc({ platform, outcome: 'unsupported' });
+        return { ok: false, reason: 'unsupported', message: 'the message’s files could not be stored' };
+      }
       const event = media.length
         ? { ...inbound.event, source, media_urls: media.map((item) => item.url), media }
         : { ...inbound.event, source };

@@ -73,6 +73,9 @@ export class MediaStore {
     body: Readable,
     info: { contentType: string; filename: string },
   ): Promise<MediaPut> {
+    // A body already closed or consumed would never end the pipeline below: answer at once.
+    if (body.destroyed || body.readableEnded || (body as { readableAborted?: boolean }).readableAborted)
+      return { ok: false, reason: 'aborted', detail: 'the upload ended before its body was read' };
     this.ensureDir();
     const id = randomBytes(16).toString('hex');
     const temp = join(this.dir, `${TEMP_PREFIX}${id}`);

@@ -6,6 +6,7 @@ import {
   egressDeclined,
   failedResult,
   MAX_OUTBOUND_CONTENT_BYTES,
+  mediaIdFromUrl,
   type OutboundAction,
   type OutboundResult,
   parseOutboundAction,
@@ -146,18 +147,13 @@ export class OpDispatcher {
    * tenant's id is refused (current §7.2). Undefined when the source is fine.
    */
   private mediaSourceProblem(tenantId: string, sourceUrl: string): string | undefined {
-    let url: URL;
-    try {
-      url = new URL(sourceUrl);
-    } catch {
-      return 'source_url must be a /relay/media re-host URL or an https URL';
-    }
-    const rehost = /^\/relay\/media\/([0-9a-f]{32})$/.exec(url.pathname);
-    if (rehost && (url.protocol === 'http:' || url.protocol === 'https:')) {
-      if (this.options.media?.open(tenantId, rehost[1] as string)) return undefined;
+    const id = mediaIdFromUrl(sourceUrl);
+    if (id) {
+      if (this.options.media?.open(tenantId, id)) return undefined;
       return 'no such media (expired, or never uploaded by this tenant)';
     }
-    if (url.protocol !== 'https:') return 'source_url must be a /relay/media re-host URL or an https URL';
+    if (!/^https:\/\/[^/\s]/i.test(sourceUrl) || !URL.canParse(sourceUrl))
+      return 'source_url must be a /relay/media re-host URL or an https URL';
     return undefined;
   }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
@@ -53,6 +54,8 @@ export const ACTION_TEXTS = {
 export class ReplyChannel {
   /** Prompts waiting for a press, by id: the timer that says so when they time out. */
   private readonly prompts = new Map<string, NodeJS.Timeout>();
+  /** Prompts already answered, so a repeated press is ignored rather than called late. */
+  private readonly answered = boundedCache<string, true>({ max: 10_000, ttlMs: 24 * 3600_000 });
 
   constructor(
     private readonly link: OutboundLink,
@@ -78,13 +81,21 @@ export class ReplyChannel {
     }
   }
 
-  /** A press on prompt `id` arrived: true when it was still waiting (and now is not). */
-  promptAnswered(id: string): boolean {
+  /**
+   * A press on prompt `id` arrived (current §7.4): `waiting` when it was still waiting (and now is
+   * not); `expired` for one of ours that timed out or was asked before a restart; `ignore` for a
+   * repeat, or a prompt another gateway asked (its id carries another process's nonce).
+   */
+  promptAnswered(id: string): 'waiting' | 'expired' | 'ignore' {
     const timer = this.prompts.get(id);
-    if (!timer) return false;
-    clearTimeout(timer);
-    this.prompts.delete(id);
-    return true;
+    if (timer) {
+      clearTimeout(timer);
+      this.prompts.delete(id);
+      this.answered.set(id, true);
+      return 'waiting';
+    }
+    if (this.answered.has(id) || !id.startsWith(`${PROMPT_NONCE}.`)) return 'ignore';
+    return 'expired';
   }
 
   /** Stop every prompt timer (the gateway is stopping). */

@@ -230,12 +230,14 @@ export class SessionManager {
     const typing = setInterval(() => void replies.typing(target).catch(() => undefined), 4_000);
     try {
       // A press on a question this process no longer waits for (timed out, or asked before a
-      // restart) is answered here, without a turn (current §7.4).
-      const press = event.prompt_response;
-      if (press && !replies.promptAnswered(press.prompt_id)) {
+      // restart) is answered here without a turn; a repeat, or another gateway's question, is
+      // ignored (current §7.4).
+      const press = event.prompt_response ? replies.promptAnswered(event.prompt_response.prompt_id) : 'none';
+      if (press === 'expired') {
         await replies.sendText(target, ACTION_TEXTS.pressTooLate);
         return;
       }
+      if (press === 'ignore') return;
       void replies.typing(target).catch(() => undefined);
       const past = history.load(key, HISTORY_TURNS);
       const seen = this.options.localizeMedia ? await this.options.localizeMedia(event) : event;

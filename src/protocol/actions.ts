@@ -136,8 +136,9 @@ export const ThreadRenameActionSchema = z.object({
   chat_id: WireId,
   message_id: WireId,
   thread_name: threadName,
-  only_if_current_name: z.string().max(100).optional().catch(undefined),
-  only_if_connector_created: z.boolean().optional().catch(undefined),
+  // A guard that cannot be read refuses the op: dropping it would rename unguarded.
+  only_if_current_name: z.string().max(100).optional(),
+  only_if_connector_created: z.boolean().optional(),
   metadata,
   ...routing,
 });

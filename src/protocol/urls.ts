@@ -39,3 +39,18 @@ export function policyUrl(configured: string): string {
 export function mediaUrl(configured: string): string {
   return connectorHttpBase(configured) + MEDIA_PATH;
 }
+
+/**
+ * The media id of a re-host URL (`http(s)://…/relay/media/<32 hex>`, the path exactly that), else
+ * undefined. Where the URL points is for the caller to judge; this only reads it.
+ */
+export function mediaIdFromUrl(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  return /^\/relay\/media\/([0-9a-f]{32})$/.exec(url.pathname)?.[1];
+}

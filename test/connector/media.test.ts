@@ -206,4 +206,14 @@ describe('MediaStore', () => {
     expect(mediaFilename('..')).toBe('');
     expect(mediaFilename('a'.repeat(400))).toHaveLength(255);
   });
+
+  it('answers at once for a body already closed or consumed (a queued upload whose visitor left)', async () => {
+    const store = new MediaStore(join(dir.path, 'closed'));
+    const closed = Readable.from([Buffer.from('x')]);
+    closed.destroy();
+    expect(await store.put('t1', closed, { contentType: 'text/plain', filename: 'x' })).toMatchObject({
+      ok: false,
+      reason: 'aborted',
+    });
+  });
 });

@@ -57,6 +57,7 @@ describe('parseCommandReply', () => {
       [{ media: [{ kind: 'gif', url: 'https://x.example/a.gif' }] }, /kind/],
       [{ prompt: { text: 'q', options: [{ id: 'has space', label: 'x' }] } }, /prompt/],
       [{ text: '   ' }, /neither text nor anything to do/],
+      [{ media: [{ kind: 'document', path: dir.path }] }, /media\[0\]\.path is not a regular file/],
     ];
     for (const [hermes_reply, error] of cases) {
       const reply = parseCommandReply(JSON.stringify({ hermes_reply }));

@@ -408,8 +408,10 @@ describe('agent actions (current §6 gates, §7.2–§7.5)', () => {
     expect(String(link.actions[2]?.prompt_id)).toMatch(/^[0-9a-f]{6}\.[0-9a-f]{8}$/);
     expect(link.actions[3]).toMatchObject({ message_id: 'in-1', emoji: '👍', remove: false });
     expect(uploads).toEqual(['a.png']);
-    expect(channel.promptAnswered(String(link.actions[2]?.prompt_id))).toBe(true);
-    expect(channel.promptAnswered(String(link.actions[2]?.prompt_id))).toBe(false);
+    expect(channel.promptAnswered(String(link.actions[2]?.prompt_id))).toBe('waiting');
+    // A repeat, or another gateway's prompt (another nonce), is ignored.
+    expect(channel.promptAnswered(String(link.actions[2]?.prompt_id))).toBe('ignore');
+    expect(channel.promptAnswered('ffffff.00000000')).toBe('ignore');
     channel.close();
   });
 
@@ -462,7 +464,7 @@ describe('agent actions (current §6 gates, §7.2–§7.5)', () => {
       const promptId = String(link.actions[0]?.prompt_id);
       await vi.advanceTimersByTimeAsync(60_000);
       expect(link.sent()).toEqual([ACTION_TEXTS.noLongerWaiting('Ship it?')]);
-      expect(channel.promptAnswered(promptId)).toBe(false);
+      expect(channel.promptAnswered(promptId)).toBe('expired');
     } finally {
       vi.useRealTimers();
     }

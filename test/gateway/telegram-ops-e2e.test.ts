@@ -129,7 +129,8 @@ describe('the echo agent’s ops on Telegram', () => {
       },
     } as never);
     await until(() => sent().find((m) => m.text === 'You chose: Yes'), 20_000, 'the answer to the press');
-    // The same press again: the question no longer waits.
+    // The same press again is ignored (a repeat): the next message is answered, and nothing
+    // about the question was said before it.
     telegram.pushUpdate({
       callback_query: {
         id: 'press-2',
@@ -145,11 +146,10 @@ describe('the echo agent’s ops on Telegram', () => {
         },
       },
     } as never);
-    await until(
-      () => sent().find((m) => m.text === 'That question is no longer waiting for an answer.'),
-      20_000,
-      'the late-press notice',
-    );
+    telegram.pushUpdate({ message: { chat: CHAT, from: FROM, text: 'after the repeat' } });
+    await until(() => sent().find((m) => m.text === 'echo: after the repeat'), 20_000, 'the next answer');
+    expect(sent().filter((m) => m.text === 'You chose: Yes')).toHaveLength(1);
+    expect(sent().some((m) => m.text === 'That question is no longer waiting for an answer.')).toBe(false);
   });
 
   it('/react: 👍 on the user’s own message', async () => {

@@ -12,6 +12,7 @@ import {
   interruptDeliveryBody,
   isEgressDecline,
   LEGACY_OPS,
+  mediaIdFromUrl,
   messageDeliveryBody,
   messageEventToWire,
   normalizePlatform,
@@ -961,5 +962,28 @@ describe('current §14 literal cases on the shared protocol', () => {
       code: 'egress_declined',
       error: 'discord egress declined: target is not an approved destination for this connection',
     });
+  });
+
+  it('reads a media id only from an exact /relay/media/<id> path, and refuses a thread rename whose guard cannot be read', () => {
+    const id = 'ab'.repeat(16);
+    expect(mediaIdFromUrl(`https://conn.example/relay/media/${id}`)).toBe(id);
+    for (const url of [
+      `https://x.example/prefix/relay/media/${id}`,
+      `https://conn.example/relay/media/${id}/more`,
+      `file:///relay/media/${id}`,
+      'not a url',
+    ])
+      expect(mediaIdFromUrl(url), url).toBeUndefined();
+    const rename = (guard: unknown) =>
+      parseOutboundAction({
+        op: 'thread_rename',
+        chat_id: 'c',
+        message_id: 't',
+        thread_name: 'x',
+        only_if_current_name: guard,
+      });
+    expect(rename('Hermes').ok).toBe(true);
+    expect(rename(42).ok).toBe(false);
+    expect(rename('n'.repeat(101)).ok).toBe(false);
   });
 });

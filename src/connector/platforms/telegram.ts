@@ -17,6 +17,7 @@ import {
   type GetChatInfoAction,
   type MessageEventInit,
   type MessageType,
+  mediaIdFromUrl,
   type OutboundResult,
   type PromptAction,
   type ReactAction,
@@ -461,7 +462,7 @@ export class TelegramAdapter implements PlatformAdapter {
         : {}),
       ...(threadId !== undefined ? { message_thread_id: threadId } : {}),
     };
-    const rehostId = /\/relay\/media\/([0-9a-f]{32})$/.exec(new URL(action.source_url).pathname)?.[1];
+    const rehostId = mediaIdFromUrl(action.source_url);
     let file: InputFile | string = action.source_url;
     if (rehostId) {
       const found = this.context?.openMedia?.(rehostId);
@@ -725,8 +726,12 @@ export class TelegramAdapter implements PlatformAdapter {
       return false;
     }
     if (outcome.ok) return true;
-    // Not for the agent under its gateway's policy: handled, nothing to retry.
+    // Not for the agent under its gateway's policy, or nothing deliverable: handled, no retry.
     if (outcome.reason === 'irrelevant') return true;
+    if (outcome.reason === 'unsupported') {
+      this.log.warn({ updateId: update.update_id, err: outcome.message }, 'telegram update not delivered');
+      return true;
+    }
     if (outcome.reason === 'no_route') {
       await this.noticeNoRoute(inbound);
       return true;

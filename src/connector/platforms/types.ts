@@ -70,7 +70,10 @@ export type IngestOutcome =
     }
   | {
       ok: false;
-      /** `unsupported`: a passthrough for a route whose gateway takes signed POSTs (June generation). */
+      /**
+       * `unsupported`: a passthrough for a route whose gateway takes signed POSTs (June generation),
+       * or a message of only files none of which could be stored. Not worth retrying.
+       */
       reason: 'no_route' | 'store_error' | 'irrelevant' | 'unsupported';
       message: string;
     };

@@ -97,7 +97,11 @@ export function parseCommandReply(stdout: string): CommandReply {
     const path = media.path as string;
     let bytes: Buffer;
     try {
-      const size = statSync(path).size;
+      const stat = statSync(path);
+      // A FIFO or a device would block or never end: regular files only.
+      if (!stat.isFile())
+        return { ok: false, error: `agent command reply: media[${index}].path is not a regular file` };
+      const size = stat.size;
       if (size > MEDIA_MAX_BYTES)
         return {
           ok: false,

@@ -18,6 +18,7 @@ import {
   MEDIA_MAX_BYTES,
   type MediaItem,
   type MessageEventInit,
+  mediaIdFromUrl,
   type OutboundResult,
   type PromptAction,
   parseJsonBytes,
@@ -430,7 +431,7 @@ export class WebChatAdapter implements PlatformAdapter {
   async sendMedia(action: SendMediaAction): Promise<OutboundResult> {
     const chat = this.chatForOutbound(action.chat_id);
     if (!chat) return failedResult('not a web chat id');
-    const rehostId = /\/relay\/media\/([0-9a-f]{32})$/.exec(new URL(action.source_url).pathname)?.[1];
+    const rehostId = mediaIdFromUrl(action.source_url);
     let attachment: WebChatAttachment;
     if (rehostId) {
       const found = this.context?.openMedia?.(rehostId);
@@ -714,7 +715,7 @@ export class WebChatAdapter implements PlatformAdapter {
   /** The visitor's files as re-hosted: served back to this chat, so its images show inline too. */
   private showOwnFiles(chat: Chat, message: WebChatMessage, media: readonly MediaItem[]): void {
     message.attachments = (message.attachments ?? []).map((attachment, index) => {
-      const id = /\/relay\/media\/([0-9a-f]{32})$/.exec(media[index]?.url ?? '')?.[1];
+      const id = mediaIdFromUrl(media[index]?.url ?? '');
       if (!id) return attachment;
       chat.files.add(id);
       return { ...attachment, url: `${WEBCHAT_FILE_PREFIX}/${encodeURIComponent(chat.id)}/${id}` };
