@@ -10,9 +10,9 @@ import { removeFile } from '../home/atomic-file.js';
 import {
   connectorHttpBase,
   MEDIA_MAX_BYTES,
-  MEDIA_PATH,
   MEDIA_TTL_MS,
   type MessageEvent,
+  mediaIdFromUrl,
 } from '../protocol/index.js';
 
 /**
@@ -35,21 +35,14 @@ const DOWNLOAD_TIMEOUT_MS = 30_000;
 
 /** True when `url` is one of the connector's re-host URLs, the only ones the bearer may go to. */
 export function isConnectorMediaUrl(url: string, relayUrl: string): boolean {
-  let target: URL;
-  let base: URL;
+  if (!mediaIdFromUrl(url)) return false;
   try {
-    target = new URL(url);
-    base = new URL(connectorHttpBase(relayUrl));
+    const target = new URL(url);
+    const base = new URL(connectorHttpBase(relayUrl));
+    return target.protocol === base.protocol && target.host === base.host;
   } catch {
     return false;
   }
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') return false;
-  return (
-    target.protocol === base.protocol &&
-    target.host === base.host &&
-    target.pathname.startsWith(`${MEDIA_PATH}/`) &&
-    /^[0-9a-f]{32}$/.test(target.pathname.slice(MEDIA_PATH.length + 1))
-  );
 }
 
 export class MediaDownloader {
