@@ -244,4 +244,26 @@ describe('web chat ops', () => {
     expect(refused[1]?.status).toBe(413);
     expect(ingests.length).toBe(count);
   });
+
+  it('caps uploads in flight per client address, whatever visitor ids it uses', async () => {
+    // Four uploads that announce 10 bytes and send 1: they stay in flight.
+    const pending = Array.from({ length: 4 }, (_, i) => {
+      const req = request(`${base}/chat/upload?room=lobby&visitor=visitor-flood-000${i}`, {
+        method: 'POST',
+        headers: { 'content-length': '10', 'content-type': 'text/plain' },
+      });
+      req.on('error', () => undefined);
+      req.write('x');
+      return req;
+    });
+    await until(async () => {
+      const fifth = await fetch(`${base}/chat/upload?room=lobby&visitor=visitor-flood-0009`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: 'hello',
+      });
+      return fifth.status === 429 ? fifth : undefined;
+    }, 5_000);
+    for (const req of pending) req.destroy();
+  });
 });

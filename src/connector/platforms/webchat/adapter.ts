@@ -61,6 +61,9 @@ export const WEBCHAT_WS_PATH = '/chat/ws';
 export const WEBCHAT_FILE_PREFIX = '/chat/file';
 /** A visitor's file: `POST /chat/upload?room=R&visitor=V[&caption=…]`, the bytes as the body. */
 export const WEBCHAT_UPLOAD_PATH = '/chat/upload';
+/** Uploads one client address may have in flight at once. */
+const MAX_UPLOADS_PER_ADDRESS = 4;
+export const WEBCHAT_UPLOADS_BUSY = 'Too many files on their way from here; wait for them to arrive.';
 
 export const WEBCHAT_NO_ROUTE_NOTICE = 'This chat room is not connected to an agent.';
 export const WEBCHAT_STORE_ERROR_NOTICE = 'Could not queue your message, please retry.';
@@ -184,6 +187,8 @@ export class WebChatAdapter implements PlatformAdapter {
   private readonly maxSockets: number;
   /** Open sockets per client address. */
   private readonly socketsByAddress = new Map<string, number>();
+  /** Uploads in flight per client address. */
+  private readonly uploadsByAddress = new Map<string, number>();
   private openSockets = 0;
   private readonly now: () => number;
   /** In LRU order: the least recently active chat comes first. */
@@ -311,6 +316,11 @@ export class WebChatAdapter implements PlatformAdapter {
               .header('connection', 'close')
               .send({ error: `Files are limited to ${Math.floor(MEDIA_MAX_BYTES / 1024 / 1024)} MB.` });
           if (!this.context) return reply.code(503).send({ error: 'web chat is not running' });
+          // Visitor ids cost nothing to make: uploads in flight are also capped per client address.
+          const address = request.socket.remoteAddress ?? '';
+          const inFlight = this.uploadsByAddress.get(address) ?? 0;
+          if (inFlight >= MAX_UPLOADS_PER_ADDRESS)
+            return reply.code(429).header('connection', 'close').send({ error: WEBCHAT_UPLOADS_BUSY });
           const chat = this.chatFor(webchatChatId(room, visitor), room);
           const now = this.now();
           chat.uploads = chat.uploads.filter((at) => at > now - this.rateLimit.windowMs);
@@ -342,13 +352,20 @@ export class WebChatAdapter implements PlatformAdapter {
           };
           this.append(chat, message);
           this.broadcast(chat, { type: 'message', message });
+          this.uploadsByAddress.set(address, inFlight + 1);
           const job = chat.queue.then(() =>
             this.deliver(chat, visitor, message, { message_type: kind === 'image' ? 'photo' : kind }, [
               { kind, mime, filename, open: async () => request.raw },
             ]),
           );
           chat.queue = job.catch(() => undefined);
-          await job;
+          try {
+            await job;
+          } finally {
+            const left = (this.uploadsByAddress.get(address) ?? 1) - 1;
+            if (left > 0) this.uploadsByAddress.set(address, left);
+            else this.uploadsByAddress.delete(address);
+          }
           // Not queued (no route, a store error): the body may be unread, so the connection goes.
           if (message.status !== 'delivered')
             return reply
