@@ -212,7 +212,10 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
           (t.lost ? `, lost e.g. ${t.lostTexts.slice(0, 5).join(' ')}` : ''),
       );
       expect(sent.length).toBeGreaterThanOrEqual(950);
-      expect(acked.size).toBeGreaterThan(900);
+      // What visitors on A sent after the kill and before their socket noticed is never
+      // acknowledged (and not required to arrive): about 25 visitors × a round or four. The
+      // invariants are below: every acknowledged message arrives, once, in order.
+      expect(acked.size).toBeGreaterThanOrEqual(800);
       expect(ofSent.duplicates).toBe(0);
       expect(ofSent.orderViolations).toEqual([]);
       expect(t.lost).toBe(0);
