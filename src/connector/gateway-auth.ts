@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { bearerToken, peekUnverifiedGatewayId, verifyUpgradeToken } from '../auth/index.js';
 import type { UnauthorizedCloseReason } from '../protocol/index.js';
 import type { GatewayRecord, RelayStore } from './store/types.js';
@@ -36,4 +37,35 @@ export async function authenticateGateway(
   // "expired" only for a correctly signed token of a live gateway (current §2).
   const reason = !result.ok && result.reason === 'expired' ? 'expired' : 'unauthorized';
   return { ok: false, reason, detail: result.ok ? 'gateway mismatch' : result.reason };
+}
+
+/**
+ * The `onRequest` hook of the HTTP routes a gateway calls with its upgrade token (`/relay/policy`,
+ * `/manage/*`, `/relay/media`): 401 before any body is read, else the gateway remembered for
+ * `gatewayOf` in the handler.
+ */
+export function gatewayRequestAuth(options: {
+  store: RelayStore;
+  now: () => number;
+  allowNonExpiringTokens: boolean;
+}): {
+  authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  gatewayOf: (request: FastifyRequest) => GatewayRecord;
+} {
+  const gateways = new WeakMap<object, GatewayRecord>();
+  return {
+    authenticate: async (request, reply) => {
+      const auth = await authenticateGateway(options.store, request.headers.authorization, {
+        now: options.now(),
+        allowNonExpiringTokens: options.allowNonExpiringTokens,
+      });
+      if (!auth.ok) return reply.code(401).header('connection', 'close').send({ error: auth.reason });
+      gateways.set(request, auth.gateway);
+    },
+    gatewayOf: (request) => {
+      const gateway = gateways.get(request);
+      if (!gateway) throw new Error('route reached without authentication');
+      return gateway;
+    },
+  };
 }

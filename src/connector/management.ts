@@ -1,10 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { errorMessage } from '../common/errors.js';
 import { describeZodError, MANAGE_PATH_PREFIX, POLICY_PATH } from '../protocol/index.js';
 import { revokeGateway } from './admin.js';
-import { authenticateGateway } from './gateway-auth.js';
+import { gatewayRequestAuth } from './gateway-auth.js';
 import type { GatewayRecord, RelayStore } from './store/types.js';
 
 /**
@@ -38,21 +38,8 @@ export interface ManagementOptions {
 const UNIMPLEMENTED_MANAGE_ROUTES = ['link', 'scope', 'scope/release', 'principal', 'dm-default'];
 
 export function registerManagementRoutes(app: FastifyInstance, options: ManagementOptions): void {
-  const gateways = new WeakMap<object, GatewayRecord>();
   // Authenticated before the body is read, like the enroll and provision routes.
-  const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
-    const auth = await authenticateGateway(options.store, request.headers.authorization, {
-      now: options.now(),
-      allowNonExpiringTokens: options.allowNonExpiringTokens,
-    });
-    if (!auth.ok) return reply.code(401).header('connection', 'close').send({ error: auth.reason });
-    gateways.set(request, auth.gateway);
-  };
-  const gatewayOf = (request: FastifyRequest): GatewayRecord => {
-    const gateway = gateways.get(request);
-    if (!gateway) throw new Error('route reached without authentication');
-    return gateway;
-  };
+  const { authenticate, gatewayOf } = gatewayRequestAuth(options);
 
   app.post(POLICY_PATH, { onRequest: authenticate }, async (request, reply) => {
     const parsed = PolicyDeclarationSchema.safeParse(request.body);

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { attachmentDisposition } from '../http/content-disposition.js';
 import {
@@ -7,9 +7,9 @@ import {
   MEDIA_MAX_BYTES,
   MEDIA_PATH,
 } from '../protocol/index.js';
-import { authenticateGateway } from './gateway-auth.js';
+import { gatewayRequestAuth } from './gateway-auth.js';
 import type { MediaStore } from './media.js';
-import type { GatewayRecord, RelayStore } from './store/types.js';
+import type { RelayStore } from './store/types.js';
 
 /**
  * `POST /relay/media` and `GET /relay/media/{id}` (current §7.3), for gateways, with their
@@ -45,20 +45,8 @@ export function mediaFilename(header: string | string[] | undefined): string {
 }
 
 export function registerMediaRoutes(app: FastifyInstance, options: MediaRouteOptions): void {
-  const gateways = new WeakMap<object, GatewayRecord>();
-  const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
-    const auth = await authenticateGateway(options.store, request.headers.authorization, {
-      now: options.now(),
-      allowNonExpiringTokens: options.allowNonExpiringTokens,
-    });
-    if (!auth.ok) return reply.code(401).header('connection', 'close').send({ error: auth.reason });
-    gateways.set(request, auth.gateway);
-  };
-  const gatewayOf = (request: FastifyRequest): GatewayRecord => {
-    const gateway = gateways.get(request);
-    if (!gateway) throw new Error('route reached without authentication');
-    return gateway;
-  };
+  // Authenticated before the body is read, like the enroll and provision routes.
+  const { authenticate, gatewayOf } = gatewayRequestAuth(options);
 
   void app.register(async (scope) => {
     // Any body type, left unread: the handler streams it to disk itself.
