@@ -1,17 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRuntimeStatus } from '../../src/home/status-file.js';
-import { FakeTelegram } from '../support/fake-telegram.js';
-import {
-  hermes,
-  hermesJson,
-  type RunningProcess,
-  startConnectorProcess,
-  startHermes,
-  tempDir,
-  until,
-} from '../support/processes.js';
+import type { FakeTelegram } from '../support/fake-telegram.js';
+import { tempDir, until } from '../support/processes.js';
+import { startTelegramStack, type TelegramStack } from '../support/telegram-stack.js';
 
 /**
  * Telegram end to end: fake Bot API ⇄ real connector ⇄ real outbound-only gateway (deliveries as
@@ -19,12 +11,9 @@ import {
  */
 
 const dir = tempDir('gateway-telegram');
-const db = join(dir.path, 'connector.db');
-const home = join(dir.path, 'home');
 const CHAT = { id: 777, type: 'private' as const, first_name: 'Grace' };
 let telegram: FakeTelegram;
-let connector: RunningProcess & { url: string };
-let gateway: RunningProcess;
+let stack: TelegramStack | undefined;
 
 const agentScript = join(dir.path, 'emoji.mjs');
 writeFileSync(
@@ -36,69 +25,16 @@ process.stdin.on('end', () => process.stdout.write('😀'.repeat(3000) + ' done'
 );
 
 beforeAll(async () => {
-  telegram = await FakeTelegram.start();
-  const { accessToken } = await hermesJson<{ accessToken: string }>([
-    'connector',
-    'tenant',
-    'create',
-    'tg',
-    '--db',
-    db,
-  ]);
-  const { token } = await hermesJson<{ token: string }>([
-    'connector',
-    'enroll-token',
-    'create',
-    '--tenant',
-    'tg',
-    '--db',
-    db,
-  ]);
-  connector = await startConnectorProcess(db, {
-    TELEGRAM_BOT_TOKEN: telegram.token,
-    TELEGRAM_API_ROOT: telegram.apiRoot,
+  stack = await startTelegramStack({
+    dir: dir.path,
+    chatId: CHAT.id,
+    agentEnv: { HERMES_AGENT: 'command', HERMES_AGENT_COMMAND: `${process.execPath} ${agentScript}` },
   });
-  const env = {
-    HERMES_HOME: home,
-    HERMES_PORTAL_TOKEN: accessToken,
-    GATEWAY_RELAY_PLATFORM: 'telegram',
-    HERMES_AGENT: 'command',
-    HERMES_AGENT_COMMAND: `${process.execPath} ${agentScript}`,
-  };
-  const enrolled = await hermes(
-    ['gateway', 'enroll', '--token', token, '--connector-url', connector.url, '--gateway-id', 'gw-tg'],
-    env,
-  );
-  expect(enrolled.code, enrolled.stderr).toBe(0);
-  const route = await hermes([
-    'connector',
-    'route',
-    'add',
-    '--tenant',
-    'tg',
-    '--platform',
-    'telegram',
-    '--key',
-    String(CHAT.id),
-    '--gateway',
-    'gw-tg',
-    '--db',
-    db,
-  ]);
-  expect(route.code, route.stderr).toBe(0);
-  gateway = startHermes(['gateway', 'run'], env);
-  await gateway.waitFor(/gateway running for/);
-  await until(
-    () => readRuntimeStatus(home)?.platforms.relay?.state === 'connected' || undefined,
-    15_000,
-    'relay connected',
-  );
+  telegram = stack.telegram;
 }, 60_000);
 
 afterAll(async () => {
-  await gateway?.stop();
-  await connector?.stop();
-  await telegram?.close();
+  await stack?.stop();
   dir.remove();
 });
 

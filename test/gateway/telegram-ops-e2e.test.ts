@@ -1,16 +1,7 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRuntimeStatus } from '../../src/home/status-file.js';
-import { FakeTelegram } from '../support/fake-telegram.js';
-import {
-  hermes,
-  hermesJson,
-  type RunningProcess,
-  startConnectorProcess,
-  startHermes,
-  tempDir,
-  until,
-} from '../support/processes.js';
+import type { FakeTelegram } from '../support/fake-telegram.js';
+import { tempDir, until } from '../support/processes.js';
+import { startTelegramStack, type TelegramStack } from '../support/telegram-stack.js';
 
 /**
  * The echo agent's ops on Telegram with real processes (fake Bot API ⇄ connector ⇄ gateway): its
@@ -19,77 +10,18 @@ import {
  */
 
 const dir = tempDir('gateway-telegram-ops');
-const db = join(dir.path, 'connector.db');
-const home = join(dir.path, 'home');
 const CHAT = { id: 778, type: 'private' as const, first_name: 'Grace' };
 const FROM = { id: 778, is_bot: false, first_name: 'Grace' };
 let telegram: FakeTelegram;
-let connector: RunningProcess & { url: string };
-let gateway: RunningProcess;
+let stack: TelegramStack | undefined;
 
 beforeAll(async () => {
-  telegram = await FakeTelegram.start();
-  const { accessToken } = await hermesJson<{ accessToken: string }>([
-    'connector',
-    'tenant',
-    'create',
-    'tg',
-    '--db',
-    db,
-  ]);
-  const { token } = await hermesJson<{ token: string }>([
-    'connector',
-    'enroll-token',
-    'create',
-    '--tenant',
-    'tg',
-    '--db',
-    db,
-  ]);
-  connector = await startConnectorProcess(db, {
-    TELEGRAM_BOT_TOKEN: telegram.token,
-    TELEGRAM_API_ROOT: telegram.apiRoot,
-  });
-  const env = {
-    HERMES_HOME: home,
-    HERMES_PORTAL_TOKEN: accessToken,
-    GATEWAY_RELAY_PLATFORM: 'telegram',
-    HERMES_AGENT: 'echo',
-  };
-  const enrolled = await hermes(
-    ['gateway', 'enroll', '--token', token, '--connector-url', connector.url, '--gateway-id', 'gw-tg'],
-    env,
-  );
-  expect(enrolled.code, enrolled.stderr).toBe(0);
-  const route = await hermes([
-    'connector',
-    'route',
-    'add',
-    '--tenant',
-    'tg',
-    '--platform',
-    'telegram',
-    '--key',
-    String(CHAT.id),
-    '--gateway',
-    'gw-tg',
-    '--db',
-    db,
-  ]);
-  expect(route.code, route.stderr).toBe(0);
-  gateway = startHermes(['gateway', 'run'], env);
-  await gateway.waitFor(/gateway running for/);
-  await until(
-    () => readRuntimeStatus(home)?.platforms.relay?.state === 'connected' || undefined,
-    15_000,
-    'relay connected',
-  );
+  stack = await startTelegramStack({ dir: dir.path, chatId: CHAT.id, agentEnv: { HERMES_AGENT: 'echo' } });
+  telegram = stack.telegram;
 }, 60_000);
 
 afterAll(async () => {
-  await gateway?.stop();
-  await connector?.stop();
-  await telegram?.close();
+  await stack?.stop();
   dir.remove();
 });
 
