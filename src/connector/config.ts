@@ -18,6 +18,11 @@ export interface ConnectorConfig {
   allowNonExpiringTokens: boolean;
   identityUrl: string | undefined;
   telegram: { token: string; apiRoot: string | undefined } | undefined;
+  /**
+   * Discord when `DISCORD_BOT_TOKEN` is set: its settings, or the one problem that keeps the adapter
+   * from starting (the other platforms run regardless).
+   */
+  discord: DiscordConfig | { problem: string } | undefined;
   rotationWindowMs: number;
   /** Platform for routes declared without one, and the descriptor for gateways saying `relay`. */
   defaultPlatform: string;
@@ -47,6 +52,14 @@ export interface ConnectorConfig {
     maxSockets: number | undefined;
     rateLimit: { messages: number; windowMs: number };
   };
+}
+
+export interface DiscordConfig {
+  token: string;
+  applicationId: string;
+  publicKey: string;
+  apiRoot: string | undefined;
+  gatewayUrl: string | undefined;
 }
 
 /** A setting with a value that cannot be used: the connector refuses to start rather than guess. */
@@ -82,6 +95,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     telegram: telegramToken
       ? { token: telegramToken, apiRoot: env.TELEGRAM_API_ROOT?.trim() || undefined }
       : undefined,
+    discord: discordConfigFrom(env),
     rotationWindowMs: ROTATION_WINDOW_SECONDS * 1000,
     defaultPlatform: 'webchat',
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
@@ -112,6 +126,44 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
 export function connectorDbFromEnv(env: NodeJS.ProcessEnv, flag?: string): string {
   const db = flag ?? env.RELAY_DB ?? DEFAULT_DB_PATH;
   return isPostgresUrl(db) || db === ':memory:' ? db : resolve(db);
+}
+
+/**
+ * `DISCORD_BOT_TOKEN`, `DISCORD_APPLICATION_ID`, `DISCORD_PUBLIC_KEY` (and the test overrides
+ * `DISCORD_API_ROOT`, `DISCORD_GATEWAY_URL`). Nothing set: no Discord. Set but incomplete or
+ * malformed: the problem, in one line naming the variable.
+ */
+function discordConfigFrom(env: NodeJS.ProcessEnv): DiscordConfig | { problem: string } | undefined {
+  const token = env.DISCORD_BOT_TOKEN?.trim() ?? '';
+  const applicationId = env.DISCORD_APPLICATION_ID?.trim() ?? '';
+  const publicKey = env.DISCORD_PUBLIC_KEY?.trim() ?? '';
+  if (!token && !applicationId && !publicKey) return undefined;
+  if (!token)
+    return { problem: 'DISCORD_BOT_TOKEN is not set (DISCORD_APPLICATION_ID or DISCORD_PUBLIC_KEY is)' };
+  if (!/^\d{15,25}$/.test(applicationId))
+    return {
+      problem: applicationId
+        ? `DISCORD_APPLICATION_ID must be the application's numeric id, got ${JSON.stringify(applicationId)}`
+        : 'DISCORD_APPLICATION_ID is not set (the numeric id on the developer portal’s General Information page)',
+    };
+  if (!/^[0-9a-f]{64}$/i.test(publicKey))
+    return {
+      problem: publicKey
+        ? 'DISCORD_PUBLIC_KEY must be the 64 hex characters of the application’s public key'
+        : 'DISCORD_PUBLIC_KEY is not set (the public key on the developer portal’s General Information page)',
+    };
+  const url = (name: string, pattern: RegExp): string | { problem: string } | undefined => {
+    const value = env[name]?.trim().replace(/\/+$/, '');
+    if (!value) return undefined;
+    return pattern.test(value) && URL.canParse(value)
+      ? value
+      : { problem: `${name} must be a URL, got ${JSON.stringify(value)}` };
+  };
+  const apiRoot = url('DISCORD_API_ROOT', /^https?:\/\//i);
+  if (typeof apiRoot === 'object') return apiRoot;
+  const gatewayUrl = url('DISCORD_GATEWAY_URL', /^wss?:\/\//i);
+  if (typeof gatewayUrl === 'object') return gatewayUrl;
+  return { token, applicationId, publicKey, apiRoot, gatewayUrl };
 }
 
 function publicUrlFrom(value: string | undefined): string | undefined {

@@ -28,7 +28,7 @@ import { MediaStore } from './media.js';
 import { registerMediaRoutes } from './media-routes.js';
 import { ConnectorMetrics } from './metrics.js';
 import { OpDispatcher } from './ops.js';
-import type { PlatformAdapter } from './platforms/types.js';
+import type { PlatformAdapter, PlatformContext, PlatformState } from './platforms/types.js';
 import { RelayServer } from './relay-server.js';
 import { RelevanceGate } from './relevance.js';
 import { isPostgresUrl } from './store/open.js';
@@ -285,15 +285,28 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     throw error;
   }
 
+  const platformState: PlatformState = {
+    get: (key) => store.getPlatformState(key, Date.now()),
+    put: (key, value, ttlMs) => store.putPlatformState(key, value, Date.now() + ttlMs),
+    insert: (key, value, ttlMs) => {
+      const now = Date.now();
+      return store.insertPlatformState(key, value, now + ttlMs, now);
+    },
+    delete: (key) => store.deletePlatformState(key),
+  };
+  const contextFor = (adapter: PlatformAdapter): PlatformContext => ({
+    ingest: (inbound) => engine.ingest(adapter.name, inbound),
+    log: log.child({ platform: adapter.name }),
+    // The tenant was checked when the op was accepted (OpDispatcher).
+    openMedia: (id) => media.openUnscoped(id),
+    state: platformState,
+  });
   const started: PlatformAdapter[] = [];
   try {
     for (const adapter of served) {
-      await adapter.start({
-        ingest: (inbound) => engine.ingest(adapter.name, inbound),
-        log: log.child({ platform: adapter.name }),
-        // The tenant was checked when the op was accepted (OpDispatcher).
-        openMedia: (id) => media.openUnscoped(id),
-      });
+      const context = contextFor(adapter);
+      adapter.attach?.(context);
+      await adapter.start(context);
       started.push(adapter);
     }
   } catch (error) {
@@ -311,6 +324,11 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   const sweepMedia = () => {
     const removed = media.sweep();
     if (removed > 0) log.info({ removed }, 'expired media removed');
+    store
+      .purgePlatformState(Date.now())
+      .catch((error: unknown) =>
+        log.warn({ err: errorMessage(error) }, 'expired platform state not removed'),
+      );
   };
   sweepMedia();
   const mediaSweeper = setInterval(sweepMedia, MEDIA_SWEEP_INTERVAL_MS);

@@ -268,6 +268,7 @@ export class DeliveryEngine {
       const event = media.length
         ? { ...inbound.event, source, media_urls: media.map((item) => item.url), media }
         : { ...inbound.event, source };
+      await inbound.beforeQueue?.({ tenantId: route.tenantId, sessionKey });
       const body = JSON.stringify(
         inbound.passthrough
           ? passthroughDeliveryBody(inbound.passthrough, deliveryId)

@@ -3,7 +3,9 @@ import { type BoundedCache, boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
+  type CommandManifest,
   egressDeclined,
+  type FollowUpAction,
   failedResult,
   MAX_OUTBOUND_CONTENT_BYTES,
   mediaIdFromUrl,
@@ -64,7 +66,27 @@ export class OpDispatcher {
     const ops = Object.entries(OP_METHODS)
       .filter(([, method]) => adapter[method] !== undefined)
       .map(([op]) => op);
+    // In the reference's order: the legacy four first.
+    if (adapter.followUp) ops.splice(ops.indexOf('typing') + 1, 0, 'follow_up');
     return { ...adapter.descriptor(), supported_ops: ops };
+  }
+
+  /**
+   * A gateway's `hello` declared slash commands for a platform (current §4.1): the adapter registers
+   * them for the tenant's routes there. Fire and forget: a failure is logged, the handshake goes on.
+   */
+  declareCommands(tenantId: string, platform: string, manifest: CommandManifest): void {
+    const adapter = this.adapters.get(platform);
+    if (!adapter?.registerCommands) return;
+    const register = adapter.registerCommands.bind(adapter);
+    void (async () => {
+      const routeKeys = (await this.store.listRoutes(tenantId))
+        .filter((route) => route.platform === platform)
+        .map((route) => route.routeKey);
+      await register({ tenantId, routeKeys, manifest });
+    })().catch((error: unknown) =>
+      this.log.warn({ platform, err: errorMessage(error) }, 'slash commands not registered'),
+    );
   }
 
   /** The platform a gateway fronts: what it said in hello if served here, else its tenant's routes. */
@@ -103,7 +125,7 @@ export class OpDispatcher {
     gatewayPlatform: string | undefined,
     action: OutboundAction,
   ): Promise<OutboundResult> {
-    if (action.op === 'follow_up') return failedResult(NO_FOLLOW_UP);
+    if (action.op === 'follow_up') return this.followUp(tenantId, action);
     const hint = action.platform ?? gatewayPlatform;
     const platform = await this.chatPlatform(tenantId, action.chat_id, hint);
     if (!platform) return egressDeclined(hint ?? this.defaultPlatform);
@@ -139,6 +161,25 @@ export class OpDispatcher {
       default:
         return runAction(adapter, action);
     }
+  }
+
+  /**
+   * `follow_up` through the adapter named by the kind's prefix (`discord.interaction_token` →
+   * discord), which holds the capability; content is fitted like a send's, one follow-up per part.
+   */
+  private async followUp(tenantId: string, action: FollowUpAction): Promise<OutboundResult> {
+    const adapter = this.adapters.get(action.kind.split('.', 1)[0] ?? '');
+    if (!adapter?.followUp) return failedResult(NO_FOLLOW_UP);
+    if (Buffer.byteLength(action.content, 'utf8') > MAX_OUTBOUND_CONTENT_BYTES)
+      return failedResult(`content exceeds ${MAX_OUTBOUND_CONTENT_BYTES} bytes`);
+    const { max_message_length: limit, len_unit: unit } = adapter.descriptor();
+    let first: OutboundResult | undefined;
+    for (const chunk of splitMessage(action.content, limit, unit)) {
+      const result = await adapter.followUp(tenantId, { ...action, content: chunk });
+      if (result.success === false) return first ? { ...result, message_id: first.message_id } : result;
+      first ??= result;
+    }
+    return first ?? failedResult('nothing to send');
   }
 
   /**

@@ -221,6 +221,8 @@ export class RelayServer {
           connection.identities.push({ platform: frame.platform, botId: frame.botId, served });
         connection.platform ??= served;
         sendFrame(connection, { type: 'descriptor', descriptor: ops.descriptorFor(served) });
+        if (frame.command_manifest && served === frame.platform)
+          ops.declareCommands(connection.tenantId, served, frame.command_manifest);
         if (!connection.handshaken) {
           connection.handshaken = true;
           // Back from idle (current §9): live again, and its buffered inbound goes now, in order.

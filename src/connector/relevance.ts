@@ -7,9 +7,11 @@ import type { GatewayPolicy, RelayStore, RouteRecord } from './store/types.js';
  * The "relevant" part of the delivery gate (current §11.1, §11.3), applied before an event is
  * queued and so before any wake: irrelevant chatter never reaches or wakes an agent.
  *
- * - No declared policy: relevant. (The reference connector's default is mention-gated; ours
- *   delivers until a gateway declares otherwise, so existing web-chat and Telegram setups keep
- *   working. A gateway that wants gating declares it, as the reference gateway does at boot.)
+ * - No declared policy: relevant, unless another bot wrote it. (The reference connector's default is
+ *   mention-gated; ours delivers until a gateway declares otherwise, so existing web-chat and
+ *   Telegram setups keep working. A gateway that wants gating declares it, as the reference
+ *   gateway does at boot. Bots stay out by default: two agents in one Discord channel must not
+ *   answer each other forever.)
  * - Direct messages are always addressed to the agent.
  * - Another bot's message is dropped unless `allowOtherBots`.
  * - With `requireAddress`, a group message must be addressed to the bot (`addressed`, which the
@@ -21,9 +23,9 @@ export function isRelevant(
   event: MessageEventInit,
   addressed: boolean,
 ): boolean {
-  if (!policy) return true;
   const source = event.source;
-  if (source.is_bot === true && !policy.allowOtherBots) return false;
+  if (source.is_bot === true && !policy?.allowOtherBots) return false;
+  if (!policy) return true;
   if ((source.chat_type ?? 'dm') === 'dm') return true;
   if (!policy.requireAddress) return true;
   if (addressed) return true;
@@ -49,7 +51,7 @@ export class RelevanceGate {
 
   async relevant(route: RouteRecord, platform: string, inbound: PlatformInbound): Promise<boolean> {
     const declared = await this.declared(route.tenantId, platform);
-    if (declared.length === 0) return true;
+    if (declared.length === 0) return isRelevant(null, inbound.event, inbound.addressed === true);
     let candidates = declared;
     if (route.gatewayId) {
       const key = await this.instanceKey(route.gatewayId);

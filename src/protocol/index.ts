@@ -1,6 +1,7 @@
 export * from './actions.js';
 export * from './delivery.js';
 export * from './descriptor.js';
+export * from './discord-interaction.js';
 export * from './enroll.js';
 export * from './errors.js';
 export * from './event.js';

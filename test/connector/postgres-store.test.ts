@@ -105,6 +105,7 @@ describe.skipIf(postgresUnavailable !== null)('PostgresStore', () => {
         'gateway_policies',
         'gateways',
         'outbox',
+        'platform_state',
         'routes',
         'schema_migrations',
         'tenant_tokens',

@@ -20,8 +20,11 @@ const group = (chat: string, extra: Partial<MessageEventInit['source']> = {}): M
 });
 
 describe('isRelevant (current §11.1)', () => {
-  it('lets everything through when no policy is declared', () => {
-    expect(isRelevant(null, group('c1', { is_bot: true }), false)).toBe(true);
+  it('lets everything through when no policy is declared, except other bots', () => {
+    expect(isRelevant(null, group('c1'), false)).toBe(true);
+    expect(isRelevant(null, group('c1', { is_bot: false }), false)).toBe(true);
+    expect(isRelevant(null, group('c1', { is_bot: true }), false)).toBe(false);
+    expect(isRelevant(null, group('c1', { is_bot: true }), true)).toBe(false);
   });
 
   it('gates group chatter on being addressed, except in free-response scopes; DMs always pass', () => {

@@ -64,6 +64,30 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
       await expect(store.ping()).resolves.toBeUndefined();
     });
 
+    describe('platform state', () => {
+      it('reads a value until it expires, and replaces it on put', async () => {
+        await store.putPlatformState('discord:session:0', 'a', 1_000);
+        expect(await store.getPlatformState('discord:session:0', 999)).toBe('a');
+        expect(await store.getPlatformState('discord:session:0', 1_000)).toBeNull();
+        await store.putPlatformState('discord:session:0', 'b', 2_000);
+        expect(await store.getPlatformState('discord:session:0', 1_500)).toBe('b');
+        await store.deletePlatformState('discord:session:0');
+        expect(await store.getPlatformState('discord:session:0', 0)).toBeNull();
+      });
+
+      it('inserts only where no live value is, and purges what expired', async () => {
+        expect(await store.insertPlatformState('seen:1', 'x', 1_000, 0)).toBe(true);
+        expect(await store.insertPlatformState('seen:1', 'y', 5_000, 500)).toBe(false);
+        expect(await store.getPlatformState('seen:1', 500)).toBe('x');
+        // Expired: taken over.
+        expect(await store.insertPlatformState('seen:1', 'z', 5_000, 1_000)).toBe(true);
+        expect(await store.getPlatformState('seen:1', 1_000)).toBe('z');
+        await store.putPlatformState('old', 'o', 10);
+        expect(await store.purgePlatformState(100)).toBe(1);
+        expect(await store.getPlatformState('seen:1', 100)).toBe('z');
+      });
+    });
+
     it('enforces foreign keys', async () => {
       await expect(store.addTenantToken('t_missing', 'h', 0)).rejects.toThrow(/foreign key/i);
     });

@@ -47,6 +47,10 @@ export const CLUSTER_MEMBERS = {
   holdsChat: 'forward',
   registerRoutes: 'forward',
   handleUpgrade: 'forward',
+  // Served by any instance: a webhook, a follow-up or a command registration needs no lease.
+  attach: 'forward',
+  followUp: 'forward',
+  registerCommands: 'forward',
   start: 'cluster',
   stop: 'cluster',
   exclusiveLease: 'consumed',

@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import type { ConnectorConfig } from '../config.js';
+import { DiscordAdapter } from './discord/adapter.js';
 import { TelegramAdapter } from './telegram.js';
 import type { PlatformAdapter } from './types.js';
 import { WebChatAdapter } from './webchat/adapter.js';
 
 /**
  * The platform adapters a connector runs for its configuration: the built-in web chat always,
- * Telegram when a bot token is set. `startConnector` takes the list, so tests and benchmarks can
+ * Telegram and Discord when their bot tokens are set. A Discord configuration that cannot work
+ * is one error line, and the others run. `startConnector` takes the list, so tests and benchmarks can
  * hand it their own.
  */
 export function buildAdapters(config: ConnectorConfig, log: Logger): PlatformAdapter[] {
@@ -19,6 +21,16 @@ export function buildAdapters(config: ConnectorConfig, log: Logger): PlatformAda
         token: config.telegram.token,
         apiRoot: config.telegram.apiRoot,
         log: log.child({ platform: 'telegram' }),
+      }),
+    );
+  }
+  if (config.discord && 'problem' in config.discord) {
+    log.error({ platform: 'discord' }, `Discord not started: ${config.discord.problem}`);
+  } else if (config.discord) {
+    adapters.push(
+      new DiscordAdapter({
+        ...config.discord,
+        log: log.child({ platform: 'discord' }),
       }),
     );
   }

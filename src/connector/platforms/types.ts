@@ -4,7 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type {
   CapabilityDescriptor,
+  CommandManifest,
   EditAction,
+  FollowUpAction,
   GetChatInfoAction,
   MediaItem,
   MessageEventInit,
@@ -49,6 +51,12 @@ export interface PlatformInbound {
    * One that cannot be fetched is dropped, the rest of the message still goes.
    */
   attachments?: InboundAttachment[];
+  /**
+   * Runs once the message is routed, before it is queued (so before any gateway can see it): e.g.
+   * binding a Discord interaction token to the session the gateway will name in `follow_up`. A
+   * throw fails the ingest (`store_error`).
+   */
+  beforeQueue?(placement: { tenantId: string; sessionKey: string }): Promise<void>;
 }
 
 export interface InboundAttachment {
@@ -92,6 +100,26 @@ export interface PlatformContext {
   chatHeld?(chatId: string, held: boolean): void;
   /** A re-hosted media file by id (shared by every instance), or null when it is gone. */
   openMedia?(id: string): { meta: MediaMeta; stream: () => Readable } | null;
+  /** Small values with an expiry, shared by every connector instance and kept across restarts. */
+  state?: PlatformState;
+}
+
+/** The store's platform state, for adapters (keys are theirs to namespace, e.g. `discord:…`). */
+export interface PlatformState {
+  /** The value, or null when absent or expired. */
+  get(key: string): Promise<string | null>;
+  put(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Store unless a live value is there; true when stored (one winner across instances). */
+  insert(key: string, value: string, ttlMs: number): Promise<boolean>;
+  delete(key: string): Promise<void>;
+}
+
+/** What a gateway's `hello` declared as slash commands, for the tenant whose routes are listed. */
+export interface CommandDeclaration {
+  tenantId: string;
+  /** The tenant's route keys on the platform (guild ids, DM channels, or `*`). */
+  routeKeys: string[];
+  manifest: CommandManifest;
 }
 
 export interface PlatformAdapter {
@@ -100,6 +128,11 @@ export interface PlatformAdapter {
   /** The descriptor sent to gateways fronting this platform (without `supported_ops`, derived). */
   descriptor(): Omit<CapabilityDescriptor, 'supported_ops'>;
 
+  /**
+   * Called on every connector instance before `start`, also where a cluster never starts the
+   * adapter (another instance holds its lease): for what any instance serves, e.g. a webhook.
+   */
+  attach?(context: PlatformContext): void;
   start(context: PlatformContext): Promise<void>;
   stop(): Promise<void>;
 
@@ -119,6 +152,13 @@ export interface PlatformAdapter {
   /** A thread (forum topic) under the chat; the result carries `thread_id`. */
   createThread?(action: ThreadCreateAction): Promise<OutboundResult>;
   renameThread?(action: ThreadRenameAction): Promise<OutboundResult>;
+  /**
+   * Answer through a capability the connector holds for the session (current §7.2 `follow_up`):
+   * never a token from the gateway; `tenantId` is the caller's, checked against the capability's.
+   */
+  followUp?(tenantId: string, action: FollowUpAction): Promise<OutboundResult>;
+  /** A gateway declared slash commands (current §4.1 `command_manifest`): register them if changed. */
+  registerCommands?(declaration: CommandDeclaration): Promise<void>;
 
   /** True when this instance holds the chat's connection; only for adapters with per-instance chats. */
   holdsChat?(chatId: string): boolean;

@@ -178,6 +178,18 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 4,
+    description: 'platform state with an expiry (Discord sessions, interaction capabilities, seen ids)',
+    sql: `
+      CREATE TABLE platform_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX platform_state_by_expiry ON platform_state(expires_at);
+    `,
+  },
 ];
 
 /** The schema version this build expects. */

@@ -196,6 +196,18 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    description: 'platform state with an expiry (Discord sessions, interaction capabilities, seen ids)',
+    sql: `
+      CREATE TABLE platform_state (
+        key TEXT COLLATE "C" PRIMARY KEY,
+        value TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+      CREATE INDEX platform_state_by_expiry ON platform_state(expires_at);
+    `,
+  },
 ];
 
 /** The schema version this build expects. */

@@ -458,6 +458,41 @@ export class PostgresStore implements RelayStore {
     return rows.map(toGatewayIdentity);
   }
 
+  async getPlatformState(key: string, now: number): Promise<string | null> {
+    const { rows } = await this.#pool.query<{ value: string }>(
+      'SELECT value FROM platform_state WHERE key = $1 AND expires_at > $2',
+      [key, now],
+    );
+    return rows[0]?.value ?? null;
+  }
+
+  async putPlatformState(key: string, value: string, expiresAt: number): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO platform_state (key, value, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`,
+      [key, value, expiresAt],
+    );
+  }
+
+  async insertPlatformState(key: string, value: string, expiresAt: number, now: number): Promise<boolean> {
+    const result = await this.#pool.query(
+      `INSERT INTO platform_state (key, value, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
+       WHERE platform_state.expires_at <= $4`,
+      [key, value, expiresAt, now],
+    );
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async deletePlatformState(key: string): Promise<void> {
+    await this.#pool.query('DELETE FROM platform_state WHERE key = $1', [key]);
+  }
+
+  async purgePlatformState(now: number): Promise<number> {
+    const result = await this.#pool.query('DELETE FROM platform_state WHERE expires_at <= $1', [now]);
+    return result.rowCount ?? 0;
+  }
+
   async putPolicy(policy: GatewayPolicy): Promise<void> {
     await this.#pool.query(
       `INSERT INTO gateway_policies

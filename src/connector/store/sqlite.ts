@@ -137,6 +137,12 @@ export class SqliteStore implements RelayStore {
   readonly #listPolicies;
   readonly #listPoliciesOfTenant;
   readonly #outboxCounts;
+  // Platform state
+  readonly #getState;
+  readonly #putState;
+  readonly #insertState;
+  readonly #deleteState;
+  readonly #purgeState;
   // Delivery keys
   readonly #getDeliveryKeys;
   readonly #insertDeliveryKeyIfAbsent;
@@ -301,6 +307,20 @@ export class SqliteStore implements RelayStore {
     this.#listIdentities = db.prepare<[string], GatewayIdentityRow>(
       'SELECT * FROM gateway_identities WHERE gateway_id = ? ORDER BY created_at, platform',
     );
+    this.#getState = db.prepare<[string, number], { value: string }>(
+      'SELECT value FROM platform_state WHERE key = ? AND expires_at > ?',
+    );
+    this.#putState = db.prepare<[string, string, number]>(
+      `INSERT INTO platform_state (key, value, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+    );
+    this.#insertState = db.prepare<[string, string, number, number]>(
+      `INSERT INTO platform_state (key, value, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+       WHERE platform_state.expires_at <= ?`,
+    );
+    this.#deleteState = db.prepare<[string]>('DELETE FROM platform_state WHERE key = ?');
+    this.#purgeState = db.prepare<[number]>('DELETE FROM platform_state WHERE expires_at <= ?');
     this.#upsertPolicy = db.prepare<[string, string, string, number, string, number, number]>(
       `INSERT INTO gateway_policies
          (tenant_id, platform, instance_key, require_address, free_response_scopes, allow_other_bots, updated_at)
@@ -856,6 +876,26 @@ export class SqliteStore implements RelayStore {
   async listPolicies(tenantId?: string): Promise<GatewayPolicy[]> {
     const rows = tenantId === undefined ? this.#listPolicies.all() : this.#listPoliciesOfTenant.all(tenantId);
     return rows.map(toPolicy);
+  }
+
+  async getPlatformState(key: string, now: number): Promise<string | null> {
+    return this.#getState.get(key, now)?.value ?? null;
+  }
+
+  async putPlatformState(key: string, value: string, expiresAt: number): Promise<void> {
+    this.#putState.run(key, value, expiresAt);
+  }
+
+  async insertPlatformState(key: string, value: string, expiresAt: number, now: number): Promise<boolean> {
+    return this.#insertState.run(key, value, expiresAt, now).changes > 0;
+  }
+
+  async deletePlatformState(key: string): Promise<void> {
+    this.#deleteState.run(key);
+  }
+
+  async purgePlatformState(now: number): Promise<number> {
+    return this.#purgeState.run(now).changes;
   }
 
   async getDeliveryKeys(tenantId: string): Promise<DeliveryKeys | null> {

@@ -308,6 +308,17 @@ export interface RelayStore {
   /** Move a dead letter back to the outbox, due now; false if there is no such dead letter. */
   retryDeadLetter(id: string, now: number): Promise<boolean>;
 
+  // Platform state: small values with an expiry that every connector instance reads (a Discord
+  // shard's resumable session, interaction capabilities, message ids already ingested).
+  /** The value under `key`, or null when absent or expired at `now`. */
+  getPlatformState(key: string, now: number): Promise<string | null>;
+  putPlatformState(key: string, value: string, expiresAt: number): Promise<void>;
+  /** Store `value` unless a live (unexpired at `now`) value is there; true when stored. */
+  insertPlatformState(key: string, value: string, expiresAt: number, now: number): Promise<boolean>;
+  deletePlatformState(key: string): Promise<void>;
+  /** Remove entries expired at `now`; returns how many. */
+  purgePlatformState(now: number): Promise<number>;
+
   // Audit log.
   audit(event: AuditEvent): Promise<void>;
   listAudit(limit: number): Promise<AuditEvent[]>;
