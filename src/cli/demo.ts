@@ -154,6 +154,10 @@ async function runDemo(options: DemoOptions): Promise<void> {
     out(
       `  Agent:      ${agent}${agent === 'echo' ? ' (replies "echo: …"; for a model: HERMES_AGENT=openai OPENAI_BASE_URL=… HERMES_MODEL=… npm start)' : ''}`,
     );
+    if (discordConfigured())
+      out(
+        `  Discord:    the bot answers in every server it is in and in DMs; interactions endpoint http://127.0.0.1:${ports.connector}/discord/interactions (Discord needs it public over https: see docs/discord.md)`,
+      );
     out(`  Data:       ${shown} (logs in ${relative(process.cwd(), logs) || logs})`);
     out('Press Ctrl-C to stop; running turns finish first.');
 
@@ -190,6 +194,11 @@ async function runDemo(options: DemoOptions): Promise<void> {
     await stopAll();
     throw error instanceof CliError ? error : new CliError(errorMessage(error));
   }
+}
+
+/** `DISCORD_BOT_TOKEN` set: the connector fronts Discord too (it checks the rest of the settings). */
+function discordConfigured(): boolean {
+  return Boolean(process.env.DISCORD_BOT_TOKEN?.trim());
 }
 
 function choosePorts(portBase: string | undefined): typeof DEFAULT_PORTS {
@@ -229,6 +238,11 @@ async function prepareTenant(dataDir: string, db: string, inboundPort: number): 
       endpoint: `http://127.0.0.1:${inboundPort}`,
       gatewayId: GATEWAY_ID,
     });
+    if (discordConfigured()) {
+      // Every server and DM of the bot reaches the demo agent, over its socket (Discord's
+      // interactions need the current generation: no endpoint).
+      await addRoute(store, { tenantRef: TENANT, platform: 'discord', routeKey: '*', gatewayId: GATEWAY_ID });
+    }
     return token;
   } finally {
     await store.close();
