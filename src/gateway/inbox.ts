@@ -16,6 +16,8 @@ const DONE_RETENTION_MS = 3600_000;
 export interface PendingEntry {
   id: number;
   event: MessageEvent;
+  /** The follow-up capability kind its replies go through (a Discord interaction's), if any. */
+  followUpKind?: string;
 }
 
 export interface InboxJournal {
@@ -23,7 +25,12 @@ export interface InboxJournal {
    * Record an accepted event; null when this delivery id was accepted before. The record is durable
    * once {@link committed} resolves: only then may the delivery be acknowledged.
    */
-  accept(deliveryId: string | undefined, sessionKey: string, event: MessageEvent): number | null;
+  accept(
+    deliveryId: string | undefined,
+    sessionKey: string,
+    event: MessageEvent,
+    followUpKind?: string,
+  ): number | null;
   started(id: number): void;
   done(id: number): void;
   /** Resolves once everything recorded so far is committed. */
@@ -31,7 +38,7 @@ export interface InboxJournal {
 }
 
 export class SqliteInbox implements InboxJournal {
-  private readonly insert: Database.Statement<[string | null, string, string, number]>;
+  private readonly insert: Database.Statement<[string | null, string, string, number, string | null]>;
   private readonly markStarted: Database.Statement<[number]>;
   private readonly markDone: Database.Statement<[number, number]>;
   private readonly prune: Database.Statement<[number]>;
@@ -51,8 +58,12 @@ export class SqliteInbox implements InboxJournal {
       done_at INTEGER
     );
     CREATE INDEX IF NOT EXISTS inbox_state ON inbox (state, id);`);
+    // Added with Discord interactions: how an entry's replies go (older files get the column).
+    const columns = db.prepare('PRAGMA table_info(inbox)').all() as { name: string }[];
+    if (!columns.some((column) => column.name === 'follow_up_kind'))
+      db.exec('ALTER TABLE inbox ADD COLUMN follow_up_kind TEXT');
     this.insert = db.prepare(
-      'INSERT INTO inbox (delivery_id, session_key, event, received_at) VALUES (?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING',
+      'INSERT INTO inbox (delivery_id, session_key, event, received_at, follow_up_kind) VALUES (?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING',
     );
     this.markStarted = db.prepare("UPDATE inbox SET state = 'started' WHERE id = ? AND state = 'pending'");
     this.markDone = db.prepare("UPDATE inbox SET state = 'done', done_at = ? WHERE id = ?");
@@ -74,9 +85,20 @@ export class SqliteInbox implements InboxJournal {
     return new SqliteInbox(db);
   }
 
-  accept(deliveryId: string | undefined, sessionKey: string, event: MessageEvent): number | null {
+  accept(
+    deliveryId: string | undefined,
+    sessionKey: string,
+    event: MessageEvent,
+    followUpKind?: string,
+  ): number | null {
     this.openBatch();
-    const result = this.insert.run(deliveryId ?? null, sessionKey, JSON.stringify(event), Date.now());
+    const result = this.insert.run(
+      deliveryId ?? null,
+      sessionKey,
+      JSON.stringify(event),
+      Date.now(),
+      followUpKind ?? null,
+    );
     if (result.changes === 0) return null;
     if (++this.accepted % 500 === 0) this.prune.run(Date.now() - DONE_RETENTION_MS);
     return Number(result.lastInsertRowid);
@@ -131,12 +153,15 @@ export class SqliteInbox implements InboxJournal {
     const interrupted = this.db
       .prepare("UPDATE inbox SET state = 'done', done_at = ? WHERE state = 'started'")
       .run(Date.now()).changes;
-    const rows = this.db.prepare("SELECT id, event FROM inbox WHERE state = 'pending' ORDER BY id").all() as {
-      id: number;
-      event: string;
-    }[];
+    const rows = this.db
+      .prepare("SELECT id, event, follow_up_kind FROM inbox WHERE state = 'pending' ORDER BY id")
+      .all() as { id: number; event: string; follow_up_kind: string | null }[];
     return {
-      pending: rows.map((row) => ({ id: row.id, event: JSON.parse(row.event) as MessageEvent })),
+      pending: rows.map((row) => ({
+        id: row.id,
+        event: JSON.parse(row.event) as MessageEvent,
+        ...(row.follow_up_kind ? { followUpKind: row.follow_up_kind } : {}),
+      })),
       interrupted,
     };
   }

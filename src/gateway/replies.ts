@@ -8,6 +8,7 @@ import {
   isEgressDecline,
   type MessageEvent,
   messageLength,
+  OUTBOUND_ERRORS,
   type OutboundActionInput,
   type OutboundResult,
   placeholderDescriptor,
@@ -22,6 +23,19 @@ export interface ReplyTarget {
   chatId: string;
   replyTo: string | null;
   metadata: Record<string, unknown>;
+  /**
+   * Text replies go through this capability (a Discord interaction's) before `send` (current
+   * §7.2 `follow_up`); other ops still go to the chat.
+   */
+  followUp?: FollowUpLane;
+}
+
+/** A follow-up capability the connector holds for a session; the gateway names it, never holds it. */
+export interface FollowUpLane {
+  /** The session the capability was bound to: the turn's session key. */
+  sessionKey: string;
+  /** e.g. `discord.interaction_token`. */
+  kind: string;
 }
 
 /** The outbound half the replies need; the relay transport provides it. */
@@ -56,6 +70,8 @@ export class ReplyChannel {
   private readonly prompts = new Map<string, NodeJS.Timeout>();
   /** Prompts already answered, so a repeated press is ignored rather than called late. */
   private readonly answered = boundedCache<string, true>({ max: 10_000, ttlMs: 24 * 3600_000 });
+  /** Follow-up lanes the connector said it has no capability for: their texts go by `send`. */
+  private readonly lapsed = new WeakSet<FollowUpLane>();
 
   constructor(
     private readonly link: OutboundLink,
@@ -96,6 +112,15 @@ export class ReplyChannel {
     }
     if (this.answered.has(id) || !id.startsWith(`${PROMPT_NONCE}.`)) return 'ignore';
     return 'expired';
+  }
+
+  /**
+   * A press nothing here waits for and that needs no answer: a prompt another gateway asked (its
+   * id carries another process's nonce; Discord presses reach every gateway of the tenant) or a
+   * repeat. Does not consume the press.
+   */
+  pressIgnored(id: string): boolean {
+    return !this.prompts.has(id) && (this.answered.has(id) || !id.startsWith(`${PROMPT_NONCE}.`));
   }
 
   /** Stop every prompt timer (the gateway is stopping). */
@@ -211,11 +236,13 @@ export class ReplyChannel {
     event: MessageEvent,
     action: Extract<AgentAction, { kind: 'react' }>,
   ): Promise<void> {
-    if (!supportsOp(this.descriptor(), 'react') || !event.message_id) return;
+    // An interaction's id is no message: its anchor is the message it came from, if any (current §7.5).
+    const anchor = target.followUp ? target.replyTo : event.message_id;
+    if (!supportsOp(this.descriptor(), 'react') || !anchor) return;
     const result = await this.link.send({
       op: 'react',
       chat_id: target.chatId,
-      message_id: event.message_id,
+      message_id: anchor,
       emoji: action.emoji,
       remove: action.remove === true,
       metadata: target.metadata,
@@ -232,18 +259,15 @@ export class ReplyChannel {
     return descriptor.supports_edit && supportsOp(descriptor, 'edit');
   }
 
-  /** Send `text` as one or more messages; resolves with the first message's result. */
+  /**
+   * Send `text` as one or more messages; resolves with the first message's result. A target with a
+   * follow-up lane sends each part through it while the connector holds the capability.
+   */
   async sendText(target: ReplyTarget, text: string): Promise<OutboundResult> {
     const { max_message_length: limit, len_unit: unit } = this.descriptor();
     let first: OutboundResult | undefined;
     for (const [index, chunk] of splitMessage(text, limit, unit).entries()) {
-      const result = await this.link.send({
-        op: 'send',
-        chat_id: target.chatId,
-        content: chunk,
-        reply_to: index === 0 ? target.replyTo : null,
-        metadata: target.metadata,
-      });
+      const result = await this.sendChunk(target, chunk, index === 0 ? target.replyTo : null);
       if (result.success === false) {
         if (isEgressDecline(result)) this.reportDecline(target, result);
         else this.log.warn({ chatId: target.chatId, error: result.error }, 'reply could not be sent');
@@ -252,6 +276,47 @@ export class ReplyChannel {
       first ??= result;
     }
     return first ?? { success: true };
+  }
+
+  /**
+   * One part of a text reply. Through the target's follow-up lane first, if it has one (current
+   * §7.2): the connector edits the interaction's deferred reply with the first and posts the rest.
+   * When the connector answers that it holds no capability for the session (absent, expired after
+   * 15 minutes, another tenant's), this part and every later one of the lane go to the chat by
+   * `send` instead, so the answer is not lost. Never after an egress decline (a refusal of the
+   * destination is not downgraded to another op, current §7.1), nor when the connector gave no
+   * answer (an ambiguous failure: the follow-up may have been posted and a `send` could say it
+   * twice; no socket: a `send` would fail the same way).
+   */
+  private async sendChunk(
+    target: ReplyTarget,
+    content: string,
+    replyTo: string | null,
+  ): Promise<OutboundResult> {
+    const lane = target.followUp;
+    if (lane && !this.lapsed.has(lane)) {
+      const profile = sessionKeyProfile(lane.sessionKey);
+      const result = await this.link.send({
+        op: 'follow_up',
+        session_key: lane.sessionKey,
+        kind: lane.kind,
+        content,
+        metadata: profile ? { ...target.metadata, profile } : target.metadata,
+      });
+      if (result.success !== false || !connectorRefused(result)) return result;
+      this.lapsed.add(lane);
+      this.log.info(
+        { session: lane.sessionKey, kind: lane.kind, error: result.error },
+        'no follow-up capability for the session; replying to the chat instead',
+      );
+    }
+    return this.link.send({
+      op: 'send',
+      chat_id: target.chatId,
+      content,
+      reply_to: replyTo,
+      metadata: target.metadata,
+    });
   }
 
   /** The connector refused the chat itself: said once per reply, never retried as another op. */
@@ -297,7 +362,8 @@ class ReplyStream {
     private readonly link: OutboundLink,
     private readonly target: ReplyTarget,
   ) {
-    this.live = channel.canEdit();
+    // A follow-up cannot be edited: a reply through one is shown once, when it is final.
+    this.live = channel.canEdit() && !target.followUp;
   }
 
   update(textSoFar: string): void {
@@ -402,4 +468,30 @@ class ReplyStream {
     if (result.success !== false) this.shown = text;
     return result;
   }
+}
+
+/**
+ * A definite refusal by the connector that is not an egress decline: what a follow-up falls back
+ * from. The transport's own failures (no socket, the write failed, no answer in time) are not.
+ */
+function connectorRefused(result: OutboundResult): boolean {
+  if (result.success !== false || result.ambiguous === true || isEgressDecline(result)) return false;
+  const error = result.error ?? '';
+  return !(
+    error === OUTBOUND_ERRORS.notConnected ||
+    error === OUTBOUND_ERRORS.closed ||
+    error === OUTBOUND_ERRORS.connectionLost ||
+    error === OUTBOUND_ERRORS.timedOut ||
+    error.startsWith(OUTBOUND_ERRORS.sendFailed)
+  );
+}
+
+/**
+ * The profile a session key's namespace names (current §5.6, §7.2 `follow_up` metadata):
+ * `agent:<profile>:…`, `agent:main~:…` for a profile named `main`; none for `agent:main:…`.
+ */
+export function sessionKeyProfile(sessionKey: string): string | undefined {
+  const [agent, namespace] = sessionKey.split(':', 2);
+  if (agent !== 'agent' || !namespace || namespace === 'main') return undefined;
+  return namespace === 'main~' ? 'main' : namespace;
 }

@@ -193,8 +193,8 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       replayInbox();
       return startReceiver();
     },
-    onInbound: async (event, bufferId) => {
-      sessions.handleInbound(event, { deliveryId: bufferId });
+    onInbound: async (event, deliveryId, via) => {
+      sessions.handleInbound(event, { deliveryId, followUpKind: via?.followUpKind });
       // Acknowledged only once journaled: the burst's one commit.
       await inbox.committed();
     },
@@ -255,7 +255,11 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       log.info({ pending: pending.length }, 'replaying accepted messages from before the restart');
     for (const entry of pending) {
       try {
-        sessions.handleInbound(entry.event, { internal: true, inboxId: entry.id });
+        sessions.handleInbound(entry.event, {
+          internal: true,
+          inboxId: entry.id,
+          followUpKind: entry.followUpKind,
+        });
       } catch (error) {
         log.warn({ err: errorMessage(error) }, 'could not replay an accepted message');
       }

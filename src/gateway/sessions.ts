@@ -30,6 +30,11 @@ export interface InboundOptions {
   deliveryId?: string | undefined;
   /** Already in the inbox (a replay at boot): do not record it again. */
   inboxId?: number;
+  /**
+   * The event is a Discord interaction (current §12): its text replies go through the follow-up
+   * capability of this kind the connector holds for the session (current §7.2), not `send`.
+   */
+  followUpKind?: string | undefined;
 }
 
 export interface SessionManagerOptions {
@@ -66,6 +71,8 @@ export class SessionManager {
   private readonly queues = new Map<string, MessageEvent[]>();
   private readonly idleWaiters = new Set<() => void>();
   private readonly inboxIds = new WeakMap<MessageEvent, number>();
+  /** Events answered through a follow-up capability, with its kind. */
+  private readonly followUpKinds = new WeakMap<MessageEvent, string>();
 
   constructor(private readonly options: SessionManagerOptions) {}
 
@@ -92,12 +99,13 @@ export class SessionManager {
    */
   handleInbound(event: MessageEvent, options: InboundOptions = {}): 'accepted' | 'duplicate' {
     const key = this.sessionKeyOf(event);
-    const target = replyTarget(event);
+    if (options.followUpKind) this.followUpKinds.set(event, options.followUpKind);
+    const target = this.targetOf(key, event);
     const stop = isStopCommand(event.text);
     if (!stop && this.options.shutdown() !== 'none') throw new GatewayStoppingError();
     const journal = this.options.journal;
     if (journal && options.inboxId === undefined) {
-      const id = journal.accept(options.deliveryId, key, event);
+      const id = journal.accept(options.deliveryId, key, event, options.followUpKind);
       if (id === null) {
         this.options.log.info({ session: key, deliveryId: options.deliveryId }, 'duplicate delivery ignored');
         return 'duplicate';
@@ -109,6 +117,14 @@ export class SessionManager {
     if (stop) {
       this.finish(event);
       this.handleStop(key, target);
+      return 'accepted';
+    }
+    const press = event.prompt_response;
+    if (press && this.options.replies.pressIgnored(press.prompt_id)) {
+      // A press on a prompt another gateway asked (Discord presses reach every gateway of the
+      // tenant) or a repeat: consumed silently, before a refusal could answer it (current §7.4).
+      this.finish(event);
+      this.options.log.debug({ session: key }, 'prompt press not for this gateway ignored');
       return 'accepted';
     }
     if (this.running.has(key)) {
@@ -160,6 +176,10 @@ export class SessionManager {
     });
   }
 
+  private targetOf(key: string, event: MessageEvent): ReplyTarget {
+    return replyTarget(event, key, this.followUpKinds.get(event));
+  }
+
   /** The event's work is over (answered, refused or its turn ended): close its inbox entry. */
   private finish(event: MessageEvent): void {
     const id = this.inboxIds.get(event);
@@ -208,7 +228,10 @@ export class SessionManager {
       // Accepted but never started, and nowhere durable: say so rather than drop them silently.
       for (const queued of this.queues.get(key) ?? []) {
         void this.options.replies
-          .sendText(replyTarget(queued), shutdown === 'restarting' ? TEXTS.restarting : TEXTS.shuttingDown)
+          .sendText(
+            this.targetOf(key, queued),
+            shutdown === 'restarting' ? TEXTS.restarting : TEXTS.shuttingDown,
+          )
           .catch(() => undefined);
       }
       this.queues.delete(key);
@@ -224,7 +247,7 @@ export class SessionManager {
 
   private async runTurn(key: string, event: MessageEvent, run: Running): Promise<void> {
     const { agent, history, replies, log } = this.options;
-    const target = replyTarget(event);
+    const target = this.targetOf(key, event);
     const message: ConversationMessage = { role: 'user', content: event.text };
     const stream = replies.stream(target);
     const typing = setInterval(() => void replies.typing(target).catch(() => undefined), 4_000);
@@ -304,12 +327,21 @@ function isStopCommand(text: string): boolean {
 /**
  * Where the reply goes, with the discriminators learned from the inbound (current §7.1): the
  * connector resolves the owning tenant from `scope_id`, then `user_id` (the only one a DM has).
+ * An event answered through a follow-up capability (a Discord interaction) carries it, named by
+ * the session key; its `message_id` is the interaction's, not a message's, so replies anchor on
+ * the message it came from (a pressed button's), if any.
  */
-function replyTarget(event: MessageEvent): ReplyTarget {
+function replyTarget(event: MessageEvent, sessionKey: string, followUpKind?: string): ReplyTarget {
   const metadata: Record<string, unknown> = {};
   const { thread_id: threadId, scope_id: scopeId, user_id: userId } = event.source;
   if (threadId) metadata.thread_id = threadId;
   if (scopeId) metadata.scope_id = scopeId;
   if (userId) metadata.user_id = userId;
-  return { chatId: event.source.chat_id, replyTo: event.message_id ?? null, metadata };
+  if (!followUpKind) return { chatId: event.source.chat_id, replyTo: event.message_id ?? null, metadata };
+  return {
+    chatId: event.source.chat_id,
+    replyTo: event.source.message_id ?? null,
+    metadata,
+    followUp: { sessionKey, kind: followUpKind },
+  };
 }

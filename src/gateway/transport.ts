@@ -27,6 +27,7 @@ import {
   RECONNECT_RESET_AFTER_MS,
   relayDialUrl,
 } from '../protocol/index.js';
+import { passthroughBufferKey, readPassthrough } from './passthrough.js';
 
 /**
  * The gateway's outbound WebSocket to the connector (reference §2, §4; spec decisions 2–3, 5):
@@ -58,8 +59,13 @@ export interface RelayTransportOptions {
   identities?: readonly { platform: string; botId: string }[];
   log: Logger;
   onDescriptor?: (descriptor: CapabilityDescriptor) => void | Promise<void>;
-  /** Resolve once the event is safely handed over; the frame is acknowledged then. */
-  onInbound?: (event: MessageEvent, bufferId: string | undefined) => Promise<void>;
+  /**
+   * Resolve once the event is safely handed over; the frame is acknowledged then. `deliveryId` is
+   * the delivery's dedupe key: an `inbound` frame's bufferId, `passthrough_buffer:<bufferId>` for a
+   * forward (current §5.2), undefined for a live delivery. `via` says how an event that did not come
+   * as an `inbound` frame is answered (a Discord interaction: through its follow-up capability).
+   */
+  onInbound?: (event: MessageEvent, deliveryId: string | undefined, via?: InboundVia) => Promise<void>;
   onInterrupt?: (sessionKey: string, chatId: string) => void;
   onStatus?: (status: TransportStatus) => void;
   handshakeTimeoutMs?: number;
@@ -73,6 +79,12 @@ export interface RelayTransportOptions {
   delay?: (ms: number) => Promise<void>;
   /** Seconds since the epoch for minting upgrade tokens (tests skew it to get them refused). */
   clockSeconds?: () => number;
+}
+
+/** How an event that came as a `passthrough_forward` is answered (current §7.2 `follow_up`). */
+export interface InboundVia {
+  /** The `follow_up` kind of the capability the connector holds for the event's session. */
+  followUpKind: string;
 }
 
 const HANDLED_BUFFER_CAP = 10_000;
@@ -421,51 +433,32 @@ export class RelayTransport {
               waiter.resolve(frame.result);
               break;
             }
-            case 'inbound': {
-              const bufferId = frame.bufferId;
-              const source = frame.event.source;
-              if (source.platform && source.platform !== 'relay' && source.chat_id)
-                this.chatPlatforms.set(source.chat_id, source.platform);
-              // A redelivery of a frame we already handled (its ack was lost): ack again, dispatch nothing.
-              if (bufferId !== undefined && this.handledBuffers.has(String(bufferId))) {
-                writeFrame(ws, { type: 'inbound_ack', bufferId });
-                break;
-              }
-              void (
-                this.options.onInbound?.(
-                  frame.event,
-                  bufferId === undefined ? undefined : String(bufferId),
-                ) ?? Promise.resolve()
-              ).then(
-                () => {
-                  if (bufferId === undefined) return;
-                  this.rememberBuffer(String(bufferId));
-                  if (ws.readyState === WebSocket.OPEN) writeFrame(ws, { type: 'inbound_ack', bufferId });
-                },
-                (error: unknown) =>
-                  log.error(
-                    { err: errorMessage(error) },
-                    'inbound frame not handled; the connector will redeliver it',
-                  ),
-              );
+            case 'inbound':
+              this.admit(ws, frame.event, frame.bufferId, frame.bufferId);
               break;
-            }
             case 'interrupt_inbound':
               this.options.onInterrupt?.(frame.session_key, frame.chat_id);
               break;
             case 'going_idle_ack':
               this.idleAckWaiter?.();
               break;
-            case 'passthrough_forward':
-              // Discord interactions arrive this way; their handling comes with the Discord issue.
-              // Acked so the connector does not hold a forward this gateway cannot use.
-              log.debug(
-                { platform: frame.forward.platform, path: frame.forward.path },
-                'passthrough forward dropped',
+            case 'passthrough_forward': {
+              // Current §12: a Discord interaction runs like an `inbound` of its place and is acked
+              // the same way; anything else is acked and dropped, its body never logged.
+              const reading = readPassthrough(frame.forward);
+              if (reading.kind === 'event') {
+                const key = frame.bufferId === undefined ? undefined : passthroughBufferKey(frame.bufferId);
+                this.admit(ws, reading.event, frame.bufferId, key, { followUpKind: reading.followUpKind });
+                break;
+              }
+              log[reading.level](
+                { platform: frame.forward.platform, path: frame.forward.path, bufferId: frame.bufferId },
+                `passthrough forward dropped: ${reading.reason}`,
               );
               if (frame.bufferId !== undefined)
                 writeFrame(ws, { type: 'inbound_ack', bufferId: frame.bufferId });
               break;
+            }
           }
         }
       });
@@ -494,6 +487,38 @@ export class RelayTransport {
         });
       });
     });
+  }
+
+  /**
+   * Hand an event over (an `inbound` frame's, or a forward's) and ack its `bufferId` once the
+   * handler has admitted it (current §5.1). A redelivery of one already admitted (its ack was lost)
+   * is acked again and not run again; a handler that fails leaves it unacked, to be redelivered.
+   */
+  private admit(
+    ws: WebSocket,
+    event: MessageEvent,
+    bufferId: string | number | undefined,
+    dedupeKey: string | number | undefined,
+    via?: InboundVia,
+  ): void {
+    const log = this.options.log;
+    const source = event.source;
+    if (source.platform && source.platform !== 'relay' && source.chat_id)
+      this.chatPlatforms.set(source.chat_id, source.platform);
+    const key = dedupeKey === undefined ? undefined : String(dedupeKey);
+    if (bufferId !== undefined && key !== undefined && this.handledBuffers.has(key)) {
+      writeFrame(ws, { type: 'inbound_ack', bufferId });
+      return;
+    }
+    void (this.options.onInbound?.(event, key, via) ?? Promise.resolve()).then(
+      () => {
+        if (bufferId === undefined || key === undefined) return;
+        this.rememberBuffer(key);
+        if (ws.readyState === WebSocket.OPEN) writeFrame(ws, { type: 'inbound_ack', bufferId });
+      },
+      (error: unknown) =>
+        log.error({ err: errorMessage(error) }, 'inbound frame not handled; the connector will redeliver it'),
+    );
   }
 
   private rememberBuffer(id: string): void {
