@@ -22,7 +22,7 @@ export const DISCORD_INTERACTION = {
 } as const;
 
 /** Channel types that are threads (announcement, public, private). */
-const THREAD_CHANNEL_TYPES: ReadonlySet<number> = new Set([10, 11, 12]);
+export const DISCORD_THREAD_CHANNEL_TYPES: ReadonlySet<number> = new Set([10, 11, 12]);
 
 /** The `kind` of a `follow_up` that answers through an interaction token (current §7.2). */
 export const DISCORD_INTERACTION_KIND = 'discord.interaction_token';
@@ -194,7 +194,7 @@ export function discordInteractionSource(
   const inThread =
     guildId !== undefined &&
     interaction.channel?.type !== undefined &&
-    THREAD_CHANNEL_TYPES.has(interaction.channel.type);
+    DISCORD_THREAD_CHANNEL_TYPES.has(interaction.channel.type);
   const source: SessionSourceInit = {
     platform: 'discord',
     chat_id: channelId,

@@ -22,6 +22,7 @@ import {
   type CapabilityDescriptor,
   CONTRACT_VERSION,
   DISCORD_INTERACTION,
+  DISCORD_THREAD_CHANNEL_TYPES,
   type DiscordInteraction,
   discordInteractionEvent,
   type EditAction,
@@ -49,12 +50,7 @@ import type {
   PlatformContext,
   PlatformInbound,
 } from '../types.js';
-import {
-  type DiscordChannelFacts,
-  type DiscordFile,
-  normaliseDiscordMessage,
-  THREAD_CHANNEL_TYPES,
-} from './inbound.js';
+import { type DiscordChannelFacts, type DiscordFile, normaliseDiscordMessage } from './inbound.js';
 import { discordPublicKey, verifyDiscordSignature } from './signature.js';
 import { InteractionVault } from './vault.js';
 
@@ -722,7 +718,7 @@ export class DiscordAdapter implements PlatformAdapter {
       const type =
         channel.type === 1
           ? 'dm'
-          : THREAD_CHANNEL_TYPES.has(channel.type)
+          : DISCORD_THREAD_CHANNEL_TYPES.has(channel.type)
             ? 'thread'
             : channel.type === 15
               ? 'forum'

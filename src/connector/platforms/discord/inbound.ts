@@ -1,5 +1,10 @@
 import type { APIAttachment, APIMessage, GatewayMessageCreateDispatchData } from 'discord-api-types/v10';
-import type { MessageEventInit, MessageType, SessionSourceInit } from '../../../protocol/index.js';
+import {
+  DISCORD_THREAD_CHANNEL_TYPES,
+  type MessageEventInit,
+  type MessageType,
+  type SessionSourceInit,
+} from '../../../protocol/index.js';
 import type { InboundAttachment, PlatformInbound } from '../types.js';
 
 /**
@@ -14,8 +19,6 @@ export interface DiscordChannelFacts {
   parentId?: string;
 }
 
-/** Channel types that are threads (announcement, public, private). */
-export const THREAD_CHANNEL_TYPES: ReadonlySet<number> = new Set([10, 11, 12]);
 /** Discord's "is a voice message" message flag. */
 const VOICE_MESSAGE_FLAG = 1 << 13;
 
@@ -90,7 +93,7 @@ export function normaliseDiscordMessage(
   if (!text && files.length === 0) return undefined;
 
   const guildId = message.guild_id;
-  const inThread = channel?.type !== undefined && THREAD_CHANNEL_TYPES.has(channel.type);
+  const inThread = channel?.type !== undefined && DISCORD_THREAD_CHANNEL_TYPES.has(channel.type);
   const source: SessionSourceInit = {
     platform: 'discord',
     chat_id: message.channel_id,
