@@ -30,10 +30,12 @@ import {
   type FollowUpAction,
   failedResult,
   type GetChatInfoAction,
+  isPlainObject,
   mediaIdFromUrl,
   type OutboundResult,
   type PromptAction,
   parseDiscordInteraction,
+  parseJsonBytes,
   type ReactAction,
   type SendAction,
   type SendMediaAction,
@@ -125,6 +127,8 @@ export class DiscordAdapter implements PlatformAdapter {
   private vault: InteractionVault | undefined;
   private manager: WebSocketManager | undefined;
   private stopping = false;
+  /** Ends a store retry's wait when the adapter stops. */
+  private stopController = new AbortController();
   /** Dispatches are handled strictly one after another: order and the saved sequence depend on it. */
   private queue: Promise<void> = Promise.resolve();
   /** The sessions the library runs, by shard (its own view; the shared copy lags to what is queued). */
@@ -202,6 +206,7 @@ export class DiscordAdapter implements PlatformAdapter {
     if (this.manager) return;
     this.attach(context);
     this.stopping = false;
+    this.stopController = new AbortController();
     const gatewayUrl = this.gatewayUrl;
     const manager = new (class extends WebSocketManager {
       override async fetchGatewayInformation(force?: boolean): Promise<APIGatewayBotInfo> {
@@ -266,6 +271,7 @@ export class DiscordAdapter implements PlatformAdapter {
     const manager = this.manager;
     if (!manager) return;
     this.stopping = true;
+    this.stopController.abort();
     this.manager = undefined;
     // 4200 leaves the session resumable: whoever runs the bot next (this or another instance) resumes.
     try {
@@ -443,7 +449,7 @@ export class DiscordAdapter implements PlatformAdapter {
         jitter: 'none',
       });
       this.log.warn({ messageId: message.id, retryInMs: delay }, 'discord message not stored; retrying');
-      await sleep(delay);
+      await sleep(delay, undefined, { signal: this.stopController.signal }).catch(() => undefined);
     }
   }
 
@@ -507,13 +513,13 @@ export class DiscordAdapter implements PlatformAdapter {
           return reply.code(401).send({ error: 'invalid request signature' });
         const interaction = parseDiscordInteraction(body);
         if (!interaction) return reply.code(400).send({ error: 'malformed interaction' });
-        return reply.send(await this.answerInteraction(interaction));
+        return reply.send(await this.answerInteraction(interaction, body));
       });
     });
   }
 
   /** The HTTP answer to a verified interaction; forwards it to the tenant's gateway on the way. */
-  private async answerInteraction(interaction: DiscordInteraction): Promise<unknown> {
+  private async answerInteraction(interaction: DiscordInteraction, body: Buffer): Promise<unknown> {
     switch (interaction.type) {
       case DISCORD_INTERACTION.ping:
         return { type: CALLBACK.pong };
@@ -547,7 +553,7 @@ export class DiscordAdapter implements PlatformAdapter {
       );
       return ack;
     }
-    const outcome = this.forwardInteraction(context, interaction).catch(
+    const outcome = this.forwardInteraction(context, interaction, body).catch(
       (error: unknown): IngestOutcome => ({
         ok: false,
         reason: 'store_error',
@@ -587,8 +593,13 @@ export class DiscordAdapter implements PlatformAdapter {
   private forwardInteraction(
     context: PlatformContext,
     interaction: DiscordInteraction,
+    body: Buffer,
   ): Promise<IngestOutcome> {
-    const { token, ...sanitised } = interaction;
+    const token = interaction.token;
+    // The body as Discord sent it, less the token: the gateway decodes the same fields (§12).
+    const raw = parseJsonBytes(body);
+    const sanitised = raw.ok && isPlainObject(raw.value) ? { ...raw.value } : {};
+    delete sanitised.token;
     const event = discordInteractionEvent(interaction);
     const deferredMessage = interaction.type !== DISCORD_INTERACTION.messageComponent;
     return context.ingest({
