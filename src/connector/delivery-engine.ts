@@ -24,7 +24,12 @@ import {
 import type { ClusterBus } from './cluster/bus.js';
 import type { GatewayConnection, GatewayRegistry } from './gateway-registry.js';
 import type { ConnectorMetrics } from './metrics.js';
-import type { InboundAttachment, IngestOutcome, PlatformInbound } from './platforms/types.js';
+import {
+  INGEST_DEDUPE_TTL_MS,
+  type InboundAttachment,
+  type IngestOutcome,
+  type PlatformInbound,
+} from './platforms/types.js';
 import { SessionDirectory, type SessionPlacement } from './session-directory.js';
 import { postBytes } from './signed-post.js';
 import { SocketDelivery, type SocketDeliveryWork, type SocketOutcome } from './socket-delivery.js';
@@ -296,7 +301,14 @@ export class DeliveryEngine {
         body,
         endpoint: route.endpoint,
         createdAt: now,
+        ...(inbound.dedupeKey
+          ? { dedupe: { key: inbound.dedupeKey, until: now + INGEST_DEDUPE_TTL_MS } }
+          : {}),
       });
+      if (record.duplicate) {
+        metrics.inboundEvents.inc({ platform, outcome: 'duplicate' });
+        return { ok: false, reason: 'duplicate', message: `already queued as ${record.id}` };
+      }
       // Leased to us by the group commit, its attempt slot already counted: ours to start (below,
       // once the session's placement is known, which socket delivery reads).
       if (record.claimedBy === this.options.instanceId && record.claimedUntil !== null) leased = record;

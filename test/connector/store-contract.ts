@@ -665,6 +665,24 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         ]);
       });
 
+      it('queues a delivery with a dedupe key once, in a batch or alone, until the key expires', async () => {
+        const keyed = (id: string, createdAt: number, until = 1_000): NewDelivery => ({
+          ...delivery(id, 's', { createdAt }),
+          dedupe: { key: 'discord:app:message:42', until },
+        });
+        const [first, again] = await store.enqueueDeliveries([keyed('k1', 1), keyed('k2', 2)]);
+        expect(first?.duplicate).toBeUndefined();
+        expect(again).toMatchObject({ id: 'k1', duplicate: true, claimedBy: null });
+        expect(await store.enqueueDelivery(keyed('k3', 3))).toMatchObject({ id: 'k1', duplicate: true });
+        expect((await store.listDeliveries(10)).map((d) => d.id)).toEqual(['k1']);
+        // Remembered past the row's delivery, until the key expires.
+        await store.claimDueDeliveries('A', 10, 10, 100);
+        expect(await store.completeDelivery('k1', 'A')).toBe(true);
+        expect((await store.enqueueDelivery(keyed('k4', 500))).duplicate).toBe(true);
+        expect((await store.enqueueDelivery(keyed('k5', 1_000, 2_000))).duplicate).toBeUndefined();
+        expect((await store.listDeliveries(10)).map((d) => d.id)).toEqual(['k5']);
+      });
+
       it('enqueues a batch in one go, in order, with the same head rule as single enqueues', async () => {
         await store.enqueueDelivery(delivery('m0', 's', { createdAt: 1 }));
         expect(await store.enqueueDeliveries([])).toEqual([]);

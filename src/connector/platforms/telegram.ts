@@ -727,7 +727,7 @@ export class TelegramAdapter implements PlatformAdapter {
     }
     if (outcome.ok) return true;
     // Not for the agent under its gateway's policy, or nothing deliverable: handled, no retry.
-    if (outcome.reason === 'irrelevant') return true;
+    if (outcome.reason === 'irrelevant' || outcome.reason === 'duplicate') return true;
     if (outcome.reason === 'unsupported') {
       this.log.warn({ updateId: update.update_id, err: outcome.message }, 'telegram update not delivered');
       return true;

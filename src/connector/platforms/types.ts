@@ -52,12 +52,21 @@ export interface PlatformInbound {
    */
   attachments?: InboundAttachment[];
   /**
+   * The platform's own id for this message (e.g. `discord:<app>:message:<id>`): queued at most once
+   * within {@link INGEST_DEDUPE_TTL_MS}, on any instance, atomically with the queueing, so a replay
+   * (a Discord RESUME after a takeover) cannot queue it twice. A repeat answers `duplicate`.
+   */
+  dedupeKey?: string;
+  /**
    * Runs once the message is routed, before it is queued (so before any gateway can see it): e.g.
    * binding a Discord interaction token to the session the gateway will name in `follow_up`. A
    * throw fails the ingest (`store_error`).
    */
   beforeQueue?(placement: { tenantId: string; sessionKey: string }): Promise<void>;
 }
+
+/** How long an ingested `dedupeKey` is remembered. */
+export const INGEST_DEDUPE_TTL_MS = 60 * 60_000;
 
 export interface InboundAttachment {
   kind: 'image' | 'voice' | 'audio' | 'video' | 'document' | 'sticker';
@@ -81,8 +90,9 @@ export type IngestOutcome =
       /**
        * `unsupported`: a passthrough for a route whose gateway takes signed POSTs (June generation),
        * or a message of only files none of which could be stored. Not worth retrying.
+       * `duplicate`: its `dedupeKey` was queued before; nothing was queued now.
        */
-      reason: 'no_route' | 'store_error' | 'irrelevant' | 'unsupported';
+      reason: 'no_route' | 'store_error' | 'irrelevant' | 'unsupported' | 'duplicate';
       message: string;
     };
 

@@ -72,6 +72,7 @@ import type {
   RouteUpsert,
   Tenant,
 } from './types.js';
+import { duplicateRecord } from './types.js';
 
 export interface PostgresStoreOptions {
   /** Upper bound on pooled connections (default 10). */
@@ -643,6 +644,27 @@ export class PostgresStore implements RelayStore {
 
   // Outbox
 
+  /**
+   * Record a delivery's dedupe key within the transaction of `client`; the first delivery's id when
+   * the key is already recorded (unexpired), so nothing may be queued.
+   */
+  async #firstWithKey(client: pg.PoolClient, delivery: NewDelivery): Promise<string | undefined> {
+    const dedupe = delivery.dedupe;
+    if (!dedupe) return undefined;
+    const inserted = await client.query(
+      `INSERT INTO platform_state (key, value, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
+       WHERE platform_state.expires_at <= $4`,
+      [dedupe.key, delivery.id, dedupe.until, delivery.createdAt],
+    );
+    if ((inserted.rowCount ?? 0) > 0) return undefined;
+    const { rows } = await client.query<{ value: string }>(
+      'SELECT value FROM platform_state WHERE key = $1',
+      [dedupe.key],
+    );
+    return rows[0]?.value ?? delivery.id;
+  }
+
   async enqueueDelivery(delivery: NewDelivery): Promise<DeliveryRecord> {
     const params = [
       delivery.id,
@@ -670,6 +692,8 @@ export class PostgresStore implements RelayStore {
         delivery.tenantId,
         delivery.sessionKey,
       ]);
+      const first = await this.#firstWithKey(client, delivery);
+      if (first !== undefined) return duplicateRecord(delivery, first);
       const { rows } = await client.query<OutboxRow>(
         `INSERT INTO outbox (${ENQUEUE_COLUMNS})
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $8,
@@ -706,6 +730,11 @@ export class PostgresStore implements RelayStore {
       const records: DeliveryRecord[] = [];
       let leases = lease ? Math.max(0, Math.floor(lease.limit)) : 0;
       for (const delivery of deliveries) {
+        const first = await this.#firstWithKey(client, delivery);
+        if (first !== undefined) {
+          records.push(duplicateRecord(delivery, first));
+          continue;
+        }
         // $9: this row may be leased if it is eligible (head); the session lock keeps that exact.
         const mayLease = lease !== undefined && leases > 0 && delivery.createdAt <= lease.now;
         const { rows } = await client.query<OutboxRow>(

@@ -68,6 +68,7 @@ import type {
   RouteUpsert,
   Tenant,
 } from './types.js';
+import { duplicateRecord } from './types.js';
 
 /** Named parameters of the dead-letter insert. */
 interface DeadLetterParams {
@@ -187,6 +188,7 @@ export class SqliteStore implements RelayStore {
   readonly #upsertRouteTx;
   readonly #claimTx;
   readonly #enqueueManyTx;
+  readonly #enqueueOneTx;
   readonly #completeTx;
   readonly #completeManyTx;
   readonly #deadLetterTx;
@@ -601,10 +603,13 @@ export class SqliteStore implements RelayStore {
       );
     });
 
+    this.#enqueueOneTx = db.transaction((delivery: NewDelivery) => this.#enqueueRow(delivery));
     this.#enqueueManyTx = db.transaction(
       (deliveries: readonly NewDelivery[], lease: EnqueueLease | undefined): DeliveryRecord[] => {
         let leases = lease ? Math.max(0, Math.floor(lease.limit)) : 0;
         return deliveries.map((delivery): DeliveryRecord => {
+          const first = this.#firstWithKey(delivery);
+          if (first !== undefined) return duplicateRecord(delivery, first);
           // Eligible at once: what the enqueue statement's CASE computes for `head`.
           const head =
             delivery.kind === 'interrupt' ||
@@ -712,7 +717,21 @@ export class SqliteStore implements RelayStore {
     return { completed: true, promoted };
   }
 
+  /**
+   * Record a delivery's dedupe key (inside the caller's transaction); the first delivery's id when
+   * the key is already recorded, so nothing may be queued.
+   */
+  #firstWithKey(delivery: NewDelivery): string | undefined {
+    const dedupe = delivery.dedupe;
+    if (!dedupe) return undefined;
+    if (this.#insertState.run(dedupe.key, delivery.id, dedupe.until, delivery.createdAt).changes > 0)
+      return undefined;
+    return this.#getState.get(dedupe.key, delivery.createdAt)?.value ?? delivery.id;
+  }
+
   #enqueueRow(delivery: NewDelivery): DeliveryRecord {
+    const first = this.#firstWithKey(delivery);
+    if (first !== undefined) return duplicateRecord(delivery, first);
     const row = this.#enqueue.get({
       id: delivery.id,
       tenantId: delivery.tenantId,
@@ -946,7 +965,7 @@ export class SqliteStore implements RelayStore {
   }
 
   async enqueueDelivery(delivery: NewDelivery): Promise<DeliveryRecord> {
-    return this.#enqueueRow(delivery);
+    return delivery.dedupe ? this.#enqueueOneTx.immediate(delivery) : this.#enqueueRow(delivery);
   }
 
   async enqueueDeliveries(

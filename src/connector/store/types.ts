@@ -125,6 +125,13 @@ export interface NewDelivery {
   /** '' = socket delivery. */
   endpoint: string;
   createdAt: number;
+  /**
+   * A platform's own id of what this delivery carries (e.g. a Discord message id): recorded in the
+   * platform state in the same transaction as the row, until `until`. While it is recorded, the
+   * same key is not queued again, on any instance: the store returns {@link duplicateRecord}.
+   * Messages only (an interrupt is never deduplicated).
+   */
+  dedupe?: { key: string; until: number };
 }
 
 export interface DeliveryRecord extends NewDelivery {
@@ -137,6 +144,24 @@ export interface DeliveryRecord extends NewDelivery {
   /** Set while an engine holds the delivery; expires so a crashed holder's work is retried. */
   claimedBy: string | null;
   claimedUntil: number | null;
+  /** Not queued: its `dedupe` key was already recorded (`id` is then the first delivery's). */
+  duplicate?: true;
+}
+
+/** What an enqueue answers for a delivery whose dedupe key was already recorded: nothing queued. */
+export function duplicateRecord(delivery: NewDelivery, firstId: string): DeliveryRecord {
+  return {
+    ...delivery,
+    id: firstId,
+    seq: 0,
+    attempts: 0,
+    nextAttemptAt: delivery.createdAt,
+    lastError: null,
+    lastStatus: null,
+    claimedBy: null,
+    claimedUntil: null,
+    duplicate: true,
+  };
 }
 
 export interface DeadLetter extends NewDelivery {

@@ -78,8 +78,6 @@ const INTERACTION_ACK_WITHIN_MS = 2_000;
 const INTERACTION_BODY_LIMIT = 256 * 1024;
 /** A shard's saved session outlives a quiet day; Discord refuses one it no longer knows (op 9). */
 const SESSION_TTL_MS = 24 * 60 * 60_000;
-/** Message ids already queued, long enough for any resume replay. */
-const SEEN_TTL_MS = 60 * 60_000;
 const COMMANDS_TTL_MS = 30 * 24 * 60 * 60_000;
 const THREAD_NAME_TTL_MS = 7 * 24 * 60 * 60_000;
 const FILE_DOWNLOAD_TIMEOUT_MS = 30_000;
@@ -400,15 +398,14 @@ export class DiscordAdapter implements PlatformAdapter {
     const channel = message.guild_id ? await this.channelFacts(message.channel_id) : undefined;
     const inbound = normaliseDiscordMessage(message, this.botUserId, channel);
     if (!inbound) return;
-    const seenKey = `discord:${this.applicationId}:seen:${message.id}`;
-    if (await context.state?.get(seenKey).catch(() => null)) {
-      this.log.debug({ messageId: message.id }, 'discord message already queued (a replay); skipped');
-      return;
-    }
     const { files, ...routed } = inbound;
-    const withFiles: PlatformInbound = files.length
-      ? { ...routed, attachments: files.map((file) => this.attachment(file)) }
-      : routed;
+    // A RESUME replays what followed the saved sequence, some of it perhaps queued already: the
+    // message id makes the queueing happen once (in the outbox's own transaction).
+    const withFiles: PlatformInbound = {
+      ...routed,
+      dedupeKey: `discord:${this.applicationId}:message:${message.id}`,
+      ...(files.length ? { attachments: files.map((file) => this.attachment(file)) } : {}),
+    };
     for (let attempt = 1; ; attempt += 1) {
       let outcome: IngestOutcome;
       try {
@@ -416,8 +413,9 @@ export class DiscordAdapter implements PlatformAdapter {
       } catch (error) {
         outcome = { ok: false, reason: 'store_error', message: this.describe(error) };
       }
-      if (outcome.ok) {
-        await context.state?.put(seenKey, '1', SEEN_TTL_MS).catch(() => undefined);
+      if (outcome.ok) return;
+      if (outcome.reason === 'duplicate') {
+        this.log.debug({ messageId: message.id }, 'discord message already queued (a replay); skipped');
         return;
       }
       if (outcome.reason === 'no_route') {
@@ -544,15 +542,6 @@ export class DiscordAdapter implements PlatformAdapter {
     const notice = (content: string) => ({ type: CALLBACK.message, data: { content, flags: EPHEMERAL } });
     const context = this.context;
     if (!context) return notice(DISCORD_NOT_DELIVERED_NOTICE);
-    const state = context.state;
-    const seenKey = `discord:${this.applicationId}:interaction-seen:${interaction.id}`;
-    if (state && !(await state.insert(seenKey, '1', SEEN_TTL_MS).catch(() => true))) {
-      this.log.info(
-        { interactionId: interaction.id },
-        'discord interaction seen before (a replay); not forwarded again',
-      );
-      return ack;
-    }
     const outcome = this.forwardInteraction(context, interaction, body).catch(
       (error: unknown): IngestOutcome => ({
         ok: false,
@@ -572,8 +561,13 @@ export class DiscordAdapter implements PlatformAdapter {
       return ack;
     }
     if (settled.ok) return ack;
-    await state?.delete(seenKey).catch(() => undefined);
     switch (settled.reason) {
+      case 'duplicate':
+        this.log.info(
+          { interactionId: interaction.id },
+          'discord interaction seen before (a replay); not forwarded again',
+        );
+        return ack;
       case 'no_route':
         return notice(DISCORD_NO_ROUTE_NOTICE);
       case 'unsupported':
@@ -604,6 +598,7 @@ export class DiscordAdapter implements PlatformAdapter {
     const deferredMessage = interaction.type !== DISCORD_INTERACTION.messageComponent;
     return context.ingest({
       routeKey: interaction.guild_id ?? event.source.chat_id ?? '',
+      dedupeKey: `discord:${this.applicationId}:interaction-id:${interaction.id}`,
       event,
       addressed: true,
       passthrough: {
