@@ -190,7 +190,7 @@ describe('Discord through the connector', () => {
       discord.requests.filter((r) => r.method === 'PUT' && r.path.endsWith(`/guilds/${GUILD}/commands`));
     await until(() => puts().length === 1 || undefined, 10_000, 'the guild commands registered');
     const registered = discord.commands.find((entry) => entry.scope === GUILD);
-    expect((registered?.commands as { name: string }[]).map((command) => command.name)).toEqual([
+    expect(((registered?.commands ?? []) as { name: string }[]).map((command) => command.name)).toEqual([
       'summarize',
       'skill',
     ]);
@@ -376,8 +376,9 @@ describe('Discord through the connector', () => {
     });
     expect(prompt.success).toBe(true);
     const posted = discord.messages.get(String(prompt.message_id));
-    const buttons = (posted?.components as { components: { custom_id: string; style: number }[] }[])[0]
-      ?.components;
+    const buttons = (
+      (posted?.components ?? []) as { components: { custom_id: string; style: number }[] }[]
+    )[0]?.components;
     expect(buttons?.map((b) => [b.custom_id, b.style])).toEqual([
       ['hp1:a1b2c3.00000001:once', 1],
       ['hp1:a1b2c3.00000001:deny', 4],
