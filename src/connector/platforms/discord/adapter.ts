@@ -252,17 +252,16 @@ export class DiscordAdapter implements PlatformAdapter {
       this.log.warn({ shardId, err: this.describe(error) }, 'discord gateway error'),
     );
     this.manager = manager;
-    if (!this.botUserId) this.botUserId = await this.fetchBotUserId();
-    try {
-      await manager.connect();
-      this.log.info('discord gateway connecting');
-    } catch (error) {
-      this.manager = undefined;
+    // In the background: the connector and its other platforms never wait on Discord being
+    // reachable (the library keeps reconnecting; a refused token is logged above).
+    this.log.info('discord gateway connecting');
+    manager.connect().catch((error: unknown) => {
+      if (this.manager === manager) this.manager = undefined;
       this.log.error(
         { err: this.describe(error) },
         'discord gateway did not start; the other platforms keep running',
       );
-    }
+    });
   }
 
   async stop(): Promise<void> {
@@ -470,19 +469,6 @@ export class DiscordAdapter implements PlatformAdapter {
         return Readable.fromWeb(response.body as WebReadableStream);
       },
     };
-  }
-
-  private async fetchBotUserId(): Promise<string | undefined> {
-    try {
-      const me = (await this.rest.get(Routes.user('@me'))) as { id: string };
-      return me.id;
-    } catch (error) {
-      this.log.warn(
-        { err: this.describe(error) },
-        'discord bot user not looked up (mentions count once READY arrives)',
-      );
-      return undefined;
-    }
   }
 
   // --- interactions --------------------------------------------------------------------------------
