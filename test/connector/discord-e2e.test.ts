@@ -311,7 +311,6 @@ describe('Discord through the connector', () => {
       method: 'POST',
       path: `/interactions/discord/${discord.applicationId}`,
     });
-    if (frame.bufferId !== undefined) gateway.send({ type: 'inbound_ack', bufferId: frame.bufferId });
     const forwarded = JSON.parse(Buffer.from(frame.forward.bodyB64, 'base64').toString('utf8')) as Record<
       string,
       unknown
@@ -559,6 +558,50 @@ describe('Discord through the connector', () => {
     expect(message?.attachments.map((a) => [a.filename, a.bytes.toString()])).toEqual([
       ['notes.txt', 'release notes'],
     ]);
+  });
+
+  it('makes one event of a dispatch Discord sends twice, and of what a RESUME replays', async () => {
+    const message = discord.dispatchMessage(mention('said once'));
+    discord.dispatch('MESSAGE_CREATE', message);
+    await nextInbound('said once');
+    const resumesBefore = discord.gateway.resumes;
+    discord.dropConnections();
+    discord.dispatchMessage(mention('while the socket was down'));
+    await nextInbound('while the socket was down');
+    expect(discord.gateway.resumes).toBe(resumesBefore + 1);
+    discord.dispatchMessage(mention('marker after the resume'));
+    await nextInbound('marker after the resume');
+    const count = (text: string) => inboundTexts().filter((t) => t === text).length;
+    expect(count('said once')).toBe(1);
+    expect(count('while the socket was down')).toBe(1);
+  });
+
+  it('acknowledges an interaction of an unknown type with a deferred reply, never a 500, and forwards nothing', async () => {
+    const before = forwards().length;
+    const { status, body } = await discord.postInteraction(interactionsUrl(), {
+      type: 42,
+      guild_id: GUILD,
+      channel_id: CHANNEL,
+      member: { user: ALICE },
+    });
+    expect(status).toBe(200);
+    expect(body).toEqual({ type: 5 });
+    const malformed = discord.sign('{"type":', '1764800000');
+    const broken = await fetch(interactionsUrl(), {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-signature-ed25519': malformed.signature,
+        'x-signature-timestamp': malformed.timestamp,
+      },
+      body: '{"type":',
+    });
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toEqual({ error: 'malformed interaction' });
+    discord.dispatchMessage(mention('marker after the odd interactions'));
+    await nextInbound('marker after the odd interactions');
+    expect(forwards()).toHaveLength(before);
+    expect(connector.output()).toMatch(/discord interaction of an unknown type/);
   });
 
   it('never writes the bot token to its output', () => {

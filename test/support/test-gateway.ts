@@ -114,7 +114,11 @@ export class TestRelayClient {
         this.frames.push(frame);
         if (frame.type === 'descriptor') this.descriptor = frame.descriptor;
         if (frame.type === 'outbound_result') this.waiters.get(frame.requestId)?.(frame.result);
-        if (frame.type === 'inbound' && this.autoAck && frame.bufferId !== undefined) {
+        if (
+          (frame.type === 'inbound' || frame.type === 'passthrough_forward') &&
+          this.autoAck &&
+          frame.bufferId !== undefined
+        ) {
           ws.send(encodeFrame({ type: 'inbound_ack', bufferId: frame.bufferId }));
         }
       }
