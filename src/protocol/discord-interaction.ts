@@ -247,6 +247,7 @@ export function discordInteractionEvent(interaction: DiscordInteraction, profile
           prompt_id: token.promptId,
           option_id: token.optionId,
           ...(interaction.message ? { prompt_message_id: interaction.message.id } : {}),
+          ...labelOf(interaction.message, customId),
         },
       };
     }
@@ -255,6 +256,21 @@ export function discordInteractionEvent(interaction: DiscordInteraction, profile
     default:
       return { ...base, text: '', message_type: 'text' };
   }
+}
+
+/** The label of the pressed button, read from the message Discord sends along with a press. */
+function labelOf(message: Record<string, unknown> | undefined, customId: string): { label?: string } {
+  const rows = message?.components;
+  if (!Array.isArray(rows)) return {};
+  for (const row of rows) {
+    const buttons = (row as { components?: unknown } | null)?.components;
+    if (!Array.isArray(buttons)) continue;
+    for (const button of buttons) {
+      const { custom_id: id, label } = (button ?? {}) as { custom_id?: unknown; label?: unknown };
+      if (id === customId && typeof label === 'string' && label) return { label };
+    }
+  }
+  return {};
 }
 
 /** Parse an interaction body; undefined when it is not a JSON interaction object. */

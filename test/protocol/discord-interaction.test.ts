@@ -166,6 +166,26 @@ describe('component presses (type 3)', () => {
     ).toEqual({ prompt_id: '0a1b2c.deadbeef', option_id: 'once', prompt_message_id: 'pm1' });
   });
 
+  it('names the pressed button’s label from the message Discord sends with the press', () => {
+    const message = {
+      id: 'pm2',
+      components: [
+        {
+          type: 1,
+          components: [
+            { type: 2, label: 'Yes', custom_id: 'hp1:0a1b2c.deadbeef:yes' },
+            { type: 2, label: 'No', custom_id: 'hp1:0a1b2c.deadbeef:no' },
+          ],
+        },
+      ],
+    };
+    expect(
+      discordInteractionEvent(
+        interaction({ type: 3, message, data: { custom_id: 'hp1:0a1b2c.deadbeef:no' } }),
+      ).prompt_response,
+    ).toEqual({ prompt_id: '0a1b2c.deadbeef', option_id: 'no', prompt_message_id: 'pm2', label: 'No' });
+  });
+
   it('keeps any other custom_id as text, with no prompt response', () => {
     for (const customId of ['inspect', 'hp1:only-two', 'hp1:a:b:c', 'hp2:a:b', 'hp1:bad id:x']) {
       const event = discordInteractionEvent(

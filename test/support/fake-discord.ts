@@ -1260,6 +1260,9 @@ class FakeDiscordServer implements FakeDiscord {
       this.addChannel({ id: channelId, type: guildId ? 0 : 1, ...(guildId ? { guild_id: guildId } : {}) });
     const message = asRecord(filled.message);
     const messageId = str(message.id);
+    // A press carries the whole message its button is on, as Discord sends it.
+    const pressed = messageId ? this.messages.get(messageId) : undefined;
+    if (pressed) filled.message = { ...this.toApiMessage(pressed), ...message };
     const record: InteractionRecord = {
       id: filled.id,
       token: filled.token,
