@@ -224,13 +224,12 @@ export interface BareHttpServer {
   close(): Promise<void>;
 }
 
-/** Reads the whole body and answers 200 `{"ok":true}`, like a receiver with no work to do. */
-export async function startBareHttpServer(): Promise<BareHttpServer> {
+/** Reads the whole body and answers 200 with `body` (`{"ok":true}`), like a receiver with no work to do. */
+export async function startBareHttpServer(body = '{"ok":true}'): Promise<BareHttpServer> {
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      const body = '{"ok":true}';
       response.writeHead(200, {
         'content-type': 'application/json; charset=utf-8',
         'content-length': String(body.length),
@@ -409,6 +408,64 @@ export function watchCompletions(store: SqliteStore): CompletionWatch {
       if (early.delete(id)) return Promise.resolve();
       return new Promise((resolve) => waiters.set(id, resolve));
     },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ingest outcomes of a real platform adapter
+
+export interface IngestWatch {
+  /**
+   * Resolves with the outcome of the next ingest of a message in chat `chatId` (call it before the
+   * message is sent; one waiter per chat at a time).
+   */
+  next(chatId: string): Promise<IngestOutcome>;
+}
+
+/**
+ * Wrap the `ingest` of the context the connector hands `adapter` (in `attach` and `start`), so a
+ * bench driving a real adapter from outside (a fake platform, a browser socket) learns the outbox
+ * row each message became, to wait for its completion with {@link watchCompletions}.
+ */
+export function watchIngests(adapter: PlatformAdapter): IngestWatch {
+  const waiters = new Map<string, (outcome: IngestOutcome) => void>();
+  const wrappers = new WeakMap<PlatformContext, PlatformContext>();
+  const ours = new WeakSet<PlatformContext>();
+  const settle = (chatId: string, outcome: IngestOutcome): void => {
+    const waiter = waiters.get(chatId);
+    if (!waiter) return;
+    waiters.delete(chatId);
+    waiter(outcome);
+  };
+  const wrap = (context: PlatformContext): PlatformContext => {
+    if (ours.has(context)) return context;
+    let wrapped = wrappers.get(context);
+    if (!wrapped) {
+      wrapped = {
+        ...context,
+        ingest: async (inbound) => {
+          const chatId = inbound.event.source.chat_id ?? '';
+          try {
+            const outcome = await context.ingest(inbound);
+            settle(chatId, outcome);
+            return outcome;
+          } catch (error) {
+            settle(chatId, { ok: false, reason: 'store_error', message: String(error) });
+            throw error;
+          }
+        },
+      };
+      wrappers.set(context, wrapped);
+      ours.add(wrapped);
+    }
+    return wrapped;
+  };
+  const attach = adapter.attach?.bind(adapter);
+  if (attach) adapter.attach = (context) => attach(wrap(context));
+  const start = adapter.start.bind(adapter);
+  adapter.start = (context) => start(wrap(context));
+  return {
+    next: (chatId) => new Promise((resolve) => waiters.set(chatId, resolve)),
   };
 }
 

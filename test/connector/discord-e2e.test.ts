@@ -560,6 +560,50 @@ describe('Discord through the connector', () => {
     ]);
   });
 
+  it('re-hosts a message’s attachments on the media plane; the gateway fetches them with its bearer', async () => {
+    const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+    discord.dispatchMessage({
+      ...mention('a picture'),
+      attachments: [{ filename: 'cat.png', bytes: png, content_type: 'image/png' }],
+    });
+    const frame = await nextInbound('a picture');
+    expect(frame.event.message_type).toBe('photo');
+    const url = frame.event.media_urls[0] ?? '';
+    expect(url).toMatch(new RegExp(`^${connector.url}/relay/media/[0-9a-f]{32}$`));
+    expect(frame.event.media?.[0]).toMatchObject({
+      url,
+      kind: 'image',
+      mime: 'image/png',
+      filename: 'cat.png',
+      size: png.length,
+    });
+    const fetched = await fetch(url, {
+      headers: { authorization: `Bearer ${mintUpgradeToken(gatewayId, secret, 300)}` },
+    });
+    expect(fetched.status).toBe(200);
+    expect(Buffer.from(await fetched.arrayBuffer())).toEqual(png);
+  });
+
+  it('slows down under a global 429 and still sends', async () => {
+    const route = new RegExp(`^POST /channels/${CHANNEL}/messages$`);
+    discord.rateLimit(route, { retryAfterSeconds: 0.5, global: true, count: 1 });
+    const before = discord.requests.filter((r) => route.test(`${r.method} ${r.path}`)).length;
+    const result = await gateway.op({
+      op: 'send',
+      chat_id: CHANNEL,
+      content: 'after the global limit',
+      reply_to: null,
+      metadata: {},
+    });
+    expect(result.success).toBe(true);
+    expect(discord.requests.filter((r) => route.test(`${r.method} ${r.path}`)).length).toBe(before + 2);
+    await until(
+      () => (/discord global rate limit/.test(connector.output()) ? true : undefined),
+      5_000,
+      'the global limit logged',
+    );
+  });
+
   it('makes one event of a dispatch Discord sends twice, and of what a RESUME replays', async () => {
     const message = discord.dispatchMessage(mention('said once'));
     discord.dispatch('MESSAGE_CREATE', message);
