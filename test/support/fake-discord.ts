@@ -5,9 +5,7 @@ import {
   randomBytes,
   sign as signEd25519,
 } from 'node:crypto';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type {
@@ -17,6 +15,7 @@ import type {
   GatewayMessageCreateDispatchData,
 } from 'discord-api-types/v10';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { startFakeServer } from './fake-server.js';
 
 /**
  * A local stand-in for Discord, on 127.0.0.1 at a random port: the REST API under `/api/v10`, the
@@ -2161,21 +2160,5 @@ class FakeDiscordServer implements FakeDiscord {
 
 /** Start a fake Discord on 127.0.0.1 at a random port. */
 export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promise<FakeDiscord> {
-  let fake: FakeDiscordServer | undefined;
-  const server = createServer((req, res) => {
-    if (!fake) {
-      res.statusCode = 503;
-      res.end();
-      return;
-    }
-    fake.handle(req, res).catch(() => {
-      if (!res.headersSent) res.statusCode = 500;
-      res.end();
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  fake = new FakeDiscordServer(server, port, options);
-  return fake;
+  return startFakeServer((server, port) => new FakeDiscordServer(server, port, options));
 }

@@ -1,6 +1,5 @@
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { startFakeServer } from './fake-server.js';
 
 /**
  * A local stand-in for the Telegram Bot API (https://core.telegram.org/bots/api), on 127.0.0.1 at a
@@ -277,23 +276,7 @@ export class FakeTelegram {
 
   static async start(options: { token?: string } = {}): Promise<FakeTelegram> {
     const token = options.token ?? '123456:TEST-token_abcdefghijklmnopqrstuvwxyz';
-    let fake: FakeTelegram | undefined;
-    const server = createServer((req, res) => {
-      if (!fake) {
-        res.statusCode = 503;
-        res.end();
-        return;
-      }
-      fake.handle(req, res).catch(() => {
-        if (!res.headersSent) res.statusCode = 500;
-        res.end();
-      });
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    fake = new FakeTelegram(server, token, `http://127.0.0.1:${port}`);
-    return fake;
+    return startFakeServer((server, port) => new FakeTelegram(server, token, `http://127.0.0.1:${port}`));
   }
 
   // --- test API ------------------------------------------------------------------------------------
@@ -400,7 +383,8 @@ export class FakeTelegram {
     }
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Serves one request (called by the server from `startFakeServer`). */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.apiRoot);
     const download = /^\/file\/bot([^/]*)\/(.+)$/.exec(url.pathname);
     if (download) {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,6 +27,7 @@ import {
   type ThreadRenameAction,
   type TypingAction,
 } from '../../protocol/index.js';
+import { botLeaseName } from './lease.js';
 import type { InboundAttachment, PlatformAdapter, PlatformContext, PlatformInbound } from './types.js';
 
 /**
@@ -387,7 +387,7 @@ export class TelegramAdapter implements PlatformAdapter {
 
   /** One instance of a cluster polls a bot at a time; the lease is named after the bot, not its token. */
   exclusiveLease(): string {
-    return `telegram:${createHash('sha256').update(this.token).digest('hex').slice(0, 16)}`;
+    return botLeaseName('telegram', this.token);
   }
 
   /** `polling` while the loop runs; `unauthorized` after Telegram refused the token. */

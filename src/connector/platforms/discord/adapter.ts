@@ -43,6 +43,7 @@ import {
   type ThreadRenameAction,
   type TypingAction,
 } from '../../../protocol/index.js';
+import { botLeaseName } from '../lease.js';
 import { NO_FOLLOW_UP } from '../run-action.js';
 import type {
   CommandDeclaration,
@@ -192,7 +193,7 @@ export class DiscordAdapter implements PlatformAdapter {
 
   /** One Gateway session per bot in a cluster; named after the bot, not its token. */
   exclusiveLease(): string {
-    return `discord:${createHash('sha256').update(this.token).digest('hex').slice(0, 16)}`;
+    return botLeaseName('discord', this.token);
   }
 
   attach(context: PlatformContext): void {
