@@ -24,7 +24,7 @@ import { declarePolicies } from './policy.js';
 import { selfProvision } from './provision.js';
 import { InboundReceiver } from './receiver.js';
 import { ReplyChannel } from './replies.js';
-import { SessionManager } from './sessions.js';
+import { SessionManager, STOP_COMMAND } from './sessions.js';
 import { RelayTransport, type TransportStatus } from './transport.js';
 
 /**
@@ -188,6 +188,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     platform: config.platform,
     identities: config.identities,
     botId: config.botId,
+    commandManifest: [STOP_COMMAND, ...(agent.commands ?? []).filter((command) => command.name !== 'stop')],
     log: log.child({ part: 'transport' }),
     onDescriptor: () => {
       replayInbox();

@@ -319,6 +319,9 @@ export class GatewayStoppingError extends Error {
   }
 }
 
+/** `/stop` as a slash command, for chats with a command menu (the gateway declares it on Discord). */
+export const STOP_COMMAND = { name: 'stop', description: 'Stop the reply running in this chat' } as const;
+
 function isStopCommand(text: string): boolean {
   // Telegram appends the bot name in groups: /stop@my_bot.
   return /^\/stop(@\S+)?\s*$/i.test(text.trim());

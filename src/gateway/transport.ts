@@ -8,6 +8,7 @@ import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
   CLOSE_UNAUTHORIZED,
+  type CommandManifest,
   FrameDecoder,
   FrameWriter,
   failedResult,
@@ -57,6 +58,8 @@ export interface RelayTransportOptions {
    * its inbound are tagged with that identity.
    */
   identities?: readonly { platform: string; botId: string }[];
+  /** Slash commands declared in the `hello` of a Discord identity (current §4.1 `command_manifest`). */
+  commandManifest?: CommandManifest;
   log: Logger;
   onDescriptor?: (descriptor: CapabilityDescriptor) => void | Promise<void>;
   /**
@@ -369,8 +372,15 @@ export class RelayTransport {
       ws.on('open', () => {
         // One hello per identity, back to back; every dial starts from no descriptors (current §3.6).
         this.descriptors.clear();
+        const manifest = this.options.commandManifest;
         for (const identity of this.identities)
-          writeFrame(ws, { type: 'hello', platform: identity.platform, botId: identity.botId });
+          writeFrame(ws, {
+            type: 'hello',
+            platform: identity.platform,
+            botId: identity.botId,
+            // Only Discord has the field (current §4.1); elsewhere the hello stays byte-identical.
+            ...(identity.platform === 'discord' && manifest?.length ? { command_manifest: manifest } : {}),
+          });
         handshakeTimer = setTimeout(() => {
           lastError = 'no descriptor within the handshake timeout';
           log.warn('connector sent no descriptor in time; reconnecting');

@@ -49,6 +49,22 @@ const interactionsUrl = () => `${stack?.connector.url}/discord/interactions`;
 const channelMessages = () => [...discord.messages.values()].filter((m) => m.channel_id === CHANNEL);
 
 describe('Discord through our gateway', () => {
+  it('declares /stop and the agent’s commands in its hello; the connector registers them for the guild', async () => {
+    const registered = await until(
+      () => discord.commands.find((entry) => entry.scope === GUILD),
+      20_000,
+      'the guild’s slash commands',
+    );
+    expect((registered.commands as { name: string }[]).map((command) => command.name)).toEqual([
+      'stop',
+      'help',
+      'image',
+      'file',
+      'ask',
+      'slow',
+    ]);
+  });
+
   it('answers a mention in a guild channel in that channel, as a reply to it', async () => {
     const asked = discord.dispatchMessage({
       channel_id: CHANNEL,

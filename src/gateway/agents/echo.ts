@@ -118,6 +118,23 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
 /** Replies `echo: <text>`; `/help` explains itself; `/slow N text` streams the echo over N seconds. */
 export class EchoAgent implements Agent {
   readonly name = 'echo';
+  readonly commands = [
+    { name: 'help', description: 'What the echo agent can do' },
+    { name: 'image', description: 'Send a picture' },
+    { name: 'file', description: 'Send a document' },
+    {
+      name: 'ask',
+      description: 'Ask a question with Yes/No buttons',
+      options: [{ type: 3, name: 'question', description: 'The question', required: false }],
+    },
+    {
+      name: 'slow',
+      description: 'Stream a reply slowly (stop it with /stop)',
+      options: [
+        { type: 3, name: 'text', description: 'Seconds, then words, e.g. 10 some words', required: false },
+      ],
+    },
+  ];
 
   async run(input: AgentTurnInput): Promise<AgentTurnResult> {
     if (input.signal.aborted) throw abortError();

@@ -1,4 +1,4 @@
-import type { MediaKind, MessageEvent } from '../../protocol/index.js';
+import type { CommandManifest, MediaKind, MessageEvent } from '../../protocol/index.js';
 
 /** One message of a conversation, as agents and the history store see it. */
 export interface ConversationMessage {
@@ -68,6 +68,11 @@ export interface Agent {
   readonly name: string;
   /** True when `run` calls `onHandedOver`; otherwise the turn counts as started when `run` is called. */
   readonly reportsHandover?: boolean;
+  /**
+   * Slash commands the agent understands, offered where a chat has a command menu (a gateway
+   * fronting Discord declares them in its `hello`, current §4.1). Options are Discord's.
+   */
+  readonly commands?: CommandManifest;
   run(input: AgentTurnInput): Promise<AgentTurnResult>;
   close?(): Promise<void>;
 }
