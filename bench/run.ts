@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { authBench } from './auth.js';
 import { connectionsBench } from './connections.js';
 import { deliveryBench } from './delivery.js';
+import { discordIngestBench } from './discord-ingest.js';
 import { drainBench } from './drain.js';
 import {
   type BenchModule,
@@ -32,6 +33,7 @@ const MODULES: readonly BenchModule[] = [
   connectionsBench,
   drainBench,
   probeBench,
+  discordIngestBench,
 ];
 
 // Compiled to dist/bench/run.js; results live beside the sources in bench/.
