@@ -120,6 +120,15 @@ async function runDemo(options: DemoOptions): Promise<void> {
       GATEWAY_RELAY_INBOUND_HOST: '127.0.0.1',
       GATEWAY_RELAY_INBOUND_PORT: String(ports.inbound),
       HERMES_RESTART_DRAIN_TIMEOUT: drainTimeout,
+      // Fronting Discord too: a second identity, whose hello declares the agent's slash commands.
+      ...(discordConfigured()
+        ? {
+            GATEWAY_RELAY_PLATFORMS: 'webchat,discord',
+            GATEWAY_RELAY_BOT_IDS: JSON.stringify({
+              discord: { botId: process.env.DISCORD_APPLICATION_ID?.trim() ?? '' },
+            }),
+          }
+        : {}),
     };
     let gateway = spawnHermes('gateway', ['gateway', 'run', '--replace'], logs, gatewayEnv);
     children.push(gateway);
