@@ -17,15 +17,15 @@ import { metricSum, sleep } from './fault-support.js';
 /**
  * Discord's shard in a cluster (issue #17): two connector processes (A, B) on one Postgres and
  * Redis front one bot; exactly one of them runs its Gateway session (a lease). A gateway holds its
- * socket on the other one. 300 guild messages are dispatched while the instance holding the shard
- * is SIGKILLed a third of the way through: the other takes the lease over, RESUMEs the saved
- * session, Discord replays what followed the last queued dispatch, and every message reaches the
- * gateway, each as exactly one delivery, in order.
+ * socket on the other one. 300 guild messages in three channels are dispatched while the instance
+ * holding the shard is SIGKILLed a third of the way through: the other takes the lease over,
+ * RESUMEs the saved session, Discord replays what followed the saved watermark, and every message
+ * reaches the gateway, each as exactly one delivery, in order within its channel.
  */
 
 const ENABLED = process.env.HERMES_FAULTS === '1';
 const GUILD = '1100000000000000001';
-const CHANNEL = '1200000000000000001';
+const CHANNELS = ['1200000000000000001', '1200000000000000002', '1200000000000000003'];
 const TOTAL = 300;
 const KILL_AT = 100;
 
@@ -64,7 +64,8 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
         startRedis(),
         startFakeDiscord({ heartbeatIntervalMs: 1_000 }),
       ]);
-      discord.addChannel({ id: CHANNEL, type: 0, name: 'general', guild_id: GUILD });
+      for (const id of CHANNELS)
+        discord.addChannel({ id, type: 0, name: `channel-${id.slice(-1)}`, guild_id: GUILD });
       db = await postgres.createDatabase();
       const { accessToken } = await hermesJson<{ accessToken: string }>([
         'connector',
@@ -128,7 +129,7 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
       for (let i = 0; i < TOTAL; i += 1) {
         if (i === KILL_AT) connectors.get(holder)?.child.kill('SIGKILL');
         const message = discord.dispatchMessage({
-          channel_id: CHANNEL,
+          channel_id: CHANNELS[i % CHANNELS.length] as string,
           guild_id: GUILD,
           content: `m${i}`,
           author: { id: '700000000000000001', username: 'alice' },
@@ -162,13 +163,15 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
       expect([...buffersOf.keys()].sort()).toEqual([...sent].sort());
       const doubled = [...buffersOf.entries()].filter(([, buffers]) => buffers.size > 1).map(([id]) => id);
       expect(doubled).toEqual([]);
-      // In order: the first delivery of each message follows the dispatch order.
-      const firstSeen: string[] = [];
-      for (const frame of deliveries()) {
-        const id = String(frame.event.message_id);
-        if (!firstSeen.includes(id)) firstSeen.push(id);
+      // In order within each channel (a session lives in one): first deliveries follow the dispatches.
+      for (const channel of CHANNELS) {
+        const firstSeen: string[] = [];
+        for (const frame of deliveries()) {
+          const id = String(frame.event.message_id);
+          if (frame.event.source.chat_id === channel && !firstSeen.includes(id)) firstSeen.push(id);
+        }
+        expect(firstSeen).toEqual(sent.filter((_, i) => CHANNELS[i % CHANNELS.length] === channel));
       }
-      expect(firstSeen).toEqual(sent);
       expect(discord.gateway.resumes).toBeGreaterThanOrEqual(1);
       console.log(
         `[faults] discord takeover: ${TOTAL} dispatched, ${TOTAL} delivered once, holder ${holder} killed at ${KILL_AT}, resumes ${discord.gateway.resumes}, identifies ${discord.gateway.identifies}`,

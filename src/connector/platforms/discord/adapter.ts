@@ -62,10 +62,13 @@ import { InteractionVault } from './vault.js';
  * sharding) for messages, the interactions endpoint for slash commands and buttons, REST
  * (`@discordjs/rest`: per-route buckets, `retry_after`, the global limit) for every op.
  *
- * Durability: a dispatch is handled one at a time, in order; the shard's session is saved in the
- * shared platform state with the sequence of the last dispatch that was queued (or deliberately
- * skipped), so an instance that takes the lease over RESUMEs from there and Discord replays what
- * followed. A replayed message already queued is recognised by its id (also shared) and skipped.
+ * Durability and order: messages of one channel are handled one after another, in dispatch order
+ * (so a session's order holds), channels side by side (so their queueing shares group commits).
+ * The shard's session is saved in the shared platform state with a watermark: the highest
+ * sequence below which every dispatch is queued (or deliberately skipped), written every
+ * {@link SESSION_SAVE_INTERVAL_MS} and on stop. An instance that takes the lease over RESUMEs from
+ * there and Discord replays what followed; a replayed message already queued is recognised by its
+ * id in the outbox's own transaction and skipped.
  */
 
 export const DISCORD_INTERACTIONS_PATH = '/discord/interactions';
@@ -77,6 +80,8 @@ const DISCORD_DEFAULT_API_ROOT = 'https://discord.com/api';
 /** Discord wants an answer within 3 s; the forward is usually queued in milliseconds. */
 const INTERACTION_ACK_WITHIN_MS = 2_000;
 const INTERACTION_BODY_LIMIT = 256 * 1024;
+/** How often a shard's watermark is saved while it moves. */
+const SESSION_SAVE_INTERVAL_MS = 250;
 /** A shard's saved session outlives a quiet day; Discord refuses one it no longer knows (op 9). */
 const SESSION_TTL_MS = 24 * 60 * 60_000;
 const COMMANDS_TTL_MS = 30 * 24 * 60 * 60_000;
@@ -128,8 +133,11 @@ export class DiscordAdapter implements PlatformAdapter {
   private stopping = false;
   /** Ends a store retry's wait when the adapter stops. */
   private stopController = new AbortController();
-  /** Dispatches are handled strictly one after another: order and the saved sequence depend on it. */
-  private queue: Promise<void> = Promise.resolve();
+  /** The tail of each channel's dispatches in hand: a channel's messages go one after another. */
+  private readonly channelTails = new Map<string, Promise<void>>();
+  /** Per shard: sequences in hand, the highest seen, the watermark last saved. */
+  private readonly progress = new Map<number, { pending: Set<number>; highest: number; saved: number }>();
+  private saveTimer: NodeJS.Timeout | undefined;
   /** The sessions the library runs, by shard (its own view; the shared copy lags to what is queued). */
   private readonly sessions = new Map<number, SavedSession>();
   private botUserId: string | undefined;
@@ -227,9 +235,9 @@ export class DiscordAdapter implements PlatformAdapter {
       retrieveSessionInfo: (shardId) => this.retrieveSession(shardId),
       updateSessionInfo: (shardId, info) => this.updateSession(shardId, info),
     });
-    manager.on(WebSocketShardEvents.Dispatch, (payload, shardId) => {
-      this.queue = this.queue.then(() => this.handleDispatch(payload, shardId));
-    });
+    manager.on(WebSocketShardEvents.Dispatch, (payload, shardId) => this.takeDispatch(payload, shardId));
+    this.saveTimer = setInterval(() => void this.saveWatermarks(), SESSION_SAVE_INTERVAL_MS);
+    this.saveTimer.unref();
     manager.on(WebSocketShardEvents.Ready, (data, shardId) => {
       this.botUserId = data.user.id;
       this.log.info(
@@ -277,7 +285,9 @@ export class DiscordAdapter implements PlatformAdapter {
     } catch (error) {
       this.log.debug({ err: this.describe(error) }, 'discord gateway not closed cleanly');
     }
-    await this.queue;
+    clearInterval(this.saveTimer);
+    await Promise.all(this.channelTails.values());
+    await this.saveWatermarks();
     this.log.info('discord gateway stopped');
   }
 
@@ -300,6 +310,7 @@ export class DiscordAdapter implements PlatformAdapter {
     try {
       const saved = JSON.parse(raw) as SavedSession;
       this.sessions.set(shardId, saved);
+      this.progress.set(shardId, { pending: new Set(), highest: saved.sequence, saved: saved.sequence });
       this.log.info({ shardId, sequence: saved.sequence }, 'discord: resuming the saved gateway session');
       return saved;
     } catch {
@@ -316,8 +327,23 @@ export class DiscordAdapter implements PlatformAdapter {
       return;
     }
     this.sessions.set(shardId, info);
-    // A new session (READY): saved at once; later sequences are saved as dispatches are queued.
-    if (previous?.sessionId !== info.sessionId) await this.saveSession(shardId, info.sequence);
+    // A new session (READY, or one resumed from the shared copy): saved at once, its watermark
+    // starting where the session does; later sequences are saved as dispatches are queued.
+    if (previous?.sessionId !== info.sessionId) {
+      this.progress.set(shardId, { pending: new Set(), highest: info.sequence, saved: info.sequence });
+      await this.saveSession(shardId, info.sequence);
+    }
+  }
+
+  /** Save each shard's watermark that moved since it was last saved. */
+  private async saveWatermarks(): Promise<void> {
+    for (const [shardId, progress] of this.progress) {
+      let watermark = progress.highest;
+      for (const seq of progress.pending) if (seq - 1 < watermark) watermark = seq - 1;
+      if (watermark <= progress.saved) continue;
+      progress.saved = watermark;
+      await this.saveSession(shardId, watermark);
+    }
   }
 
   private async saveSession(shardId: number, sequence: number): Promise<void> {
@@ -336,12 +362,41 @@ export class DiscordAdapter implements PlatformAdapter {
 
   // --- dispatches ----------------------------------------------------------------------------------
 
-  private async handleDispatch(payload: GatewayDispatchPayload, shardId: number): Promise<void> {
+  /**
+   * A dispatch in hand: a message joins its channel's line; anything else is applied at once. Its
+   * sequence counts as pending until handled, holding the shard's watermark below it.
+   */
+  private takeDispatch(payload: GatewayDispatchPayload, shardId: number): void {
+    const seq = typeof payload.s === 'number' ? payload.s : undefined;
+    const progress = this.progress.get(shardId);
+    if (seq !== undefined && progress) {
+      progress.pending.add(seq);
+      if (seq > progress.highest) progress.highest = seq;
+    }
+    const done = () => {
+      if (seq !== undefined) progress?.pending.delete(seq);
+    };
+    if (payload.t !== GatewayDispatchEvents.MessageCreate) {
+      this.applyDispatch(payload);
+      done();
+      return;
+    }
+    const channelId = payload.d.channel_id;
+    const tail = (this.channelTails.get(channelId) ?? Promise.resolve())
+      .then(() => this.handleMessage(payload.d))
+      .catch((error: unknown) =>
+        this.log.error({ err: this.describe(error) }, 'discord message not understood; skipped'),
+      )
+      .finally(() => {
+        done();
+        if (this.channelTails.get(channelId) === tail) this.channelTails.delete(channelId);
+      });
+    this.channelTails.set(channelId, tail);
+  }
+
+  private applyDispatch(payload: GatewayDispatchPayload): void {
     try {
       switch (payload.t) {
-        case GatewayDispatchEvents.MessageCreate:
-          await this.handleMessage(payload.d);
-          break;
         case GatewayDispatchEvents.GuildCreate:
           for (const channel of [...(payload.d.channels ?? []), ...(payload.d.threads ?? [])])
             this.rememberChannel(channel);
@@ -361,7 +416,6 @@ export class DiscordAdapter implements PlatformAdapter {
         'discord dispatch not understood; skipped',
       );
     }
-    if (typeof payload.s === 'number') await this.saveSession(shardId, payload.s);
   }
 
   private rememberChannel(
