@@ -4,8 +4,16 @@ import { describe, expect, it } from 'vitest';
 import { connectorConfigFromEnv } from '../../src/connector/config.js';
 import { buildAdapters } from '../../src/connector/platforms/build-adapters.js';
 import { normaliseDiscordMessage } from '../../src/connector/platforms/discord/inbound.js';
-import { discordPublicKey, verifyDiscordSignature } from '../../src/connector/platforms/discord/signature.js';
-import { INTERACTION_TOKEN_TTL_MS, InteractionVault } from '../../src/connector/platforms/discord/vault.js';
+import {
+  discordPublicKey,
+  isFreshTimestamp,
+  verifyDiscordSignature,
+} from '../../src/connector/platforms/discord/signature.js';
+import {
+  INTERACTION_TOKEN_TTL_MS,
+  InteractionVault,
+  interactionExpiry,
+} from '../../src/connector/platforms/discord/vault.js';
 import type { PlatformState } from '../../src/connector/platforms/types.js';
 import { buildSessionKey, normalizePlatform } from '../../src/protocol/index.js';
 
@@ -215,6 +223,16 @@ describe('Discord interaction signatures', () => {
     expect(verifyDiscordSignature(key, signature, undefined, body)).toBe(false);
   });
 
+  it('takes a timestamp within five minutes of the clock, either way', () => {
+    const now = 1_764_800_000_000;
+    expect(isFreshTimestamp('1764800000', now)).toBe(true);
+    expect(isFreshTimestamp('1764800300', now)).toBe(true);
+    expect(isFreshTimestamp('1764799699', now)).toBe(false);
+    expect(isFreshTimestamp('1764800301', now)).toBe(false);
+    expect(isFreshTimestamp('soon', now)).toBe(false);
+    expect(isFreshTimestamp(undefined, now)).toBe(false);
+  });
+
   it('refuses a public key that is not 64 hex characters', () => {
     expect(() => discordPublicKey('abc')).toThrow(/64 hex/);
   });
@@ -238,18 +256,31 @@ describe('interaction capability vault', () => {
     expect(await vault.resolve('t_a', 'agent:main:discord:group:c:u')).toBeUndefined();
   });
 
-  it('remembers that the deferred reply was answered, without extending the token’s life', async () => {
+  it('counts the 15 minutes from when Discord made the interaction (its snowflake)', () => {
+    const created = Date.UTC(2026, 11, 4, 12, 0, 0);
+    const id = ((BigInt(created) - 1_420_070_400_000n) << 22n).toString();
+    expect(interactionExpiry(id, created + 60_000)).toBe(created + INTERACTION_TOKEN_TTL_MS);
+    expect(interactionExpiry('not-a-snowflake', 5)).toBe(5 + INTERACTION_TOKEN_TTL_MS);
+  });
+
+  it('answers each deferred reply in turn, then posts to the newest; a replayed bind changes nothing', async () => {
     let now = 0;
     const state = memoryState(() => now);
     const vault = new InteractionVault(state, APP, () => now);
-    await vault.bind('k', { tenantId: 't', token: 'tok', interactionId: 'i', originalPending: true });
+    const bind = (id: string, pending: boolean) =>
+      vault.bind('k', { tenantId: 't', token: `tok-${id}`, interactionId: id, originalPending: pending });
+    await bind('first', true);
+    await bind('press', false);
+    await bind('second', true);
+    expect((await vault.resolve('t', 'k'))?.interactionId).toBe('first');
     now = 60_000;
-    const capability = await vault.resolve('t', 'k');
-    if (!capability) throw new Error('capability expected');
-    await vault.markOriginalAnswered('k', capability);
-    const after = await vault.resolve('t', 'k');
-    expect(after?.originalPending).toBe(false);
-    expect(after?.expiresAt).toBe(INTERACTION_TOKEN_TTL_MS);
+    await vault.markOriginalAnswered('k', 'first');
+    await bind('first', true);
+    expect((await vault.resolve('t', 'k'))?.interactionId).toBe('second');
+    await vault.markOriginalAnswered('k', 'second');
+    const last = await vault.resolve('t', 'k');
+    expect(last).toMatchObject({ interactionId: 'second', originalPending: false });
+    expect(last?.expiresAt).toBe(INTERACTION_TOKEN_TTL_MS);
   });
 });
 

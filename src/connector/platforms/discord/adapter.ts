@@ -26,11 +26,13 @@ import {
   type DiscordInteraction,
   discordInteractionEvent,
   type EditAction,
+  egressDeclined,
   encodePromptToken,
   type FollowUpAction,
   failedResult,
   type GetChatInfoAction,
   isPlainObject,
+  MEDIA_MAX_BYTES,
   mediaIdFromUrl,
   type OutboundResult,
   type PromptAction,
@@ -54,7 +56,7 @@ import type {
   PlatformInbound,
 } from '../types.js';
 import { type DiscordChannelFacts, type DiscordFile, normaliseDiscordMessage } from './inbound.js';
-import { discordPublicKey, verifyDiscordSignature } from './signature.js';
+import { discordPublicKey, isFreshTimestamp, verifyDiscordSignature } from './signature.js';
 import { InteractionVault } from './vault.js';
 
 /**
@@ -80,6 +82,10 @@ const DISCORD_DEFAULT_API_ROOT = 'https://discord.com/api';
 /** Discord wants an answer within 3 s; the forward is usually queued in milliseconds. */
 const INTERACTION_ACK_WITHIN_MS = 2_000;
 const INTERACTION_BODY_LIMIT = 256 * 1024;
+/** How long a stop waits for a connect in flight, the socket's close and the messages in hand. */
+const STOP_WAIT_MS = 5_000;
+/** Gateway close codes after which the library does not reconnect: the token or the intents. */
+const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([4004, 4013, 4014]);
 /** How often a shard's watermark is saved while it moves. */
 const SESSION_SAVE_INTERVAL_MS = 250;
 /** A shard's saved session outlives a quiet day; Discord refuses one it no longer knows (op 9). */
@@ -138,12 +144,17 @@ export class DiscordAdapter implements PlatformAdapter {
   /** Per shard: sequences in hand, the highest seen, the watermark last saved. */
   private readonly progress = new Map<number, { pending: Set<number>; highest: number; saved: number }>();
   private saveTimer: NodeJS.Timeout | undefined;
+  /** Which start the callbacks belong to (a stop moves it on). */
+  private generation = 0;
+  private connecting: Promise<void> | undefined;
   /** The sessions the library runs, by shard (its own view; the shared copy lags to what is queued). */
   private readonly sessions = new Map<number, SavedSession>();
   private botUserId: string | undefined;
   private readonly channels = boundedCache<string, DiscordChannelFacts>(CHANNEL_CACHE);
   /** Guilds (or DM channels) already logged as having no route. */
-  private readonly noticedRoutes = new Set<string>();
+  private readonly noticedRoutes = boundedCache<string, true>({ max: 10_000, ttlMs: 24 * 60 * 60_000 });
+  /** Slash-command registrations, one after another. */
+  private registering: Promise<void> = Promise.resolve();
   private unauthorized = false;
 
   constructor(options: DiscordAdapterOptions) {
@@ -214,6 +225,11 @@ export class DiscordAdapter implements PlatformAdapter {
     this.attach(context);
     this.stopping = false;
     this.stopController = new AbortController();
+    this.botUserId ??= botUserIdFromToken(this.token);
+    // Every callback checks it belongs to the running manager: a shard the library keeps alive
+    // after a stop (it may, while connecting) must neither ingest nor write the shared session.
+    const generation = ++this.generation;
+    const live = () => this.generation === generation && !this.stopping;
     const gatewayUrl = this.gatewayUrl;
     const manager = new (class extends WebSocketManager {
       override async fetchGatewayInformation(force?: boolean): Promise<APIGatewayBotInfo> {
@@ -232,61 +248,107 @@ export class DiscordAdapter implements PlatformAdapter {
         GatewayIntentBits.DirectMessages |
         GatewayIntentBits.MessageContent,
       rest: this.rest,
-      retrieveSessionInfo: (shardId) => this.retrieveSession(shardId),
-      updateSessionInfo: (shardId, info) => this.updateSession(shardId, info),
+      retrieveSessionInfo: (shardId) => (live() ? this.retrieveSession(shardId) : null),
+      updateSessionInfo: (shardId, info) => (live() ? this.updateSession(shardId, info) : undefined),
     });
-    manager.on(WebSocketShardEvents.Dispatch, (payload, shardId) => this.takeDispatch(payload, shardId));
-    this.saveTimer = setInterval(() => void this.saveWatermarks(), SESSION_SAVE_INTERVAL_MS);
-    this.saveTimer.unref();
+    manager.on(WebSocketShardEvents.Dispatch, (payload, shardId) => {
+      if (live()) this.takeDispatch(payload, shardId);
+    });
     manager.on(WebSocketShardEvents.Ready, (data, shardId) => {
+      if (!live()) return;
       this.botUserId = data.user.id;
       this.log.info(
         { shardId, botUserId: data.user.id, guilds: data.guilds.length },
         'discord gateway ready',
       );
     });
-    manager.on(WebSocketShardEvents.Resumed, (shardId) =>
-      this.log.info({ shardId }, 'discord gateway resumed'),
-    );
+    manager.on(WebSocketShardEvents.Resumed, (shardId) => {
+      if (live()) this.log.info({ shardId }, 'discord gateway resumed');
+    });
     manager.on(WebSocketShardEvents.Closed, (code, shardId) => {
-      if (code === 4004) {
-        this.unauthorized = true;
+      if (!live()) return;
+      if (FATAL_CLOSE_CODES.has(code)) {
+        this.unauthorized = code === 4004;
         this.log.error(
-          { shardId },
-          'Discord rejected the bot token (4004 Authentication failed): check DISCORD_BOT_TOKEN. The Discord gateway has stopped.',
+          { shardId, code },
+          code === 4004
+            ? 'Discord rejected the bot token (4004 Authentication failed): check DISCORD_BOT_TOKEN. The Discord gateway has stopped.'
+            : 'Discord refused the gateway session (intents not allowed: turn on the Message Content intent in the developer portal). The Discord gateway has stopped.',
         );
-      } else if (!this.stopping) this.log.warn({ shardId, code }, 'discord gateway closed; reconnecting');
+      } else this.log.warn({ shardId, code }, 'discord gateway closed; reconnecting');
     });
-    manager.on(WebSocketShardEvents.Error, (error, shardId) =>
-      this.log.warn({ shardId, err: this.describe(error) }, 'discord gateway error'),
-    );
+    manager.on(WebSocketShardEvents.Error, (error, shardId) => {
+      if (live()) this.log.warn({ shardId, err: this.describe(error) }, 'discord gateway error');
+    });
     this.manager = manager;
+    this.saveTimer = setInterval(() => void this.saveWatermarks(), SESSION_SAVE_INTERVAL_MS);
+    this.saveTimer.unref();
+    if (!this.botUserId) void this.lookUpBotUser(live);
     // In the background: the connector and its other platforms never wait on Discord being
-    // reachable (the library keeps reconnecting; a refused token is logged above).
+    // reachable. A failed start (Discord unreachable, a 5xx) is tried again until it works or the
+    // adapter stops; a refused token is final.
     this.log.info('discord gateway connecting');
-    manager.connect().catch((error: unknown) => {
-      if (this.manager === manager) this.manager = undefined;
-      this.log.error(
-        { err: this.describe(error) },
-        'discord gateway did not start; the other platforms keep running',
-      );
-    });
+    this.connecting = this.connectUntilStarted(manager, live);
+  }
+
+  private async connectUntilStarted(manager: WebSocketManager, live: () => boolean): Promise<void> {
+    for (let attempt = 1; live(); attempt += 1) {
+      try {
+        await manager.connect();
+        return;
+      } catch (error) {
+        if (!live()) return;
+        if (error instanceof DiscordAPIError && error.status === 401) {
+          this.unauthorized = true;
+          this.log.error(
+            'Discord rejected the bot token (401): check DISCORD_BOT_TOKEN. The Discord gateway has stopped; the other platforms keep running.',
+          );
+          return;
+        }
+        const delay = backoffDelay(attempt, { baseMs: 1_000, capMs: 60_000, jitter: 'full' });
+        this.log.warn(
+          { err: this.describe(error), retryInMs: delay },
+          'discord gateway did not start; retrying',
+        );
+        await sleep(delay, undefined, { signal: this.stopController.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /** The bot's user id, for mentions, when the token does not carry it (READY sets it too). */
+  private async lookUpBotUser(live: () => boolean): Promise<void> {
+    try {
+      const me = (await this.rest.get(Routes.user('@me'))) as { id?: unknown };
+      if (live() && typeof me.id === 'string' && !this.botUserId) this.botUserId = me.id;
+    } catch (error) {
+      this.log.debug({ err: this.describe(error) }, 'discord bot user not looked up; READY will say');
+    }
   }
 
   async stop(): Promise<void> {
     const manager = this.manager;
     if (!manager) return;
     this.stopping = true;
+    this.generation += 1;
     this.stopController.abort();
     this.manager = undefined;
-    // 4200 leaves the session resumable: whoever runs the bot next (this or another instance) resumes.
-    try {
-      await manager.destroy({ code: 4200, reason: 'connector stopping' });
-    } catch (error) {
-      this.log.debug({ err: this.describe(error) }, 'discord gateway not closed cleanly');
-    }
     clearInterval(this.saveTimer);
-    await Promise.all(this.channelTails.values());
+    // A connect in flight settles first (bounded), so the shards it spawns are the ones destroyed;
+    // 4200 leaves the session resumable for whoever runs the bot next. The library can wait forever
+    // for a socket that is still handshaking: bounded too.
+    await withTimeout(this.connecting ?? Promise.resolve(), STOP_WAIT_MS);
+    const destroyed = await withTimeout(
+      Promise.resolve(manager.destroy({ code: 4200, reason: 'connector stopping' })).then(
+        () => true,
+        (error: unknown) => {
+          this.log.debug({ err: this.describe(error) }, 'discord gateway not closed cleanly');
+          return true;
+        },
+      ),
+      STOP_WAIT_MS,
+    );
+    if (!destroyed) this.log.warn('discord gateway did not close in time; its events are ignored');
+    await withTimeout(Promise.all(this.channelTails.values()), STOP_WAIT_MS);
     await this.saveWatermarks();
     this.log.info('discord gateway stopped');
   }
@@ -453,11 +515,15 @@ export class DiscordAdapter implements PlatformAdapter {
     const inbound = normaliseDiscordMessage(message, this.botUserId, channel);
     if (!inbound) return;
     const { files, ...routed } = inbound;
+    const dedupeKey = `discord:${this.applicationId}:message:${message.id}`;
+    // A replayed message with files: known before its files are fetched again (the queueing
+    // checks once more, atomically).
+    if (files.length > 0 && (await context.state?.get(dedupeKey).catch(() => null))) return;
     // A RESUME replays what followed the saved sequence, some of it perhaps queued already: the
     // message id makes the queueing happen once (in the outbox's own transaction).
     const withFiles: PlatformInbound = {
       ...routed,
-      dedupeKey: `discord:${this.applicationId}:message:${message.id}`,
+      dedupeKey,
       ...(files.length ? { attachments: files.map((file) => this.attachment(file)) } : {}),
     };
     for (let attempt = 1; ; attempt += 1) {
@@ -474,7 +540,7 @@ export class DiscordAdapter implements PlatformAdapter {
       }
       if (outcome.reason === 'no_route') {
         if (!this.noticedRoutes.has(inbound.routeKey)) {
-          this.noticedRoutes.add(inbound.routeKey);
+          this.noticedRoutes.set(inbound.routeKey, true);
           this.log.warn(
             { routeKey: inbound.routeKey, chatType: inbound.event.source.chat_type },
             'discord server has no route to a tenant; add one with `hermes connector route add --platform discord --key <guild id>`',
@@ -507,7 +573,7 @@ export class DiscordAdapter implements PlatformAdapter {
 
   /** Fetched only when routed, from Discord's CDN (or the configured API's host, for tests). */
   private attachment(file: DiscordFile): InboundAttachment {
-    const { url, ...described } = file;
+    const { url, size, ...described } = file;
     return {
       ...described,
       open: async () => {
@@ -518,7 +584,13 @@ export class DiscordAdapter implements PlatformAdapter {
             /(^|\.)(discordapp\.com|discordapp\.net|discord\.com)$/i.test(parsed.hostname)) ||
             parsed.origin === this.apiOrigin);
         if (!trusted) throw new Error('discord attachment URL is not on Discord’s CDN; not fetched');
-        const response = await fetch(url, { signal: AbortSignal.timeout(FILE_DOWNLOAD_TIMEOUT_MS) });
+        if (size !== undefined && size > MEDIA_MAX_BYTES)
+          throw new Error(`discord attachment of ${size} bytes is over the ${MEDIA_MAX_BYTES}-byte media cap`);
+        // No redirects: the host checked above is the one fetched.
+        const response = await fetch(url, {
+          signal: AbortSignal.timeout(FILE_DOWNLOAD_TIMEOUT_MS),
+          redirect: 'error',
+        });
         if (!response.ok || !response.body)
           throw new Error(`discord attachment answered HTTP ${response.status}`);
         return Readable.fromWeb(response.body as WebReadableStream);
@@ -550,6 +622,14 @@ export class DiscordAdapter implements PlatformAdapter {
           )
         )
           return reply.code(401).send({ error: 'invalid request signature' });
+        if (!isFreshTimestamp(typeof timestamp === 'string' ? timestamp : undefined, this.now())) {
+          // Validly signed but old: a replay, or this machine's clock is wrong (then every one is).
+          this.log.warn(
+            { timestamp },
+            'discord interaction signed more than 5 minutes from this clock; refused (check the clock if this repeats)',
+          );
+          return reply.code(401).send({ error: 'stale request signature' });
+        }
         const interaction = parseDiscordInteraction(body);
         if (!interaction) return reply.code(400).send({ error: 'malformed interaction' });
         return reply.send(await this.answerInteraction(interaction, body));
@@ -590,7 +670,15 @@ export class DiscordAdapter implements PlatformAdapter {
         message: this.describe(error),
       }),
     );
-    const settled = await Promise.race([outcome, sleep(INTERACTION_ACK_WITHIN_MS).then(() => undefined)]);
+    const waited = new AbortController();
+    const settled = await Promise.race([
+      outcome,
+      sleep(INTERACTION_ACK_WITHIN_MS, undefined, { signal: waited.signal, ref: false }).then(
+        () => undefined,
+        () => undefined,
+      ),
+    ]);
+    waited.abort();
     if (settled === undefined) {
       void outcome.then((late) => {
         if (!late.ok)
@@ -667,29 +755,36 @@ export class DiscordAdapter implements PlatformAdapter {
    * are new follow-up messages. The token never leaves the vault.
    */
   async followUp(tenantId: string, action: FollowUpAction): Promise<OutboundResult> {
-    const capability = await this.vault?.resolve(tenantId, action.session_key);
-    if (!capability || !this.vault) return failedResult(`${NO_FOLLOW_UP} (absent or expired)`);
+    const vault = this.vault;
+    const capability = await vault?.resolve(tenantId, action.session_key);
+    if (!capability || !vault) return failedResult(`${NO_FOLLOW_UP} (absent or expired)`);
     const body = { content: action.content, allowed_mentions: { parse: ['users'] } };
+    let sent: APIMessage;
     try {
-      if (capability.originalPending) {
-        const edited = (await this.rest.patch(
-          Routes.webhookMessage(this.applicationId, capability.token, '@original'),
-          {
+      // Webhook routes carry the interaction token, never the bot's (auth: false).
+      sent = (await (capability.originalPending
+        ? this.rest.patch(Routes.webhookMessage(this.applicationId, capability.token, '@original'), {
             body,
             auth: false,
-          },
-        )) as APIMessage;
-        await this.vault.markOriginalAnswered(action.session_key, capability);
-        return { success: true, message_id: edited.id };
-      }
-      const sent = (await this.rest.post(Routes.webhook(this.applicationId, capability.token), {
-        body,
-        auth: false,
-      })) as APIMessage;
-      return { success: true, message_id: sent.id };
+          })
+        : this.rest.post(Routes.webhook(this.applicationId, capability.token), {
+            body,
+            auth: false,
+          }))) as APIMessage;
     } catch (error) {
-      return this.failure('follow_up', error, [capability.token]);
+      return this.failure('follow_up', error, [capability.token], true, false);
     }
+    // Sent: whatever happens to the bookkeeping, the answer is not sent again.
+    if (capability.originalPending)
+      await vault
+        .markOriginalAnswered(action.session_key, capability.interactionId)
+        .catch((error: unknown) =>
+          this.log.warn(
+            { err: this.describe(error) },
+            'discord follow-up sent; its interaction not marked answered',
+          ),
+        );
+    return { success: true, message_id: sent.id };
   }
 
   /**
@@ -697,6 +792,13 @@ export class DiscordAdapter implements PlatformAdapter {
    * for the whole application where it has the `*` route; written only when the manifest changed.
    */
   async registerCommands(declaration: CommandDeclaration): Promise<void> {
+    // One registration at a time on this instance: a newer manifest always lands last.
+    const run = this.registering.then(() => this.registerNow(declaration));
+    this.registering = run.catch(() => undefined);
+    return run;
+  }
+
+  private async registerNow(declaration: CommandDeclaration): Promise<void> {
     const commands = declaration.manifest.map((command) => ({ ...command, type: 1 }));
     const digest = createHash('sha256').update(JSON.stringify(commands)).digest('hex');
     const scopes = declaration.routeKeys.includes('*') ? ['global'] : declaration.routeKeys;
@@ -728,7 +830,7 @@ export class DiscordAdapter implements PlatformAdapter {
   // --- ops -----------------------------------------------------------------------------------------
 
   async send(action: SendAction): Promise<OutboundResult> {
-    return this.createMessage('send', this.targetChannel(action.chat_id, action.metadata), {
+    return this.createMessage('send', await this.targetChannel(action.chat_id, action.metadata), {
       content: action.content,
       ...this.replyReference(action.reply_to),
     });
@@ -767,7 +869,7 @@ export class DiscordAdapter implements PlatformAdapter {
           ? 'dm'
           : DISCORD_THREAD_CHANNEL_TYPES.has(channel.type)
             ? 'thread'
-            : channel.type === 15
+            : channel.type === 15 || channel.type === 16
               ? 'forum'
               : 'group';
       return { success: true, chat_info: { name: channel.name || action.chat_id, type } };
@@ -778,12 +880,12 @@ export class DiscordAdapter implements PlatformAdapter {
 
   /** A re-host is uploaded as an attachment; a public https URL is posted as a link Discord previews. */
   async sendMedia(action: SendMediaAction): Promise<OutboundResult> {
-    const channelId = this.targetChannel(action.chat_id, action.metadata);
+    const channelId = await this.targetChannel(action.chat_id, action.metadata);
     const reference = this.replyReference(action.reply_to);
     const rehostId = mediaIdFromUrl(action.source_url);
     if (!rehostId) {
       const content = action.content ? `${action.content}\n${action.source_url}` : action.source_url;
-      return this.createMessage('send_media', channelId, { content, ...reference });
+      return this.createMessage('send_media', channelId, { content: fitDiscordText(content), ...reference });
     }
     const found = this.context?.openMedia?.(rehostId);
     if (!found) return failedResult('no such media (expired, or never uploaded by this tenant)');
@@ -801,7 +903,12 @@ export class DiscordAdapter implements PlatformAdapter {
       data: Buffer.concat(chunks),
       contentType: found.meta.contentType,
     };
-    return this.createMessage('send_media', channelId, { content: action.content, ...reference }, [file]);
+    return this.createMessage(
+      'send_media',
+      channelId,
+      { content: fitDiscordText(action.content), ...reference },
+      [file],
+    );
   }
 
   /** Buttons whose `custom_id` is the callback token; a press comes back as an interaction. */
@@ -820,14 +927,14 @@ export class DiscordAdapter implements PlatformAdapter {
       buttons.push({
         type: 2,
         style: BUTTON_STYLE[option.style ?? ''] ?? BUTTON_STYLE.secondary,
-        label: option.label.slice(0, 80) || option.id,
+        label: Array.from(option.label).slice(0, 80).join('') || option.id,
         custom_id: token,
       });
     }
     const rows = [];
     for (let i = 0; i < buttons.length; i += 5) rows.push({ type: 1, components: buttons.slice(i, i + 5) });
-    return this.createMessage('prompt', this.targetChannel(action.chat_id, action.metadata), {
-      content: action.content,
+    return this.createMessage('prompt', await this.targetChannel(action.chat_id, action.metadata), {
+      content: fitDiscordText(action.content),
       components: rows,
       ...this.replyReference(action.reply_to),
     });
@@ -870,6 +977,9 @@ export class DiscordAdapter implements PlatformAdapter {
     const threadId = action.message_id;
     const name = action.thread_name.replace(/\s+/g, ' ').trim().slice(0, 100);
     if (!name) return failedResult('thread_name is empty');
+    // The connector checked the chat is the tenant's; the thread must be one of its threads.
+    if (threadId !== action.chat_id && !(await this.isThreadOf(action.chat_id, threadId)))
+      return egressDeclined('discord');
     try {
       if (action.only_if_current_name !== undefined || action.only_if_connector_created === true) {
         const current =
@@ -914,12 +1024,28 @@ export class DiscordAdapter implements PlatformAdapter {
     }
   }
 
-  /** A thread named in metadata (a reply into it) wins over the chat. */
-  private targetChannel(chatId: string, metadata: Record<string, unknown> | undefined): string {
-    const thread = metadata?.thread_id;
-    return (typeof thread === 'string' || typeof thread === 'number') && /^\d{5,25}$/.test(String(thread))
-      ? String(thread)
-      : chatId;
+  /**
+   * A thread named in metadata (a reply into it) wins over the chat, when it is a thread of that
+   * chat: the connector checked only the chat is the tenant's, so any other channel is ignored.
+   */
+  private async targetChannel(
+    chatId: string,
+    metadata: Record<string, unknown> | undefined,
+  ): Promise<string> {
+    const raw = metadata?.thread_id;
+    const thread = typeof raw === 'string' || typeof raw === 'number' ? String(raw) : '';
+    if (!/^\d{5,25}$/.test(thread) || thread === chatId) return chatId;
+    if (await this.isThreadOf(chatId, thread)) return thread;
+    this.log.debug({ chatId }, 'discord metadata thread_id is not a thread of the chat; sent to the chat');
+    return chatId;
+  }
+
+  /** True when `threadId` is a thread whose parent is `chatId` (from the cache, else Discord). */
+  private async isThreadOf(chatId: string, threadId: string): Promise<boolean> {
+    const facts = await this.channelFacts(threadId);
+    return (
+      facts?.type !== undefined && DISCORD_THREAD_CHANNEL_TYPES.has(facts.type) && facts.parentId === chatId
+    );
   }
 
   private replyReference(replyTo: string | null | undefined): Record<string, unknown> {
@@ -932,9 +1058,16 @@ export class DiscordAdapter implements PlatformAdapter {
    * A failed op as a result. Discord's own refusals (4xx) are final and never retried by the REST
    * client; a network failure after sending may have reached Discord (`ambiguous` for writes).
    */
-  private failure(op: string, error: unknown, secrets: string[] = [], write = false): OutboundResult {
+  /** `botAuth`: the request carried the bot token, so a 401 means that token is refused. */
+  private failure(
+    op: string,
+    error: unknown,
+    secrets: string[] = [],
+    write = false,
+    botAuth = true,
+  ): OutboundResult {
     const text = this.describe(error, secrets);
-    if (error instanceof DiscordAPIError && error.status === 401) {
+    if (botAuth && error instanceof DiscordAPIError && error.status === 401) {
       this.unauthorized = true;
       this.log.error({ op }, 'Discord rejected the bot token (401): check DISCORD_BOT_TOKEN');
     } else this.log.warn({ op, err: text }, 'discord outbound op failed');
@@ -963,7 +1096,34 @@ function isUnsent(error: unknown): boolean {
   return typeof code === 'string' && UNSENT_CODES.has(code);
 }
 
+/** At most Discord's 2,000 characters (code points, never half a surrogate pair). */
+function fitDiscordText(text: string, limit = 2_000): string {
+  const points = Array.from(text);
+  return points.length <= limit ? text : `${points.slice(0, limit - 1).join('')}…`;
+}
+
 function extensionFor(contentType: string): string {
   const sub = contentType.split('/')[1]?.split(';')[0]?.trim();
   return sub && /^[a-z0-9.+-]{1,10}$/i.test(sub) ? `.${sub.replace(/^x-/, '')}` : '';
+}
+
+/** Resolves true when `promise` settles within `ms`, false otherwise (the timer never holds the process). */
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A bot token's first part is the bot's user id in base64; undefined for any other token. */
+export function botUserIdFromToken(token: string): string | undefined {
+  const first = token.split('.', 1)[0] ?? '';
+  const decoded = Buffer.from(first, 'base64').toString('utf8');
+  return /^\d{15,25}$/.test(decoded) ? decoded : undefined;
 }

@@ -25,6 +25,8 @@ const VOICE_MESSAGE_FLAG = 1 << 13;
 /** An attachment to fetch from Discord's CDN (its URL is signed and short-lived: never logged). */
 export interface DiscordFile {
   url: string;
+  /** Bytes, as Discord says. */
+  size?: number;
   kind: InboundAttachment['kind'];
   mime?: string;
   filename?: string;
@@ -45,6 +47,7 @@ export function discordFiles(message: Pick<APIMessage, 'attachments' | 'flags'>)
             : 'document';
     return {
       url: attachment.url,
+      ...(typeof attachment.size === 'number' ? { size: attachment.size } : {}),
       kind,
       ...(mime ? { mime } : {}),
       ...(attachment.filename ? { filename: attachment.filename } : {}),

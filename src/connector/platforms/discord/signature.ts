@@ -36,3 +36,12 @@ export function verifyDiscordSignature(
     return false;
   }
 }
+
+/** How far a signed timestamp may be from our clock: older requests are replays (or a bad clock). */
+export const SIGNATURE_WINDOW_SECONDS = 300;
+
+/** True when `timestamp` (unix seconds) is within {@link SIGNATURE_WINDOW_SECONDS} of `nowMs`. */
+export function isFreshTimestamp(timestamp: string | undefined, nowMs: number): boolean {
+  if (!timestamp || !/^\d{1,12}$/.test(timestamp)) return false;
+  return Math.abs(nowMs / 1000 - Number(timestamp)) <= SIGNATURE_WINDOW_SECONDS;
+}
