@@ -195,9 +195,14 @@ describe('TelegramAdapter inbound', () => {
       true,
       false,
     ]);
+    // Every update carries its id as the dedupe key (a re-sent update is one event), never the token.
+    expect(ctx.attempts.map((a) => a.dedupeKey)).toEqual(
+      ctx.attempts.map((_, i) => expect.stringMatching(new RegExp(`^telegram:[0-9a-f]{16}:update:${i + 1}$`))),
+    );
     expect(ctx.attempts[0]).toEqual({
       routeKey: '111',
       addressed: false,
+      dedupeKey: expect.any(String),
       event: {
         text: 'hello',
         message_type: 'text',
@@ -218,6 +223,7 @@ describe('TelegramAdapter inbound', () => {
     expect(ctx.attempts[2]).toEqual({
       routeKey: '-4001',
       addressed: false,
+      dedupeKey: expect.any(String),
       event: {
         text: 'from bob',
         message_type: 'text',
@@ -243,6 +249,7 @@ describe('TelegramAdapter inbound', () => {
     expect(ctx.attempts[3]).toEqual({
       routeKey: '-1001234',
       addressed: false,
+      dedupeKey: expect.any(String),
       event: {
         text: 'in topic',
         message_type: 'text',

@@ -343,11 +343,14 @@ export class TelegramAdapter implements PlatformAdapter {
   private offset: number | undefined;
   /** The offset Telegram last saw in a `getUpdates` call: updates below it are confirmed there. */
   private confirmedOffset: number | undefined;
+  /** Names the bot in dedupe keys: its numeric id, never the token. */
+  private readonly botKey: string;
   /** Chats already told they have no route (and logged once). */
   private readonly noticedChats = new Set<string>();
 
   constructor(options: TelegramAdapterOptions) {
     this.token = options.token;
+    this.botKey = botLeaseName('telegram', options.token).split(':')[1] ?? 'bot';
     this.log = options.log.child({ platform: 'telegram' });
     this.pollTimeoutSeconds = Math.max(
       0,
@@ -716,10 +719,13 @@ export class TelegramAdapter implements PlatformAdapter {
       return true;
     }
     const { files, ...routed } = inbound;
+    // An update queued but not yet confirmed to Telegram (the offset) when this poller died is
+    // fetched again by the next one, here or on another instance: its id makes it one event.
+    const keyed: PlatformInbound = { ...routed, dedupeKey: `telegram:${this.botKey}:update:${update.update_id}` };
     let outcome: Awaited<ReturnType<PlatformContext['ingest']>>;
     try {
       outcome = await context.ingest(
-        files.length ? { ...routed, attachments: files.map((file) => this.attachment(file)) } : routed,
+        files.length ? { ...keyed, attachments: files.map((file) => this.attachment(file)) } : keyed,
       );
     } catch (err) {
       this.log.warn({ updateId: update.update_id, err: this.describe(err) }, 'telegram ingest threw');
