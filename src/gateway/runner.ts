@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { isUsableSecret } from '../auth/index.js';
 import { errorMessage } from '../common/errors.js';
+import { isLoopbackHost } from '../common/loopback.js';
 import type { GatewayConfig } from '../home/config.js';
 import { DrainWatcher } from '../home/drain-control.js';
 import { conversationsPath, inboxPath, mediaDownloadsPath } from '../home/home.js';
@@ -297,7 +298,12 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     try {
       receiverUrl = (await candidate.start()).url;
       receiver = candidate;
-      log.info({ url: receiverUrl }, 'inbound receiver listening');
+      if (isLoopbackHost(config.inboundHost)) log.info({ url: receiverUrl }, 'inbound receiver listening');
+      else
+        log.warn(
+          { url: receiverUrl, host: config.inboundHost },
+          'inbound receiver listening beyond this machine (GATEWAY_RELAY_INBOUND_HOST); only signed deliveries are accepted',
+        );
       status({
         platform: { name: PLATFORM_KEY, listenerBase: receiverUrl, ingressUrl: config.endpoint || null },
       });

@@ -17,7 +17,11 @@ import { isJsonObject, readJsonFile } from './atomic-file.js';
 export const CONFIG_FILE_NAME = 'config.yaml';
 export const AUTH_FILE_NAME = 'auth.json';
 const MANAGED_MARKER_NAME = '.managed';
-const DEFAULT_INBOUND_HOST = '0.0.0.0';
+/**
+ * Loopback unless said otherwise (the June reference binds 0.0.0.0): a connector on another
+ * machine needs `GATEWAY_RELAY_INBOUND_HOST=0.0.0.0` (or an address), an explicit choice.
+ */
+const DEFAULT_INBOUND_HOST = '127.0.0.1';
 const DEFAULT_RELAY_PLATFORM = 'relay';
 export const DEFAULT_MODEL = 'gpt-4o-mini';
 export const DEFAULT_OPENAI_BASE_URL = 'https://api.openai.com/v1';
@@ -46,7 +50,7 @@ export interface GatewayConfig {
   relaySecret: string | undefined;
   /** `GATEWAY_RELAY_DELIVERY_KEY` / `gateway.relay_delivery_key` (secret). */
   deliveryKey: string | undefined;
-  /** `GATEWAY_RELAY_INBOUND_HOST` / `gateway.relay_inbound_host`, default `0.0.0.0`. */
+  /** `GATEWAY_RELAY_INBOUND_HOST` / `gateway.relay_inbound_host`, default `127.0.0.1`. */
   inboundHost: string;
   /** `GATEWAY_RELAY_INBOUND_PORT` / `gateway.relay_inbound_port`; undefined = receiver disabled. */
   inboundPort: number | undefined;

@@ -85,7 +85,7 @@ beforeAll(async () => {
   gatewayEnv = {
     HERMES_HOME: home,
     HERMES_PORTAL_TOKEN: accessToken,
-    GATEWAY_RELAY_INBOUND_HOST: '127.0.0.1',
+    // No GATEWAY_RELAY_INBOUND_HOST: the receiver binds loopback by default.
     GATEWAY_RELAY_INBOUND_PORT: String(inboundPort),
     HERMES_AGENT: 'command',
     HERMES_AGENT_COMMAND: `${process.execPath} ${agentScript}`,
@@ -133,6 +133,16 @@ afterAll(async () => {
 });
 
 describe('gateway against a real connector', () => {
+  it('binds its signed-delivery receiver to loopback unless told otherwise (#18)', async () => {
+    const listener = await until(
+      () => readRuntimeStatus(home)?.platforms.relay?.listener_base ?? undefined,
+      10_000,
+      'the receiver listening',
+    );
+    expect(listener).toBe(`http://127.0.0.1:${inboundPort}`);
+    expect(gateway?.output()).not.toMatch(/listening beyond this machine/);
+  });
+
   it('stored the enrolled credentials in .env with mode 0600', () => {
     const envFile = join(home, '.env');
     expect(statSync(envFile).mode & 0o777).toBe(0o600);

@@ -300,7 +300,7 @@ describe('gateway config', () => {
     GATEWAY_RELAY_ID: 'gw-env',
     GATEWAY_RELAY_SECRET: 'env-secret',
     GATEWAY_RELAY_DELIVERY_KEY: 'env-delivery',
-    GATEWAY_RELAY_INBOUND_HOST: '127.0.0.1',
+    GATEWAY_RELAY_INBOUND_HOST: '0.0.0.0',
     GATEWAY_RELAY_INBOUND_PORT: '8081',
     GATEWAY_RELAY_ENDPOINT: 'https://env.example/in//',
     GATEWAY_RELAY_ROUTE_KEYS: 'guild-1, guild-2 ,, guild-3',
@@ -314,7 +314,7 @@ describe('gateway config', () => {
     ['relayId', 'gw-env', 'gw-cfg', undefined],
     ['relaySecret', 'env-secret', 'cfg-secret', undefined],
     ['deliveryKey', 'env-delivery', 'cfg-delivery', undefined],
-    ['inboundHost', '127.0.0.1', '10.0.0.1', '0.0.0.0'],
+    ['inboundHost', '0.0.0.0', '10.0.0.1', '127.0.0.1'],
     ['inboundPort', 8081, 9091, undefined],
     ['endpoint', 'https://env.example/in', 'https://cfg.example/in', ''],
     ['routeKeys', ['guild-1', 'guild-2', 'guild-3'], ['guild-1', '42'], []],
@@ -567,7 +567,7 @@ describe('gateway config', () => {
 
   it('an empty or comment-only config.yaml is fine', () => {
     expect(loadGatewayConfig({ home: homeWith(''), env: {} }).relayUrl).toBeUndefined();
-    expect(loadGatewayConfig({ home: homeWith('# nothing\n'), env: {} }).inboundHost).toBe('0.0.0.0');
+    expect(loadGatewayConfig({ home: homeWith('# nothing\n'), env: {} }).inboundHost).toBe('127.0.0.1');
     expect(loadGatewayConfig({ home: homeWith('gateway:\n'), env: {} }).routeKeys).toEqual([]);
   });
 

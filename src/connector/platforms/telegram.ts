@@ -721,7 +721,10 @@ export class TelegramAdapter implements PlatformAdapter {
     const { files, ...routed } = inbound;
     // An update queued but not yet confirmed to Telegram (the offset) when this poller died is
     // fetched again by the next one, here or on another instance: its id makes it one event.
-    const keyed: PlatformInbound = { ...routed, dedupeKey: `telegram:${this.botKey}:update:${update.update_id}` };
+    const keyed: PlatformInbound = {
+      ...routed,
+      dedupeKey: `telegram:${this.botKey}:update:${update.update_id}`,
+    };
     let outcome: Awaited<ReturnType<PlatformContext['ingest']>>;
     try {
       outcome = await context.ingest(

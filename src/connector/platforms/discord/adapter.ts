@@ -585,7 +585,9 @@ export class DiscordAdapter implements PlatformAdapter {
             parsed.origin === this.apiOrigin);
         if (!trusted) throw new Error('discord attachment URL is not on Discord’s CDN; not fetched');
         if (size !== undefined && size > MEDIA_MAX_BYTES)
-          throw new Error(`discord attachment of ${size} bytes is over the ${MEDIA_MAX_BYTES}-byte media cap`);
+          throw new Error(
+            `discord attachment of ${size} bytes is over the ${MEDIA_MAX_BYTES}-byte media cap`,
+          );
         // No redirects: the host checked above is the one fetched.
         const response = await fetch(url, {
           signal: AbortSignal.timeout(FILE_DOWNLOAD_TIMEOUT_MS),
