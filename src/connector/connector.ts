@@ -275,6 +275,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
           : runForwardedOp(ownAdapters, request.platform, request.action),
       onEvent: (event) => {
         if (event.type === 'keys_rotated') return engine.forgetDeliveryKeys(event.tenantId);
+        engine.forgetGateway(event.gatewayId);
         if (relay.closeGateway(event.gatewayId) > 0)
           log.info({ gatewayId: event.gatewayId }, 'revoked gateway disconnected (4401)');
       },

@@ -116,6 +116,8 @@ export class DeliveryEngine {
   private readonly pendingInterrupts: BoundedCache<string, true>;
   private readonly keyCache: BoundedCache<string, DeliveryKeys>;
   private readonly keysTtlMs: number;
+  /** Gateways known revoked (true) or not (false), asked of the store at most every few seconds. */
+  private readonly revokedCache: BoundedCache<string, boolean>;
   /**
    * Ingest group commit: the outbox rows of the events ingested in one event-loop turn are written
    * in one transaction, and each `ingest` resolves only after that commit, so an event is still
@@ -154,6 +156,7 @@ export class DeliveryEngine {
     this.now = options.now ?? Date.now;
     this.keysTtlMs = options.deliveryKeysTtlMs ?? DELIVERY_KEYS_TTL_MS;
     this.keyCache = boundedCache({ max: DELIVERY_KEYS_CACHE_MAX, ttlMs: this.keysTtlMs, now: this.now });
+    this.revokedCache = boundedCache({ max: DELIVERY_KEYS_CACHE_MAX, ttlMs: this.keysTtlMs, now: this.now });
     this.pendingInterrupts = boundedCache({
       max: PENDING_INTERRUPTS_MAX,
       ttlMs: INTERRUPT_MAX_AGE_MS,
@@ -562,7 +565,30 @@ export class DeliveryEngine {
 
   /** Resolves to whether the attempt changed what is due (anything but a plain completion). */
   private async attempt(delivery: DeliveryRecord): Promise<boolean> {
+    // A route bound to a revoked gateway delivers nothing more: not to its endpoint (which does
+    // not check who sends), not waiting for a socket it will never be allowed to open (#18).
+    if (delivery.gatewayId && (await this.isRevoked(delivery.gatewayId)))
+      return this.dead(
+        delivery,
+        `gateway ${delivery.gatewayId} is revoked: enroll it again, or bind the route to another gateway`,
+        null,
+      );
     return delivery.endpoint ? this.attemptHttp(delivery) : this.attemptSocket(delivery);
+  }
+
+  /** A gateway was revoked (here or on another instance): its deliveries stop at once. */
+  forgetGateway(gatewayId: string): void {
+    this.revokedCache.delete(gatewayId);
+  }
+
+  private async isRevoked(gatewayId: string): Promise<boolean> {
+    const cached = this.revokedCache.get(gatewayId);
+    if (cached !== undefined) return cached;
+    const gateway = await this.store.getGateway(gatewayId);
+    // A route may name a gateway not enrolled yet: its deliveries wait for it as before.
+    const revoked = gateway !== null && gateway.revokedAt !== null;
+    if (this.keysTtlMs > 0) this.revokedCache.set(gatewayId, revoked);
+    return revoked;
   }
 
   private async attemptHttp(delivery: DeliveryRecord): Promise<boolean> {

@@ -333,6 +333,7 @@ export class RelayServer {
       const since = this.revocationWatermark;
       const revoked = await this.options.store.listRevokedSince(since);
       for (const { id, revokedAt } of revoked) {
+        this.options.engine.forgetGateway(id);
         if (this.closeGateway(id) > 0)
           this.options.log.info({ gatewayId: id }, 'revoked gateway disconnected (4401)');
         this.revocationWatermark = Math.max(this.revocationWatermark, revokedAt);

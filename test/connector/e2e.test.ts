@@ -176,6 +176,60 @@ describe('connector end to end (real process)', () => {
     expect(await again.closed()).toBe(4401);
   });
 
+  it('stops delivering to a revoked gateway’s endpoint: new rows are dead letters with the reason (#18)', async () => {
+    let deliveryKey = '';
+    const receiver = new TestReceiver(() => [deliveryKey]);
+    await receiver.start();
+    try {
+      const enrolled = await enroll({
+        enrollmentToken: await enrollmentToken(),
+        gatewayId: 'gw-revoked-endpoint',
+        gatewayEndpoint: receiver.url,
+        routeKeys: ['revoked-room'],
+      });
+      expect(enrolled.status).toBe(200);
+      const creds = enrolled.json as unknown as Enrolled;
+      deliveryKey = creds.deliveryKey;
+      const visitor = new WebChatClient(connector.url, 'revoked-room', 'visitor-0042');
+      await visitor.open();
+      visitor.say('before the revocation');
+      await until(() => receiver.deliveries[0], 10_000, 'the first delivery');
+      // Its socket closing (4401) says the connector has seen the revocation.
+      const socket = new TestRelayClient(
+        `${connector.url.replace('http', 'ws')}/relay`,
+        creds.gatewayId,
+        creds.secret,
+      );
+      await socket.connect();
+      await socket.hello();
+      const revoke = await hermes(['connector', 'gateway', 'revoke', 'gw-revoked-endpoint', '--db', db]);
+      expect(revoke.code, revoke.stderr).toBe(0);
+      expect(await socket.closed()).toBe(4401);
+      visitor.say('after the revocation');
+      const dead = await until(
+        async () => {
+          const listed = await hermesJson<{ reason: string; gatewayId: string | null }[]>([
+            'connector',
+            'deliveries',
+            '--dead',
+            '--db',
+            db,
+          ]);
+          return listed.find((letter) => letter.gatewayId === 'gw-revoked-endpoint');
+        },
+        20_000,
+        'the dead letter',
+      );
+      expect(dead.reason).toBe(
+        'gateway gw-revoked-endpoint is revoked: enroll it again, or bind the route to another gateway',
+      );
+      expect(receiver.deliveries).toHaveLength(1);
+      visitor.close();
+    } finally {
+      await receiver.stop();
+    }
+  });
+
   it('answers enroll errors with the reference status codes', async () => {
     const token = await enrollmentToken();
     expect((await enroll({ enrollmentToken: token, gatewayId: 'gw-x' }, 'hrt_not-a-real-token')).status).toBe(
