@@ -59,6 +59,8 @@ const PROMPT_NONCE = randomBytes(3).toString('hex');
 export const ACTION_TEXTS = {
   noLongerWaiting: (question: string) => `⏱️ No longer waiting for an answer to: ${question}`,
   pressTooLate: 'That question is no longer waiting for an answer.',
+  /** Replaces a slash command's "thinking…" when the turn answered with actions only. */
+  done: '✅ Done.',
   cannotShowFiles: (name: string) => `(${name}: this chat cannot show files)`,
   fileNotSent: (name: string, error: string) => `(${name} could not be sent: ${error})`,
   noThreads: '(this chat has no threads)',

@@ -290,6 +290,11 @@ export class SessionManager {
         await stream.finish(result.text.trim() === '' ? '(the agent returned an empty reply)' : result.text);
       else stream.cancel();
       if (actions.length > 0) await replies.perform(target, event, actions);
+      // A slash command's "thinking…" reply waits for a follow-up: a turn that only acted (buttons,
+      // a file in the channel) still replaces it. A press has no such reply (its source names the
+      // pressed message).
+      if (result.text.trim() === '' && actions.length > 0 && target.followUp && !event.source.message_id)
+        await replies.sendText(target, ACTION_TEXTS.done);
       history.append(key, [message, { role: 'assistant', content: result.text }]);
     } catch (error) {
       if (run.controller.signal.aborted || (error as Error).name === 'AbortError') {

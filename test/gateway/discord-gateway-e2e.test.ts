@@ -103,6 +103,26 @@ describe('Discord through our gateway', () => {
     expect(stack?.gateway.output()).not.toContain(interaction.token);
   });
 
+  it('a slash command answered only with buttons still replaces its “thinking…” reply', async () => {
+    const { body, interaction } = await discord.postInteraction(interactionsUrl(), {
+      type: 2,
+      guild_id: GUILD,
+      channel_id: CHANNEL,
+      channel: { id: CHANNEL, type: 0 },
+      member: { user: { id: '700000000000000002', username: 'bob' } },
+      data: { name: 'ask', options: [{ type: 3, name: 'question', value: 'Deploy now?' }] },
+    });
+    expect(body).toEqual({ type: 5 });
+    await until(() => channelMessages().find((m) => m.content === 'Deploy now?'), 20_000, 'the buttons');
+    const answer = await until(
+      () => discord.followUps.find((f) => f.token === interaction.token),
+      20_000,
+      'the deferred reply replaced',
+    );
+    expect(answer.edited).toBe(true);
+    expect((answer.body as { content: string }).content).toBe('✅ Done.');
+  });
+
   it('/ask: buttons in the channel; a press comes back to the agent, which answers in a follow-up', async () => {
     discord.dispatchMessage({
       channel_id: CHANNEL,

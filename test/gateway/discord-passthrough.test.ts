@@ -296,7 +296,9 @@ describe('a Discord interaction runs a turn answered through follow_up (current 
     await until(() => h.actions('prompt').length >= 1 || undefined, 10_000, 'the prompt');
     const prompt = h.actions('prompt')[0] as Action;
     expect(prompt).toMatchObject({ chat_id: 'chan-9', content: 'Ship it?', reply_to: null });
-    expect(h.actions('follow_up')).toEqual([]);
+    // The slash command's "thinking…" reply is replaced although the turn only showed buttons.
+    await until(() => h.actions('follow_up').length >= 1 || undefined, 10_000, 'the deferred reply replaced');
+    expect(h.actions('follow_up')[0]).toMatchObject({ session_key: SESSION, content: '✅ Done.' });
 
     // Someone else's prompt (another gateway's nonce): consumed silently, but acked.
     const press = (promptId: string, id: string, bufferId: string) =>
@@ -315,14 +317,14 @@ describe('a Discord interaction runs a turn answered through follow_up (current 
     press('ffffff.00000000', 'press-foreign', 'pb-foreign');
     await until(() => h.acks().includes('pb-foreign') || undefined, 5_000, 'the foreign press acked');
     press(String(prompt.prompt_id), 'press-ours', 'pb-ours');
-    await until(() => h.actions('follow_up').length >= 1 || undefined, 10_000, 'the answer');
-    expect(h.actions('follow_up')[0]).toMatchObject({ session_key: SESSION, content: 'You chose: yes' });
+    await until(() => h.actions('follow_up').length >= 2 || undefined, 10_000, 'the answer');
+    expect(h.actions('follow_up')[1]).toMatchObject({ session_key: SESSION, content: 'You chose: yes' });
     // A repeat of our press is ignored too.
     press(String(prompt.prompt_id), 'press-again', 'pb-again');
     await until(() => h.acks().includes('pb-again') || undefined, 5_000, 'the repeat acked');
     h.forward(slash('done', 'interaction-done'));
-    await until(() => h.actions('follow_up').length >= 2 || undefined, 10_000, 'the last follow-up');
-    expect(h.actions().map((a) => a.op)).toEqual(['prompt', 'follow_up', 'follow_up']);
+    await until(() => h.actions('follow_up').length >= 3 || undefined, 10_000, 'the last follow-up');
+    expect(h.actions().map((a) => a.op)).toEqual(['prompt', 'follow_up', 'follow_up', 'follow_up']);
   });
 
   it('runs /stop from a slash command on the running turn of its session', async () => {
