@@ -73,6 +73,8 @@ export class SessionManager {
   private readonly inboxIds = new WeakMap<MessageEvent, number>();
   /** Events answered through a follow-up capability, with its kind. */
   private readonly followUpKinds = new WeakMap<MessageEvent, string>();
+  /** Queued events the gateway made itself, which a drain does not refuse. */
+  private readonly internalEvents = new WeakSet<MessageEvent>();
 
   constructor(private readonly options: SessionManagerOptions) {}
 
@@ -128,7 +130,9 @@ export class SessionManager {
       return 'accepted';
     }
     if (this.running.has(key)) {
-      // Busy path: accepted work for this session, kept in order (also while draining).
+      // Busy path: accepted work for this session, kept in order; whether it may still start is
+      // decided when its turn comes (a drain begun meanwhile refuses it then, #18).
+      if (options.internal) this.internalEvents.add(event);
       const queue = this.queues.get(key) ?? [];
       queue.push(event);
       this.queues.set(key, queue);
@@ -236,7 +240,18 @@ export class SessionManager {
       }
       this.queues.delete(key);
     }
-    const next = this.queues.get(key)?.shift();
+    let next = this.queues.get(key)?.shift();
+    // A queued message is a new turn: while draining it is refused like any other, after the
+    // turn it waited for, so the chat reads the answer and then the refusal, in order.
+    while (next && this.refusal({ internal: this.internalEvents.has(next) })) {
+      const refused = next;
+      this.finish(refused);
+      this.options.log.info({ session: key }, 'refusing a queued turn: the gateway is draining');
+      void this.options.replies
+        .sendText(this.targetOf(key, refused), TEXTS.drainRefusal)
+        .catch(() => undefined);
+      next = this.queues.get(key)?.shift();
+    }
     if (this.queues.get(key)?.length === 0) this.queues.delete(key);
     if (next) {
       this.start(key, next);

@@ -176,7 +176,7 @@ describe('SessionManager', () => {
     await until(() => manager.activeCount === 0);
   });
 
-  it('external drain refuses new turns with the exact text but lets the running turn and its queue finish', async () => {
+  it('external drain refuses new turns with the exact text, lets the running turn finish, and refuses what queued behind it (#18)', async () => {
     const { agent, manager, link, state } = setup();
     manager.handleInbound(event('running', 'c1'));
     await until(() => agent.calls.length === 1);
@@ -188,8 +188,19 @@ describe('SessionManager', () => {
     manager.handleInbound(event('internal', 'c3'), { internal: true });
     await until(() => agent.calls.length === 2);
     agent.finish(0, 'done');
+    // The running turn's answer, then the queued message refused like any new turn.
+    await until(() =>
+      link.sent().filter((text) => text === TEXTS.drainRefusal).length === 2 ? true : undefined,
+    );
+    const sent = link.sent();
+    expect(sent.indexOf('done')).toBeLessThan(sent.lastIndexOf(TEXTS.drainRefusal));
+    expect(agent.calls.map((call) => call.message.content)).toEqual(['running', 'internal']);
+    // Drain cancelled: the next message is a turn again.
+    state.drain = false;
+    agent.finish(1, 'ok');
+    manager.handleInbound(event('after the drain', 'c1'));
     await until(() => agent.calls.length === 3);
-    expect(agent.calls[2]?.message.content).toBe('queued');
+    expect(agent.calls[2]?.message.content).toBe('after the drain');
   });
 
   it('while shutting down, new deliveries are refused with an error so the connector keeps them', () => {
