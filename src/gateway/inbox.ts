@@ -20,6 +20,20 @@ export interface PendingEntry {
   followUpKind?: string;
 }
 
+/**
+ * What became of an inbox entry: `answered` (the turn ran to its end, also with an error reply),
+ * `stopped` (`/stop` or an interrupt), `refused` (drain), `ignored` (a press not for this gateway,
+ * a `/stop` itself), `cut_by_shutdown` (a stop that could not wait: the chat was told),
+ * `cut_by_crash` (found running at the next boot).
+ */
+export type InboxOutcome =
+  | 'answered'
+  | 'stopped'
+  | 'refused'
+  | 'ignored'
+  | 'cut_by_shutdown'
+  | 'cut_by_crash';
+
 export interface InboxJournal {
   /**
    * Record an accepted event; null when this delivery id was accepted before. The record is durable
@@ -32,7 +46,7 @@ export interface InboxJournal {
     followUpKind?: string,
   ): number | null;
   started(id: number): void;
-  done(id: number): void;
+  done(id: number, outcome?: InboxOutcome): void;
   /** Resolves once everything recorded so far is committed. */
   committed(): Promise<void>;
 }
@@ -40,7 +54,7 @@ export interface InboxJournal {
 export class SqliteInbox implements InboxJournal {
   private readonly insert: Database.Statement<[string | null, string, string, number, string | null]>;
   private readonly markStarted: Database.Statement<[number]>;
-  private readonly markDone: Database.Statement<[number, number]>;
+  private readonly markDone: Database.Statement<[number, string, number]>;
   private readonly prune: Database.Statement<[number]>;
   private accepted = 0;
   /** Writes of this event-loop turn share one transaction (group commit); its waiters follow it. */
@@ -62,11 +76,14 @@ export class SqliteInbox implements InboxJournal {
     const columns = db.prepare('PRAGMA table_info(inbox)').all() as { name: string }[];
     if (!columns.some((column) => column.name === 'follow_up_kind'))
       db.exec('ALTER TABLE inbox ADD COLUMN follow_up_kind TEXT');
+    // What became of an entry (#18): answered, stopped, refused, cut by a forced stop, …
+    if (!columns.some((column) => column.name === 'outcome'))
+      db.exec('ALTER TABLE inbox ADD COLUMN outcome TEXT');
     this.insert = db.prepare(
       'INSERT INTO inbox (delivery_id, session_key, event, received_at, follow_up_kind) VALUES (?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING',
     );
     this.markStarted = db.prepare("UPDATE inbox SET state = 'started' WHERE id = ? AND state = 'pending'");
-    this.markDone = db.prepare("UPDATE inbox SET state = 'done', done_at = ? WHERE id = ?");
+    this.markDone = db.prepare("UPDATE inbox SET state = 'done', done_at = ?, outcome = ? WHERE id = ?");
     this.prune = db.prepare("DELETE FROM inbox WHERE state = 'done' AND done_at < ?");
   }
 
@@ -111,8 +128,8 @@ export class SqliteInbox implements InboxJournal {
     this.markStarted.run(id);
   }
 
-  done(id: number): void {
-    this.markDone.run(Date.now(), id);
+  done(id: number, outcome: InboxOutcome = 'answered'): void {
+    this.markDone.run(Date.now(), outcome, id);
   }
 
   committed(): Promise<void> {
@@ -151,7 +168,9 @@ export class SqliteInbox implements InboxJournal {
    */
   recover(): { pending: PendingEntry[]; interrupted: number } {
     const interrupted = this.db
-      .prepare("UPDATE inbox SET state = 'done', done_at = ? WHERE state = 'started'")
+      .prepare(
+        "UPDATE inbox SET state = 'done', done_at = ?, outcome = 'cut_by_crash' WHERE state = 'started'",
+      )
       .run(Date.now()).changes;
     const rows = this.db
       .prepare("SELECT id, event, follow_up_kind FROM inbox WHERE state = 'pending' ORDER BY id")

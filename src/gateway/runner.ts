@@ -387,7 +387,21 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
   };
 
   if (options.signals) {
-    process.once('SIGINT', () => void stop('planned'));
+    // Ctrl-C stops after the running turns; a second one cuts them now (each chat is told, its
+    // inbox entry says so); a third exits at once.
+    let interrupts = 0;
+    process.on('SIGINT', () => {
+      interrupts += 1;
+      if (interrupts === 1) {
+        void stop('planned');
+      } else if (interrupts === 2) {
+        const cut = sessions.interruptAll();
+        log.warn({ cut }, 'second interrupt: cutting the running turns now (their chats are told)');
+      } else {
+        log.warn('third interrupt: exiting at once');
+        process.exit(EXIT.failure);
+      }
+    });
     process.once('SIGTERM', () => {
       // A planned stop (`hermes gateway stop`) or a `--replace` takeover leaves a marker naming us.
       const idle = consumeMarker(home, IDLE_STOP_MARKER_NAME);

@@ -7,7 +7,7 @@ import {
   type SessionKeyOptions,
 } from '../protocol/index.js';
 import type { Agent, ConversationMessage, HistoryStore } from './agents/types.js';
-import type { InboxJournal } from './inbox.js';
+import type { InboxJournal, InboxOutcome } from './inbox.js';
 import { ACTION_TEXTS, type ReplyChannel, type ReplyTarget } from './replies.js';
 
 /** User-visible texts, exactly as the reference (lifecycle reference §1.4, §1.8). */
@@ -117,7 +117,7 @@ export class SessionManager {
       this.inboxIds.set(event, options.inboxId);
     }
     if (stop) {
-      this.finish(event);
+      this.finish(event, 'ignored');
       this.handleStop(key, target);
       return 'accepted';
     }
@@ -125,7 +125,7 @@ export class SessionManager {
     if (press && this.options.replies.pressIgnored(press.prompt_id)) {
       // A press on a prompt another gateway asked (Discord presses reach every gateway of the
       // tenant) or a repeat: consumed silently, before a refusal could answer it (current §7.4).
-      this.finish(event);
+      this.finish(event, 'ignored');
       this.options.log.debug({ session: key }, 'prompt press not for this gateway ignored');
       return 'accepted';
     }
@@ -140,7 +140,7 @@ export class SessionManager {
     }
     const refusal = this.refusal(options);
     if (refusal) {
-      this.finish(event);
+      this.finish(event, 'refused');
       this.options.log.info({ session: key }, 'refusing new turn');
       void this.options.replies.sendText(target, refusal);
       return 'accepted';
@@ -185,11 +185,11 @@ export class SessionManager {
   }
 
   /** The event's work is over (answered, refused or its turn ended): close its inbox entry. */
-  private finish(event: MessageEvent): void {
+  private finish(event: MessageEvent, outcome: InboxOutcome = 'answered'): void {
     const id = this.inboxIds.get(event);
     if (id === undefined) return;
     this.inboxIds.delete(event);
-    this.options.journal?.done(id);
+    this.options.journal?.done(id, outcome);
   }
 
   private refusal(options: InboundOptions): string | undefined {
@@ -200,7 +200,7 @@ export class SessionManager {
 
   private handleStop(key: string, target: ReplyTarget): void {
     const run = this.running.get(key);
-    for (const queued of this.queues.get(key) ?? []) this.finish(queued);
+    for (const queued of this.queues.get(key) ?? []) this.finish(queued, 'stopped');
     this.queues.delete(key);
     if (!run) {
       void this.options.replies.sendText(target, TEXTS.nothingToStop);
@@ -216,7 +216,10 @@ export class SessionManager {
     this.running.set(key, run);
     this.options.onActiveChange(this.running.size);
     void this.runTurn(key, event, run).finally(() => {
-      this.finish(event);
+      this.finish(
+        event,
+        run.stoppedBy === 'shutdown' ? 'cut_by_shutdown' : run.stoppedBy ? 'stopped' : 'answered',
+      );
       this.release(key, run);
     });
   }
@@ -245,7 +248,7 @@ export class SessionManager {
     // turn it waited for, so the chat reads the answer and then the refusal, in order.
     while (next && this.refusal({ internal: this.internalEvents.has(next) })) {
       const refused = next;
-      this.finish(refused);
+      this.finish(refused, 'refused');
       this.options.log.info({ session: key }, 'refusing a queued turn: the gateway is draining');
       void this.options.replies
         .sendText(this.targetOf(key, refused), TEXTS.drainRefusal)
