@@ -96,6 +96,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     log: log.child({ part: 'delivery' }),
     instanceId: config.instanceId,
     bus,
+    ...(bus ? { alive: () => bus.heartbeatCurrent() } : {}),
     platforms: [...ownAdapters.keys()],
     onNoSocket: (delivery) => wakeIdle(delivery),
     relevant: (route, platform, inbound) => relevance.relevant(route, platform, inbound),

@@ -57,6 +57,12 @@ export interface DeliveryEngineOptions {
   instanceId: string;
   /** Set when several connector instances share the work (issue #8). */
   bus?: ClusterBus | undefined;
+  /**
+   * False while this instance's own cluster heartbeat may have lapsed (cut off from Redis, still on
+   * Postgres): the others may be releasing its claims, so it claims and delivers nothing until its
+   * heartbeat is current again (fencing, #18). Unset: always alive (one instance).
+   */
+  alive?: () => boolean;
   concurrency?: number;
   leaseMs?: number;
   httpTimeoutMs?: number;
@@ -90,6 +96,8 @@ const NO_SOCKET_RETRY_CAP_MS = 5_000;
  * with the old key for this long, and the gateway's 401 is retried.
  */
 const DELIVERY_KEYS_TTL_MS = 1_000;
+/** How often a fenced instance looks whether its heartbeat is back. */
+const FENCED_POLL_MS = 500;
 const DELIVERY_KEYS_CACHE_MAX = 10_000;
 /** Rows one group commit writes at most. */
 const MAX_GROUP_COMMIT = 512;
@@ -134,6 +142,7 @@ export class DeliveryEngine {
    */
   private readonly completions: GroupCommit<string, CompletionResult>;
   private running = false;
+  private wasFenced = false;
   private pumping = false;
   private again = false;
   /** A pump is already due at once (a wake does not push it back). */
@@ -493,6 +502,11 @@ export class DeliveryEngine {
 
   private async pump(): Promise<void> {
     if (this.pumping || !this.running) return;
+    if (this.fenced()) {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.pump(), FENCED_POLL_MS);
+      return;
+    }
     this.pumping = true;
     let failed = false;
     try {
@@ -564,7 +578,32 @@ export class DeliveryEngine {
   }
 
   /** Resolves to whether the attempt changed what is due (anything but a plain completion). */
+  /** True (and said once per spell) while this instance must not claim or deliver. */
+  private fenced(): boolean {
+    const fenced = this.options.alive ? !this.options.alive() : false;
+    if (fenced !== this.wasFenced) {
+      this.wasFenced = fenced;
+      if (fenced)
+        this.log.warn(
+          'this instance lost its cluster heartbeat: claiming and delivering nothing until it is back',
+        );
+      else this.log.info('cluster heartbeat back: delivering again');
+    }
+    return fenced;
+  }
+
   private async attempt(delivery: DeliveryRecord): Promise<boolean> {
+    if (this.fenced()) {
+      // Not sent: the row goes back (if it is still ours) for whoever is alive to take it.
+      await this.store.retryDeliveryLater(
+        delivery.id,
+        this.options.instanceId,
+        this.now() + FENCED_POLL_MS,
+        'the instance holding it lost its cluster heartbeat',
+        null,
+      );
+      return true;
+    }
     // A route bound to a revoked gateway delivers nothing more: not to its endpoint (which does
     // not check who sends), not waiting for a socket it will never be allowed to open (#18).
     if (delivery.gatewayId && (await this.isRevoked(delivery.gatewayId)))

@@ -109,7 +109,12 @@ afterEach(async () => {
 });
 
 async function setup(
-  options: { now?: () => number; deliveryKeysTtlMs?: number; wrap?: (store: SqliteStore) => void } = {},
+  options: {
+    now?: () => number;
+    deliveryKeysTtlMs?: number;
+    wrap?: (store: SqliteStore) => void;
+    alive?: () => boolean;
+  } = {},
 ): Promise<Setup> {
   const dir = tempDir('delivery-engine');
   cleanups.push(() => dir.remove());
@@ -131,11 +136,43 @@ async function setup(
     backoffCapMs: 40,
     ...(options.now ? { now: options.now } : {}),
     ...(options.deliveryKeysTtlMs !== undefined ? { deliveryKeysTtlMs: options.deliveryKeysTtlMs } : {}),
+    ...(options.alive ? { alive: options.alive } : {}),
   });
   await engine.start();
   cleanups.push(() => engine.stop(1_000));
   return { store, engine, endpoint, tenantId: tenant.id, key };
 }
+
+describe('DeliveryEngine fencing (#18)', () => {
+  it('claims and delivers nothing while its cluster heartbeat may have lapsed, and resumes when it is back', async () => {
+    let alive = false;
+    const { engine, endpoint, store } = await setup({ alive: () => alive });
+    const outcome = await engine.ingest('test', { routeKey: 'room', event: event('chat-f', 'fenced-1') });
+    expect(outcome.ok).toBe(true);
+    // Queued (the ingest itself never waits on the bus); its attempt handed it back unsent.
+    await until(
+      async () =>
+        (await store.listDeliveries(10))[0]?.lastError ===
+        'the instance holding it lost its cluster heartbeat'
+          ? true
+          : undefined,
+      10_000,
+      'the attempt handed back',
+    );
+    expect(endpoint.received).toHaveLength(0);
+    alive = true;
+    await until(
+      () => endpoint.received.length === 1 || undefined,
+      10_000,
+      'the delivery after the heartbeat is back',
+    );
+    await until(
+      async () => ((await store.outboxDepth()) === 0 ? true : undefined),
+      10_000,
+      'an empty outbox',
+    );
+  });
+});
 
 describe('DeliveryEngine write path', () => {
   it('commits concurrent ingests together, each durable before it resolves, and delivers each once', async () => {

@@ -88,6 +88,12 @@ export interface ClusterBus {
   rememberSession(sessionKey: string, placement: SessionPlacementRecord): Promise<void>;
   sessionPlacement(tenantId: string, sessionKey: string): Promise<SessionPlacementRecord | null>;
 
+  /**
+   * False when this instance's own heartbeat may have lapsed (no successful beat for most of the
+   * alive TTL): the others may treat it as dead and release its claims.
+   */
+  heartbeatCurrent(): boolean;
+
   /** Those of `instanceIds` that are not alive (their heartbeat has lapsed). */
   deadInstances(instanceIds: readonly string[]): Promise<string[]>;
 }

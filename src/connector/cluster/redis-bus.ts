@@ -62,6 +62,9 @@ const PlacementSchema = z.object({
 });
 
 /** Take the key if free, keep it if ours; 1 = held. */
+/** Fraction of the alive TTL after the last good heartbeat at which this instance stops claiming. */
+const HEARTBEAT_SAFE_FRACTION = 0.6;
+
 const HOLD_LEASE = `
 local v = redis.call('GET', KEYS[1])
 if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
@@ -86,6 +89,8 @@ export class RedisBus implements ClusterBus {
   private readonly aliveTtlMs: number;
   private readonly pending = new Map<string, { resolve: (value: unknown) => void; timer: NodeJS.Timeout }>();
   private heartbeat: NodeJS.Timeout | undefined;
+  /** When the last successful heartbeat was sent (0: none yet). */
+  private lastBeatAt = 0;
   private handlers: ClusterHandlers | undefined;
   private stopped = false;
   /** This process's heartbeat value, telling it apart from another process using the same id. */
@@ -267,9 +272,17 @@ export class RedisBus implements ClusterBus {
   }
 
   private async beat(): Promise<void> {
+    const started = Date.now();
     await this.client.set(this.key(`alive:${this.instanceId}`), this.nonce, {
       expiration: { type: 'PX', value: this.aliveTtlMs },
     });
+    // The key lives from when it was written, at the latest `started` + TTL.
+    this.lastBeatAt = Math.max(this.lastBeatAt, started);
+  }
+
+  heartbeatCurrent(): boolean {
+    // A margin before the key can expire: the others wait the full TTL before releasing claims.
+    return Date.now() - this.lastBeatAt < this.aliveTtlMs * HEARTBEAT_SAFE_FRACTION;
   }
 
   /**
@@ -281,11 +294,15 @@ export class RedisBus implements ClusterBus {
     const key = this.key(`alive:${this.instanceId}`);
     const deadline = Date.now() + this.aliveTtlMs + 2_000;
     for (;;) {
+      const started = Date.now();
       const taken = await this.client.set(key, this.nonce, {
         condition: 'NX',
         expiration: { type: 'PX', value: this.aliveTtlMs },
       });
-      if (taken === 'OK') return;
+      if (taken === 'OK') {
+        this.lastBeatAt = started;
+        return;
+      }
       if (Date.now() > deadline)
         throw new Error(
           `another connector instance with id "${this.instanceId}" is running on this cluster; give each instance its own RELAY_INSTANCE_ID`,
