@@ -378,7 +378,10 @@ export function formatRow(r: BenchResult): string {
  * JSON as Biome formats it (so a written results file passes `biome check`): two-space indent,
  * arrays of primitives on one line, and non-integer numbers rounded to four decimals.
  */
-export function toJson(value: unknown, indent = ''): string {
+/** Biome's line width (biome.json): an array of scalars stays on one line only within it. */
+const JSON_LINE_WIDTH = 110;
+
+export function toJson(value: unknown, indent = '', room = JSON_LINE_WIDTH - indent.length): string {
   if (typeof value === 'number')
     return JSON.stringify(Number.isInteger(value) ? value : Number(value.toFixed(4)));
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
@@ -386,13 +389,20 @@ export function toJson(value: unknown, indent = ''): string {
   if (Array.isArray(value)) {
     if (value.length === 0) return '[]';
     if (value.every((v) => v === null || typeof v !== 'object')) {
-      return `[${value.map((v) => toJson(v, inner)).join(', ')}]`;
+      const inline = `[${value.map((v) => toJson(v, inner)).join(', ')}]`;
+      if (inline.length <= room) return inline;
     }
     return `[\n${value.map((v) => inner + toJson(v, inner)).join(',\n')}\n${indent}]`;
   }
   const entries = Object.entries(value).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return '{}';
-  const body = entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${toJson(v, inner)}`).join(',\n');
+  const body = entries
+    .map(([k, v]) => {
+      const prefix = `${inner}${JSON.stringify(k)}: `;
+      // The rest of the line: what the key leaves, less a trailing comma.
+      return `${prefix}${toJson(v, inner, JSON_LINE_WIDTH - prefix.length - 1)}`;
+    })
+    .join(',\n');
   return `{\n${body}\n${indent}}`;
 }
 

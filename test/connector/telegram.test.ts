@@ -197,7 +197,9 @@ describe('TelegramAdapter inbound', () => {
     ]);
     // Every update carries its id as the dedupe key (a re-sent update is one event), never the token.
     expect(ctx.attempts.map((a) => a.dedupeKey)).toEqual(
-      ctx.attempts.map((_, i) => expect.stringMatching(new RegExp(`^telegram:[0-9a-f]{16}:update:${i + 1}$`))),
+      ctx.attempts.map((_, i) =>
+        expect.stringMatching(new RegExp(`^telegram:[0-9a-f]{16}:update:${i + 1}$`)),
+      ),
     );
     expect(ctx.attempts[0]).toEqual({
       routeKey: '111',
