@@ -138,15 +138,7 @@ export class OpDispatcher {
         if (Buffer.byteLength(action.content, 'utf8') > MAX_OUTBOUND_CONTENT_BYTES) {
           return failedResult(`content exceeds ${MAX_OUTBOUND_CONTENT_BYTES} bytes`);
         }
-        const { max_message_length: limit, len_unit: unit } = adapter.descriptor();
-        const chunks = splitMessage(action.content, limit, unit);
-        let first: OutboundResult | undefined;
-        for (const chunk of chunks) {
-          const result = await runAction(adapter, { ...action, content: chunk });
-          if (result.success === false) return first ? { ...result, message_id: first.message_id } : result;
-          first ??= result;
-        }
-        return first ?? failedResult('nothing to send');
+        return inParts(adapter, action.content, (content) => runAction(adapter, { ...action, content }));
       }
       case 'edit': {
         const { max_message_length: limit, len_unit: unit } = adapter.descriptor();
@@ -172,14 +164,8 @@ export class OpDispatcher {
     if (!adapter?.followUp) return failedResult(NO_FOLLOW_UP);
     if (Buffer.byteLength(action.content, 'utf8') > MAX_OUTBOUND_CONTENT_BYTES)
       return failedResult(`content exceeds ${MAX_OUTBOUND_CONTENT_BYTES} bytes`);
-    const { max_message_length: limit, len_unit: unit } = adapter.descriptor();
-    let first: OutboundResult | undefined;
-    for (const chunk of splitMessage(action.content, limit, unit)) {
-      const result = await adapter.followUp(tenantId, { ...action, content: chunk });
-      if (result.success === false) return first ? { ...result, message_id: first.message_id } : result;
-      first ??= result;
-    }
-    return first ?? failedResult('nothing to send');
+    const followUp = adapter.followUp.bind(adapter);
+    return inParts(adapter, action.content, (content) => followUp(tenantId, { ...action, content }));
   }
 
   /**
@@ -245,4 +231,23 @@ export class OpDispatcher {
     if (!adapter) throw new Error('no platform adapters configured');
     return adapter;
   }
+}
+
+/**
+ * Text over the platform's limit as several messages, one call per part, in order: the result is
+ * the first part's (its `message_id`), or the first failure, which stops the rest.
+ */
+async function inParts(
+  adapter: PlatformAdapter,
+  text: string,
+  sendPart: (content: string) => Promise<OutboundResult>,
+): Promise<OutboundResult> {
+  const { max_message_length: limit, len_unit: unit } = adapter.descriptor();
+  let first: OutboundResult | undefined;
+  for (const part of splitMessage(text, limit, unit)) {
+    const result = await sendPart(part);
+    if (result.success === false) return first ? { ...result, message_id: first.message_id } : result;
+    first ??= result;
+  }
+  return first ?? failedResult('nothing to send');
 }

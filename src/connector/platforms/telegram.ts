@@ -5,6 +5,7 @@ import { Api, GrammyError, HttpError, InputFile } from 'grammy';
 import type { CallbackQuery, Chat, Message, ReactionTypeEmoji, Update, User } from 'grammy/types';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../common/backoff.js';
+import { neverSent } from '../../common/errors.js';
 import { redact } from '../../common/redact.js';
 import {
   type CapabilityDescriptor,
@@ -27,7 +28,7 @@ import {
   type ThreadRenameAction,
   type TypingAction,
 } from '../../protocol/index.js';
-import { botLeaseName } from './lease.js';
+import { botKey, botLeaseName } from './lease.js';
 import type { InboundAttachment, PlatformAdapter, PlatformContext, PlatformInbound } from './types.js';
 
 /**
@@ -301,19 +302,9 @@ function isNotModified(err: unknown): boolean {
   );
 }
 
-const UNSENT_NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
-
 /** A network failure after which the request may still have reached Telegram. */
 function mayHaveReachedTelegram(err: unknown): boolean {
-  if (!(err instanceof HttpError)) return false;
-  const inner = err.error as { code?: unknown } | undefined;
-  return !(typeof inner?.code === 'string' && UNSENT_NETWORK_CODES.has(inner.code));
+  return err instanceof HttpError && !neverSent(err.error);
 }
 
 /** grammY types its `signal` parameters with the `abort-controller` polyfill; a native one works. */
@@ -350,7 +341,7 @@ export class TelegramAdapter implements PlatformAdapter {
 
   constructor(options: TelegramAdapterOptions) {
     this.token = options.token;
-    this.botKey = botLeaseName('telegram', options.token).split(':')[1] ?? 'bot';
+    this.botKey = botKey(options.token);
     this.log = options.log.child({ platform: 'telegram' });
     this.pollTimeoutSeconds = Math.max(
       0,

@@ -17,10 +17,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../../common/backoff.js';
 import { boundedCache } from '../../../common/cache.js';
+import { neverSent } from '../../../common/errors.js';
 import { redact } from '../../../common/redact.js';
 import {
   type CapabilityDescriptor,
   CONTRACT_VERSION,
+  codePointLength,
   DISCORD_INTERACTION,
   DISCORD_THREAD_CHANNEL_TYPES,
   type DiscordInteraction,
@@ -31,6 +33,7 @@ import {
   type FollowUpAction,
   failedResult,
   type GetChatInfoAction,
+  indexForBudget,
   isPlainObject,
   MEDIA_MAX_BYTES,
   mediaIdFromUrl,
@@ -929,7 +932,7 @@ export class DiscordAdapter implements PlatformAdapter {
       buttons.push({
         type: 2,
         style: BUTTON_STYLE[option.style ?? ''] ?? BUTTON_STYLE.secondary,
-        label: Array.from(option.label).slice(0, 80).join('') || option.id,
+        label: option.label.slice(0, indexForBudget(option.label, 80, 'chars')) || option.id,
         custom_id: token,
       });
     }
@@ -1073,7 +1076,7 @@ export class DiscordAdapter implements PlatformAdapter {
       this.unauthorized = true;
       this.log.error({ op }, 'Discord rejected the bot token (401): check DISCORD_BOT_TOKEN');
     } else this.log.warn({ op, err: text }, 'discord outbound op failed');
-    const ambiguous = write && !(error instanceof DiscordAPIError) && !isUnsent(error);
+    const ambiguous = write && !(error instanceof DiscordAPIError) && !neverSent(error);
     return failedResult(text, ambiguous ? { ambiguous: true } : {});
   }
 
@@ -1089,19 +1092,11 @@ export class DiscordAdapter implements PlatformAdapter {
   }
 }
 
-const UNSENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
-
-function isUnsent(error: unknown): boolean {
-  const code =
-    (error as { code?: unknown; cause?: { code?: unknown } } | undefined)?.cause?.code ??
-    (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && UNSENT_CODES.has(code);
-}
-
 /** At most Discord's 2,000 characters (code points, never half a surrogate pair). */
 function fitDiscordText(text: string, limit = 2_000): string {
-  const points = Array.from(text);
-  return points.length <= limit ? text : `${points.slice(0, limit - 1).join('')}…`;
+  return codePointLength(text) <= limit
+    ? text
+    : `${text.slice(0, indexForBudget(text, limit - 1, 'chars'))}…`;
 }
 
 function extensionFor(contentType: string): string {
