@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { errorMessage } from '../common/errors.js';
 import { parsePort } from '../connector/config.js';
-import { setPassword } from '../dashboard/auth/index.js';
+import { parseTrustedProxyList, setPassword } from '../dashboard/auth/index.js';
 import { startDashboard } from '../dashboard/server.js';
 import { ensureHome, resolveHome } from '../home/home.js';
 import { dashboardPage } from './dashboard-page.js';
@@ -43,10 +43,13 @@ export function registerDashboardCommands(program: Command): void {
     .option('--port <port>', 'port', String(DEFAULT_DASHBOARD_PORT))
     .option('--require-login', 'require a password login even on a loopback bind')
     .option('--allowed-host <name...>', 'extra Host header names to accept (behind a reverse proxy)')
-    .option('--trust-proxy', 'trust X-Forwarded-* headers from a reverse proxy')
+    .option(
+      '--trust-proxy [addresses]',
+      'believe X-Forwarded-* headers from these reverse proxies (comma-separated IPs/CIDR blocks; alone: a proxy on this machine)',
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  hermes dashboard\n  hermes dashboard set-password --username admin\n  hermes dashboard --host 0.0.0.0 --port 9119\n',
+      '\nExamples:\n  hermes dashboard\n  hermes dashboard set-password --username admin\n  hermes dashboard --host 0.0.0.0 --port 9119\n  hermes dashboard --host 0.0.0.0 --trust-proxy 10.0.0.5 --allowed-host hermes.example.com\n',
     )
     .action(
       async (
@@ -55,13 +58,21 @@ export function registerDashboardCommands(program: Command): void {
           port: string;
           requireLogin?: boolean;
           allowedHost?: string[];
-          trustProxy?: boolean;
+          trustProxy?: boolean | string;
         },
         command: Command,
       ) => {
         const port = parsePort(options.port);
         if (port === undefined)
           throw new CliError(`--port must be a number from 0 to 65535, got "${options.port}"`, 2);
+        let trustProxy: boolean | string[] = options.trustProxy === true;
+        if (typeof options.trustProxy === 'string') {
+          try {
+            trustProxy = parseTrustedProxyList(options.trustProxy);
+          } catch (error) {
+            throw new CliError(`--trust-proxy: ${errorMessage(error)}`, 2);
+          }
+        }
         const { home, config } = gatewayContext(command);
         ensureHome(home);
         const verbose = command.optsWithGlobals<{ verbose?: boolean }>().verbose;
@@ -78,7 +89,7 @@ export function registerDashboardCommands(program: Command): void {
             restartDrainTimeout: config.restartDrainTimeoutSeconds,
             requireLogin: options.requireLogin ?? false,
             allowedHosts: options.allowedHost,
-            trustProxy: options.trustProxy ?? false,
+            trustProxy,
             ...dashboardPage,
           });
         } catch (error) {

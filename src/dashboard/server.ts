@@ -47,7 +47,8 @@ export interface DashboardOptions {
   /** Require a cookie login even on a loopback bind. */
   requireLogin?: boolean;
   allowedHosts?: string[];
-  trustProxy?: boolean;
+  /** Reverse proxies to believe: addresses/CIDR blocks, or `true` for loopback (see the gates). */
+  trustProxy?: boolean | readonly string[];
   /** `dashboard.drain_auth.{scope,min_secret_chars}` from config.yaml. */
   drainAuth?: { scope?: string; minSecretChars?: number };
   /** The `hermes` entry script used for the restart action (default: this process's). */

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { fromTrustedProxy, type TrustedProxies } from './trusted-proxies.js';
 
 /**
  * Session cookies (lifecycle reference §3.5). Values are provider tokens; the framework does not
@@ -101,15 +102,17 @@ export function firstHeaderValue(raw: string | readonly string[] | undefined): s
 
 /**
  * The cookie scope for a request. `secure` when fastify saw TLS (`request.protocol`, which honours
- * `X-Forwarded-Proto` only under fastify's own trustProxy), or when `trustProxy` is set here and
- * `X-Forwarded-Proto` says https. The prefix comes from `X-Forwarded-Prefix` only when trusted.
+ * `X-Forwarded-Proto` only under fastify's own trustProxy), or when the request came straight from
+ * a trusted proxy and its `X-Forwarded-Proto` says https. The prefix comes from
+ * `X-Forwarded-Prefix` only from a trusted proxy.
  */
-export function cookieContext(request: FastifyRequest, trustProxy: boolean): CookieContext {
+export function cookieContext(request: FastifyRequest, trusted: TrustedProxies): CookieContext {
+  const viaProxy = fromTrustedProxy(request, trusted);
   let secure = request.protocol === 'https';
-  if (!secure && trustProxy) {
+  if (!secure && viaProxy) {
     secure = firstHeaderValue(request.headers['x-forwarded-proto'])?.toLowerCase() === 'https';
   }
-  const prefix = trustProxy ? normalizeForwardedPrefix(request.headers['x-forwarded-prefix']) : '';
+  const prefix = viaProxy ? normalizeForwardedPrefix(request.headers['x-forwarded-prefix']) : '';
   return { secure, prefix };
 }
 

@@ -27,6 +27,7 @@ import {
 } from './request-info.js';
 import { authState, ensureAuthDecoration } from './request-state.js';
 import { createTokenSeam } from './token-seam.js';
+import { fromTrustedProxy, trustedProxies } from './trusted-proxies.js';
 import {
   type DashboardAuthProvider,
   InvalidCredentialsError,
@@ -89,10 +90,10 @@ export interface AuthGateOptions {
   /** Extra host names accepted in the Host header (e.g. a reverse proxy's public name). */
   allowedHosts?: readonly string[];
   /**
-   * Trust `X-Forwarded-Proto`, `X-Forwarded-Prefix` and `X-Forwarded-For` (only behind a reverse
-   * proxy that sets them). Default false.
+   * Reverse proxies whose `X-Forwarded-Proto`, `-Host`, `-Prefix` and `-For` count: a list of
+   * addresses and CIDR blocks, or `true` for a proxy on this machine (loopback). Default none.
    */
-  trustProxy?: boolean;
+  trustProxy?: boolean | readonly string[];
   /** The per-process session token; default `HERMES_DASHBOARD_SESSION_TOKEN`, else random. */
   sessionToken?: string;
   env?: Readonly<Record<string, string | undefined>>;
@@ -200,7 +201,7 @@ function originOf(value: string): string | null {
 export function installAuthGates(app: FastifyInstance, options: AuthGateOptions): AuthGates {
   const { registry } = options;
   const audit = options.audit ?? nullAudit;
-  const trustProxy = options.trustProxy ?? false;
+  const trusted = trustedProxies(options.trustProxy);
   const now = options.now ?? Date.now;
   const env = options.env ?? process.env;
   const bindHost = options.bindHost;
@@ -222,7 +223,7 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
   const boundName = normalizeHostName(bindHost);
   if (boundName && !isWildcardBind(bindHost)) allowedHosts.add(boundName);
 
-  const seam = createTokenSeam({ registry, audit, trustProxy });
+  const seam = createTokenSeam({ registry, audit, trustedProxies: trusted });
   const nowSeconds = () => Math.floor(now() / 1000);
   // Per-process key of the CSRF tokens: a dashboard restart invalidates them (the page fetches a
   // fresh one when a write is refused), never the cookie sessions.
@@ -266,10 +267,12 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
   // --- cross-origin writes -------------------------------------------------------------------
   /** This dashboard's own origin as the browser sees it: scheme + the request's Host. */
   function ownOrigin(request: FastifyRequest): string | null {
-    const forwarded = trustProxy ? firstHeaderValue(request.headers['x-forwarded-host']) : undefined;
+    const forwarded = fromTrustedProxy(request, trusted)
+      ? firstHeaderValue(request.headers['x-forwarded-host'])
+      : undefined;
     const host = forwarded ?? request.headers.host;
     if (typeof host !== 'string' || hostFromHeader(host) === null) return null;
-    return originOf(`${cookieContext(request, trustProxy).secure ? 'https' : 'http'}://${host.trim()}`);
+    return originOf(`${cookieContext(request, trusted).secure ? 'https' : 'http'}://${host.trim()}`);
   }
 
   /** Null when the write may proceed, else why it is refused. */
@@ -291,7 +294,7 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
       reason,
       method: request.method,
       path: decodedRequestPath(request),
-      ip: clientIp(request, trustProxy),
+      ip: clientIp(request, trusted),
     });
     reply
       .code(403)
@@ -358,8 +361,8 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
       isGatePublicPath(decoded) && (route === undefined || isGatePublicPath(route) || !isApiPath(route));
     if (publicPath) return true;
 
-    const ctx = cookieContext(request, trustProxy);
-    const ip = clientIp(request, trustProxy);
+    const ctx = cookieContext(request, trusted);
+    const ip = clientIp(request, trusted);
     const { accessToken, refreshToken } = readSessionCookies(request);
     if (!accessToken && !refreshToken) {
       unauthenticated(request, reply, ctx, api, 'no_cookie');
@@ -475,7 +478,7 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
         reason: 'missing_or_invalid_csrf_token',
         method: request.method,
         path: decodedRequestPath(request),
-        ip: clientIp(request, trustProxy),
+        ip: clientIp(request, trusted),
       });
       reply
         .code(403)
@@ -498,7 +501,7 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
     if (loginPage) {
       instance.get('/login', async (request, reply) => {
         const query = request.query as Record<string, unknown>;
-        const ctx = cookieContext(request, trustProxy);
+        const ctx = cookieContext(request, trusted);
         reply
           .header('cache-control', 'no-store')
           .header('content-security-policy', LOGIN_PAGE_CSP)
@@ -528,13 +531,13 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
       const query = request.query as Record<string, unknown>;
       const name = typeof query.provider === 'string' ? query.provider : '';
       const provider = registry.get(name);
-      const ctx = cookieContext(request, trustProxy);
+      const ctx = cookieContext(request, trusted);
       reply.header('cache-control', 'no-store');
       // Only password providers are bundled; redirect (OAuth) providers would start here.
       if (!provider?.supportsSession || !provider.supportsPassword) {
         return reply.code(404).send({ detail: 'Unknown provider' });
       }
-      audit.write('login_start', { provider: provider.name, ip: clientIp(request, trustProxy) });
+      audit.write('login_start', { provider: provider.name, ip: clientIp(request, trusted) });
       const next = safeNext(query.next);
       const location = `${ctx.prefix}/login${next === '/' ? '' : `?next=${encodeURIComponent(next)}`}`;
       return reply.code(302).header('location', location).send();
@@ -542,7 +545,7 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
 
     instance.post('/auth/password-login', async (request, reply) => {
       reply.header('cache-control', 'no-store');
-      const ip = clientIp(request, trustProxy);
+      const ip = clientIp(request, trusted);
       const retryAfter = limiter.hit(ip);
       if (retryAfter > 0) {
         audit.write('login_failure', { reason: 'rate_limited', ip });
@@ -579,14 +582,14 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
         request.log.error({ provider: provider.name, error: errorName(error) }, 'password login failed');
         return reply.code(500).send({ detail: 'Login failed' });
       }
-      const ctx = cookieContext(request, trustProxy);
+      const ctx = cookieContext(request, trusted);
       reply.header('set-cookie', sessionSetCookies(ctx, session, nowSeconds()));
       audit.write('login_success', { provider: provider.name, user_id: session.userId, ip });
       return { ok: true, next: safeNext(body.next) };
     });
 
     instance.post('/auth/logout', async (request, reply) => {
-      const ctx = cookieContext(request, trustProxy);
+      const ctx = cookieContext(request, trusted);
       const { accessToken, refreshToken } = readSessionCookies(request);
       let userId: string | null = null;
       let providerName: string | null = null;
@@ -610,7 +613,7 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
           }
         }
       }
-      audit.write('logout', { provider: providerName, user_id: userId, ip: clientIp(request, trustProxy) });
+      audit.write('logout', { provider: providerName, user_id: userId, ip: clientIp(request, trusted) });
       return reply
         .code(302)
         .header('cache-control', 'no-store')

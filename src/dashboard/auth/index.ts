@@ -8,4 +8,5 @@ export * from './registry.js';
 export { clientIp, isLoopbackBind, isWildcardBind } from './request-info.js';
 export * from './request-state.js';
 export * from './token-seam.js';
+export { parseTrustedProxyList, type TrustedProxies, trustedProxies } from './trusted-proxies.js';
 export * from './types.js';

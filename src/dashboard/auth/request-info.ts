@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { isLoopbackHost } from '../../common/loopback.js';
-import { firstHeaderValue } from './cookies.js';
+import { forwardedClientIp, type TrustedProxies } from './trusted-proxies.js';
 
 /** Small request helpers shared by the seam and the gates. */
 
@@ -77,13 +77,9 @@ export function requestPaths(request: FastifyRequest): { route: string | undefin
 }
 
 /**
- * Client IP for audit lines and login rate limiting: the first `X-Forwarded-For` entry when the
- * proxy is trusted, else the socket peer.
+ * Client IP for audit lines and login rate limiting: the socket peer, or behind trusted proxies the
+ * address the nearest untrusted hop was seen at (never the client-written leftmost entry).
  */
-export function clientIp(request: FastifyRequest, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = firstHeaderValue(request.headers['x-forwarded-for']);
-    if (forwarded) return forwarded.slice(0, 64);
-  }
-  return request.socket?.remoteAddress ?? request.ip ?? 'unknown';
+export function clientIp(request: FastifyRequest, trusted: TrustedProxies): string {
+  return forwardedClientIp(request, trusted);
 }

@@ -5,6 +5,7 @@ import { type AuditSink, nullAudit } from './audit.js';
 import type { AuthRegistry, TokenRoute } from './registry.js';
 import { clientIp, requestPaths } from './request-info.js';
 import { authState, ensureAuthDecoration } from './request-state.js';
+import { NO_TRUSTED_PROXIES, type TrustedProxies } from './trusted-proxies.js';
 import { ProviderError, type TokenPrincipal } from './types.js';
 
 /**
@@ -24,8 +25,8 @@ const FORBIDDEN_BODY = { error: 'forbidden', detail: 'Forbidden' } as const;
 export interface TokenSeamOptions {
   registry: AuthRegistry;
   audit?: AuditSink;
-  /** Take the audit IP from `X-Forwarded-For` (only behind a trusted proxy). */
-  trustProxy?: boolean;
+  /** Proxies whose `X-Forwarded-For` entries count for the audit IP (default: none). */
+  trustedProxies?: TrustedProxies;
 }
 
 /** What the seam did: not a token route, authenticated, or answered with an error. */
@@ -54,13 +55,13 @@ function validPrincipal(value: unknown): value is TokenPrincipal {
 export function createTokenSeam(options: TokenSeamOptions): TokenSeam {
   const { registry } = options;
   const audit = options.audit ?? nullAudit;
-  const trustProxy = options.trustProxy ?? false;
+  const trusted = options.trustedProxies ?? NO_TRUSTED_PROXIES;
 
   return async (request, reply) => {
     const rule = tokenRouteForRequest(registry, request);
     if (!rule) return 'passthrough';
     const path = rule.path;
-    const ip = clientIp(request, trustProxy);
+    const ip = clientIp(request, trusted);
     const token = bearerToken(request.headers.authorization) ?? '';
 
     let principal: TokenPrincipal | null = null;
