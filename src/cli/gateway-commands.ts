@@ -7,8 +7,9 @@ import { resolveIdentityToken } from '../gateway/identity-token.js';
 import { GatewayStartupError, startGateway } from '../gateway/runner.js';
 import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from '../home/config.js';
 import { ENV_FILE_NAME, loadEnvFile, saveEnvValues } from '../home/env-file.js';
-import { gatewayStatus, gatewayStatusJson } from '../home/gateway-status.js';
+import { type GatewayStatus, gatewayStatus, gatewayStatusJson } from '../home/gateway-status.js';
 import { ensureHome, resolveHome } from '../home/home.js';
+import type { PlatformStatusEntry } from '../home/status-file.js';
 import { CliError } from './errors.js';
 import { printJson } from './format.js';
 import { registerGatewayServiceCommands } from './gateway-service-commands.js';
@@ -163,48 +164,66 @@ export function registerGatewayCommands(program: Command): void {
       const status = gatewayStatus(home);
       const summary = { ...gatewayStatusJson(status), platforms: status.platforms };
       if (options.json) return printJson(options.deep ? { ...summary, record: status.record } : summary);
-      const lines: string[] = [];
-      if (status.running) {
-        lines.push(
-          `✓ Gateway is running (PID: ${status.pid})`,
-          `  state: ${summary.gateway_state ?? 'unknown'}`,
-          `  active turns: ${summary.active_agents}`,
-        );
-      } else {
-        const last = status.lastReportedState;
-        lines.push(
-          '✗ Gateway is not running',
-          `  state: ${status.state}${summary.exit_reason ? ` (${summary.exit_reason})` : ''}` +
-            (last === null
-              ? ' (never started)'
-              : last !== status.state
-                ? ` — it last reported "${last}" and exited without saying so`
-                : ''),
-        );
-      }
-      for (const [name, platform] of Object.entries(summary.platforms)) {
-        const entry = platform as {
-          state?: string;
-          error_code?: string | null;
-          error_message?: string | null;
-        };
-        lines.push(
-          `  ${name}: ${entry.state ?? 'unknown'}${entry.error_code ? ` — ${entry.error_code}: ${entry.error_message ?? ''}` : ''}`,
-        );
-        if (entry.error_code === 'relay_revoked')
-          lines.push('    fix: this gateway was revoked; enroll it again with `hermes gateway enroll`');
-        if (entry.error_code === 'relay_unreachable')
-          lines.push('    fix: check GATEWAY_RELAY_URL and that the connector is running');
-        if (entry.error_code === 'relay_unauthorized')
-          lines.push('    fix: check GATEWAY_RELAY_ID / GATEWAY_RELAY_SECRET (or re-enroll)');
-      }
-      if (summary.gateway_state === 'draining' && status.running) {
-        lines.push(
-          '  draining: new turns are refused until the drain is cancelled (dashboard or .drain_request.json)',
-        );
-      }
-      if (!status.running) lines.push('  To start: hermes gateway run');
-      if (options.deep) lines.push(`  home: ${home}`, `  updated: ${summary.updated_at ?? '-'}`);
-      process.stdout.write(`${lines.join('\n')}\n`);
+      process.stdout.write(`${renderGatewayStatus(home, status, options.deep === true).join('\n')}\n`);
     });
+}
+
+/** The lines of `hermes gateway status`; `deep` adds each platform's details, the home and the last update. */
+export function renderGatewayStatus(home: string, status: GatewayStatus, deep: boolean): string[] {
+  const summary = { ...gatewayStatusJson(status), platforms: status.platforms };
+  const lines: string[] = [];
+  if (status.running) {
+    lines.push(
+      `✓ Gateway is running (PID: ${status.pid})`,
+      `  state: ${summary.gateway_state ?? 'unknown'}`,
+      `  active turns: ${summary.active_agents}`,
+    );
+  } else {
+    const last = status.lastReportedState;
+    lines.push(
+      '✗ Gateway is not running',
+      `  state: ${status.state}${summary.exit_reason ? ` (${summary.exit_reason})` : ''}` +
+        (last === null
+          ? ' (never started)'
+          : last !== status.state
+            ? ` — it last reported "${last}" and exited without saying so`
+            : ''),
+    );
+  }
+  for (const [name, platform] of Object.entries(summary.platforms)) {
+    const entry = platform as PlatformStatusEntry;
+    lines.push(
+      `  ${name}: ${entry.state ?? 'unknown'}${entry.error_code ? ` — ${entry.error_code}: ${entry.error_message ?? ''}` : ''}`,
+    );
+    if (entry.error_code === 'relay_revoked')
+      lines.push('    fix: this gateway was revoked; enroll it again with `hermes gateway enroll`');
+    if (entry.error_code === 'relay_unreachable')
+      lines.push('    fix: check GATEWAY_RELAY_URL and that the connector is running');
+    if (entry.error_code === 'relay_unauthorized')
+      lines.push('    fix: check GATEWAY_RELAY_ID / GATEWAY_RELAY_SECRET (or re-enroll)');
+    if (deep) lines.push(...platformDetailLines(entry));
+  }
+  if (summary.gateway_state === 'draining' && status.running) {
+    lines.push(
+      '  draining: new turns are refused until the drain is cancelled (dashboard or .drain_request.json)',
+    );
+  }
+  if (!status.running) lines.push('  To start: hermes gateway run');
+  if (deep) lines.push(`  home: ${home}`, `  updated: ${summary.updated_at ?? '-'}`);
+  return lines;
+}
+
+/** `--deep`: what the status record says about one platform beyond its state. */
+function platformDetailLines(entry: PlatformStatusEntry): string[] {
+  const details: [string, unknown][] = [
+    ['needs attention', entry.needs_attention ? 'yes' : undefined],
+    ['retrying since', entry.retrying_since],
+    ['inbound URL (asserted to the connector)', entry.ingress_url],
+    ['receiver listening on', entry.listener_base],
+    ['updated', entry.updated_at],
+    ['written by PID', entry.writer_pid],
+  ];
+  return details
+    .filter(([, value]) => value !== undefined && value !== null && value !== '')
+    .map(([label, value]) => `    ${label}: ${String(value)}`);
 }
