@@ -29,6 +29,7 @@ import { registerMediaRoutes } from './media-routes.js';
 import { ConnectorMetrics } from './metrics.js';
 import { OpDispatcher } from './ops.js';
 import type { PlatformAdapter, PlatformContext, PlatformState } from './platforms/types.js';
+import { WebChatAdapter } from './platforms/webchat/adapter.js';
 import { RelayServer } from './relay-server.js';
 import { RelevanceGate } from './relevance.js';
 import { isPostgresUrl } from './store/open.js';
@@ -74,6 +75,8 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
         log: log.child({ part: 'bus' }),
       })
     : undefined;
+  // Web-chat history lives in the store: the same on every instance, kept across restarts.
+  for (const adapter of options.adapters) if (adapter instanceof WebChatAdapter) adapter.useStore(store);
   const ownAdapters = new Map(options.adapters.map((adapter) => [adapter.name, adapter]));
   const served = bus
     ? options.adapters.map((adapter) =>

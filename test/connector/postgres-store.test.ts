@@ -110,6 +110,7 @@ describe.skipIf(postgresUnavailable !== null)('PostgresStore', () => {
         'schema_migrations',
         'tenant_tokens',
         'tenants',
+        'webchat_messages',
       ]);
       // the store opens on a migrated database without applying anything
       await openStore(url);

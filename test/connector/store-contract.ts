@@ -4,11 +4,12 @@
  * anything specific to one backend (files, migrations, multiple instances) lives in its own file.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type {
-  DeliveryKind,
-  DeliveryRecord,
-  NewDelivery,
-  RelayStore,
+import {
+  type DeliveryKind,
+  type DeliveryRecord,
+  type NewDelivery,
+  PRUNE_KINDS,
+  type RelayStore,
 } from '../../src/connector/store/types.js';
 
 export function delivery(
@@ -1114,6 +1115,143 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         ]);
         expect((await store.listAudit(2)).map((e) => e.event)).toEqual(['d', 'c']);
       });
+    });
+  });
+}
+
+/**
+ * Web-chat history and retention (migration 5), for every {@link RelayStore}: run by
+ * test/connector/retention-store.test.ts against SQLite and Postgres.
+ */
+export function describeHistoryAndRetentionContract(name: string, fresh: () => Promise<RelayStore>): void {
+  describe(`${name}: web-chat history and retention contract`, () => {
+    let store: RelayStore;
+    const opened: RelayStore[] = [];
+    beforeEach(async () => {
+      store = await fresh();
+      opened.push(store);
+    });
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close();
+    });
+    const entry = (chatId: string, id: string, createdAt: number, clientId: string | null = null) => ({
+      chatId,
+      id,
+      clientId,
+      body: JSON.stringify({ id, text: `text of ${id}` }),
+      createdAt,
+    });
+
+    it('keeps the newest messages of each chat, oldest first', async () => {
+      for (let i = 1; i <= 5; i++) await store.appendWebChatMessage(entry('wc-a', `m${i}`, i), 3);
+      await store.appendWebChatMessage(entry('wc-b', 'b1', 9), 3);
+      expect((await store.listWebChatMessages('wc-a', 10)).map((e) => e.id)).toEqual(['m3', 'm4', 'm5']);
+      expect((await store.listWebChatMessages('wc-a', 2)).map((e) => e.id)).toEqual(['m4', 'm5']);
+      expect(await store.listWebChatMessages('wc-b', 10)).toEqual([entry('wc-b', 'b1', 9)]);
+      expect(await store.listWebChatMessages('wc-none', 10)).toEqual([]);
+      expect(await store.getWebChatMessage('wc-a', 'm1')).toBeNull();
+      expect(await store.getWebChatMessage('wc-a', 'm4')).toEqual(entry('wc-a', 'm4', 4));
+    });
+
+    it('stores a clientId once per chat: the repeat answers the first entry', async () => {
+      const first = await store.appendWebChatMessage(entry('wc-a', 'u1', 1, 'c1'), 10);
+      expect(first).toEqual({ entry: entry('wc-a', 'u1', 1, 'c1'), inserted: true });
+      const again = await store.appendWebChatMessage(entry('wc-a', 'u2', 2, 'c1'), 10);
+      expect(again).toEqual({ entry: entry('wc-a', 'u1', 1, 'c1'), inserted: false });
+      // Another visitor's chat with the same clientId is its own message.
+      expect((await store.appendWebChatMessage(entry('wc-b', 'u3', 3, 'c1'), 10)).inserted).toBe(true);
+      expect((await store.listWebChatMessages('wc-a', 10)).map((e) => e.id)).toEqual(['u1']);
+    });
+
+    it('replaces a body compare-and-set, and deletes by id', async () => {
+      await store.appendWebChatMessage(entry('wc-a', 'm1', 1), 10);
+      await store.appendWebChatMessage(entry('wc-a', 'm2', 2), 10);
+      const before = entry('wc-a', 'm1', 1).body;
+      expect(await store.replaceWebChatMessage('wc-a', 'm1', before, '{"v":2}')).toBe(true);
+      expect(await store.replaceWebChatMessage('wc-a', 'm1', before, '{"v":3}')).toBe(false);
+      expect((await store.getWebChatMessage('wc-a', 'm1'))?.body).toBe('{"v":2}');
+      expect(await store.replaceWebChatMessage('wc-b', 'm1', '{"v":2}', '{"v":4}')).toBe(false);
+      expect(await store.deleteWebChatMessages('wc-a', ['m1', 'nope'])).toBe(1);
+      expect(await store.deleteWebChatMessages('wc-a', [])).toBe(0);
+      expect((await store.listWebChatMessages('wc-a', 10)).map((e) => e.id)).toEqual(['m2']);
+    });
+
+    it('counts and prunes each kind by age, in bounded batches, oldest first', async () => {
+      const tenant = await store.createTenant('acme', 0);
+      for (let i = 0; i < 5; i++) {
+        await store.audit({ at: i * 10, event: `e${i}` });
+        await store.recordChat({
+          tenantId: tenant.id,
+          platform: 'webchat',
+          chatId: `c${i}`,
+          routeKey: 'r',
+          updatedAt: i * 10,
+        });
+        await store.appendWebChatMessage(entry(`wc-${i}`, `m${i}`, i * 10), 10);
+        await store.putPlatformState(`k${i}`, 'v', i * 10);
+        await store.enqueueDelivery(delivery(`d${i}`, `s${i}`));
+      }
+      const claimed = await store.claimDueDeliveries('me', 0, 10, 1_000);
+      expect(claimed).toHaveLength(5);
+      for (const [i, d] of claimed.entries()) await store.deadLetterDelivery(d.id, 'me', 'gone', 410, i * 10);
+
+      // Older than 25: rows at 0, 10, 20; platform state expired at 25: the same three.
+      for (const kind of PRUNE_KINDS) expect(await store.countPrunable(kind, 25)).toBe(3);
+      for (const kind of PRUNE_KINDS) {
+        expect(await store.prune(kind, 25, 2)).toBe(2);
+        expect(await store.countPrunable(kind, 25)).toBe(1);
+        expect(await store.prune(kind, 25, 2)).toBe(1);
+        expect(await store.prune(kind, 25, 2)).toBe(0);
+        expect(await store.prune(kind, 1_000, 0)).toBe(0);
+      }
+      expect((await store.listAudit(10)).map((e) => e.event)).toEqual(['e4', 'e3']);
+      expect((await store.listDeadLetters(10)).map((d) => d.deadAt).sort()).toEqual([30, 40]);
+      expect(await store.findChat(tenant.id, 'c2')).toBeNull();
+      expect(await store.findChat(tenant.id, 'c3')).not.toBeNull();
+      expect(await store.listWebChatMessages('wc-2', 10)).toEqual([]);
+      expect(await store.listWebChatMessages('wc-3', 10)).toHaveLength(1);
+      // platform_state at 30 is live at 25 and stays.
+      expect(await store.getPlatformState('k3', 25)).toBe('v');
+      // An exact boundary: a row at the cutoff is not older than it (platform state: expired at it).
+      expect(await store.countPrunable('audit', 30)).toBe(0);
+      expect(await store.countPrunable('platformState', 30)).toBe(1);
+    });
+
+    it('keeps a chat recorded again since (touched rows are not pruned)', async () => {
+      const tenant = await store.createTenant('acme', 0);
+      await store.recordChat({
+        tenantId: tenant.id,
+        platform: 'telegram',
+        chatId: '1',
+        routeKey: '*',
+        updatedAt: 1,
+      });
+      await store.recordChat({
+        tenantId: tenant.id,
+        platform: 'telegram',
+        chatId: '1',
+        routeKey: '*',
+        updatedAt: 100,
+      });
+      expect(await store.prune('chats', 50, 10)).toBe(0);
+      expect(await store.findChat(tenant.id, '1')).not.toBeNull();
+    });
+
+    it('prunes each row once when several prune at once', async () => {
+      for (let i = 0; i < 60; i++) await store.audit({ at: i, event: `e${i}` });
+      // Four pruners side by side (on Postgres, each on its own pooled connection).
+      const removed = await Promise.all(
+        [1, 2, 3, 4].map(async () => {
+          let total = 0;
+          for (;;) {
+            const n = await store.prune('audit', 1_000, 7);
+            if (n === 0) return total;
+            total += n;
+          }
+        }),
+      );
+      expect(removed.reduce((a, b) => a + b, 0)).toBe(60);
+      expect(await store.listAudit(100)).toEqual([]);
     });
   });
 }

@@ -173,6 +173,8 @@ describe('web chat inbound', () => {
       {
         routeKey: 'lobby',
         addressed: true,
+        // The browser's clientId is the platform idempotency key, scoped to the visitor's chat.
+        dedupeKey: `webchat:${chatId('lobby', VISITOR)}:client:c1`,
         event: {
           text: 'Hello agent',
           message_type: 'text',
@@ -188,7 +190,7 @@ describe('web chat inbound', () => {
         },
       },
     ]);
-    expect(h.adapter.history(chatId('lobby', VISITOR))[0]?.status).toBe('delivered');
+    expect((await h.adapter.history(chatId('lobby', VISITOR)))[0]?.status).toBe('delivered');
   });
 
   it('marks slash messages such as /stop as commands', async () => {
@@ -237,7 +239,7 @@ describe('web chat inbound', () => {
     const system = (await client.nextOfType('message')).message as Message;
     expect(system).toMatchObject({ role: 'system', text: notice });
     expect(client.frames.some((f) => f.type === 'ack')).toBe(false);
-    expect(h.adapter.history(chatId('demo', VISITOR)).map((m) => m.status ?? m.role)).toEqual([
+    expect((await h.adapter.history(chatId('demo', VISITOR))).map((m) => m.status ?? m.role)).toEqual([
       'failed',
       'system',
     ]);
@@ -462,7 +464,7 @@ describe('web chat outbound', () => {
       metadata: {},
     });
     expect(result.success).toBe(false);
-    expect(h.adapter.history(chatId('demo', VISITOR))[0]?.text).toBe('mine');
+    expect((await h.adapter.history(chatId('demo', VISITOR)))[0]?.text).toBe('mine');
   });
 
   it('stores a reply to a chat with no open socket and shows it on connect', async () => {
@@ -551,9 +553,9 @@ describe('web chat outbound', () => {
     await send('b');
     await send('a');
     await send('c');
-    expect(h.adapter.history(chatId('a', VISITOR)).map((m) => m.text)).toEqual(['a', 'a']);
-    expect(h.adapter.history(chatId('b', VISITOR))).toEqual([]);
-    expect(h.adapter.history(chatId('c', VISITOR)).map((m) => m.text)).toEqual(['c']);
+    expect((await h.adapter.history(chatId('a', VISITOR))).map((m) => m.text)).toEqual(['a', 'a']);
+    expect(await h.adapter.history(chatId('b', VISITOR))).toEqual([]);
+    expect((await h.adapter.history(chatId('c', VISITOR))).map((m) => m.text)).toEqual(['c']);
   });
 
   it('names the chat after its room', async () => {

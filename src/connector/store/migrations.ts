@@ -190,6 +190,26 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX platform_state_by_expiry ON platform_state(expires_at);
     `,
   },
+  {
+    version: 5,
+    description: 'web-chat history in the store; chats by age (retention)',
+    sql: `
+      CREATE TABLE webchat_messages (
+        seq INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        client_id TEXT,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (chat_id, id)
+      ) STRICT;
+      CREATE UNIQUE INDEX webchat_messages_client ON webchat_messages(chat_id, client_id)
+        WHERE client_id IS NOT NULL;
+      CREATE INDEX webchat_messages_chat ON webchat_messages(chat_id, seq);
+      CREATE INDEX webchat_messages_created ON webchat_messages(created_at);
+      CREATE INDEX chats_updated ON chats(updated_at);
+    `,
+  },
 ];
 
 /** The schema version this build expects. */

@@ -208,6 +208,26 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE INDEX platform_state_by_expiry ON platform_state(expires_at);
     `,
   },
+  {
+    version: 5,
+    description: 'web-chat history in the store; chats by age (retention)',
+    sql: `
+      CREATE TABLE webchat_messages (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        chat_id TEXT COLLATE "C" NOT NULL,
+        id TEXT COLLATE "C" NOT NULL,
+        client_id TEXT COLLATE "C",
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        UNIQUE (chat_id, id)
+      );
+      CREATE UNIQUE INDEX webchat_messages_client ON webchat_messages(chat_id, client_id)
+        WHERE client_id IS NOT NULL;
+      CREATE INDEX webchat_messages_chat ON webchat_messages(chat_id, seq);
+      CREATE INDEX webchat_messages_created ON webchat_messages(created_at);
+      CREATE INDEX chats_updated ON chats(updated_at);
+    `,
+  },
 ];
 
 /** The schema version this build expects. */

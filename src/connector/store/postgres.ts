@@ -27,6 +27,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { PostgresHousekeeping } from './postgres-housekeeping.js';
 import { LOCK_NAMESPACE, migratePostgres } from './postgres-migrations.js';
 import {
   type AuditRow,
@@ -67,10 +68,12 @@ import type {
   GatewayRecord,
   NewDelivery,
   OutboxCount,
+  PruneKind,
   RelayStore,
   RouteRecord,
   RouteUpsert,
   Tenant,
+  WebChatEntry,
 } from './types.js';
 import { duplicateRecord } from './types.js';
 
@@ -154,6 +157,8 @@ const isRetryableTxError = (err: unknown): boolean => {
 export class PostgresStore implements RelayStore {
   readonly #pool: pg.Pool;
   #closed = false;
+  /** Web-chat history and retention (`postgres-housekeeping.ts`). */
+  readonly #housekeeping: PostgresHousekeeping;
 
   /**
    * Connect to `url`, bring the schema up to date (safe when several instances start at once) and
@@ -205,6 +210,7 @@ export class PostgresStore implements RelayStore {
 
   private constructor(pool: pg.Pool) {
     this.#pool = pool;
+    this.#housekeeping = new PostgresHousekeeping(pool);
   }
 
   /** Run `fn` in one transaction on one pooled connection; retried on deadlock/serialization failure. */
@@ -1003,5 +1009,41 @@ export class PostgresStore implements RelayStore {
       [sqlLimit(limit)],
     );
     return rows.map(toAudit);
+  }
+
+  async appendWebChatMessage(
+    entry: WebChatEntry,
+    keep: number,
+  ): Promise<{ entry: WebChatEntry; inserted: boolean }> {
+    return this.#housekeeping.append(entry, keep);
+  }
+
+  async getWebChatMessage(chatId: string, id: string): Promise<WebChatEntry | null> {
+    return this.#housekeeping.get(chatId, id);
+  }
+
+  async listWebChatMessages(chatId: string, limit: number): Promise<WebChatEntry[]> {
+    return this.#housekeeping.list(chatId, limit);
+  }
+
+  async replaceWebChatMessage(
+    chatId: string,
+    id: string,
+    previousBody: string,
+    body: string,
+  ): Promise<boolean> {
+    return this.#housekeeping.replace(chatId, id, previousBody, body);
+  }
+
+  async deleteWebChatMessages(chatId: string, ids: readonly string[]): Promise<number> {
+    return this.#housekeeping.delete(chatId, ids);
+  }
+
+  async countPrunable(kind: PruneKind, before: number): Promise<number> {
+    return this.#housekeeping.countPrunable(kind, before);
+  }
+
+  async prune(kind: PruneKind, before: number, limit: number): Promise<number> {
+    return this.#housekeeping.prune(kind, before, limit);
   }
 }

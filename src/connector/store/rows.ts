@@ -13,8 +13,10 @@ import type {
   GatewayIdentity,
   GatewayPolicy,
   GatewayRecord,
+  PruneKind,
   RouteRecord,
   Tenant,
+  WebChatEntry,
 } from './types.js';
 
 export interface TenantRow {
@@ -255,3 +257,37 @@ export function detailColumns(details: GatewayDetails): [string, string | null][
   if (details.displayName !== undefined) columns.push(['display_name', details.displayName]);
   return columns;
 }
+
+export interface WebChatRow {
+  seq: number;
+  chat_id: string;
+  id: string;
+  client_id: string | null;
+  body: string;
+  created_at: number;
+}
+
+export function toWebChatEntry(row: WebChatRow): WebChatEntry {
+  return {
+    chatId: row.chat_id,
+    id: row.id,
+    clientId: row.client_id,
+    body: row.body,
+    createdAt: row.created_at,
+  };
+}
+
+/**
+ * The table behind each retention kind, its time column, and its key column (Postgres; SQLite
+ * uses the rowid). Platform state goes once expired (`expires_at <= cutoff`), the rest once older
+ * than the cutoff.
+ */
+export const PRUNE_TABLES: Readonly<
+  Record<PruneKind, { name: string; time: string; key: string; inclusive: boolean }>
+> = {
+  deadLetters: { name: 'dead_letters', time: 'dead_at', key: 'id', inclusive: false },
+  audit: { name: 'audit', time: 'at', key: 'id', inclusive: false },
+  chats: { name: 'chats', time: 'updated_at', key: '(tenant_id, chat_id)', inclusive: false },
+  platformState: { name: 'platform_state', time: 'expires_at', key: 'key', inclusive: true },
+  webchatMessages: { name: 'webchat_messages', time: 'created_at', key: 'seq', inclusive: false },
+};

@@ -47,6 +47,7 @@ import {
   toRoute,
   toTenant,
 } from './rows.js';
+import { SqliteHousekeeping } from './sqlite-housekeeping.js';
 import type {
   AuditEvent,
   ChatRecord,
@@ -63,10 +64,12 @@ import type {
   GatewayRecord,
   NewDelivery,
   OutboxCount,
+  PruneKind,
   RelayStore,
   RouteRecord,
   RouteUpsert,
   Tenant,
+  WebChatEntry,
 } from './types.js';
 import { duplicateRecord } from './types.js';
 
@@ -193,6 +196,8 @@ export class SqliteStore implements RelayStore {
   readonly #completeManyTx;
   readonly #deadLetterTx;
   readonly #retryDeadLetterTx;
+  /** Web-chat history and retention (`sqlite-housekeeping.ts`). */
+  readonly #housekeeping;
 
   /**
    * Open (creating if needed) the database at `path` and bring its schema up to date. For a file
@@ -705,6 +710,7 @@ export class SqliteStore implements RelayStore {
       return true;
     });
 
+    this.#housekeeping = new SqliteHousekeeping(db);
     this.#repairHeads();
   }
 
@@ -1070,5 +1076,41 @@ export class SqliteStore implements RelayStore {
 
   async listAudit(limit: number): Promise<AuditEvent[]> {
     return this.#listAudit.all(Math.max(0, Math.floor(limit))).map(toAudit);
+  }
+
+  async appendWebChatMessage(
+    entry: WebChatEntry,
+    keep: number,
+  ): Promise<{ entry: WebChatEntry; inserted: boolean }> {
+    return this.#housekeeping.append(entry, keep);
+  }
+
+  async getWebChatMessage(chatId: string, id: string): Promise<WebChatEntry | null> {
+    return this.#housekeeping.get(chatId, id);
+  }
+
+  async listWebChatMessages(chatId: string, limit: number): Promise<WebChatEntry[]> {
+    return this.#housekeeping.list(chatId, limit);
+  }
+
+  async replaceWebChatMessage(
+    chatId: string,
+    id: string,
+    previousBody: string,
+    body: string,
+  ): Promise<boolean> {
+    return this.#housekeeping.replace(chatId, id, previousBody, body);
+  }
+
+  async deleteWebChatMessages(chatId: string, ids: readonly string[]): Promise<number> {
+    return this.#housekeeping.delete(chatId, ids);
+  }
+
+  async countPrunable(kind: PruneKind, before: number): Promise<number> {
+    return this.#housekeeping.countPrunable(kind, before);
+  }
+
+  async prune(kind: PruneKind, before: number, limit: number): Promise<number> {
+    return this.#housekeeping.prune(kind, before, limit);
   }
 }

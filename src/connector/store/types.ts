@@ -347,4 +347,54 @@ export interface RelayStore {
   // Audit log.
   audit(event: AuditEvent): Promise<void>;
   listAudit(limit: number): Promise<AuditEvent[]>;
+
+  // Web-chat history: each chat's messages, shared by every instance and kept across restarts.
+  /**
+   * Store a chat's message and drop the chat's oldest beyond the newest `keep`, in one transaction.
+   * A `clientId` the chat already has stores nothing: the stored entry is answered with
+   * `inserted: false` (one visitor's message re-sent, on any instance).
+   */
+  appendWebChatMessage(
+    entry: WebChatEntry,
+    keep: number,
+  ): Promise<{ entry: WebChatEntry; inserted: boolean }>;
+  getWebChatMessage(chatId: string, id: string): Promise<WebChatEntry | null>;
+  /** The chat's newest `limit` messages, oldest first. */
+  listWebChatMessages(chatId: string, limit: number): Promise<WebChatEntry[]>;
+  /** Replace a message's body if it is still `previousBody` (compare-and-set); true when replaced. */
+  replaceWebChatMessage(chatId: string, id: string, previousBody: string, body: string): Promise<boolean>;
+  deleteWebChatMessages(chatId: string, ids: readonly string[]): Promise<number>;
+
+  // Retention (src/connector/retention.ts): rows of a kind older than a cutoff.
+  /** How many rows of `kind` {@link prune} would remove for `before`. */
+  countPrunable(kind: PruneKind, before: number): Promise<number>;
+  /**
+   * Remove at most `limit` of the oldest rows of `kind` from before `before` (dead letters by when
+   * they died, audit events by time, chats by their last record, web-chat messages by when they were
+   * sent, platform state by expiry: `expires_at <= before`), in one short transaction; returns how
+   * many. Idempotent: instances pruning at once remove each row once.
+   */
+  prune(kind: PruneKind, before: number, limit: number): Promise<number>;
 }
+
+/** One stored web-chat message. */
+export interface WebChatEntry {
+  chatId: string;
+  /** The message id (the adapter's, shown to the visitor and sent to the agent as `message_id`). */
+  id: string;
+  /** The visitor's own id for the message (the browser's `clientId`), unique per chat; or null. */
+  clientId: string | null;
+  /** The message as the adapter serialised it (JSON). */
+  body: string;
+  createdAt: number;
+}
+
+/** What retention prunes, one setting each. */
+export type PruneKind = 'deadLetters' | 'audit' | 'chats' | 'platformState' | 'webchatMessages';
+export const PRUNE_KINDS: readonly PruneKind[] = [
+  'deadLetters',
+  'audit',
+  'chats',
+  'platformState',
+  'webchatMessages',
+];

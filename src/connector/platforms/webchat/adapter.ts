@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -30,6 +31,7 @@ import {
 import { mediaContentType, mediaFilename } from '../../media-routes.js';
 import type { InboundAttachment, IngestOutcome, PlatformAdapter, PlatformContext } from '../types.js';
 import type { WebChatAttachment, WebChatMessage, WebChatServerFrame } from './chat-frames.js';
+import { MemoryWebChatHistory, type WebChatHistoryStore } from './history.js';
 
 export type { WebChatMessage } from './chat-frames.js';
 
@@ -50,10 +52,17 @@ import {
  * `wc-<room>-<visitor>`, so a refresh (or a second tab) resumes the same chat. The route key is the
  * room: binding room `demo` to a tenant connects every visitor of `/chat/demo` to that tenant's agent.
  *
- * History is kept in memory only: up to `maxHistory` messages per chat and `maxChats` chats (the
- * least recently active chat without an open socket is forgotten first). A connector restart
- * forgets it; the agent's own session history lives on the gateway. The visitor id is the only
- * thing that grants access to a chat, like an unguessable link.
+ * History lives in the connector's store (`webchat_messages`): the same on every instance and kept
+ * across restarts, up to `maxHistory` messages per chat, and pruned by age by the connector's
+ * retention (`RELAY_RETENTION_WEBCHAT_DAYS`). Every change to a message (an edit, a reaction, an
+ * answered prompt) is written there too, compare-and-set, so two instances cannot both answer one
+ * prompt. Without a store (an adapter run on its own) it is kept in memory: `maxChats` chats.
+ * The visitor id is the only thing that grants access to a chat, like an unguessable link.
+ *
+ * A visitor message's `clientId` (made by the page, ≤ 64 chars) is its idempotency key within the
+ * chat: the same clientId again (a browser re-sending after a dropped socket) is acknowledged with
+ * the first message's id and never queued twice, on any instance, also after a restart (the
+ * history row's unique (chat, clientId) and the outbox row's `dedupe` key).
  */
 
 export const WEBCHAT_WS_PATH = '/chat/ws';
@@ -105,8 +114,10 @@ export interface WebChatAdapterOptions {
   title?: string;
   /** Messages kept per chat (default 200). */
   maxHistory?: number;
-  /** Chats kept in memory (default 1000). */
+  /** Chats whose connection state (and, without a store, history) is kept in memory (default 1000). */
   maxChats?: number;
+  /** Where history is kept (the connector passes its store; default: in memory). */
+  store?: WebChatHistoryStore;
   /**
    * Open sockets one client address may hold (default 32). Behind a reverse proxy every visitor has
    * the proxy's address: raise it there.
@@ -124,11 +135,19 @@ interface Chat {
   id: string;
   /** The route key. For a chat first seen through `send`, a best-effort reading of the id. */
   room: string;
-  history: WebChatMessage[];
   sockets: Set<WebSocket>;
+  /**
+   * The visitor's messages are stored (and shown) one after another, and ingested one after another
+   * in a second chain, so the outbox keeps the visitor's order while a slow ingest holds back
+   * neither the echo of the next message nor its storing.
+   */
+  saving: Promise<void>;
   /** Ingests run one after another per chat, so the outbox keeps the visitor's order. */
   queue: Promise<void>;
-  /** Media ids the agent sent into this chat: the only ones `/chat/file/<chat>/<id>` serves. */
+  /**
+   * Media ids sent into this chat, as seen here: `/chat/file/<chat>/<id>` serves these, and any
+   * other a message of the chat's stored history links to.
+   */
   files: Set<string>;
   /** When the visitor's recent uploads came (the message rate applies to them too). */
   uploads: number[];
@@ -175,6 +194,19 @@ function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   );
 }
 
+/** A stored message: what was read, so a change can be written compare-and-set. */
+interface Stored {
+  message: WebChatMessage;
+  body: string;
+}
+
+/** How many times a change to a message is retried when another instance changed it meanwhile. */
+const CHANGE_ATTEMPTS = 8;
+
+function parseStored(body: string): WebChatMessage {
+  return JSON.parse(body) as WebChatMessage;
+}
+
 export class WebChatAdapter implements PlatformAdapter {
   readonly name = 'webchat';
 
@@ -194,7 +226,11 @@ export class WebChatAdapter implements PlatformAdapter {
   /** In LRU order: the least recently active chat comes first. */
   private readonly chats = new Map<string, Chat>();
   private readonly alive = new WeakMap<WebSocket, boolean>();
-  private readonly idEpoch = Date.now().toString(36);
+  /** Frames for a socket whose history is still being read: sent after it, in order. */
+  private readonly beforeHistory = new WeakMap<WebSocket, string[]>();
+  private store: WebChatHistoryStore;
+  /** Unique across instances and restarts (ids are stored and shared). */
+  private readonly idEpoch = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
   private idCounter = 0;
   private context: PlatformContext | undefined;
   private wss: WebSocketServer | undefined;
@@ -212,6 +248,12 @@ export class WebChatAdapter implements PlatformAdapter {
     );
     this.maxSockets = Math.max(1, options.maxSockets ?? DEFAULT_WEBCHAT_MAX_SOCKETS);
     this.now = options.now ?? Date.now;
+    this.store = options.store ?? new MemoryWebChatHistory(this.maxChats);
+  }
+
+  /** Keep history in `store` (the connector's), before `start`. */
+  useStore(store: WebChatHistoryStore): void {
+    this.store = store;
   }
 
   descriptor(): Omit<CapabilityDescriptor, 'supported_ops'> {
@@ -278,10 +320,11 @@ export class WebChatAdapter implements PlatformAdapter {
     app.get<{ Params: { chatId: string; id: string } }>(
       `${WEBCHAT_FILE_PREFIX}/:chatId/:id`,
       async (request, reply) => {
-        const chat = this.chats.get(request.params.chatId);
-        const found = chat?.files.has(request.params.id)
-          ? this.context?.openMedia?.(request.params.id)
-          : null;
+        const { chatId, id } = request.params;
+        const granted =
+          this.chats.get(chatId)?.files.has(id) ||
+          (CHAT_ID_PATTERN.test(chatId) && (await this.linksFile(chatId, id)));
+        const found = granted ? this.context?.openMedia?.(id) : null;
         if (!found) return reply.code(404).send({ error: 'no such file' });
         const inline =
           found.meta.contentType.startsWith('image/') && found.meta.contentType !== 'image/svg+xml';
@@ -350,14 +393,20 @@ export class WebChatAdapter implements PlatformAdapter {
             status: 'sent',
             attachments: [{ url: '', name: filename, mime, kind }],
           };
-          this.append(chat, message);
-          this.broadcast(chat, { type: 'message', message });
           this.uploadsByAddress.set(address, inFlight + 1);
-          const job = chat.queue.then(() =>
-            this.deliver(chat, visitor, message, { message_type: kind === 'image' ? 'photo' : kind }, [
+          const stored = chat.saving.then(async () => {
+            const kept = await this.keep(chat, message);
+            if (kept) this.broadcast(chat, { type: 'message', message });
+            else message.status = 'failed';
+            return kept;
+          });
+          chat.saving = stored.then(() => undefined);
+          const job = chat.queue.then(async () => {
+            if (!(await stored)) return;
+            await this.deliver(chat, visitor, message, { message_type: kind === 'image' ? 'photo' : kind }, [
               { kind, mime, filename, open: async () => request.raw },
-            ]),
-          );
+            ]);
+          });
           chat.queue = job.catch(() => undefined);
           try {
             await job;
@@ -435,9 +484,7 @@ export class WebChatAdapter implements PlatformAdapter {
       text: action.content,
       ts: this.now(),
     };
-    this.append(chat, message);
-    this.broadcast(chat, { type: 'message', message });
-    return { success: true, message_id: message.id };
+    return this.post(chat, message);
   }
 
   /**
@@ -453,7 +500,7 @@ export class WebChatAdapter implements PlatformAdapter {
     if (rehostId) {
       const found = this.context?.openMedia?.(rehostId);
       if (!found) return failedResult('no such media (expired, or never uploaded by this tenant)');
-      chat.files.add(rehostId);
+      chat.files?.add(rehostId);
       attachment = {
         url: `${WEBCHAT_FILE_PREFIX}/${encodeURIComponent(chat.id)}/${rehostId}`,
         name: action.filename || found.meta.filename || action.media_kind,
@@ -477,9 +524,7 @@ export class WebChatAdapter implements PlatformAdapter {
       ts: this.now(),
       attachments: [attachment],
     };
-    this.append(chat, message);
-    this.broadcast(chat, { type: 'message', message });
-    return { success: true, message_id: message.id };
+    return this.post(chat, message);
   }
 
   /** The question with one button per option; a press comes back as a `prompt_response`. */
@@ -493,27 +538,28 @@ export class WebChatAdapter implements PlatformAdapter {
       ts: this.now(),
       prompt: { id: action.prompt_id, options: action.options.map(({ id, label }) => ({ id, label })) },
     };
-    this.append(chat, message);
-    this.broadcast(chat, { type: 'message', message });
-    return { success: true, message_id: message.id };
+    return this.post(chat, message);
   }
 
   async react(action: ReactAction): Promise<OutboundResult> {
-    const chat = this.chats.get(action.chat_id);
-    const message = chat?.history.find((m) => m.id === action.message_id);
-    if (!chat || !message) return failedResult('message not found');
-    const others = (message.reactions ?? []).filter((emoji) => emoji !== action.emoji);
-    message.reactions = action.remove ? others : [...others, action.emoji];
-    this.broadcast(chat, { type: 'update', message });
+    const message = await this.change(action.chat_id, action.message_id, (m) => {
+      const others = (m.reactions ?? []).filter((emoji) => emoji !== action.emoji);
+      m.reactions = action.remove ? others : [...others, action.emoji];
+      return true;
+    });
+    if (!message) return failedResult('message not found');
+    this.broadcastTo(action.chat_id, { type: 'update', message });
     return { success: true };
   }
 
   async edit(action: EditAction): Promise<OutboundResult> {
-    const chat = this.chats.get(action.chat_id);
-    const message = chat?.history.find((m) => m.id === action.message_id && m.role === 'agent');
-    if (!chat || !message) return failedResult('message not found');
-    message.text = action.content;
-    this.broadcast(chat, { type: 'edit', message_id: message.id, text: message.text });
+    const message = await this.change(action.chat_id, action.message_id, (m) => {
+      if (m.role !== 'agent') return false;
+      m.text = action.content;
+      return true;
+    });
+    if (!message) return failedResult('message not found');
+    this.broadcastTo(action.chat_id, { type: 'edit', message_id: message.id, text: message.text });
     return { success: true, message_id: message.id };
   }
 
@@ -536,9 +582,9 @@ export class WebChatAdapter implements PlatformAdapter {
     return (this.chats.get(chatId)?.sockets.size ?? 0) > 0;
   }
 
-  /** Messages currently remembered for a chat (oldest first); a copy. */
-  history(chatId: string): WebChatMessage[] {
-    return (this.chats.get(chatId)?.history ?? []).map((m) => ({ ...m }));
+  /** The chat's stored messages (oldest first, at most `maxHistory`). */
+  async history(chatId: string): Promise<WebChatMessage[]> {
+    return (await this.store.listWebChatMessages(chatId, this.maxHistory)).map((e) => parseStored(e.body));
   }
 
   private onConnection(socket: WebSocket, room: string, visitor: string): void {
@@ -556,6 +602,19 @@ export class WebChatAdapter implements PlatformAdapter {
       if (chat.sockets.delete(socket) && chat.sockets.size === 0) this.context?.chatHeld?.(chat.id, false);
     });
     const sentAt: number[] = [];
+    // Frames for this socket wait until its history is sent (the page starts over on `history`).
+    this.beforeHistory.set(socket, []);
+    void this.history(chat.id)
+      .catch((err: unknown) => {
+        this.log.error({ err: errorMessage(err), chatId: chat.id }, 'web chat history not read');
+        return [];
+      })
+      .then((messages) => {
+        const waiting = this.beforeHistory.get(socket) ?? [];
+        this.beforeHistory.delete(socket);
+        send(socket, { type: 'history', messages });
+        for (const data of waiting) if (socket.readyState === WebSocket.OPEN) socket.send(data);
+      });
     socket.on('message', (data, isBinary) => {
       // A browser's frame must never throw out of this listener (that would end the process).
       try {
@@ -564,7 +623,6 @@ export class WebChatAdapter implements PlatformAdapter {
         this.log.error({ err: errorMessage(err), chatId: chat.id }, 'web chat frame failed');
       }
     });
-    send(socket, { type: 'history', messages: chat.history });
   }
 
   private onBrowserFrame(
@@ -616,12 +674,81 @@ export class WebChatAdapter implements PlatformAdapter {
     }
     const { text, clientId } = parsed.data;
     const message: WebChatMessage = { id: this.nextId('u'), role: 'user', text, ts: now, status: 'sent' };
-    this.append(chat, message);
-    this.broadcast(
+    this.inTurn(
       chat,
-      clientId === undefined ? { type: 'message', message } : { type: 'message', message, clientId },
+      () => this.accept(socket, chat, message, clientId),
+      (accepted) => this.queueAccepted(socket, chat, visitor, accepted, clientId),
     );
-    chat.queue = chat.queue.then(() => this.deliver(chat, visitor, message));
+  }
+
+  /**
+   * `store` in the chat's saving chain, then `ingest` with its result in the chat's ingest chain:
+   * each chain keeps the visitor's order, and the next message is stored while one is ingested.
+   */
+  private inTurn<T>(chat: Chat, store: () => Promise<T>, ingest: (stored: T) => Promise<void>): void {
+    const fail = (err: unknown) =>
+      this.log.error({ err: errorMessage(err), chatId: chat.id }, 'web chat message failed');
+    const stored = chat.saving.then(store);
+    chat.saving = stored.then(() => undefined, fail);
+    chat.queue = chat.queue
+      .then(async () => {
+        let result: T;
+        try {
+          result = await stored;
+        } catch {
+          return;
+        }
+        await ingest(result);
+      })
+      .catch(fail);
+  }
+
+  /**
+   * A visitor's message, stored and shown. Its `clientId` seen before in this chat (the browser
+   * re-sending after a dropped socket, here or on another instance, before or after a restart):
+   * the first message is shown again, to the sender, with its own id; nothing new is stored.
+   */
+  private async accept(
+    socket: WebSocket,
+    chat: Chat,
+    message: WebChatMessage,
+    clientId: string | undefined,
+  ): Promise<{ message: WebChatMessage; inserted: boolean } | undefined> {
+    let stored: { message: WebChatMessage; inserted: boolean };
+    try {
+      stored = await this.save(chat.id, message, clientId);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), chatId: chat.id }, 'web chat message not stored');
+      send(socket, { type: 'error', message: WEBCHAT_STORE_ERROR_NOTICE });
+      return undefined;
+    }
+    const frame: WebChatServerFrame =
+      clientId === undefined
+        ? { type: 'message', message: stored.message }
+        : { type: 'message', message: stored.message, clientId };
+    if (stored.inserted) this.broadcast(chat, frame);
+    else send(socket, frame);
+    return stored;
+  }
+
+  /**
+   * Queue an accepted message. A repeat is acknowledged with the first message's id (or told it
+   * failed, as the first was); one stored but never acknowledged (its instance died in between)
+   * is queued again under the same dedupe key, so the outbox holds it once.
+   */
+  private async queueAccepted(
+    socket: WebSocket,
+    chat: Chat,
+    visitor: string,
+    accepted: { message: WebChatMessage; inserted: boolean } | undefined,
+    clientId: string | undefined,
+  ): Promise<void> {
+    if (!accepted) return;
+    const { message, inserted } = accepted;
+    if (!inserted && message.status === 'delivered') send(socket, { type: 'ack', message_id: message.id });
+    else if (!inserted && message.status === 'failed')
+      send(socket, { type: 'failed', message_id: message.id });
+    else await this.deliver(chat, visitor, message, {}, undefined, clientId);
   }
 
   private async deliver(
@@ -630,6 +757,7 @@ export class WebChatAdapter implements PlatformAdapter {
     message: WebChatMessage,
     extra: Pick<MessageEventInit, 'prompt_response' | 'message_type'> = {},
     attachments?: InboundAttachment[],
+    clientId?: string,
   ): Promise<void> {
     const context = this.context;
     let outcome: IngestOutcome;
@@ -642,6 +770,8 @@ export class WebChatAdapter implements PlatformAdapter {
           // A visitor writes to the agent: every web-chat message is addressed.
           addressed: true,
           ...(attachments ? { attachments } : {}),
+          // Scoped to the chat, so to the visitor: nobody can suppress another visitor's message.
+          ...(clientId === undefined ? {} : { dedupeKey: `webchat:${chat.id}:client:${clientId}` }),
           event: {
             text: message.text,
             message_type: message.text.startsWith('/') ? 'command' : 'text',
@@ -662,25 +792,52 @@ export class WebChatAdapter implements PlatformAdapter {
         outcome = { ok: false, reason: 'store_error', message: String(err) };
       }
     }
-    if (outcome.ok) {
+    // Queued before (the same clientId, on another instance or before a restart): delivered.
+    if (outcome.ok || outcome.reason === 'duplicate') {
       message.status = 'delivered';
+      const media = outcome.ok ? outcome.media : undefined;
+      const attachments =
+        media?.length && message.attachments ? this.ownFiles(chat, message, media) : undefined;
+      await this.change(chat.id, message.id, (m) => {
+        m.status = 'delivered';
+        if (attachments) m.attachments = attachments;
+        return true;
+      }).catch((err: unknown) =>
+        this.log.warn({ err: errorMessage(err), chatId: chat.id }, 'web chat status not stored'),
+      );
       this.broadcast(chat, { type: 'ack', message_id: message.id });
-      if (outcome.media?.length && message.attachments) this.showOwnFiles(chat, message, outcome.media);
+      if (attachments) {
+        message.attachments = attachments;
+        this.broadcast(chat, { type: 'update', message });
+      }
       return;
     }
     message.status = 'failed';
+    await this.change(chat.id, message.id, (m) => {
+      m.status = 'failed';
+      return true;
+    }).catch((err: unknown) =>
+      this.log.warn({ err: errorMessage(err), chatId: chat.id }, 'web chat status not stored'),
+    );
     this.broadcast(chat, { type: 'failed', message_id: message.id });
     // A room with no route keeps only its latest unanswered message and one notice: anybody can
-    // open any room name, and what nobody will read must not pile up in memory.
+    // open any room name, and what nobody will read must not pile up.
     if (outcome.reason === 'no_route') {
-      chat.history = chat.history.filter(
-        (m) =>
-          m === message ||
-          !(
-            (m.role === 'user' && m.status === 'failed') ||
-            (m.role === 'system' && m.text === WEBCHAT_NO_ROUTE_NOTICE)
-          ),
-      );
+      try {
+        const stale = (await this.history(chat.id)).filter(
+          (m) =>
+            m.id !== message.id &&
+            ((m.role === 'user' && m.status === 'failed') ||
+              (m.role === 'system' && m.text === WEBCHAT_NO_ROUTE_NOTICE)),
+        );
+        if (stale.length > 0)
+          await this.store.deleteWebChatMessages(
+            chat.id,
+            stale.map((m) => m.id),
+          );
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err), chatId: chat.id }, 'web chat history not tidied');
+      }
     }
     this.log.warn({ chatId: chat.id, reason: outcome.reason }, 'web chat message not queued');
     const notice: WebChatMessage = {
@@ -689,61 +846,171 @@ export class WebChatAdapter implements PlatformAdapter {
       text: outcome.reason === 'no_route' ? WEBCHAT_NO_ROUTE_NOTICE : WEBCHAT_STORE_ERROR_NOTICE,
       ts: this.now(),
     };
-    this.append(chat, notice);
+    // The notice is shown even when the store is what failed.
+    await this.keep(chat, notice);
     this.broadcast(chat, { type: 'message', message: notice });
   }
 
   /** A visitor pressed an option: shown as chosen at once, and sent to the agent like a message. */
   private onPress(socket: WebSocket, chat: Chat, visitor: string, messageId: string, optionId: string): void {
-    const question = chat.history.find((m) => m.id === messageId && m.prompt);
-    const prompt = question?.prompt;
-    const option = prompt?.options.find((o) => o.id === optionId);
-    if (!question || !prompt || !option) {
-      send(socket, { type: 'error', message: 'That question is no longer here.' });
-      return;
+    this.inTurn(
+      chat,
+      () => this.answer(socket, chat, messageId, optionId),
+      async (answered) => {
+        if (answered) await this.deliver(chat, visitor, answered.message, answered.extra);
+      },
+    );
+  }
+
+  /**
+   * The choice, shown at once: written compare-and-set, so of two presses, on any instances, one
+   * answers. The answer to queue, or undefined.
+   */
+  private async answer(
+    socket: WebSocket,
+    chat: Chat,
+    messageId: string,
+    optionId: string,
+  ): Promise<{ message: WebChatMessage; extra: Pick<MessageEventInit, 'prompt_response'> } | undefined> {
+    let problem: string | undefined;
+    let picked: { id: string; label: string } | undefined;
+    let promptId = '';
+    const question = await this.change(chat.id, messageId, (m) => {
+      const option = m.prompt?.options.find((o) => o.id === optionId);
+      if (!m.prompt || !option) {
+        problem = 'That question is no longer here.';
+        return false;
+      }
+      if (m.prompt.chosen !== undefined) {
+        problem = 'That question was already answered.';
+        return false;
+      }
+      m.prompt.chosen = option.label;
+      picked = option;
+      promptId = m.prompt.id;
+      return true;
+    });
+    if (!question || !picked) {
+      send(socket, { type: 'error', message: problem ?? 'That question is no longer here.' });
+      return undefined;
     }
-    if (prompt.chosen !== undefined) {
-      send(socket, { type: 'error', message: 'That question was already answered.' });
-      return;
-    }
-    prompt.chosen = option.label;
     this.broadcast(chat, { type: 'update', message: question });
     const message: WebChatMessage = {
       id: this.nextId('u'),
       role: 'user',
-      text: `/${option.id}`,
+      text: `/${picked.id}`,
       ts: this.now(),
       status: 'sent',
     };
-    this.append(chat, message);
+    if (!(await this.keep(chat, message))) {
+      send(socket, { type: 'error', message: WEBCHAT_STORE_ERROR_NOTICE });
+      return undefined;
+    }
     this.broadcast(chat, { type: 'message', message });
-    chat.queue = chat.queue.then(() =>
-      this.deliver(chat, visitor, message, {
+    return {
+      message,
+      extra: {
         prompt_response: {
-          prompt_id: prompt.id,
-          option_id: option.id,
-          label: option.label,
+          prompt_id: promptId,
+          option_id: picked.id,
+          label: picked.label,
           prompt_message_id: question.id,
         },
-      }),
-    );
+      },
+    };
   }
 
   /** The visitor's files as re-hosted: served back to this chat, so its images show inline too. */
-  private showOwnFiles(chat: Chat, message: WebChatMessage, media: readonly MediaItem[]): void {
-    message.attachments = (message.attachments ?? []).map((attachment, index) => {
+  private ownFiles(chat: Chat, message: WebChatMessage, media: readonly MediaItem[]): WebChatAttachment[] {
+    return (message.attachments ?? []).map((attachment, index) => {
       const id = mediaIdFromUrl(media[index]?.url ?? '');
       if (!id) return attachment;
       chat.files.add(id);
       return { ...attachment, url: `${WEBCHAT_FILE_PREFIX}/${encodeURIComponent(chat.id)}/${id}` };
     });
-    this.broadcast(chat, { type: 'update', message });
   }
 
-  private chatForOutbound(chatId: string): Chat | undefined {
+  /** The chat an agent op writes to: in memory if a visitor is here, else only its id (stored history). */
+  private chatForOutbound(chatId: string): (Pick<Chat, 'id'> & Partial<Chat>) | undefined {
     const known = this.chats.get(chatId);
     if (known) return known;
-    return CHAT_ID_PATTERN.test(chatId) ? this.chatFor(chatId, roomFromChatId(chatId)) : undefined;
+    return CHAT_ID_PATTERN.test(chatId) ? { id: chatId } : undefined;
+  }
+
+  /** An agent message: stored, then shown. */
+  private async post(chat: Pick<Chat, 'id'>, message: WebChatMessage): Promise<OutboundResult> {
+    try {
+      await this.save(chat.id, message);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), chatId: chat.id }, 'web chat message not stored');
+      return failedResult('the web chat could not store the message');
+    }
+    this.broadcastTo(chat.id, { type: 'message', message });
+    return { success: true, message_id: message.id };
+  }
+
+  /** Store a message; the one stored before when its clientId is the chat's already. */
+  private async save(
+    chatId: string,
+    message: WebChatMessage,
+    clientId?: string,
+  ): Promise<{ message: WebChatMessage; inserted: boolean }> {
+    const { entry, inserted } = await this.store.appendWebChatMessage(
+      {
+        chatId,
+        id: message.id,
+        clientId: clientId ?? null,
+        body: JSON.stringify(message),
+        createdAt: message.ts,
+      },
+      this.maxHistory,
+    );
+    return { message: inserted ? message : parseStored(entry.body), inserted };
+  }
+
+  /** Store a message of ours (no clientId); false (logged) when the store failed. */
+  private async keep(chat: Pick<Chat, 'id'>, message: WebChatMessage): Promise<boolean> {
+    try {
+      await this.save(chat.id, message);
+      return true;
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), chatId: chat.id }, 'web chat message not stored');
+      return false;
+    }
+  }
+
+  /**
+   * Change a stored message with `mutate` (false: leave it), compare-and-set against what was read,
+   * read again when another instance changed it meanwhile. The message as changed, or null when it
+   * is not there or `mutate` declined.
+   */
+  private async change(
+    chatId: string,
+    messageId: string,
+    mutate: (message: WebChatMessage) => boolean,
+  ): Promise<WebChatMessage | null> {
+    for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
+      const stored = await this.read(chatId, messageId);
+      if (!stored || !mutate(stored.message)) return null;
+      const body = JSON.stringify(stored.message);
+      if (await this.store.replaceWebChatMessage(chatId, messageId, stored.body, body)) return stored.message;
+    }
+    throw new Error(`web-chat message ${messageId} kept changing`);
+  }
+
+  private async read(chatId: string, messageId: string): Promise<Stored | null> {
+    const entry = await this.store.getWebChatMessage(chatId, messageId);
+    return entry ? { message: parseStored(entry.body), body: entry.body } : null;
+  }
+
+  /** Whether a stored message of the chat links to `/chat/file/<chat>/<id>` (sent before a restart, or elsewhere). */
+  private async linksFile(chatId: string, id: string): Promise<boolean> {
+    const url = `${WEBCHAT_FILE_PREFIX}/${encodeURIComponent(chatId)}/${id}`;
+    try {
+      return (await this.history(chatId)).some((m) => m.attachments?.some((a) => a.url === url));
+    } catch {
+      return false;
+    }
   }
 
   /** The chat, created if new, marked most recently active. */
@@ -755,8 +1022,8 @@ export class WebChatAdapter implements PlatformAdapter {
       chat = {
         id: chatId,
         room,
-        history: [],
         sockets: new Set(),
+        saving: Promise.resolve(),
         queue: Promise.resolve(),
         files: new Set(),
         uploads: [],
@@ -772,21 +1039,23 @@ export class WebChatAdapter implements PlatformAdapter {
     return chat;
   }
 
-  private append(chat: Chat, message: WebChatMessage): void {
+  private broadcastTo(chatId: string, frame: WebChatServerFrame): void {
+    const chat = this.chats.get(chatId);
+    if (chat) this.broadcast(chat, frame);
+  }
+
+  private broadcast(chat: Chat, frame: WebChatServerFrame): void {
     // Activity keeps a chat at the fresh end of the LRU order.
     if (this.chats.get(chat.id) === chat) {
       this.chats.delete(chat.id);
       this.chats.set(chat.id, chat);
     }
-    chat.history.push(message);
-    if (chat.history.length > this.maxHistory) chat.history.splice(0, chat.history.length - this.maxHistory);
-  }
-
-  private broadcast(chat: Chat, frame: WebChatServerFrame): void {
     if (chat.sockets.size === 0) return;
     const data = JSON.stringify(frame);
     for (const socket of chat.sockets) {
-      if (socket.readyState === WebSocket.OPEN) socket.send(data);
+      const waiting = this.beforeHistory.get(socket);
+      if (waiting) waiting.push(data);
+      else if (socket.readyState === WebSocket.OPEN) socket.send(data);
     }
   }
 

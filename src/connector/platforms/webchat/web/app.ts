@@ -5,7 +5,10 @@ import { renderMarkdown } from './markdown.js';
  * The web chat page's script (an ES module, loaded after markdown-it's browser build).
  *
  * Browser ⇄ server frames (JSON text over `/chat/ws?room=R&visitor=V`):
- * - browser → server: `{type:'message', text, clientId?}`
+ * - browser → server: `{type:'message', text, clientId?}`; the clientId is random per message and
+ *   is the message's idempotency key: a message not yet answered (`ack`/`failed`) when the socket
+ *   drops is sent again, with the same clientId, once it is back, and the server answers it with
+ *   the first message's id instead of queuing it twice.
  * - server → browser: `{type:'history', messages}` on connect; `{type:'message', message, clientId?}`
  *   for a new user, agent or system message; `{type:'edit', message_id, text}`; `{type:'ack',
  *   message_id}` (queued for the agent); `{type:'failed', message_id}`; `{type:'typing', on}`;
@@ -49,7 +52,17 @@ let retryTimer = 0;
 let typingTimer = 0;
 let announceTimer = 0;
 let errorTimer = 0;
-let sequence = 0;
+/** clientId → the frame sent, until the server answers it (`ack` or `failed`). */
+const unanswered = new Map<string, string>();
+/** Message id → the clientId it was sent with (from the server's echo). */
+const clientIds = new Map<string, string>();
+
+function newClientId(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  let id = 'c';
+  for (const byte of crypto.getRandomValues(new Uint8Array(22))) id += alphabet[byte % 62];
+  return id;
+}
 
 function visitorId(): string {
   const key = 'hermes-webchat-visitor';
@@ -210,6 +223,8 @@ function handle(frame: ServerFrame): void {
       toBottom();
       return;
     case 'message':
+      if (frame.clientId !== undefined && unanswered.has(frame.clientId))
+        clientIds.set(frame.message.id, frame.clientId);
       render(frame.message);
       if (frame.message.role === 'agent') {
         showTyping(false);
@@ -230,6 +245,11 @@ function handle(frame: ServerFrame): void {
     }
     case 'ack':
     case 'failed': {
+      const clientId = clientIds.get(frame.message_id);
+      if (clientId !== undefined) {
+        unanswered.delete(clientId);
+        clientIds.delete(frame.message_id);
+      }
       const item = nodes.get(frame.message_id);
       if (item) setStatusMark(item, frame.type === 'ack' ? 'delivered' : 'failed');
       return;
@@ -262,6 +282,8 @@ function connect(): void {
   ws.onopen = () => {
     attempt = 0;
     setStatus('connected');
+    // Sent before the socket dropped and not answered: again, under the same clientId.
+    for (const frame of unanswered.values()) ws.send(frame);
   };
   ws.onmessage = (event: MessageEvent) => {
     let frame: unknown;
@@ -307,12 +329,13 @@ function send(): void {
     showError(`Messages are limited to ${maxChars} characters.`);
     return;
   }
-  sequence += 1;
-  const frame = JSON.stringify({ type: 'message', text, clientId: `c${sequence}` });
+  const clientId = newClientId();
+  const frame = JSON.stringify({ type: 'message', text, clientId });
   if (encoder.encode(frame).length > maxBytes) {
     showError('That message is too long to send in one go. Please split it.');
     return;
   }
+  unanswered.set(clientId, frame);
   socket.send(frame);
   input.value = '';
   grow();
