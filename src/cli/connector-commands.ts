@@ -22,9 +22,11 @@ import {
   connectorConfigFromEnv,
   connectorDbFromEnv,
   parsePort,
+  retentionFromEnv,
 } from '../connector/config.js';
 import { startConnector } from '../connector/connector.js';
 import { buildAdapters } from '../connector/platforms/build-adapters.js';
+import { countPrunable, type PruneCounts, pruneCutoffs, pruneOnce } from '../connector/retention.js';
 import { openStore } from '../connector/store/open.js';
 import type { RelayStore } from '../connector/store/types.js';
 import { ENROLLMENT_TOKEN_TTL_SECONDS, ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
@@ -367,6 +369,59 @@ export function registerConnectorCommands(program: Command): void {
         );
       }),
     );
+  withDb(connector.command('prune'))
+    .description(
+      'remove old dead letters, audit events, chats, web-chat history and expired platform state now (RELAY_RETENTION_*_DAYS)',
+    )
+    .option('--dry-run', 'count what would go, delete nothing')
+    .addHelpText('after', '\nExample:\n  hermes connector prune --dry-run --db ./relay-data/connector.db\n')
+    .action((options: DbOption & { dryRun?: boolean }) => {
+      let settings: ReturnType<typeof retentionFromEnv>;
+      try {
+        settings = retentionFromEnv(process.env);
+      } catch (error) {
+        if (error instanceof ConnectorConfigError) throw new CliError(error.message, 2);
+        throw error;
+      }
+      return useStore(options, async (store) => {
+        const now = Date.now();
+        const dryRun = options.dryRun === true;
+        const counts: PruneCounts = dryRun
+          ? await countPrunable(store, settings, now)
+          : await pruneOnce(store, settings, now);
+        const cutoffs = pruneCutoffs(settings, now);
+        if (options.json)
+          return printJson({
+            dryRun,
+            [dryRun ? 'wouldPrune' : 'pruned']: counts,
+            cutoffs: Object.fromEntries(
+              Object.keys(counts).map((kind) => {
+                const before = cutoffs[kind as keyof PruneCounts];
+                return [kind, before === undefined ? null : isoTime(before)];
+              }),
+            ),
+          });
+        const labels: Record<keyof PruneCounts, string> = {
+          deadLetters: 'dead letters',
+          audit: 'audit events',
+          chats: 'chats',
+          platformState: 'platform state (expired)',
+          webchatMessages: 'web-chat messages',
+        };
+        process.stdout.write(dryRun ? 'dry run: nothing deleted\n' : '');
+        printTable(
+          (Object.keys(counts) as (keyof PruneCounts)[]).map((kind) => {
+            const before = cutoffs[kind];
+            return {
+              kind: labels[kind],
+              [dryRun ? 'would go' : 'removed']: counts[kind],
+              'older than': before === undefined ? '(kept for ever)' : isoTime(before),
+            };
+          }),
+          ['kind', dryRun ? 'would go' : 'removed', 'older than'],
+        );
+      });
+    });
   withDb(deliveries.command('retry <id>'))
     .description('move a dead letter back into the outbox')
     .action((id: string, options: DbOption) =>

@@ -1,6 +1,7 @@
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { MEDIA_TTL_MS, ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
+import { DEFAULT_RETENTION_DAYS, daysToMs, type RetentionSettings } from './retention.js';
 import { isPostgresUrl } from './store/open.js';
 
 export interface ConnectorConfig {
@@ -47,6 +48,8 @@ export interface ConnectorConfig {
    * for the media URLs in inbound events; default: the address it listens on.
    */
   publicUrl: string | undefined;
+  /** How long dead letters, audit events, chats and web-chat history are kept (`RELAY_RETENTION_*_DAYS`). */
+  retention: RetentionSettings;
   webchat: {
     maxSocketsPerAddress: number | undefined;
     maxSockets: number | undefined;
@@ -106,6 +109,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     publicUrl: publicUrlFrom(env.RELAY_PUBLIC_URL),
     probeIntervalMs:
       parseSeconds('RELAY_PROBE_INTERVAL_SECONDS', env.RELAY_PROBE_INTERVAL_SECONDS, 600) * 1000,
+    retention: retentionFromEnv(env),
     webchat: {
       maxSocketsPerAddress: parseCount(
         'RELAY_WEBCHAT_MAX_SOCKETS_PER_IP',
@@ -126,6 +130,28 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
 export function connectorDbFromEnv(env: NodeJS.ProcessEnv, flag?: string): string {
   const db = flag ?? env.RELAY_DB ?? DEFAULT_DB_PATH;
   return isPostgresUrl(db) || db === ':memory:' ? db : resolve(db);
+}
+
+/**
+ * `RELAY_RETENTION_DEAD_LETTERS_DAYS`, `_AUDIT_DAYS`, `_CHATS_DAYS`, `_WEBCHAT_DAYS`: days (a
+ * fraction allowed), 0 keeps that kind for ever. Also read alone by `hermes connector prune`.
+ */
+export function retentionFromEnv(env: NodeJS.ProcessEnv): RetentionSettings {
+  const days = (name: string, fallback: number): number => {
+    const value = env[name];
+    if (value === undefined || value.trim() === '') return daysToMs(fallback);
+    const parsed = Number(value);
+    if (Number.isFinite(parsed) && parsed >= 0) return daysToMs(parsed);
+    throw new ConnectorConfigError(
+      `${name} must be a number of days (0 keeps them for ever), got ${JSON.stringify(value)}`,
+    );
+  };
+  return {
+    deadLettersMs: days('RELAY_RETENTION_DEAD_LETTERS_DAYS', DEFAULT_RETENTION_DAYS.deadLetters),
+    auditMs: days('RELAY_RETENTION_AUDIT_DAYS', DEFAULT_RETENTION_DAYS.audit),
+    chatsMs: days('RELAY_RETENTION_CHATS_DAYS', DEFAULT_RETENTION_DAYS.chats),
+    webchatMessagesMs: days('RELAY_RETENTION_WEBCHAT_DAYS', DEFAULT_RETENTION_DAYS.webchatMessages),
+  };
 }
 
 /**

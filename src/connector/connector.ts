@@ -32,6 +32,7 @@ import type { PlatformAdapter, PlatformContext, PlatformState } from './platform
 import { WebChatAdapter } from './platforms/webchat/adapter.js';
 import { RelayServer } from './relay-server.js';
 import { RelevanceGate } from './relevance.js';
+import { RetentionPruner } from './retention.js';
 import { isPostgresUrl } from './store/open.js';
 import type { DeliveryRecord, RelayStore } from './store/types.js';
 import { WakePoker } from './wake.js';
@@ -338,6 +339,13 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   sweepMedia();
   const mediaSweeper = setInterval(sweepMedia, MEDIA_SWEEP_INTERVAL_MS);
   mediaSweeper.unref();
+  // Old dead letters, audit events, chats, web-chat history, expired platform state (retention.ts).
+  const pruner = new RetentionPruner({
+    store,
+    settings: config.retention,
+    log: log.child({ part: 'retention' }),
+  });
+  pruner.start();
   log.info(
     {
       url,
@@ -365,6 +373,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
       stopping ??= (async () => {
         probe.stop();
         clearInterval(mediaSweeper);
+        await pruner.stop();
         reaper?.stop();
         for (const adapter of started)
           await adapter
