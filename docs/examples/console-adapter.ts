@@ -34,6 +34,7 @@ export class ConsoleAdapter implements PlatformAdapter {
   private lines: Interface | undefined;
   private sent = 0;
   private received = 0;
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(options: ConsoleAdapterOptions = {}) {
     this.input = options.input ?? process.stdin;
@@ -61,39 +62,43 @@ export class ConsoleAdapter implements PlatformAdapter {
     };
   }
 
-  /** Inbound: normalise each line into a `MessageEvent` and hand it to the connector. */
+  /** Inbound: each line becomes a `MessageEvent` handed to the connector. */
   async start(context: PlatformContext): Promise<void> {
     this.lines = createInterface({ input: this.input });
     this.lines.on('line', (line) => {
       const text = line.trim();
       if (!text) return;
       this.received += 1;
-      void context
-        .ingest({
-          // Picks the tenant: the route (platform "local", key "console").
-          routeKey: 'console',
-          // A one-to-one chat: every message is addressed to the bot.
-          addressed: true,
-          // Queued at most once, even if the same message were handed in twice.
-          dedupeKey: `console:${process.pid}:${this.received}`,
-          event: {
-            text,
-            message_type: text.startsWith('/') ? 'command' : 'text',
-            message_id: String(this.received),
-            source: {
-              platform: this.name,
-              chat_id: 'console',
-              chat_type: 'dm',
-              user_id: 'you',
-              user_name: 'you',
-            },
-          },
-        })
-        .then((outcome) => {
-          // Resolved once durably queued: only now would a real platform be acknowledged.
-          if (!outcome.ok) this.output.write(`(not delivered: ${outcome.reason}: ${outcome.message})\n`);
-        });
+      const id = String(this.received);
+      // One chat's messages are ingested one after another, so they reach the agent in order.
+      this.queue = this.queue.then(() => this.ingest(context, text, id));
     });
+  }
+
+  private async ingest(context: PlatformContext, text: string, id: string): Promise<void> {
+    const outcome = await context.ingest({
+      // Picks the tenant: the route (platform "local", key "console").
+      routeKey: 'console',
+      // A one-to-one chat: every message is addressed to the bot.
+      addressed: true,
+      // Queued at most once, even if the same message were handed in twice.
+      dedupeKey: `console:${process.pid}:${id}`,
+      event: {
+        text,
+        message_type: text.startsWith('/') ? 'command' : 'text',
+        message_id: id,
+        source: {
+          platform: this.name,
+          chat_id: 'console',
+          chat_type: 'dm',
+          user_id: 'you',
+          user_name: 'you',
+        },
+      },
+    });
+    // `ingest` resolves once the message is durably queued (and never throws): only then would a
+    // real platform be acknowledged. `store_error` is the one outcome worth trying again.
+    if (!outcome.ok) this.output.write(`(not delivered: ${outcome.reason}: ${outcome.message})\n`);
   }
 
   async stop(): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * Run by test/cli/package.test.ts with plain `node` (no vitest transform) in a folder where the
  * packed hermes-relay is installed, beside `examples/` (docs/examples compiled by the test). It
- * uses only the package's public entry points and prints one JSON report on stdout.
+ * uses only the package's public entry points (and the docs' examples built on them) and prints one
+ * JSON report on stdout.
  *
  * Usage: node package-consumer.mjs <temp dir for the store and the gateway home>
  */
@@ -14,6 +15,7 @@ import * as connector from 'hermes-relay/connector';
 import * as gateway from 'hermes-relay/gateway';
 import * as protocol from 'hermes-relay/protocol';
 import { ConsoleAdapter } from './examples/console-adapter.js';
+import { runGateway } from './examples/embed-gateway.js';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: node package-consumer.mjs <temp dir>');
@@ -75,30 +77,15 @@ try {
   report.healthz = (await fetch(`${running.url}/healthz`)).status;
   report.chatPage = (await fetch(`${running.url}/chat/lobby`)).status;
 
-  // A gateway in this process: enrolled over HTTP with the tenant's token, then started.
-  const enrolled = await gateway.enrollGateway({
+  // A gateway in this process, as the docs' example starts it: enrolled over HTTP with the tenant's
+  // token (through the gateway entry's enrollGateway), then started with the echo agent.
+  const agent = await runGateway({
     connectorUrl: running.url,
     token,
-    gatewayId: 'gw-embedded',
     portalToken: accessToken,
+    home: join(dir, 'gateway-home'),
   });
-  report.enrolled = enrolled.ok;
-  if (!enrolled.ok) throw new Error(`enrollment failed: ${enrolled.message}`);
-  const home = gateway.ensureHome(join(dir, 'gateway-home'));
-  const gatewayConfig = gateway.loadGatewayConfig({
-    home,
-    env: {
-      GATEWAY_RELAY_URL: `${running.url.replace(/^http/, 'ws')}/relay`,
-      GATEWAY_RELAY_ID: enrolled.gatewayId,
-      GATEWAY_RELAY_SECRET: enrolled.secret,
-      GATEWAY_RELAY_DELIVERY_KEY: enrolled.deliveryKey,
-      HERMES_AGENT: 'echo',
-    },
-  });
-  const agent = await gateway.startGateway({
-    config: gatewayConfig,
-    log: gateway.createLogger('silent', 'gateway'),
-  });
+  report.enrolled = (await connector.listGatewaySummaries(store)).map((summary) => summary.id);
 
   // A line typed on the console platform goes through the connector and the gateway's echo agent,
   // and its reply comes back through the adapter's `send`.

@@ -279,7 +279,7 @@ describe('the npm package', () => {
       sessionKey: 'agent:main:local:dm:console',
       healthz: 200,
       chatPage: 200,
-      enrolled: true,
+      enrolled: ['gw-embedded'],
       gatewayExit: 0,
     });
     expect(report.connectorUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);

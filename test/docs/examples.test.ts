@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -17,7 +17,7 @@ const EXAMPLES = join(ROOT, 'docs', 'examples');
 describe('docs/examples', () => {
   it('type-check with strict settings against the built package', async () => {
     expect(readdirSync(EXAMPLES).filter((file) => file.endsWith('.ts'))).toEqual(
-      expect.arrayContaining(['console-adapter.ts', 'embed-connector.ts']),
+      expect.arrayContaining(['console-adapter.ts', 'embed-connector.ts', 'embed-gateway.ts']),
     );
     const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
     const result = await promisify(execFile)(tsc, ['-p', join(EXAMPLES, 'tsconfig.json')], {
@@ -29,5 +29,13 @@ describe('docs/examples', () => {
     );
     expect(result.output).toBe('');
     expect(result.code).toBe(0);
+  });
+
+  it('are shown in docs/embedding.md exactly as they are', () => {
+    const page = readFileSync(join(ROOT, 'docs', 'embedding.md'), 'utf8');
+    for (const file of ['embed-connector.ts', 'embed-gateway.ts', 'console-adapter.ts'])
+      expect(page, file).toContain(
+        `\`\`\`ts\n${readFileSync(join(EXAMPLES, file), 'utf8').trimEnd()}\n\`\`\`\n`,
+      );
   });
 });
