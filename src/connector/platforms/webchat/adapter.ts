@@ -727,7 +727,7 @@ export class WebChatAdapter implements PlatformAdapter {
         ? { type: 'message', message: stored.message }
         : { type: 'message', message: stored.message, clientId };
     if (stored.inserted) this.broadcast(chat, frame);
-    else send(socket, frame);
+    else this.sendTo(socket, frame);
     return stored;
   }
 
@@ -745,9 +745,10 @@ export class WebChatAdapter implements PlatformAdapter {
   ): Promise<void> {
     if (!accepted) return;
     const { message, inserted } = accepted;
-    if (!inserted && message.status === 'delivered') send(socket, { type: 'ack', message_id: message.id });
+    if (!inserted && message.status === 'delivered')
+      this.sendTo(socket, { type: 'ack', message_id: message.id });
     else if (!inserted && message.status === 'failed')
-      send(socket, { type: 'failed', message_id: message.id });
+      this.sendTo(socket, { type: 'failed', message_id: message.id });
     else await this.deliver(chat, visitor, message, {}, undefined, clientId);
   }
 
@@ -1037,6 +1038,13 @@ export class WebChatAdapter implements PlatformAdapter {
       }
     }
     return chat;
+  }
+
+  /** One socket's frame, after its history if that is still being read. */
+  private sendTo(socket: WebSocket, frame: WebChatServerFrame): void {
+    const waiting = this.beforeHistory.get(socket);
+    if (waiting) waiting.push(JSON.stringify(frame));
+    else send(socket, frame);
   }
 
   private broadcastTo(chatId: string, frame: WebChatServerFrame): void {
