@@ -18,7 +18,10 @@ export interface ConnectorConfig {
   instanceId: string;
   allowNonExpiringTokens: boolean;
   identityUrl: string | undefined;
-  telegram: { token: string; apiRoot: string | undefined } | undefined;
+  /** `maxRetryAfterSeconds`: `TELEGRAM_MAX_RETRY_AFTER_SECONDS` (unset: the adapter's 60). */
+  telegram:
+    | { token: string; apiRoot: string | undefined; maxRetryAfterSeconds: number | undefined }
+    | undefined;
   /**
    * Discord when `DISCORD_BOT_TOKEN` is set: its settings, or the one problem that keeps the adapter
    * from starting (the other platforms run regardless).
@@ -96,7 +99,14 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     allowNonExpiringTokens: env.RELAY_ALLOW_NON_EXPIRING_TOKENS === '1',
     identityUrl: env.RELAY_IDENTITY_URL?.trim() || undefined,
     telegram: telegramToken
-      ? { token: telegramToken, apiRoot: env.TELEGRAM_API_ROOT?.trim() || undefined }
+      ? {
+          token: telegramToken,
+          apiRoot: env.TELEGRAM_API_ROOT?.trim() || undefined,
+          maxRetryAfterSeconds: parseCount(
+            'TELEGRAM_MAX_RETRY_AFTER_SECONDS',
+            env.TELEGRAM_MAX_RETRY_AFTER_SECONDS,
+          ),
+        }
       : undefined,
     discord: discordConfigFrom(env),
     rotationWindowMs: ROTATION_WINDOW_SECONDS * 1000,

@@ -7,6 +7,8 @@ import { startFakeServer } from './fake-server.js';
  * grammY sends; url-encoded forms and query strings also work), answered `{ok:true,result}` or
  * `{ok:false,error_code,description[,parameters]}` with the error code as the HTTP status.
  *
+ * Flood control: `rateLimitChat` answers one chat's calls 429 with `parameters.retry_after`.
+ *
  * Implemented: getMe, getUpdates (long polling with offset confirmation, like Telegram),
  * sendMessage, editMessageText, sendChatAction, getChat. MarkdownV2 is checked roughly the way
  * Telegram checks it (reserved characters must be escaped, entities must be closed), so a reply
@@ -62,6 +64,18 @@ export interface FakeCall {
   params: Record<string, unknown>;
   /** HTTP status the fake answered with (200, 400, 401, …); 0 when the connection was dropped. */
   status: number;
+  /** When it arrived (`performance.now()` of the test process). */
+  at: number;
+}
+
+/** A chat under flood control: see {@link FakeTelegram.rateLimitChat}. */
+interface ChatFlood {
+  /** Fixed `retry_after`; unset: the seconds left until `until`. */
+  retryAfter?: number;
+  /** Calls still to refuse; unset: every call until `until` or `clearRateLimit`. */
+  calls?: number;
+  /** `performance.now()` at which the flood ends; unset: never by itself. */
+  until?: number;
 }
 
 /** A message the bot sent, with edits applied. */
@@ -264,6 +278,7 @@ export class FakeTelegram {
   /** Downloads of `/file/bot…` paths, as (path, status). */
   readonly downloads: { path: string; status: number }[] = [];
   private readonly callWaiters: { check: () => boolean; resolve: () => void }[] = [];
+  private readonly floods = new Map<string, ChatFlood>();
   private closed = false;
 
   private constructor(server: Server, token: string, apiRoot: string) {
@@ -321,6 +336,42 @@ export class FakeTelegram {
     this.inject(method, { kind: 'error', code, description, ...(parameters ? { parameters } : {}) });
   }
 
+  /**
+   * Telegram's flood control for one chat: every call naming it as `chat_id` (sendMessage, edits,
+   * media, typing, …) is answered `429 Too Many Requests: retry after N` with
+   * `parameters.retry_after` N, other chats and getUpdates as usual. It lasts for the next `calls`
+   * such calls, or for `forMs`, or until {@link clearRateLimit}. N is `retryAfter`, else the
+   * seconds left of `forMs` (rounded up, as Telegram does), else 1.
+   */
+  rateLimitChat(
+    chatId: number | string,
+    options: { retryAfter?: number; calls?: number; forMs?: number } = {},
+  ): void {
+    this.floods.set(String(chatId), {
+      ...(options.retryAfter !== undefined ? { retryAfter: options.retryAfter } : {}),
+      ...(options.calls !== undefined ? { calls: options.calls } : {}),
+      ...(options.forMs !== undefined ? { until: performance.now() + options.forMs } : {}),
+    });
+  }
+
+  /** End a chat's flood control. */
+  clearRateLimit(chatId: number | string): void {
+    this.floods.delete(String(chatId));
+  }
+
+  /** Calls answered 429 for `chatId`. */
+  rateLimitedCalls(chatId: number | string): FakeCall[] {
+    return this.calls.filter((call) => call.status === 429 && String(call.params.chat_id) === String(chatId));
+  }
+
+  /** Resolves once `check()` holds, checked now and after every call. */
+  waitUntil(check: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      if (check()) resolve();
+      else this.callWaiters.push({ check, resolve });
+    });
+  }
+
   /** The next call to `method` gets its connection destroyed without an answer (a network error). */
   dropNext(method: string): void {
     this.inject(method, { kind: 'drop' });
@@ -372,6 +423,29 @@ export class FakeTelegram {
     this.injected.set(method, list);
   }
 
+  /** The 429 for a call to a chat under flood control, or undefined. */
+  private floodAnswer(params: Record<string, unknown>): Answer | undefined {
+    if (params.chat_id === undefined) return undefined;
+    const chatKey = String(params.chat_id);
+    const flood = this.floods.get(chatKey);
+    if (!flood) return undefined;
+    const now = performance.now();
+    if ((flood.until !== undefined && now >= flood.until) || flood.calls === 0) {
+      this.floods.delete(chatKey);
+      return undefined;
+    }
+    if (flood.calls !== undefined) flood.calls -= 1;
+    const retryAfter =
+      flood.retryAfter ??
+      (flood.until !== undefined ? Math.max(1, Math.ceil((flood.until - now) / 1000)) : 1);
+    return {
+      ok: false,
+      error_code: 429,
+      description: `Too Many Requests: retry after ${retryAfter}`,
+      parameters: { retry_after: retryAfter },
+    };
+  }
+
   private record(call: FakeCall): void {
     this.calls.push(call);
     for (let i = this.callWaiters.length - 1; i >= 0; i--) {
@@ -412,15 +486,22 @@ export class FakeTelegram {
     }
     const [, token, method = ''] = match;
     if (params === undefined) {
-      this.record({ method, params: {}, status: 400 });
+      this.record({ method, params: {}, status: 400, at: performance.now() });
       this.send(res, bad('fake Telegram reads JSON and url-encoded bodies only'));
       return;
     }
-    const call: FakeCall = { method, params, status: 0 };
+    const call: FakeCall = { method, params, status: 0, at: performance.now() };
+    const flooded = token === this.token ? this.floodAnswer(params) : undefined;
+    // The status is known before waiters look at the call.
+    if (flooded) call.status = 429;
     this.record(call);
     if (token !== this.token) {
       call.status = 401;
       this.send(res, { ok: false, error_code: 401, description: 'Unauthorized' });
+      return;
+    }
+    if (flooded) {
+      this.send(res, flooded);
       return;
     }
     const injected = this.injected.get(method)?.shift();

@@ -10,6 +10,10 @@ export async function startTelegramStack(options: {
   dir: string;
   chatId: number;
   agentEnv: NodeJS.ProcessEnv;
+  /** The route key bound to the gateway instead of `chatId` (`*`: every chat of the bot). */
+  routeKey?: string;
+  /** More connector settings (e.g. `TELEGRAM_MAX_RETRY_AFTER_SECONDS`). */
+  connectorEnv?: NodeJS.ProcessEnv;
 }): Promise<TelegramStack> {
   const telegram = await FakeTelegram.start();
   let stack: RelayStack;
@@ -17,8 +21,12 @@ export async function startTelegramStack(options: {
     stack = await startRelayStack({
       dir: options.dir,
       platform: 'telegram',
-      routeKey: String(options.chatId),
-      connectorEnv: { TELEGRAM_BOT_TOKEN: telegram.token, TELEGRAM_API_ROOT: telegram.apiRoot },
+      routeKey: options.routeKey ?? String(options.chatId),
+      connectorEnv: {
+        TELEGRAM_BOT_TOKEN: telegram.token,
+        TELEGRAM_API_ROOT: telegram.apiRoot,
+        ...options.connectorEnv,
+      },
       agentEnv: options.agentEnv,
     });
   } catch (error) {

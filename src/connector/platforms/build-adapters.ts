@@ -20,6 +20,7 @@ export function buildAdapters(config: ConnectorConfig, log: Logger): PlatformAda
       new TelegramAdapter({
         token: config.telegram.token,
         apiRoot: config.telegram.apiRoot,
+        maxRetryAfterSeconds: config.telegram.maxRetryAfterSeconds,
         log: log.child({ platform: 'telegram' }),
       }),
     );

@@ -18,6 +18,7 @@ import {
   type MessageEventInit,
   type MessageType,
   mediaIdFromUrl,
+  OUTBOUND_OP_TIMEOUT_MS,
   type OutboundResult,
   type PromptAction,
   type ReactAction,
@@ -49,6 +50,16 @@ const FILE_DOWNLOAD_TIMEOUT_MS = 30_000;
 const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 30_000 };
 /** How long `stop()` spends telling Telegram which updates were handled. */
 const CONFIRM_TIMEOUT_MS = 5_000;
+/** `TELEGRAM_MAX_RETRY_AFTER_SECONDS` default: the longest one 429 keeps a chat's ops waiting. */
+export const DEFAULT_TELEGRAM_MAX_RETRY_AFTER_SECONDS = 60;
+/**
+ * What an op may spend waiting for its chat's rate limit (the `retry_after`, and the chat's ops
+ * queued ahead of it): the connector's op timeout less time for the call itself, so an op that
+ * cannot be sent in time is answered "rate limited" instead of timing out and being sent later.
+ */
+const OP_WAIT_BUDGET_MS = OUTBOUND_OP_TIMEOUT_MS - 5_000;
+/** The `code` of an op result refused because the chat is rate limited (not sent; not ambiguous). */
+export const RATE_LIMITED_CODE = 'rate_limited';
 
 export interface TelegramAdapterOptions {
   /** Bot token from @BotFather. Never logged. */
@@ -60,6 +71,13 @@ export interface TelegramAdapterOptions {
   pollTimeoutSeconds?: number;
   /** Retry delays after a polling or store failure, doubling from `initialMs` to `maxMs` (1 s → 30 s). */
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * `TELEGRAM_MAX_RETRY_AFTER_SECONDS`: a 429's `retry_after` closes its chat's gate for at most this
+   * long (default 60); an op still refused after it asks Telegram again.
+   */
+  maxRetryAfterSeconds?: number;
+  /** Longest wait for a chat's rate limit before an op is answered `rate_limited` (default 25 s). */
+  opWaitBudgetMs?: number;
 }
 
 export type TelegramPollingState = 'idle' | 'polling' | 'stopped' | 'unauthorized';
@@ -316,6 +334,215 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   return sleep(ms, undefined, { signal }).catch(() => undefined);
 }
 
+/** Seconds Telegram asked to wait in a 429 (`parameters.retry_after`; 1 when it names none), else undefined. */
+export function telegramRetryAfter(err: unknown): number | undefined {
+  if (!(err instanceof GrammyError) || err.error_code !== 429) return undefined;
+  const seconds = err.parameters?.retry_after;
+  return typeof seconds === 'number' && Number.isFinite(seconds) ? Math.max(1, Math.ceil(seconds)) : 1;
+}
+
+/** An op refused because its chat is rate limited: it was not sent. */
+export class ChatRateLimited extends Error {
+  override readonly name = 'ChatRateLimited';
+  constructor(readonly retryAfterSeconds: number) {
+    super(`rate limited by Telegram: retry after ${retryAfterSeconds} s`);
+  }
+}
+
+/** The op result of {@link ChatRateLimited}: definite (nothing was sent), with the wait in seconds. */
+export function rateLimitedResult(limited: ChatRateLimited): OutboundResult {
+  return {
+    success: false,
+    code: RATE_LIMITED_CODE,
+    error: limited.message,
+    retry_after: limited.retryAfterSeconds,
+  };
+}
+
+export interface ChatRateGateOptions {
+  /** The longest one 429 closes a chat's gate (a `retry_after` above it is cut to it), ms. */
+  maxRetryAfterMs: number;
+  /** The longest an op waits (its chat's `retry_after` and the ops queued ahead), ms. */
+  waitBudgetMs: number;
+  /** Seconds to wait when `err` is a 429, else undefined (the error is the op's own). */
+  retryAfterOf: (err: unknown) => number | undefined;
+  /** Monotonic clock, ms (tests pass a fake one). */
+  now?: () => number;
+  /** A 429 closed a chat's gate for `waitMs` (Telegram said `retryAfterSeconds`). */
+  onClose?: (chatId: string, retryAfterSeconds: number, waitMs: number) => void;
+}
+
+interface GateWaiter {
+  seq: number;
+  deadline: number;
+  go: (turn: boolean) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface Gate {
+  chatId: string;
+  /** Nothing for this chat is sent before this time. */
+  openAt: number;
+  /** Ops waiting for their turn, in arrival order. */
+  waiting: GateWaiter[];
+  /** One op of the queue is being sent: the next waits for its outcome, so order is kept. */
+  busy: boolean;
+  timer: NodeJS.Timeout | undefined;
+  timerAt: number;
+}
+
+/**
+ * Per-chat outbound gates for Telegram's flood control. While a chat has no gate its ops run side
+ * by side, as they come. A 429 (`retry_after`) for the chat closes its gate: the op that got it and
+ * every later op of that chat wait, in arrival order, and once the gate opens they are sent one at
+ * a time in that order (the first asks Telegram again; a new 429 closes the gate again). Other chats
+ * and the long poll never wait for it. An op that could not be sent within its wait budget is
+ * refused at once with {@link ChatRateLimited} instead of being sent after its caller gave up. A 429
+ * means Telegram did not take the request, so the op is retried; every other error is the op's own.
+ *
+ * Memory: a chat has a gate only while it is closed, has ops waiting, or is sending one; a gate
+ * that is open and idle is dropped.
+ */
+export class ChatRateGates {
+  private readonly gates = new Map<string, Gate>();
+  private readonly now: () => number;
+  private seq = 0;
+
+  constructor(private readonly options: ChatRateGateOptions) {
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** Chats that have a gate (closed, queued or sending). */
+  get size(): number {
+    return this.gates.size;
+  }
+
+  /** True while `chatId` must not be sent to. */
+  isClosed(chatId: string): boolean {
+    const gate = this.gates.get(chatId);
+    return gate !== undefined && gate.openAt > this.now();
+  }
+
+  /** Run `attempt` for `chatId` through its gate; see the class comment. */
+  async run<T>(chatId: string, attempt: () => Promise<T>): Promise<T> {
+    const seq = ++this.seq;
+    const deadline = this.now() + this.options.waitBudgetMs;
+    let holding: Gate | undefined;
+    try {
+      for (;;) {
+        const gate = this.gates.get(chatId);
+        if (gate && !holding) {
+          if (!(await this.turn(gate, seq, deadline))) throw this.limited(gate);
+          holding = gate;
+        }
+        try {
+          return await attempt();
+        } catch (err) {
+          const seconds = this.options.retryAfterOf(err);
+          if (seconds === undefined) throw err;
+          const closed = this.close(chatId, seconds);
+          if (holding) {
+            const held = holding;
+            holding = undefined;
+            this.release(held);
+          }
+          if (closed.openAt > deadline) throw this.limited(closed);
+        }
+      }
+    } finally {
+      if (holding) this.release(holding);
+    }
+  }
+
+  /**
+   * Record a 429 for `chatId` seen outside {@link run} (nothing waits for it). Returns true when
+   * `err` was one.
+   */
+  note(chatId: string, err: unknown): boolean {
+    const seconds = this.options.retryAfterOf(err);
+    if (seconds === undefined) return false;
+    this.close(chatId, seconds);
+    return true;
+  }
+
+  private close(chatId: string, seconds: number): Gate {
+    const now = this.now();
+    const waitMs = Math.min(seconds * 1000, this.options.maxRetryAfterMs);
+    let gate = this.gates.get(chatId);
+    if (!gate) {
+      gate = { chatId, openAt: now, waiting: [], busy: false, timer: undefined, timerAt: 0 };
+      this.gates.set(chatId, gate);
+    }
+    gate.openAt = Math.max(gate.openAt, now + waitMs);
+    this.options.onClose?.(chatId, seconds, waitMs);
+    // Those that cannot be sent in time are told so now rather than when their budget runs out.
+    for (const waiter of gate.waiting.filter((w) => w.deadline < gate.openAt)) this.drop(gate, waiter);
+    this.pump(gate);
+    return gate;
+  }
+
+  /** Wait for this op's turn in `gate`: true to go, false when its budget ran out first. */
+  private turn(gate: Gate, seq: number, deadline: number): Promise<boolean> {
+    if (gate.openAt > deadline || this.now() >= deadline) return Promise.resolve(false);
+    return new Promise((go) => {
+      const waiter: GateWaiter = { seq, deadline, go, timer: undefined };
+      const at = gate.waiting.findIndex((other) => other.seq > seq);
+      gate.waiting.splice(at < 0 ? gate.waiting.length : at, 0, waiter);
+      waiter.timer = setTimeout(() => this.drop(gate, waiter), Math.max(0, deadline - this.now()));
+      waiter.timer.unref();
+      this.pump(gate);
+    });
+  }
+
+  private drop(gate: Gate, waiter: GateWaiter): void {
+    const index = gate.waiting.indexOf(waiter);
+    if (index < 0) return;
+    gate.waiting.splice(index, 1);
+    clearTimeout(waiter.timer);
+    waiter.go(false);
+    this.pump(gate);
+  }
+
+  private release(gate: Gate): void {
+    gate.busy = false;
+    this.pump(gate);
+  }
+
+  /** Let the next op go when the gate is open and nobody is sending; drop the gate when idle. */
+  private pump(gate: Gate): void {
+    if (gate.busy) return;
+    const now = this.now();
+    if (gate.openAt > now) {
+      if (gate.timer && gate.timerAt === gate.openAt) return;
+      clearTimeout(gate.timer);
+      gate.timerAt = gate.openAt;
+      gate.timer = setTimeout(
+        () => {
+          gate.timer = undefined;
+          this.pump(gate);
+        },
+        Math.max(1, gate.openAt - now),
+      );
+      gate.timer.unref();
+      return;
+    }
+    clearTimeout(gate.timer);
+    gate.timer = undefined;
+    const next = gate.waiting.shift();
+    if (!next) {
+      if (this.gates.get(gate.chatId) === gate) this.gates.delete(gate.chatId);
+      return;
+    }
+    clearTimeout(next.timer);
+    gate.busy = true;
+    next.go(true);
+  }
+
+  private limited(gate: Gate): ChatRateLimited {
+    return new ChatRateLimited(Math.max(1, Math.ceil((gate.openAt - this.now()) / 1000)));
+  }
+}
+
 export class TelegramAdapter implements PlatformAdapter {
   readonly name = 'telegram';
 
@@ -338,6 +565,8 @@ export class TelegramAdapter implements PlatformAdapter {
   private readonly botKey: string;
   /** Chats already told they have no route (and logged once). */
   private readonly noticedChats = new Set<string>();
+  /** Per-chat flood control: a 429 for one chat holds that chat's ops only. */
+  private readonly gates: ChatRateGates;
 
   constructor(options: TelegramAdapterOptions) {
     this.token = options.token;
@@ -348,6 +577,16 @@ export class TelegramAdapter implements PlatformAdapter {
       Math.floor(options.pollTimeoutSeconds ?? DEFAULT_POLL_TIMEOUT_SECONDS),
     );
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.gates = new ChatRateGates({
+      maxRetryAfterMs: (options.maxRetryAfterSeconds ?? DEFAULT_TELEGRAM_MAX_RETRY_AFTER_SECONDS) * 1000,
+      waitBudgetMs: options.opWaitBudgetMs ?? OP_WAIT_BUDGET_MS,
+      retryAfterOf: telegramRetryAfter,
+      onClose: (chatId, retryAfterSeconds, waitMs) =>
+        this.log.warn(
+          { chatId, retryAfterSeconds, waitSeconds: Math.ceil(waitMs / 1000) },
+          'telegram rate limit (429) for a chat: its ops wait, other chats and polling go on',
+        ),
+    });
     const apiRoot = (options.apiRoot || TELEGRAM_DEFAULT_API_ROOT).replace(/\/+$/, '');
     this.apiRoot = apiRoot;
     this.api = new Api(options.token, {
@@ -429,11 +668,13 @@ export class TelegramAdapter implements PlatformAdapter {
       ...(threadId !== undefined ? { message_thread_id: threadId } : {}),
     };
     try {
-      const sent = await this.withPlainFallback('sendMessage', action.chat_id, (markdown) =>
-        this.api.sendMessage(
-          action.chat_id,
-          action.content,
-          markdown ? { ...base, parse_mode: 'MarkdownV2' } : base,
+      const sent = await this.gates.run(action.chat_id, () =>
+        this.withPlainFallback('sendMessage', action.chat_id, (markdown) =>
+          this.api.sendMessage(
+            action.chat_id,
+            action.content,
+            markdown ? { ...base, parse_mode: 'MarkdownV2' } : base,
+          ),
         ),
       );
       return { success: true, message_id: String(sent.message_id) };
@@ -461,19 +702,22 @@ export class TelegramAdapter implements PlatformAdapter {
     if (rehostId) {
       const found = this.context?.openMedia?.(rehostId);
       if (!found) return failedResult('no such media (expired, or never uploaded by this tenant)');
-      file = new InputFile(found.stream(), action.filename || found.meta.filename || undefined);
+      // A supplier: each attempt (another after a 429) reads the file anew.
+      file = new InputFile(() => found.stream(), action.filename || found.meta.filename || undefined);
     }
     try {
       const chat = action.chat_id;
-      const sent = await (action.media_kind === 'image'
-        ? this.api.sendPhoto(chat, file, other)
-        : action.media_kind === 'voice'
-          ? this.api.sendVoice(chat, file, other)
-          : action.media_kind === 'audio'
-            ? this.api.sendAudio(chat, file, other)
-            : action.media_kind === 'video'
-              ? this.api.sendVideo(chat, file, other)
-              : this.api.sendDocument(chat, file, other));
+      const sent = await this.gates.run<Message>(chat, () =>
+        action.media_kind === 'image'
+          ? this.api.sendPhoto(chat, file, other)
+          : action.media_kind === 'voice'
+            ? this.api.sendVoice(chat, file, other)
+            : action.media_kind === 'audio'
+              ? this.api.sendAudio(chat, file, other)
+              : action.media_kind === 'video'
+                ? this.api.sendVideo(chat, file, other)
+                : this.api.sendDocument(chat, file, other),
+      );
       return { success: true, message_id: String(sent.message_id) };
     } catch (err) {
       return this.failure('send_media', err, { ambiguous: mayHaveReachedTelegram(err) });
@@ -494,13 +738,15 @@ export class TelegramAdapter implements PlatformAdapter {
     const replyTo = integerId(action.reply_to);
     const threadId = threadIdFrom(action.metadata);
     try {
-      const sent = await this.api.sendMessage(action.chat_id, action.content, {
-        reply_markup: { inline_keyboard: keyboard },
-        ...(replyTo !== undefined
-          ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }
-          : {}),
-        ...(threadId !== undefined ? { message_thread_id: threadId } : {}),
-      });
+      const sent = await this.gates.run(action.chat_id, () =>
+        this.api.sendMessage(action.chat_id, action.content, {
+          reply_markup: { inline_keyboard: keyboard },
+          ...(replyTo !== undefined
+            ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }
+            : {}),
+          ...(threadId !== undefined ? { message_thread_id: threadId } : {}),
+        }),
+      );
       return { success: true, message_id: String(sent.message_id) };
     } catch (err) {
       return this.failure('prompt', err, { ambiguous: mayHaveReachedTelegram(err) });
@@ -513,10 +759,12 @@ export class TelegramAdapter implements PlatformAdapter {
     if (messageId === undefined)
       return failedResult(`telegram message ids are integers, got ${JSON.stringify(action.message_id)}`);
     try {
-      await this.api.setMessageReaction(
-        action.chat_id,
-        messageId,
-        action.remove ? [] : [{ type: 'emoji', emoji: action.emoji as ReactionTypeEmoji['emoji'] }],
+      await this.gates.run(action.chat_id, () =>
+        this.api.setMessageReaction(
+          action.chat_id,
+          messageId,
+          action.remove ? [] : [{ type: 'emoji', emoji: action.emoji as ReactionTypeEmoji['emoji'] }],
+        ),
       );
       return { success: true };
     } catch (err) {
@@ -527,7 +775,9 @@ export class TelegramAdapter implements PlatformAdapter {
   /** A forum topic (current §7.6): only in chats that are forums; Telegram says so otherwise. */
   async createThread(action: ThreadCreateAction): Promise<OutboundResult> {
     try {
-      const topic = await this.api.createForumTopic(action.chat_id, action.thread_name);
+      const topic = await this.gates.run(action.chat_id, () =>
+        this.api.createForumTopic(action.chat_id, action.thread_name),
+      );
       return { success: true, thread_id: String(topic.message_thread_id) };
     } catch (err) {
       return this.failure('thread_create', err, { ambiguous: mayHaveReachedTelegram(err) });
@@ -545,7 +795,9 @@ export class TelegramAdapter implements PlatformAdapter {
     if (threadId === undefined)
       return failedResult(`telegram topic ids are integers, got ${JSON.stringify(action.message_id)}`);
     try {
-      await this.api.editForumTopic(action.chat_id, threadId, { name: action.thread_name });
+      await this.gates.run(action.chat_id, () =>
+        this.api.editForumTopic(action.chat_id, threadId, { name: action.thread_name }),
+      );
       return { success: true };
     } catch (err) {
       return this.failure('thread_rename', err);
@@ -558,12 +810,14 @@ export class TelegramAdapter implements PlatformAdapter {
       return failedResult(`telegram message ids are integers, got ${JSON.stringify(action.message_id)}`);
     }
     try {
-      await this.withPlainFallback('editMessageText', action.chat_id, (markdown) =>
-        this.api.editMessageText(
-          action.chat_id,
-          messageId,
-          action.content,
-          markdown ? { parse_mode: 'MarkdownV2' } : {},
+      await this.gates.run(action.chat_id, () =>
+        this.withPlainFallback('editMessageText', action.chat_id, (markdown) =>
+          this.api.editMessageText(
+            action.chat_id,
+            messageId,
+            action.content,
+            markdown ? { parse_mode: 'MarkdownV2' } : {},
+          ),
         ),
       );
       return { success: true, message_id: action.message_id };
@@ -579,10 +833,12 @@ export class TelegramAdapter implements PlatformAdapter {
     // `TypingAction` carries no metadata in the protocol schema; read a thread id if one was passed.
     const threadId = threadIdFrom((action as { metadata?: Record<string, unknown> }).metadata);
     try {
-      await this.api.sendChatAction(
-        action.chat_id,
-        'typing',
-        threadId !== undefined ? { message_thread_id: threadId } : {},
+      await this.gates.run(action.chat_id, () =>
+        this.api.sendChatAction(
+          action.chat_id,
+          'typing',
+          threadId !== undefined ? { message_thread_id: threadId } : {},
+        ),
       );
       return { success: true };
     } catch (err) {
@@ -592,7 +848,7 @@ export class TelegramAdapter implements PlatformAdapter {
 
   async getChatInfo(action: GetChatInfoAction): Promise<OutboundResult> {
     try {
-      const chat = await this.api.getChat(action.chat_id);
+      const chat = await this.gates.run(action.chat_id, () => this.api.getChat(action.chat_id));
       const name =
         ('title' in chat ? chat.title : undefined) ||
         personName(chat as { first_name?: string; last_name?: string }) ||
@@ -774,6 +1030,8 @@ export class TelegramAdapter implements PlatformAdapter {
       'telegram chat has no route to a tenant; add one with `hermes connector route add --platform telegram`',
     );
     const threadId = integerId(inbound.event.source.thread_id);
+    // Sent from the polling loop, which never waits for a chat's rate limit: skipped while it lasts.
+    if (this.gates.isClosed(chatId)) return;
     try {
       await this.api.sendMessage(
         chatId,
@@ -781,6 +1039,7 @@ export class TelegramAdapter implements PlatformAdapter {
         threadId !== undefined ? { message_thread_id: threadId } : {},
       );
     } catch (err) {
+      this.gates.note(chatId, err);
       this.log.warn({ chatId, err: this.describe(err) }, 'telegram no-route notice not sent');
     }
   }
@@ -839,6 +1098,11 @@ export class TelegramAdapter implements PlatformAdapter {
   }
 
   private failure(op: string, err: unknown, extra: { ambiguous?: boolean } = {}): OutboundResult {
+    // Held back for the chat's flood control: never sent, so never ambiguous.
+    if (err instanceof ChatRateLimited) {
+      this.log.warn({ op, retryAfterSeconds: err.retryAfterSeconds }, 'telegram outbound op rate limited');
+      return rateLimitedResult(err);
+    }
     const error = this.describe(err);
     this.log.warn({ op, err: error }, 'telegram outbound op failed');
     return failedResult(error, extra.ambiguous ? { ambiguous: true } : {});
