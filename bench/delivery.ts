@@ -57,6 +57,7 @@ async function run(): Promise<BenchResult[]> {
     platform: 'bench',
     routeKey: 'room',
     endpoint: receiverUrl,
+    allowPrivateTargets: 'all',
   });
 
   // Completion = the connector deleted the outbox row after a 2xx.

@@ -142,7 +142,11 @@ export async function startBenchConnector(
   const store = SqliteStore.open(dbPath);
   // From an empty environment, so defaults added to the config later apply here too.
   const config: ConnectorConfig = {
-    ...connectorConfigFromEnv({}, { host: '127.0.0.1', port: 0, db: dbPath }),
+    // Bench endpoints are on 127.0.0.1: the one private target allowed (SSRF rule).
+    ...connectorConfigFromEnv(
+      { RELAY_ALLOW_PRIVATE_TARGETS: '127.0.0.1/32' },
+      { host: '127.0.0.1', port: 0, db: dbPath },
+    ),
     instanceId,
     defaultPlatform: adapters[0]?.name ?? 'bench',
     logLevel: 'silent',

@@ -22,6 +22,7 @@ import {
   connectorConfigFromEnv,
   connectorDbFromEnv,
   parsePort,
+  privateTargetsFromEnv,
   retentionFromEnv,
 } from '../connector/config.js';
 import { startConnector } from '../connector/connector.js';
@@ -300,6 +301,8 @@ export function registerConnectorCommands(program: Command): void {
             routeKey: options.key,
             endpoint: options.endpoint,
             gatewayId: options.gateway,
+            // The connector's setting, read where the operator runs this (its environment).
+            allowPrivateTargets: privateTargetsFromEnv(process.env),
           });
           if (options.json) return printJson(added);
           process.stdout.write(

@@ -6,6 +6,7 @@ import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { errorMessage } from '../common/errors.js';
+import { parsePrivateTargets } from '../common/ssrf.js';
 import { addRoute, createEnrollmentToken, createTenant, issueTenantToken } from '../connector/admin.js';
 import { SqliteStore } from '../connector/store/sqlite.js';
 import { enrollGateway } from '../gateway/enroll.js';
@@ -102,6 +103,8 @@ async function runDemo(options: DemoOptions): Promise<void> {
       logs,
       {
         RELAY_LOG_LEVEL: process.env.RELAY_LOG_LEVEL ?? 'info',
+        // The demo gateway's receiver is on this machine: loopback is the one private target allowed.
+        RELAY_ALLOW_PRIVATE_TARGETS: DEMO_PRIVATE_TARGETS,
       },
     );
     children.push(connector);
@@ -226,6 +229,9 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** Everything the demo runs listens on 127.0.0.1 (RELAY_ALLOW_PRIVATE_TARGETS for its connector). */
+const DEMO_PRIVATE_TARGETS = '127.0.0.1/32';
+
 /** Tenant, its access token (kept 0600 in the data dir so re-runs can enroll), and the room route. */
 async function prepareTenant(dataDir: string, db: string, inboundPort: number): Promise<string> {
   const secretsFile = join(dataDir, 'demo-secrets.json');
@@ -246,6 +252,7 @@ async function prepareTenant(dataDir: string, db: string, inboundPort: number): 
       routeKey: ROOM,
       endpoint: `http://127.0.0.1:${inboundPort}`,
       gatewayId: GATEWAY_ID,
+      allowPrivateTargets: parsePrivateTargets(DEMO_PRIVATE_TARGETS),
     });
     if (discordConfigured()) {
       // Every server and DM of the bot reaches the demo agent, over its socket (Discord's

@@ -1,4 +1,5 @@
 import { generateSecret, generateToken, hashToken } from '../auth/index.js';
+import { checkTargetUrl, type PrivateTargets, type Resolver } from '../common/ssrf.js';
 import type {
   DeadLetter,
   DeliveryKeys,
@@ -123,6 +124,11 @@ export async function rotateDeliveryKey(
   return { tenant, keys };
 }
 
+/**
+ * Bind a route. Its endpoint must be an http(s) URL without credentials whose host is a public
+ * address, unless `allowPrivateTargets` (the connector's `RELAY_ALLOW_PRIVATE_TARGETS`) allows it —
+ * the same rule the connector applies again on every connection (`common/ssrf.ts`).
+ */
 export async function addRoute(
   store: RelayStore,
   input: {
@@ -131,13 +137,25 @@ export async function addRoute(
     routeKey: string;
     endpoint?: string | undefined;
     gatewayId?: string | undefined;
+    /** Default: none (public addresses only). */
+    allowPrivateTargets?: PrivateTargets | undefined;
+    resolve?: Resolver | undefined;
   },
   now = Date.now(),
 ): Promise<RouteRecord> {
   const tenant = await resolveTenant(store, input.tenantRef);
-  const endpoint = (input.endpoint ?? '').replace(/\/+$/, '');
-  if (endpoint && !/^https?:\/\/[^\s]+$/i.test(endpoint))
-    throw new AdminError('--endpoint must be an http(s) URL');
+  const endpoint = (input.endpoint ?? '').trim().replace(/\/+$/, '');
+  if (endpoint) {
+    const problem = await checkTargetUrl(endpoint, {
+      allowPrivate: input.allowPrivateTargets ?? 'none',
+      resolve: input.resolve,
+    });
+    if (problem?.nonPublic)
+      throw new AdminError(
+        `--endpoint refused: ${problem.reason}; to deliver to private addresses set RELAY_ALLOW_PRIVATE_TARGETS (1, or addresses/CIDR blocks such as 10.0.0.0/8) here and on the connector`,
+      );
+    if (problem) throw new AdminError(`--endpoint ${problem.reason}`);
+  }
   if (!/^[^\s]{1,256}$/.test(input.routeKey))
     throw new AdminError('--key must be 1-256 characters without spaces');
   const result = await store.upsertRoute(

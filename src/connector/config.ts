@@ -1,5 +1,6 @@
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { type PrivateTargets, parsePrivateTargets } from '../common/ssrf.js';
 import { MEDIA_TTL_MS, ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
 import { DEFAULT_RETENTION_DAYS, daysToMs, type RetentionSettings } from './retention.js';
 import { isPostgresUrl } from './store/open.js';
@@ -39,6 +40,8 @@ export interface ConnectorConfig {
    */
   /** Allow wake pokes to private and loopback addresses (`RELAY_WAKE_ALLOW_PRIVATE=1`). */
   wakeAllowPrivate: boolean;
+  /** Non-public addresses endpoints and wake URLs may reach ({@link privateTargetsFromEnv}). */
+  allowPrivateTargets: PrivateTargets;
   /**
    * Where re-hosted media live (`RELAY_MEDIA_DIR`; default `media/` beside a SQLite file, else
    * `./relay-data/media`). Several instances must share it (a shared volume).
@@ -113,6 +116,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     defaultPlatform: 'webchat',
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
     wakeAllowPrivate: env.RELAY_WAKE_ALLOW_PRIVATE === '1',
+    allowPrivateTargets: privateTargetsFromEnv(env),
     mediaDir: mediaDirFor(env, db),
     mediaTtlMs:
       parseSeconds('RELAY_MEDIA_TTL_SECONDS', env.RELAY_MEDIA_TTL_SECONDS, MEDIA_TTL_MS / 1000) * 1000,
@@ -200,6 +204,19 @@ function discordConfigFrom(env: NodeJS.ProcessEnv): DiscordConfig | { problem: s
   const gatewayUrl = url('DISCORD_GATEWAY_URL', /^wss?:\/\//i);
   if (typeof gatewayUrl === 'object') return gatewayUrl;
   return { token, applicationId, publicKey, apiRoot, gatewayUrl };
+}
+
+/**
+ * `RELAY_ALLOW_PRIVATE_TARGETS`: `1` lets endpoints and wake URLs reach every non-public address, a
+ * comma-separated list of addresses/CIDR blocks only those; unset, empty or `0`: public addresses
+ * only (common/ssrf.ts). Also read by `connector route add`, which checks `--endpoint` the same way.
+ */
+export function privateTargetsFromEnv(env: NodeJS.ProcessEnv): PrivateTargets {
+  try {
+    return parsePrivateTargets(env.RELAY_ALLOW_PRIVATE_TARGETS);
+  } catch (error) {
+    throw new ConnectorConfigError(`RELAY_ALLOW_PRIVATE_TARGETS ${(error as Error).message}`);
+  }
 }
 
 function publicUrlFrom(value: string | undefined): string | undefined {

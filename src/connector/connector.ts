@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { bearerToken } from '../auth/index.js';
 import { boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
+import { TargetGuard, widerPrivateTargets } from '../common/ssrf.js';
 import { installJsonBodyParser } from '../http/json-body.js';
 import { installSecurityHeaders } from '../http/security-headers.js';
 import { fastifyTimeoutOptions, type ServerTimeouts } from '../http/server-limits.js';
@@ -93,7 +94,11 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   const media = new MediaStore(config.mediaDir, { ttlMs: config.mediaTtlMs });
   // The address gateways fetch re-hosted media from: RELAY_PUBLIC_URL, else where we listen.
   let publicBase = config.publicUrl ?? '';
+  // The SSRF rule for endpoints (deliveries and probes); wake URLs also honour the older wake-only setting.
+  const targets = new TargetGuard({ allowPrivate: config.allowPrivateTargets });
+  const wakeTargets = widerPrivateTargets(config.allowPrivateTargets, config.wakeAllowPrivate);
   const engine = new DeliveryEngine({
+    targets,
     store,
     registry,
     metrics,
@@ -134,7 +139,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     },
   });
   const relevance = new RelevanceGate(store);
-  const poker = new WakePoker({ log: log.child({ part: 'wake' }), allowPrivate: config.wakeAllowPrivate });
+  const poker = new WakePoker({ log: log.child({ part: 'wake' }), allowPrivate: wakeTargets });
   // Looked up at most every few seconds per tenant and gateway, not on every retry of every row.
   const recentlyChecked = boundedCache<string, true>({ max: 100_000, ttlMs: 5_000 });
   const wakeIdle = (delivery: DeliveryRecord): void => {
@@ -167,6 +172,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     store,
     identity: new IdentityResolver(store, log.child({ part: 'identity' }), config.identityUrl),
     rotationWindowMs: config.rotationWindowMs,
+    targets: { endpoint: config.allowPrivateTargets, wake: wakeTargets },
     routePlatform: (requested) =>
       requested && adapters.has(requested)
         ? requested
@@ -324,7 +330,13 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   relay.start();
   await engine.start();
   reaper?.start();
-  const probe = new ForgeryProbe(store, metrics, log.child({ part: 'probe' }), config.probeIntervalMs);
+  const probe = new ForgeryProbe(
+    store,
+    metrics,
+    log.child({ part: 'probe' }),
+    config.probeIntervalMs,
+    targets,
+  );
   probe.start();
   // Expired media go at start and then every few minutes (a GET of an expired id removes it too).
   const sweepMedia = () => {

@@ -1,4 +1,5 @@
 import { generateSecret, hashToken } from '../auth/index.js';
+import { checkTargetUrl, type PrivateTargets, type Resolver } from '../common/ssrf.js';
 import {
   describeZodError,
   type EnrollRequest,
@@ -16,7 +17,9 @@ import type { GatewayRecord, RelayStore } from './store/types.js';
  * `/relay/enroll` and `/relay/provision` (reference §5.1–§5.2): the tenant comes from the verified
  * bearer only; gateway-asserted ids, endpoints and route keys are scoped to that tenant; secrets
  * are returned once. Re-issuing for an existing gatewayId rotates: the previous secret stays valid
- * for the rotation window.
+ * for the rotation window. The endpoint and wake URL a gateway asserts must be public addresses
+ * unless the operator allows private ones (`common/ssrf.ts`): refused with 400 before anything is
+ * consumed or written; they are checked again on every connection.
  */
 
 export type CredentialOutcome<T> =
@@ -30,6 +33,11 @@ export interface CredentialServiceOptions {
   /** Platform for route keys when the request names none this connector serves. */
   routePlatform: (requested: string | undefined) => string;
   now?: () => number;
+  /**
+   * Which non-public addresses a `gatewayEndpoint` and a `wakeUrl` may resolve to (default: none),
+   * and the resolver (tests pass a stub).
+   */
+  targets?: { endpoint: PrivateTargets; wake: PrivateTargets; resolve?: Resolver | undefined };
 }
 
 /** How long after a secret was issued a new platform joins that boot instead of rotating it. */
@@ -58,6 +66,8 @@ export class CredentialService {
     const { store } = this.options;
     const tenantId = identity.tenantId;
     const now = this.now();
+    const refused = await this.targetRefused(request, tenantId, 'enroll_refused');
+    if (refused) return refused;
 
     const platform = this.options.routePlatform(undefined);
     const routeKeys = request.routeKeys ?? [];
@@ -122,6 +132,8 @@ export class CredentialService {
     const request: ProvisionRequest = parsed.data;
     const tenantId = identity.tenantId;
     const now = this.now();
+    const refused = await this.targetRefused(request, tenantId, 'provision_refused');
+    if (refused) return refused;
 
     const platform = this.options.routePlatform(request.platform);
     // Route keys only take effect together with an endpoint (reference §5.2).
@@ -184,6 +196,39 @@ export class CredentialService {
         ? gateway.secondaryExpiresAt - this.options.rotationWindowMs
         : gateway.createdAt;
     return now - lastIssued <= FURTHER_PLATFORM_WINDOW_MS;
+  }
+
+  /**
+   * A `gatewayEndpoint` or `wakeUrl` this connector will not connect to: 400 with the field and
+   * the reason (the host, never the URL, which may carry a secret), audited.
+   */
+  private async targetRefused(
+    request: EnrollRequest | ProvisionRequest,
+    tenantId: string,
+    event: 'enroll_refused' | 'provision_refused',
+  ): Promise<CredentialOutcome<never> | null> {
+    const targets = this.options.targets ?? { endpoint: 'none', wake: 'none' };
+    const checks: [string, string | undefined, PrivateTargets][] = [
+      ['gatewayEndpoint', request.gatewayEndpoint, targets.endpoint],
+      ['wakeUrl', request.wakeUrl, targets.wake],
+    ];
+    for (const [field, url, allowPrivate] of checks) {
+      if (!url) continue;
+      const problem = await checkTargetUrl(url, { allowPrivate, resolve: targets.resolve });
+      if (!problem) continue;
+      const error = problem.nonPublic
+        ? `${field} refused: ${problem.reason}; this connector reaches private addresses only when its operator allows them (RELAY_ALLOW_PRIVATE_TARGETS)`
+        : `${field} ${problem.reason}`;
+      await this.options.store.audit({
+        at: this.now(),
+        event,
+        tenantId,
+        gatewayId: request.gatewayId,
+        detail: { reason: `${field}: ${problem.reason}` },
+      });
+      return { status: 400, body: { error } };
+    }
+    return null;
   }
 
   private async gatewayConflict(

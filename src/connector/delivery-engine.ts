@@ -5,6 +5,7 @@ import { nowSeconds, signDelivery } from '../auth/index.js';
 import { backoffDelay } from '../common/backoff.js';
 import { type BoundedCache, boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
+import type { TargetGuard } from '../common/ssrf.js';
 import {
   buildSessionKey,
   DELIVERY_HTTP_TIMEOUT_MS,
@@ -57,6 +58,8 @@ export interface DeliveryEngineOptions {
   instanceId: string;
   /** Set when several connector instances share the work (issue #8). */
   bus?: ClusterBus | undefined;
+  /** The SSRF rule for endpoints, applied on every new connection (default: public addresses only). */
+  targets?: TargetGuard | undefined;
   /**
    * False while this instance's own cluster heartbeat may have lapsed (cut off from Redis, still on
    * Postgres): the others may be releasing its claims, so it claims and delivers nothing until its
@@ -648,6 +651,7 @@ export class DeliveryEngine {
         [HEADER_SESSION_KEY]: delivery.sessionKey,
       },
       this.httpTimeoutMs,
+      this.options.targets,
     );
     if (outcome.kind === 'error') return this.retry(delivery, outcome.error, null, undefined, 'http');
     const { status } = outcome;

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { generateSecret, nowSeconds, signDelivery } from '../auth/index.js';
+import type { TargetGuard } from '../common/ssrf.js';
 import {
   HEADER_SIGNATURE,
   HEADER_TIMESTAMP,
@@ -32,6 +33,8 @@ export class ForgeryProbe {
     private readonly metrics: ConnectorMetrics,
     private readonly log: Logger,
     private readonly intervalMs: number,
+    /** The SSRF rule for endpoints (default: public addresses only). */
+    private readonly targets?: TargetGuard,
   ) {}
 
   start(): void {
@@ -66,6 +69,7 @@ export class ForgeryProbe {
         [HEADER_SIGNATURE]: signDelivery(body, generateSecret(), ts),
       },
       10_000,
+      this.targets,
     );
     let result: ProbeResult;
     if (outcome.kind === 'error') result = { endpoint, outcome: 'unreachable', status: null };

@@ -1,11 +1,20 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { LookupFunction } from 'node:net';
 import { urlToHttpOptions } from 'node:url';
 import { boundedCache } from '../common/cache.js';
+import { type TargetCheck, TargetGuard, targetUrlProblem } from '../common/ssrf.js';
 
 /**
  * One HTTP POST of pre-serialised bytes with keep-alive connections. Resolves to the status (and
- * `Retry-After` in ms) or a network error; never rejects.
+ * `Retry-After` in ms) or a network error; never rejects. Redirects are never followed: a 3xx is an
+ * answer like any other non-2xx.
+ *
+ * Where it connects follows the SSRF rule (`common/ssrf.ts`) through the {@link TargetGuard} passed
+ * in (default: public addresses only). An IP-literal host is judged before the request; a name is
+ * resolved and judged each time a new connection is opened (DNS can change; the guard keeps each
+ * verdict a few seconds), and the connection goes to the checked addresses — the name is never
+ * resolved a second time — while the `Host` header and TLS server name stay the URL's.
  */
 
 export type PostOutcome =
@@ -18,7 +27,9 @@ const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256 });
 const MAX_RESPONSE_CHARS = 2048;
 
 /** An endpoint URL parsed once: its request options, or why it cannot be posted to. */
-type Target = { ok: true; secure: boolean; options: http.RequestOptions } | { ok: false; error: string };
+type Target =
+  | { ok: true; secure: boolean; host: string; options: http.RequestOptions }
+  | { ok: false; error: string };
 /** Endpoints are few (one per tenant or gateway); bounded so odd inputs cannot grow it. */
 const targets = boundedCache<string, Target>({ max: 1024 });
 
@@ -27,11 +38,11 @@ function target(url: string): Target {
   if (parsed) return parsed;
   try {
     const location = new URL(url);
-    const secure = location.protocol === 'https:';
-    parsed =
-      secure || location.protocol === 'http:'
-        ? { ok: true, secure, options: urlToHttpOptions(location) }
-        : { ok: false, error: `unsupported endpoint scheme ${location.protocol}` };
+    const problem = targetUrlProblem(url);
+    const options = urlToHttpOptions(location);
+    parsed = problem
+      ? { ok: false, error: `endpoint URL ${problem}` }
+      : { ok: true, secure: location.protocol === 'https:', host: options.hostname ?? '', options };
   } catch {
     parsed = { ok: false, error: 'invalid endpoint URL' };
   }
@@ -39,17 +50,56 @@ function target(url: string): Target {
   return parsed;
 }
 
+/** Public addresses only: what a caller that passes no guard gets. */
+const PUBLIC_ONLY = new TargetGuard({ allowPrivate: 'none' });
+
+/** Why a target is refused, as the delivery's error (and later its dead letter's reason). */
+function refusal(verdict: Exclude<TargetCheck, { ok: true }>): string {
+  if (verdict.unresolved) return verdict.reason;
+  return `endpoint refused: ${verdict.reason} (private targets need RELAY_ALLOW_PRIVATE_TARGETS)`;
+}
+
+/** A `lookup` for a new connection: the guard's checked addresses, or the refusal as the error. */
+function guardedLookup(guard: TargetGuard): LookupFunction {
+  return (hostname, options, callback) => {
+    guard.check(hostname).then(
+      (verdict): void => {
+        if (!verdict.ok) {
+          const error = Object.assign(new Error(refusal(verdict)), { code: 'ETARGETREFUSED' });
+          callback(error, '', 0);
+        } else if (options.all) callback(null, [{ address: verdict.address, family: verdict.family }]);
+        else callback(null, verdict.address, verdict.family);
+      },
+      (error: Error) => callback(error as NodeJS.ErrnoException, '', 0),
+    );
+  };
+}
+
+/** One lookup function per guard: request options stay the same shape on the hot path. */
+const lookups = new WeakMap<TargetGuard, LookupFunction>();
+
 export function postBytes(
   url: string,
   body: Buffer,
   headers: Record<string, string>,
   timeoutMs: number,
+  guard: TargetGuard = PUBLIC_ONLY,
 ): Promise<PostOutcome> {
   return new Promise((resolve) => {
     const endpoint = target(url);
     if (!endpoint.ok) {
       resolve({ kind: 'error', error: endpoint.error, timedOut: false });
       return;
+    }
+    const known = guard.known(endpoint.host);
+    if (known && !known.ok) {
+      resolve({ kind: 'error', error: refusal(known), timedOut: false });
+      return;
+    }
+    let lookup = lookups.get(guard);
+    if (!lookup) {
+      lookup = guardedLookup(guard);
+      lookups.set(guard, lookup);
     }
     const { secure } = endpoint;
     let settled = false;
@@ -64,6 +114,8 @@ export function postBytes(
         ...endpoint.options,
         method: 'POST',
         agent: secure ? httpsAgent : httpAgent,
+        // Used only when a new connection is opened to a name (never for an IP literal).
+        lookup,
         headers: { ...headers, 'content-length': String(body.length) },
       },
       (response) => {

@@ -3,7 +3,7 @@ import https from 'node:https';
 import type { Logger } from 'pino';
 import { boundedCache } from '../common/cache.js';
 import { errorMessage } from '../common/errors.js';
-import { checkFetchTarget, type Resolver } from '../common/ssrf.js';
+import { checkFetchTarget, type PrivateTargets, type Resolver } from '../common/ssrf.js';
 import type { GatewayRecord } from './store/types.js';
 
 /**
@@ -11,7 +11,8 @@ import type { GatewayRecord } from './store/types.js';
  * its `wakeUrl`, with no body and no tenant data, so whatever suspended it starts it again. At most
  * one per gateway per cooldown (the contract leaves the value open; ours is 30 s), best effort —
  * failures are logged, never retried, and never hold up delivery — and only to public addresses
- * unless the operator allows private ones (`RELAY_WAKE_ALLOW_PRIVATE=1`).
+ * unless the operator allows private ones (`RELAY_ALLOW_PRIVATE_TARGETS`, or the older wake-only
+ * `RELAY_WAKE_ALLOW_PRIVATE=1`). Redirects are not followed (a 3xx is just the answer).
  */
 
 export const WAKE_COOLDOWN_MS = 30_000;
@@ -19,7 +20,8 @@ const WAKE_TIMEOUT_MS = 5_000;
 
 export interface WakePokerOptions {
   log: Logger;
-  allowPrivate: boolean;
+  /** Which non-public addresses may be poked (`common/ssrf.ts`). */
+  allowPrivate: PrivateTargets;
   cooldownMs?: number;
   now?: () => number;
   resolve?: Resolver;

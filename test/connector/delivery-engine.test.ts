@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateSecret, verifyDelivery } from '../../src/auth/index.js';
+import { TargetGuard } from '../../src/common/ssrf.js';
 import { addRoute, createTenant } from '../../src/connector/admin.js';
 import { DeliveryEngine } from '../../src/connector/delivery-engine.js';
 import { GatewayRegistry } from '../../src/connector/gateway-registry.js';
@@ -124,9 +125,17 @@ async function setup(
   const key = (await store.getOrCreateDeliveryKey(tenant.id, generateSecret())).primary;
   const endpoint = await startEndpoint([key]);
   cleanups.push(() => endpoint.close());
-  await addRoute(store, { tenantRef: tenant.id, platform: 'test', routeKey: 'room', endpoint: endpoint.url });
+  // The endpoint is on 127.0.0.1: allowed explicitly (SSRF rule, common/ssrf.ts).
+  await addRoute(store, {
+    tenantRef: tenant.id,
+    platform: 'test',
+    routeKey: 'room',
+    endpoint: endpoint.url,
+    allowPrivateTargets: 'all',
+  });
   options.wrap?.(store);
   const engine = new DeliveryEngine({
+    targets: new TargetGuard({ allowPrivate: 'all' }),
     store,
     registry: new GatewayRegistry(),
     metrics: new ConnectorMetrics(),

@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TargetGuard } from '../../src/common/ssrf.js';
 import { addRoute, createTenant } from '../../src/connector/admin.js';
 import { endpointLabel, ForgeryProbe } from '../../src/connector/forgery-probe.js';
 import { ConnectorMetrics } from '../../src/connector/metrics.js';
@@ -45,12 +46,15 @@ describe('forgery probe', () => {
     cleanups.push(() => store.close());
     await createTenant(store, 'good');
     await createTenant(store, 'bad');
-    await addRoute(store, { tenantRef: 'good', platform: 'webchat', routeKey: 'g', endpoint: good });
-    await addRoute(store, { tenantRef: 'bad', platform: 'webchat', routeKey: 'b', endpoint: bad });
+    // Both endpoints are on 127.0.0.1: allowed explicitly (SSRF rule, common/ssrf.ts).
+    const loopback = { platform: 'webchat', allowPrivateTargets: 'all' } as const;
+    await addRoute(store, { tenantRef: 'good', routeKey: 'g', endpoint: good, ...loopback });
+    await addRoute(store, { tenantRef: 'bad', routeKey: 'b', endpoint: bad, ...loopback });
     await addRoute(store, { tenantRef: 'bad', platform: 'webchat', routeKey: 's' });
 
     const metrics = new ConnectorMetrics({ defaultMetrics: false });
-    const results = await new ForgeryProbe(store, metrics, log, 0).runOnce();
+    const targets = new TargetGuard({ allowPrivate: 'all' });
+    const results = await new ForgeryProbe(store, metrics, log, 0, targets).runOnce();
     expect(results).toEqual(
       expect.arrayContaining([
         { endpoint: good, outcome: 'rejected', status: 401 },

@@ -289,6 +289,7 @@ describe('passthrough forwards (current §12)', () => {
       platform: 'discord',
       routeKey: 'guild-2',
       endpoint: 'http://127.0.0.1:9/hook',
+      allowPrivateTargets: 'all',
     });
     const engine = new DeliveryEngine({
       store,

@@ -351,7 +351,13 @@ describe.runIf(ENABLED)('fault injection (real processes)', () => {
         ['flaky', flaky.url],
         ['capture', capture.url],
       ] as const)
-        await addRoute(store, { tenantRef: tenantId, platform: 'webchat', routeKey: room, endpoint });
+        await addRoute(store, {
+          tenantRef: tenantId,
+          platform: 'webchat',
+          routeKey: room,
+          endpoint,
+          allowPrivateTargets: 'all', // on 127.0.0.1 (SSRF rule); the connector's env allows it too
+        });
     });
     gateway = await startGateway();
   }, 180_000);

@@ -28,7 +28,11 @@ beforeAll(async () => {
   const store = SqliteStore.open(':memory:');
   ({ tenant, accessToken: tenantToken } = await createTenant(store, 'acme'));
   connector = await startConnector({
-    config: connectorConfigFromEnv({}, { port: 0, db: ':memory:' }),
+    // Endpoints here are on 127.0.0.1: allowed explicitly (SSRF rule, common/ssrf.ts).
+    config: connectorConfigFromEnv(
+      { RELAY_ALLOW_PRIVATE_TARGETS: '127.0.0.1/32' },
+      { port: 0, db: ':memory:' },
+    ),
     store,
     adapters: [new WebChatAdapter({ log: silent })],
     log: silent,

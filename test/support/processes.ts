@@ -9,6 +9,11 @@ import { promisify } from 'node:util';
 
 export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js');
 const execFileAsync = promisify(execFile);
+/**
+ * Every test endpoint and wake URL is on 127.0.0.1: the connector (and `route add`) may reach
+ * loopback, nothing else private (SSRF rule, common/ssrf.ts). A test of the refusal overrides it.
+ */
+const LOOPBACK_TARGETS = { RELAY_ALLOW_PRIVATE_TARGETS: '127.0.0.0/8,::1' };
 
 export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), `hermes-${prefix}-`));
@@ -21,7 +26,7 @@ export async function hermes(
 ): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...LOOPBACK_TARGETS, ...env },
       timeout: 20_000,
     });
     return { stdout, stderr, code: 0 };
@@ -52,7 +57,7 @@ export interface RunningProcess {
 
 export function startHermes(args: string[], env: NodeJS.ProcessEnv = {}): RunningProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...LOOPBACK_TARGETS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
