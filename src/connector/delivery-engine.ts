@@ -35,6 +35,7 @@ import { SessionDirectory, type SessionPlacement } from './session-directory.js'
 import { postBytes } from './signed-post.js';
 import { SocketDelivery, type SocketDeliveryWork, type SocketOutcome } from './socket-delivery.js';
 import type {
+  ClaimFairness,
   CompletionResult,
   DeliveryKeys,
   DeliveryRecord,
@@ -66,7 +67,16 @@ export interface DeliveryEngineOptions {
    * heartbeat is current again (fencing, #18). Unset: always alive (one instance).
    */
   alive?: () => boolean;
+  /** Attempts in flight at once (default 128). */
   concurrency?: number;
+  /**
+   * Attempts in flight at once for one tenant, HTTP and socket alike (default half of
+   * `concurrency`, 64 of 128), so one tenant's backlog to a slow endpoint or a gateway slow to
+   * acknowledge cannot take every slot (#18): the other half always serves the other tenants.
+   * Half, not less: a tenant alone with many sessions and a fast endpoint keeps the throughput it
+   * had (a quarter cost a measurable part of it in the delivery bench, see src/connector/README.md).
+   */
+  tenantConcurrency?: number;
   leaseMs?: number;
   httpTimeoutMs?: number;
   ackTimeoutMs?: number;
@@ -88,6 +98,12 @@ export interface DeliveryEngineOptions {
 
 const IDLE_POLL_MS = 1_000;
 const MIN_RESCHEDULE_MS = 50;
+/**
+ * The pump's floor while tenants sit at their cap with due rows left over: those rows wait for
+ * their tenant's attempts to finish (which wake the pump), so polling for them faster only runs
+ * claims that take nothing. Other tenants' new rows wake the pump themselves.
+ */
+const CAPPED_RESCHEDULE_MS = 250;
 /** An interrupt not delivered within this long is dropped, and until then a repeat is coalesced. */
 const INTERRUPT_MAX_AGE_MS = 60_000;
 const PENDING_INTERRUPTS_MAX = 100_000;
@@ -111,6 +127,11 @@ export class DeliveryEngine {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly concurrency: number;
+  private readonly tenantConcurrency: number;
+  /** Attempt slots taken, by tenant (only tenants with at least one). */
+  private readonly tenantInflight = new Map<string, number>();
+  /** The last claim left due rows behind because their tenants were at their cap. */
+  private capped = false;
   private readonly leaseMs: number;
   private readonly httpTimeoutMs: number;
   private readonly maxAgeMs: number;
@@ -175,6 +196,10 @@ export class DeliveryEngine {
       now: this.now,
     });
     this.concurrency = options.concurrency ?? 128;
+    this.tenantConcurrency = Math.max(
+      1,
+      Math.min(this.concurrency, options.tenantConcurrency ?? Math.floor(this.concurrency / 2)),
+    );
     this.leaseMs = options.leaseMs ?? 60_000;
     this.httpTimeoutMs = options.httpTimeoutMs ?? DELIVERY_HTTP_TIMEOUT_MS;
     this.sockets = new SocketDelivery({
@@ -230,22 +255,75 @@ export class DeliveryEngine {
    * the unused ones handed back after it; `ingest` launches each leased row it gets back.
    */
   private async enqueueLeased(batch: NewDelivery[]): Promise<DeliveryRecord[]> {
-    const slots = this.running ? Math.max(0, Math.min(batch.length, this.concurrency - this.inflight)) : 0;
+    let slots =
+      this.running && !this.fenced()
+        ? Math.max(0, Math.min(batch.length, this.concurrency - this.inflight))
+        : 0;
+    // Each tenant's share too: no more than its cap minus what it has in flight (#18).
+    const tenantLimits = new Map<string, number>();
+    if (slots > 0) {
+      for (const delivery of batch)
+        tenantLimits.set(delivery.tenantId, (tenantLimits.get(delivery.tenantId) ?? 0) + 1);
+      let shares = 0;
+      for (const [tenantId, wanted] of tenantLimits) {
+        const share = Math.max(0, Math.min(wanted, this.tenantConcurrency - this.tenantSlots(tenantId)));
+        tenantLimits.set(tenantId, share);
+        this.takeTenantSlots(tenantId, share);
+        shares += share;
+      }
+      slots = Math.min(slots, shares);
+    }
     this.inflight += slots;
+    const leasedBy = new Map<string, number>();
     let leased = 0;
     try {
       const records = await this.store.enqueueDeliveries(
         batch,
         slots > 0
-          ? { claimer: this.options.instanceId, now: this.now(), leaseMs: this.leaseMs, limit: slots }
+          ? {
+              claimer: this.options.instanceId,
+              now: this.now(),
+              leaseMs: this.leaseMs,
+              limit: slots,
+              tenantLimits,
+            }
           : undefined,
       );
-      for (const record of records) if (record.claimedBy === this.options.instanceId) leased++;
+      for (const record of records)
+        if (record.claimedBy === this.options.instanceId && !record.duplicate) {
+          leased++;
+          leasedBy.set(record.tenantId, (leasedBy.get(record.tenantId) ?? 0) + 1);
+        }
       return records;
     } finally {
       this.inflight -= slots - leased;
+      for (const [tenantId, share] of tenantLimits)
+        this.takeTenantSlots(tenantId, (leasedBy.get(tenantId) ?? 0) - share);
       if (this.inflight === 0) this.settleIdle?.();
     }
+  }
+
+  private tenantSlots(tenantId: string): number {
+    return this.tenantInflight.get(tenantId) ?? 0;
+  }
+
+  /** Take (or, negative, give back) attempt slots of a tenant. */
+  private takeTenantSlots(tenantId: string, count: number): void {
+    if (count === 0) return;
+    const left = this.tenantSlots(tenantId) + count;
+    if (left > 0) this.tenantInflight.set(tenantId, left);
+    else this.tenantInflight.delete(tenantId);
+  }
+
+  /**
+   * What the claim must respect so that no tenant goes over its cap: nothing when even `limit`
+   * rows of the busiest tenant would stay within it (the plain oldest-first claim, the hot path).
+   */
+  private claimFairness(limit: number): ClaimFairness | undefined {
+    let busiest = 0;
+    for (const count of this.tenantInflight.values()) if (count > busiest) busiest = count;
+    if (busiest + limit <= this.tenantConcurrency) return undefined;
+    return { perTenant: this.tenantConcurrency, inflight: this.tenantInflight };
   }
 
   /** PlatformContext.ingest: resolves once the event is durably queued. */
@@ -522,14 +600,23 @@ export class DeliveryEngine {
             break;
           }
           const limit = Math.min(64, this.concurrency - this.inflight);
+          const fairness = this.claimFairness(limit);
           const batch = await this.store.claimDueDeliveries(
             this.options.instanceId,
             this.now(),
             limit,
             this.leaseMs,
+            fairness && { perTenant: fairness.perTenant, inflight: new Map(fairness.inflight) },
           );
           for (const delivery of batch) this.launch(delivery);
-          if (batch.length < limit) break;
+          if (batch.length < limit) {
+            // Short under per-tenant caps: rows of capped tenants may be left, which a finished
+            // attempt of theirs (settled → backlog → wake) lets us claim.
+            this.capped = fairness !== undefined && this.anyTenantCapped();
+            if (this.capped) this.backlog = true;
+            break;
+          }
+          this.capped = false;
         }
       } while (this.again && this.running);
       if (this.running) await this.scheduleNext();
@@ -553,28 +640,36 @@ export class DeliveryEngine {
     const until = next === null ? IDLE_POLL_MS : next - this.now();
     // Due rows that could not be claimed wait behind their session's head, whose completion wakes
     // us; the floor keeps that from spinning. The ceiling picks up rows other processes queued.
-    const delay = Math.min(IDLE_POLL_MS, Math.max(MIN_RESCHEDULE_MS, until));
+    const floor = this.capped ? CAPPED_RESCHEDULE_MS : MIN_RESCHEDULE_MS;
+    const delay = Math.min(IDLE_POLL_MS, Math.max(floor, until));
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.pump(), delay);
   }
 
   private launch(delivery: DeliveryRecord): void {
     this.inflight++;
+    this.takeTenantSlots(delivery.tenantId, 1);
     this.run(delivery);
   }
 
-  /** Attempt a delivery whose slot is already counted in `inflight`. */
+  private anyTenantCapped(): boolean {
+    for (const count of this.tenantInflight.values()) if (count >= this.tenantConcurrency) return true;
+    return false;
+  }
+
+  /** Attempt a delivery whose slot (and its tenant's) is already counted in `inflight`. */
   private run(delivery: DeliveryRecord): void {
     this.attempt(delivery).then(
-      (changedDueWork) => this.settled(changedDueWork),
+      (changedDueWork) => this.settled(delivery, changedDueWork),
       (error: unknown) => {
         this.log.error({ err: errorMessage(error), id: delivery.id }, 'delivery attempt failed');
-        this.settled(true);
+        this.settled(delivery, true);
       },
     );
   }
 
-  private settled(changedDueWork: boolean): void {
+  private settled(delivery: DeliveryRecord, changedDueWork: boolean): void {
+    this.takeTenantSlots(delivery.tenantId, -1);
     this.inflight--;
     if (this.inflight === 0) this.settleIdle?.();
     if (changedDueWork || this.backlog) this.wake();

@@ -56,6 +56,7 @@ import {
 import type {
   AuditEvent,
   ChatRecord,
+  ClaimFairness,
   CompletionResult,
   DeadLetter,
   DeliveryKeys,
@@ -735,6 +736,8 @@ export class PostgresStore implements RelayStore {
       }
       const records: DeliveryRecord[] = [];
       let leases = lease ? Math.max(0, Math.floor(lease.limit)) : 0;
+      // Per-tenant fairness: what each limited tenant may still lease in this batch.
+      const tenantLeases = new Map(lease?.tenantLimits);
       for (const delivery of deliveries) {
         const first = await this.#firstWithKey(client, delivery);
         if (first !== undefined) {
@@ -742,7 +745,12 @@ export class PostgresStore implements RelayStore {
           continue;
         }
         // $9: this row may be leased if it is eligible (head); the session lock keeps that exact.
-        const mayLease = lease !== undefined && leases > 0 && delivery.createdAt <= lease.now;
+        const tenantLeft = tenantLeases.get(delivery.tenantId);
+        const mayLease =
+          lease !== undefined &&
+          leases > 0 &&
+          (tenantLeft === undefined || tenantLeft > 0) &&
+          delivery.createdAt <= lease.now;
         const { rows } = await client.query<OutboxRow>(
           `INSERT INTO outbox (${ENQUEUE_COLUMNS}, claimed_by, claimed_until)
            SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::bigint,
@@ -769,7 +777,10 @@ export class PostgresStore implements RelayStore {
         );
         const row = rows[0];
         if (!row) throw new Error(`delivery ${delivery.id} was not enqueued`);
-        if (row.claimed_by !== null) leases--;
+        if (row.claimed_by !== null) {
+          leases--;
+          if (tenantLeft !== undefined) tenantLeases.set(delivery.tenantId, tenantLeft - 1);
+        }
         records.push(toDelivery(row));
       }
       return records;
@@ -781,9 +792,65 @@ export class PostgresStore implements RelayStore {
     now: number,
     limit: number,
     leaseMs: number,
+    fairness?: ClaimFairness,
   ): Promise<DeliveryRecord[]> {
     const capped = Math.min(Math.floor(limit), MAX_CLAIM);
     if (!(capped > 0)) return [];
+    if (fairness) {
+      // Round-robin by tenant under per-tenant limits (see ClaimFairness): the ranking runs on the
+      // snapshot (a window function cannot sit beside FOR UPDATE), then the rows are locked and
+      // every condition re-checked on them as in the plain claim below. A row another claimer
+      // holds is skipped, so a claim may return fewer rows; the limits only ever shrink.
+      const busy = [...fairness.inflight];
+      const rows = await this.#rows<OutboxRow>(
+        `WITH busy AS (
+           SELECT * FROM unnest($5::text[], $6::int[]) AS b(tenant_id, n)
+         ), ranked AS (
+           SELECT o.seq, o.tenant_id,
+                  ROW_NUMBER() OVER (PARTITION BY o.tenant_id ORDER BY o.seq) AS fair_rank
+           FROM outbox o
+           WHERE o.head
+             AND o.next_attempt_at <= $1
+             AND (o.claimed_by IS NULL OR o.claimed_until < $1)
+             AND ${NO_OLDER_MESSAGE}
+         ), allowed AS (
+           SELECT r.seq, r.fair_rank FROM ranked r LEFT JOIN busy b ON b.tenant_id = r.tenant_id
+           WHERE r.fair_rank + COALESCE(b.n, 0) <= $7
+         ), picked AS MATERIALIZED (
+           SELECT o.seq FROM outbox o JOIN allowed a ON a.seq = o.seq
+           WHERE o.head
+             AND o.next_attempt_at <= $1
+             AND (o.claimed_by IS NULL OR o.claimed_until < $1)
+             AND ${NO_OLDER_MESSAGE}
+           ORDER BY a.fair_rank, o.seq
+           LIMIT $4
+           FOR UPDATE OF o SKIP LOCKED
+         )
+         UPDATE outbox o SET claimed_by = $2, claimed_until = $3, attempts = o.attempts + 1
+         FROM picked WHERE o.seq = picked.seq
+         RETURNING o.*`,
+        [
+          now,
+          claimer,
+          now + leaseMs,
+          capped,
+          busy.map(([tenant]) => tenant),
+          busy.map(([, n]) => Math.floor(n)),
+          Math.floor(fairness.perTenant),
+        ],
+      );
+      const rank = new Map<string, number>();
+      return rows
+        .sort((a, b) => a.seq - b.seq)
+        .map((row) => {
+          // Round-robin order back: each tenant's n-th row after every tenant's (n-1)-th.
+          const n = (rank.get(row.tenant_id) ?? 0) + 1;
+          rank.set(row.tenant_id, n);
+          return { row, n };
+        })
+        .sort((a, b) => a.n - b.n || a.row.seq - b.row.seq)
+        .map(({ row }) => toDelivery(row));
+    }
     const rows = await this.#rows<OutboxRow>(
       `WITH picked AS MATERIALIZED (
          SELECT o.seq FROM outbox o

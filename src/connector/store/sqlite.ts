@@ -51,6 +51,7 @@ import { SqliteHousekeeping } from './sqlite-housekeeping.js';
 import type {
   AuditEvent,
   ChatRecord,
+  ClaimFairness,
   CompletionResult,
   DeadLetter,
   DeliveryKeys,
@@ -109,6 +110,13 @@ const NO_OLDER_MESSAGE = `(o.kind = 'interrupt' OR NOT EXISTS (
 /** Upper bound on one claim, so a caller's huge limit cannot hold the write lock for long. */
 const MAX_CLAIM = 1000;
 
+interface FairHeadsParams {
+  now: number;
+  limit: number;
+  perTenant: number;
+  busy: string;
+}
+
 export class SqliteStore implements RelayStore {
   readonly #db: Database.Database;
   readonly #ping;
@@ -166,6 +174,7 @@ export class SqliteStore implements RelayStore {
   readonly #sessionHasMessage;
   /** Due-head selects keyed by LIMIT, which is inlined: a bound LIMIT costs ~10 µs a call here. */
   readonly #dueHeads = boundedCache<number, Database.Statement<{ now: number }, OutboxRow>>({ max: 32 });
+  #fairHeads: Database.Statement<FairHeadsParams, OutboxRow> | undefined;
   readonly #claimOne;
   readonly #complete;
   readonly #promoteHead;
@@ -599,19 +608,31 @@ export class SqliteStore implements RelayStore {
       },
     );
 
-    // One transaction: pick the due heads in seq order and lease them.
-    this.#claimTx = db.transaction((claimer: string, now: number, until: number, limit: number) => {
-      const rows = this.#dueHeadsSelect(limit).all({ now });
-      for (const row of rows) this.#claimOne.run(claimer, until, row.seq);
-      return rows.map((row) =>
-        toDelivery({ ...row, claimed_by: claimer, claimed_until: until, attempts: row.attempts + 1 }),
-      );
-    });
+    // One transaction: pick the due heads (in seq order, or round-robin by tenant under per-tenant
+    // limits) and lease them.
+    this.#claimTx = db.transaction(
+      (claimer: string, now: number, until: number, limit: number, fairness: ClaimFairness | undefined) => {
+        const rows = fairness
+          ? this.#fairHeadsSelect().all({
+              now,
+              limit,
+              perTenant: Math.floor(fairness.perTenant),
+              busy: JSON.stringify([...fairness.inflight]),
+            })
+          : this.#dueHeadsSelect(limit).all({ now });
+        for (const row of rows) this.#claimOne.run(claimer, until, row.seq);
+        return rows.map((row) =>
+          toDelivery({ ...row, claimed_by: claimer, claimed_until: until, attempts: row.attempts + 1 }),
+        );
+      },
+    );
 
     this.#enqueueOneTx = db.transaction((delivery: NewDelivery) => this.#enqueueRow(delivery));
     this.#enqueueManyTx = db.transaction(
       (deliveries: readonly NewDelivery[], lease: EnqueueLease | undefined): DeliveryRecord[] => {
         let leases = lease ? Math.max(0, Math.floor(lease.limit)) : 0;
+        // Per-tenant fairness: what each limited tenant may still lease in this batch.
+        const tenantLeases = new Map(lease?.tenantLimits);
         return deliveries.map((delivery): DeliveryRecord => {
           const first = this.#firstWithKey(delivery);
           if (first !== undefined) return duplicateRecord(delivery, first);
@@ -619,8 +640,17 @@ export class SqliteStore implements RelayStore {
           const head =
             delivery.kind === 'interrupt' ||
             this.#sessionHasMessage.get(delivery.tenantId, delivery.sessionKey) === undefined;
-          const leased = lease !== undefined && leases > 0 && head && delivery.createdAt <= lease.now;
-          if (leased) leases--;
+          const tenantLeft = tenantLeases.get(delivery.tenantId);
+          const leased =
+            lease !== undefined &&
+            leases > 0 &&
+            (tenantLeft === undefined || tenantLeft > 0) &&
+            head &&
+            delivery.createdAt <= lease.now;
+          if (leased) {
+            leases--;
+            if (tenantLeft !== undefined) tenantLeases.set(delivery.tenantId, tenantLeft - 1);
+          }
           const claimedBy = leased ? lease.claimer : null;
           const claimedUntil = leased ? lease.now + lease.leaseMs : null;
           const attempts = leased ? 1 : 0;
@@ -768,6 +798,29 @@ export class SqliteStore implements RelayStore {
       this.#dueHeads.set(limit, statement);
     }
     return statement;
+  }
+
+  /**
+   * The due heads under per-tenant limits: each tenant's rows ranked oldest first, a tenant's
+   * rank plus what it already has in flight (`busy`, JSON `[[tenant, n], …]`) at most `perTenant`,
+   * taken round-robin (every tenant's first, then every tenant's second, …).
+   */
+  #fairHeadsSelect(): Database.Statement<FairHeadsParams, OutboxRow> {
+    this.#fairHeads ??= this.#db.prepare<FairHeadsParams, OutboxRow>(
+      `WITH busy (tenant_id, n) AS (
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(@busy)),
+       ranked AS (
+         SELECT o.*, ROW_NUMBER() OVER (PARTITION BY o.tenant_id ORDER BY o.seq) AS fair_rank
+         FROM outbox o INDEXED BY outbox_heads
+         WHERE o.head = 1
+           AND o.next_attempt_at <= @now
+           AND (o.claimed_by IS NULL OR o.claimed_until < @now)
+           AND ${NO_OLDER_MESSAGE})
+       SELECT r.* FROM ranked r LEFT JOIN busy b ON b.tenant_id = r.tenant_id
+       WHERE r.fair_rank + COALESCE(b.n, 0) <= @perTenant
+       ORDER BY r.fair_rank, r.seq LIMIT @limit`,
+    );
+    return this.#fairHeads;
   }
 
   /** Recompute `head` for every outbox row (cheap; run on open so the column can never drift). */
@@ -987,10 +1040,11 @@ export class SqliteStore implements RelayStore {
     now: number,
     limit: number,
     leaseMs: number,
+    fairness?: ClaimFairness,
   ): Promise<DeliveryRecord[]> {
     const capped = Math.min(Math.floor(limit), MAX_CLAIM);
     if (!(capped > 0)) return [];
-    return this.#claimTx.immediate(claimer, now, now + leaseMs, capped);
+    return this.#claimTx.immediate(claimer, now, now + leaseMs, capped, fairness);
   }
 
   async completeDelivery(id: string, claimer: string): Promise<boolean> {

@@ -112,6 +112,23 @@ export interface EnqueueLease {
   leaseMs: number;
   /** Most rows to lease (0 leases none). */
   limit: number;
+  /**
+   * Per-tenant fairness: most rows to lease for each tenant named here (a tenant not named: no
+   * limit of its own), on top of `limit`.
+   */
+  tenantLimits?: ReadonlyMap<string, number>;
+}
+
+/**
+ * Per-tenant fairness for {@link RelayStore.claimDueDeliveries}: a tenant gets at most `perTenant`
+ * minus its `inflight` rows from one claim, and the rows are taken round-robin across tenants
+ * (each tenant's oldest first, then each tenant's second oldest, …), so one tenant's backlog can
+ * neither take every free slot nor be handed over only to wait for a slot it may not use.
+ */
+export interface ClaimFairness {
+  perTenant: number;
+  /** Attempts the claimer already has in flight, by tenant. */
+  inflight: ReadonlyMap<string, number>;
 }
 
 export interface NewDelivery {
@@ -284,16 +301,24 @@ export interface RelayStore {
    * claim rule: an interrupt, or a message with no older message of its session in the outbox) are
    * also leased to `lease.claimer` in the same transaction, as `claimDueDeliveries` at `lease.now`
    * would lease them (attempts 1, claimed until `now + leaseMs`), the first `lease.limit` of them
-   * in the order given. The returned records show which rows were leased.
+   * in the order given (and at most `lease.tenantLimits` of a tenant). The returned records show
+   * which rows were leased.
    */
   enqueueDeliveries(deliveries: readonly NewDelivery[], lease?: EnqueueLease): Promise<DeliveryRecord[]>;
   /**
    * Claim up to `limit` due deliveries for `claimer` until `now + leaseMs`. Only the oldest
    * unfinished delivery of each (tenant, session key) is eligible, so a session never has two in
    * flight and never overtakes itself. Interrupts are not held back by the messages of their
-   * session. Deliveries whose claim has expired are eligible again.
+   * session. Deliveries whose claim has expired are eligible again. Without `fairness` the oldest
+   * eligible rows are taken (seq order); with it, see {@link ClaimFairness}.
    */
-  claimDueDeliveries(claimer: string, now: number, limit: number, leaseMs: number): Promise<DeliveryRecord[]>;
+  claimDueDeliveries(
+    claimer: string,
+    now: number,
+    limit: number,
+    leaseMs: number,
+    fairness?: ClaimFairness,
+  ): Promise<DeliveryRecord[]>;
   completeDelivery(id: string, claimer: string): Promise<boolean>;
   /**
    * {@link completeDelivery} for several ids in one transaction; one result per id, in order. A
