@@ -258,6 +258,8 @@ export const TARGET_CHECK_TTL_MS = 10_000;
 export class TargetGuard {
   readonly allowPrivate: PrivateTargets;
   private readonly verdicts;
+  /** IP-literal verdicts never change; kept because a BlockList lookup costs microseconds. */
+  private readonly literals = boundedCache<string, TargetCheck>({ max: 4096 });
   private readonly pending = new Map<string, Promise<TargetCheck>>();
   private readonly ttlMs: number;
 
@@ -269,7 +271,11 @@ export class TargetGuard {
 
   /** The verdict when known without resolving (an IP literal, or a fresh cached verdict). */
   known(host: string): TargetCheck | undefined {
-    return checkLiteral(host, this.allowPrivate) ?? (this.ttlMs > 0 ? this.verdicts.get(host) : undefined);
+    const cached = this.literals.get(host) ?? (this.ttlMs > 0 ? this.verdicts.get(host) : undefined);
+    if (cached) return cached;
+    const literal = checkLiteral(host, this.allowPrivate);
+    if (literal) this.literals.set(host, literal);
+    return literal;
   }
 
   check(host: string): Promise<TargetCheck> {
