@@ -228,6 +228,8 @@ export class WebChatAdapter implements PlatformAdapter {
   private readonly alive = new WeakMap<WebSocket, boolean>();
   /** Frames for a socket whose history is still being read: sent after it, in order. */
   private readonly beforeHistory = new WeakMap<WebSocket, string[]>();
+  /** The body each message was last stored with here, so a status change need not read it back. */
+  private readonly storedBodies = new WeakMap<WebChatMessage, string>();
   private store: WebChatHistoryStore;
   /** Unique across instances and restarts (ids are stored and shared). */
   private readonly idEpoch = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
@@ -799,11 +801,16 @@ export class WebChatAdapter implements PlatformAdapter {
       const media = outcome.ok ? outcome.media : undefined;
       const attachments =
         media?.length && message.attachments ? this.ownFiles(chat, message, media) : undefined;
-      await this.change(chat.id, message.id, (m) => {
-        m.status = 'delivered';
-        if (attachments) m.attachments = attachments;
-        return true;
-      }).catch((err: unknown) =>
+      await this.change(
+        chat.id,
+        message.id,
+        (m) => {
+          m.status = 'delivered';
+          if (attachments) m.attachments = attachments;
+          return true;
+        },
+        message,
+      ).catch((err: unknown) =>
         this.log.warn({ err: errorMessage(err), chatId: chat.id }, 'web chat status not stored'),
       );
       this.broadcast(chat, { type: 'ack', message_id: message.id });
@@ -814,10 +821,15 @@ export class WebChatAdapter implements PlatformAdapter {
       return;
     }
     message.status = 'failed';
-    await this.change(chat.id, message.id, (m) => {
-      m.status = 'failed';
-      return true;
-    }).catch((err: unknown) =>
+    await this.change(
+      chat.id,
+      message.id,
+      (m) => {
+        m.status = 'failed';
+        return true;
+      },
+      message,
+    ).catch((err: unknown) =>
       this.log.warn({ err: errorMessage(err), chatId: chat.id }, 'web chat status not stored'),
     );
     this.broadcast(chat, { type: 'failed', message_id: message.id });
@@ -956,17 +968,14 @@ export class WebChatAdapter implements PlatformAdapter {
     message: WebChatMessage,
     clientId?: string,
   ): Promise<{ message: WebChatMessage; inserted: boolean }> {
+    const body = JSON.stringify(message);
     const { entry, inserted } = await this.store.appendWebChatMessage(
-      {
-        chatId,
-        id: message.id,
-        clientId: clientId ?? null,
-        body: JSON.stringify(message),
-        createdAt: message.ts,
-      },
+      { chatId, id: message.id, clientId: clientId ?? null, body, createdAt: message.ts },
       this.maxHistory,
     );
-    return { message: inserted ? message : parseStored(entry.body), inserted };
+    const stored = inserted ? message : parseStored(entry.body);
+    this.storedBodies.set(stored, inserted ? body : entry.body);
+    return { message: stored, inserted };
   }
 
   /** Store a message of ours (no clientId); false (logged) when the store failed. */
@@ -989,7 +998,19 @@ export class WebChatAdapter implements PlatformAdapter {
     chatId: string,
     messageId: string,
     mutate: (message: WebChatMessage) => boolean,
+    saved?: WebChatMessage,
   ): Promise<WebChatMessage | null> {
+    // The body this instance stored last, when known: tried first, without reading it back.
+    const known = saved && this.storedBodies.get(saved);
+    if (saved && known !== undefined) {
+      const candidate = parseStored(known);
+      if (!mutate(candidate)) return null;
+      const body = JSON.stringify(candidate);
+      if (await this.store.replaceWebChatMessage(chatId, messageId, known, body)) {
+        this.storedBodies.set(saved, body);
+        return candidate;
+      }
+    }
     for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
       const stored = await this.read(chatId, messageId);
       if (!stored || !mutate(stored.message)) return null;
