@@ -33,6 +33,7 @@ import type { RelayStore } from '../connector/store/types.js';
 import { ENROLLMENT_TOKEN_TTL_SECONDS, ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
 import { CliError } from './errors.js';
 import { isoTime, parseDuration, printJson, printTable } from './format.js';
+import { registerConnectorServiceCommands } from './gateway-service-commands.js';
 import { createLogger } from './logger.js';
 import { VERSION } from './version.js';
 
@@ -85,6 +86,7 @@ export function registerConnectorCommands(program: Command): void {
   const connector = program
     .command('connector')
     .description('the relay server: platforms, tenants, gateway credentials, durable delivery');
+  registerConnectorServiceCommands(connector);
 
   connector
     .command('serve')
@@ -101,7 +103,8 @@ export function registerConnectorCommands(program: Command): void {
       try {
         config = connectorConfigFromEnv(process.env, { host: options.host, port, db: options.db });
       } catch (error) {
-        if (error instanceof ConnectorConfigError) throw new CliError(error.message, 2);
+        // 78 (EX_CONFIG): the systemd unit's RestartPreventExitStatus=78 does not retry a bad setting.
+        if (error instanceof ConnectorConfigError) throw new CliError(error.message, 78);
         throw error;
       }
       const log = createLogger(config.logLevel, 'connector');

@@ -32,11 +32,14 @@ export function gatewayContext(
   } catch (error) {
     throw new CliError(errorMessage(error), 2);
   }
-  loadEnvFile(join(home, ENV_FILE_NAME), process.env);
   try {
+    // An unreadable .env is a configuration error like a malformed config.yaml (78 for run).
+    loadEnvFile(join(home, ENV_FILE_NAME), process.env);
     return { home, config: loadGatewayConfig({ home, env: process.env }) };
   } catch (error) {
-    if (error instanceof GatewayConfigError) throw new CliError(error.message, exitCodeOnConfigError);
+    const unreadableEnv = error instanceof Error && error.message.startsWith('Cannot read ');
+    if (error instanceof GatewayConfigError || unreadableEnv)
+      throw new CliError((error as Error).message, exitCodeOnConfigError);
     throw error;
   }
 }

@@ -1,9 +1,24 @@
+import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { errorMessage } from '../common/errors.js';
+import { type LoadedConfig, offlineChecks } from '../gateway/doctor.js';
+import {
+  CONNECTOR_UNIT_NAME,
+  ConnectorPreflightError,
+  defaultConnectorEnvFile,
+  planConnectorInstall,
+  prepareConnectorEnvFile,
+} from '../gateway/service/connector.js';
 import { DetachedStartError, stopWaitMs } from '../gateway/service/detached.js';
-import { type ServiceScope, systemScopeNeedsRoot, unitNameFor } from '../gateway/service/identity.js';
+import {
+  installedScopes,
+  type ServiceScope,
+  systemScopeNeedsRoot,
+  unitNameFor,
+} from '../gateway/service/identity.js';
 import {
   applyInstall,
+  applyUnit,
   InstallUsageError,
   planInstall,
   resolveServiceUser,
@@ -15,6 +30,7 @@ import {
   type Notice,
   removeUnit,
   type ServiceManager,
+  uninstallNamedUnit,
   uninstallUnit,
 } from '../gateway/service/manager.js';
 import { listProfileHomes, profileState } from '../gateway/service/profiles.js';
@@ -30,6 +46,7 @@ import {
   writeSetup,
 } from '../gateway/service/setup.js';
 import { Systemctl, SystemctlError } from '../gateway/service/systemctl.js';
+import { CONFIG_EXIT_CODE } from '../gateway/service/unit.js';
 import { removeFile } from '../home/atomic-file.js';
 import {
   AGENT_KINDS,
@@ -37,8 +54,10 @@ import {
   DEFAULT_MODEL,
   DEFAULT_OPENAI_BASE_URL,
   DEFAULT_RESTART_DRAIN_TIMEOUT_SECONDS,
+  loadGatewayConfig,
   parseDrainTimeout,
 } from '../home/config.js';
+import { ENV_FILE_NAME, loadEnvFile } from '../home/env-file.js';
 import { ensureHome, resolveHermesRoot, resolveHome } from '../home/home.js';
 import { readGatewayLiveness, writeIdleStopMarker } from '../home/pid-lock.js';
 import { CliError } from './errors.js';
@@ -270,6 +289,38 @@ interface InstallOptions {
   force?: boolean;
   runAsUser?: string;
   startNow?: boolean;
+  skipChecks?: boolean;
+}
+
+/**
+ * The doctor's offline checks (config parses, credentials present, permissions) on the gateway as
+ * the unit will start it: the unit's own environment (HERMES_HOME, the drain timeout) plus the
+ * home's `.env` — not this shell's variables, which the service never sees. A failure refuses the
+ * install with one line and exit 78: such a unit would only exit 78 at start.
+ */
+function preflight(target: Target, skip: boolean | undefined): void {
+  const env: NodeJS.ProcessEnv = { HERMES_HOME: target.root };
+  const drain = process.env.HERMES_RESTART_DRAIN_TIMEOUT?.trim();
+  if (drain) env.HERMES_RESTART_DRAIN_TIMEOUT = drain;
+  let loaded: LoadedConfig;
+  try {
+    loadEnvFile(join(target.home, ENV_FILE_NAME), env);
+    loaded = { ok: true, config: loadGatewayConfig({ home: target.home, env }) };
+  } catch (error) {
+    loaded = { ok: false, error: errorMessage(error) };
+  }
+  const failed = offlineChecks({ home: target.home, profile: target.profile, loaded }).find(
+    (check) => check.status === 'fail',
+  );
+  if (!failed) return;
+  if (skip) {
+    warn(`warning: installing despite a failed check (--skip-checks): ${failed.name}: ${failed.detail}`);
+    return;
+  }
+  throw new CliError(
+    `refusing to install a unit that would fail at start: ${failed.name}: ${failed.detail}; fix: ${failed.fix} (then rerun, or see \`${hermesCommand(target, 'doctor')}\`)`,
+    CONFIG_EXIT_CODE,
+  );
 }
 
 async function installCommand(options: InstallOptions, command: Command): Promise<void> {
@@ -279,6 +330,7 @@ async function installCommand(options: InstallOptions, command: Command): Promis
   const scope: ServiceScope = options.system ? 'system' : 'user';
   if (scope === 'system' && systemScopeNeedsRoot()) throw systemRootError('installing');
   const target = resolveTarget(command);
+  preflight(target, options.skipChecks);
   const { config } = gatewayContext(command);
   const systemctl = new Systemctl(scope);
   const availability = systemctl.availability();
@@ -342,6 +394,130 @@ async function uninstallCommand(options: { system?: boolean }, command: Command)
   tell(outcome.notices);
   if (outcome.stoppedByService) say(`✓ Stopped and disabled ${outcome.unit}`);
   say(`✓ Removed ${outcome.path}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// connector install / uninstall (the same unit machinery, src/gateway/service/connector.ts)
+
+interface ConnectorInstallOptions {
+  system?: boolean;
+  force?: boolean;
+  runAsUser?: string;
+  startNow?: boolean;
+  envFile?: string;
+}
+
+async function connectorInstallCommand(options: ConnectorInstallOptions): Promise<void> {
+  if (options.runAsUser !== undefined && !options.system) {
+    throw new CliError('--run-as-user only applies to a system service (--system)', 2);
+  }
+  const scope: ServiceScope = options.system ? 'system' : 'user';
+  if (scope === 'system' && systemScopeNeedsRoot()) throw systemRootError('installing');
+  const flag = scope === 'system' ? ' --system' : '';
+  const envFile = options.envFile?.trim() || defaultConnectorEnvFile(scope);
+  const systemctl = new Systemctl(scope);
+  const availability = systemctl.availability();
+  if (!availability.available) {
+    throw new CliError(
+      `systemd is not available here (${availability.reason}); run \`hermes connector serve\` under your own supervisor instead`,
+    );
+  }
+  let user: string | undefined;
+  try {
+    user = scope === 'system' ? resolveServiceUser(options.runAsUser, process.env) : undefined;
+  } catch (error) {
+    if (error instanceof InstallUsageError) throw new CliError(error.message, 2);
+    throw error;
+  }
+  let prepared: ReturnType<typeof prepareConnectorEnvFile>;
+  try {
+    prepared = prepareConnectorEnvFile(envFile);
+  } catch (error) {
+    if (error instanceof ConnectorPreflightError)
+      throw new CliError(
+        `refusing to install a unit that would fail at start: ${error.message}; fix: ${error.fix}`,
+        CONFIG_EXIT_CODE,
+      );
+    throw error;
+  }
+  if (prepared.created) say(`✓ Wrote ${envFile} (${prepared.keys.join(', ')}; mode 0600)`);
+  else say(`✓ ${envFile} checked (settings accepted, mode 0600)`);
+  const plan = planConnectorInstall({ scope, user, envFile, workingDirectory: process.cwd() });
+  if (plan.current !== undefined && plan.current !== plan.text && !options.force) {
+    throw new CliError(
+      `${plan.path} already exists and differs from the unit this install would write; pass --force to overwrite it`,
+    );
+  }
+  const { written } = systemctlCall(() => applyUnit(plan, systemctl));
+  say(written ? `✓ Wrote ${plan.path}` : `✓ ${plan.path} is up to date`);
+  say(
+    `✓ Enabled ${plan.unit} (${scope} service${user ? `, runs as ${user}` : ''}; working directory ${plan.workingDirectory})`,
+  );
+  const startNow =
+    options.startNow ?? (interactive() ? await confirm(`Start ${plan.unit} now?`, true) : true);
+  if (startNow) {
+    systemctlCall(() => systemctl.check(['start', plan.unit]));
+    say(`✓ Started ${plan.unit}`);
+  } else {
+    say(`  start it with: systemctl${scope === 'user' ? ' --user' : ''} start ${plan.unit}`);
+  }
+  say(`  logs: journalctl${scope === 'user' ? ' --user' : ''} -u ${plan.unit} -f`);
+  say(
+    `  settings: ${envFile} (then \`hermes connector install${flag}\` to check them, and restart the unit)`,
+  );
+}
+
+async function connectorUninstallCommand(options: { system?: boolean }): Promise<void> {
+  const scope: ServiceScope = options.system
+    ? 'system'
+    : installedScopes(CONNECTOR_UNIT_NAME).includes('user') ||
+        !installedScopes(CONNECTOR_UNIT_NAME).includes('system')
+      ? 'user'
+      : 'system';
+  if (scope === 'system' && systemScopeNeedsRoot()) throw systemRootError('removing');
+  const outcome = systemctlCall(() => uninstallNamedUnit(CONNECTOR_UNIT_NAME, scope));
+  if (outcome.kind === 'not_installed') {
+    say(`✗ No ${outcome.unit} ${outcome.scope} unit installed (${outcome.path}); nothing to uninstall`);
+    return;
+  }
+  tell(outcome.notices);
+  if (outcome.stoppedByService) say(`✓ Stopped and disabled ${outcome.unit}`);
+  say(`✓ Removed ${outcome.path} (its environment file is kept)`);
+}
+
+/** Add `install` and `uninstall` to the `connector` command. */
+export function registerConnectorServiceCommands(connector: Command): void {
+  connector
+    .command('install')
+    .description('install `hermes connector serve` as a systemd service (user unit by default)')
+    .option('--system', 'install a system unit in /etc/systemd/system (needs root)')
+    .option('--force', 'overwrite an existing unit that differs')
+    .option('--run-as-user <user>', 'user a system unit runs as (default: $SUDO_USER; root only when named)')
+    .option(
+      '--env-file <path>',
+      'settings file named by EnvironmentFile= (default ~/.config/hermes/connector.env; /etc/hermes/connector.env with --system)',
+    )
+    .option('--start-now', 'start the service right away (default; asked on a terminal)')
+    .option('--no-start-now', 'only enable the service, do not start it')
+    .addHelpText(
+      'after',
+      examples(
+        'RELAY_DB=/var/lib/hermes/connector.db TELEGRAM_BOT_TOKEN=… hermes connector install',
+        'sudo hermes connector install --system --run-as-user hermes --env-file /etc/hermes/connector.env',
+      ) +
+        '\nA missing environment file is created (0600) from the RELAY_*, TELEGRAM_* and DISCORD_* variables of\n' +
+        'this shell, RELAY_DB made absolute; an existing one is checked as `connector serve` reads it. A setting\n' +
+        'serve would refuse stops the install (exit 78). The unit runs in this directory, restarts on failure,\n' +
+        'and has RestartPreventExitStatus=78: a configuration error at start is not retried.\n',
+    )
+    .action((options: ConnectorInstallOptions) => serviceCall(() => connectorInstallCommand(options)));
+
+  connector
+    .command('uninstall')
+    .description('stop, disable and remove the connector’s systemd unit (the environment file stays)')
+    .option('--system', 'act on the system unit')
+    .addHelpText('after', examples('hermes connector uninstall', 'sudo hermes connector uninstall --system'))
+    .action((options: { system?: boolean }) => serviceCall(() => connectorUninstallCommand(options)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -596,13 +772,15 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .option('--run-as-user <user>', 'user a system unit runs as (default: $SUDO_USER; root only when named)')
     .option('--start-now', 'start the service right away (default; asked on a terminal)')
     .option('--no-start-now', 'only enable the service, do not start it')
+    .option('--skip-checks', 'install even when the configuration checks fail (not recommended)')
     .addHelpText(
       'after',
       examples(
         'hermes gateway install',
         'hermes --profile work gateway install --no-start-now',
         'sudo hermes gateway install --system --run-as-user hermes',
-      ),
+      ) +
+        '\nFirst checks the configuration as the service will see it (config.yaml and .env of the home,\nnot this shell): config parses, credentials present, permissions. A failure refuses the install\n(exit 78). The unit has RestartPreventExitStatus=78: a configuration error at start is not retried.\n',
     )
     .action((options: InstallOptions, command: Command) =>
       serviceCall(() => installCommand(options, command)),

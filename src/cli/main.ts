@@ -4,6 +4,7 @@ import { errorMessage } from '../common/errors.js';
 import { registerConnectorCommands } from './connector-commands.js';
 import { registerDashboardCommands } from './dashboard-commands.js';
 import { registerDemoCommand } from './demo.js';
+import { registerDoctorCommand } from './doctor-commands.js';
 import { CliError } from './errors.js';
 import { registerGatewayCommands } from './gateway-commands.js';
 import { registerProxyCommands } from './proxy-commands.js';
@@ -19,6 +20,7 @@ const program = new Command('hermes')
 
 registerConnectorCommands(program);
 registerGatewayCommands(program);
+registerDoctorCommand(program);
 registerDashboardCommands(program);
 registerDemoCommand(program);
 registerProxyCommands(program);

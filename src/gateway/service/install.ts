@@ -21,7 +21,7 @@ export class InstallUsageError extends Error {
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** The unit's PATH: the system's, with this Node's directory first when it is elsewhere. */
-function servicePath(): string {
+export function servicePath(): string {
   const nodeDir = dirname(process.execPath);
   return SYSTEM_PATH.split(':').includes(nodeDir) ? SYSTEM_PATH : `${nodeDir}:${SYSTEM_PATH}`;
 }
@@ -104,21 +104,39 @@ export function planInstall(
     user: options.user,
   });
   const path = unitPath(options.scope, target.unit);
-  let current: string | undefined;
-  try {
-    current = readFileSync(path, 'utf8');
-  } catch {
-    current = undefined;
-  }
-  return { scope: options.scope, unit: target.unit, path, text, current, user: options.user };
+  return {
+    scope: options.scope,
+    unit: target.unit,
+    path,
+    text,
+    current: currentUnitText(path),
+    user: options.user,
+  };
 }
 
 /** Write the unit (when it differs), reload systemd and enable it. Returns whether the file changed. */
 export function applyInstall(plan: InstallPlan, home: string, systemctl: Systemctl): { written: boolean } {
   ensureHome(home);
+  return applyUnit(plan, systemctl);
+}
+
+/** Any unit: write it when it differs (0644), `daemon-reload`, `enable`. */
+export function applyUnit(
+  plan: Pick<InstallPlan, 'current' | 'text' | 'path' | 'unit'>,
+  systemctl: Systemctl,
+): { written: boolean } {
   const written = plan.current !== plan.text;
   if (written) writeFileAtomic(plan.path, plan.text, 0o644);
   systemctl.check(['daemon-reload']);
   systemctl.check(['enable', plan.unit]);
   return { written };
+}
+
+/** What is at `path` now (undefined: nothing). */
+export function currentUnitText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }

@@ -228,6 +228,15 @@ export class DetachedServiceManager implements ServiceManager {
  * unit may be half-gone already.
  */
 export function uninstallUnit(target: ServiceTarget, scope: ServiceScope): UninstallOutcome {
+  return uninstallNamedUnit(target.unit, scope, target.home);
+}
+
+/**
+ * {@link uninstallUnit} for any unit of ours (the connector's too). With `home`, a running gateway
+ * of that home is told the stop is planned first.
+ */
+export function uninstallNamedUnit(unit: string, scope: ServiceScope, home?: string): UninstallOutcome {
+  const target = { unit, home };
   const path = unitPath(scope, target.unit);
   if (!existsSync(path)) return { kind: 'not_installed', unit: target.unit, scope, path };
   const systemctl = new Systemctl(scope);

@@ -1,18 +1,29 @@
 import type { ServiceScope } from './identity.js';
 
 /**
- * The systemd unit of a gateway (reference lifecycle §4.1, June 2026 essentials): the gateway runs
- * in the foreground with `--replace`, `Restart=on-failure` revives crashes, exit 75 (restart via
- * service, SIGUSR1 / `ExecReload`) forces a restart, and `TimeoutStopSec=max(60, drain)+30` gives
- * the shutdown drain room before `KillMode=mixed` SIGKILLs what is left. No `ExecStop`: the stop
- * path is SIGTERM, which the gateway treats as planned when `hermes gateway stop` left its marker.
+ * The systemd units hermes writes (reference lifecycle §4.1, June 2026 essentials, plus the later
+ * `RestartPreventExitStatus=78`).
+ *
+ * Gateway: runs in the foreground with `--replace`, `Restart=on-failure` revives crashes, exit 75
+ * (restart via service, SIGUSR1 / `ExecReload`) forces a restart, and `TimeoutStopSec=max(60,
+ * drain)+30` gives the shutdown drain room before `KillMode=mixed` SIGKILLs what is left. No
+ * `ExecStop`: the stop path is SIGTERM, which the gateway treats as planned when `hermes gateway
+ * stop` left its marker.
+ *
+ * Connector: `hermes connector serve` with its settings in an `EnvironmentFile=` (0600), the
+ * working directory it was installed from (a relative `RELAY_DB` resolves the same), a 30 s stop.
+ *
+ * Both: exit 78 (EX_CONFIG, a configuration error at start) is never restarted — retrying cannot
+ * fix a bad setting, and a restart loop would hide the one line that says what is wrong.
  */
 
 const RESTART_EXIT_CODE = 75;
+/** EX_CONFIG: what `gateway run` and `connector serve` exit with on a configuration error. */
+export const CONFIG_EXIT_CODE = 78;
 const RESTART_SEC = 30;
 const START_LIMIT_INTERVAL_SEC = 600;
 const START_LIMIT_BURST = 5;
-const UNIT_HEADER = '# Written by `hermes gateway install`; remove with `hermes gateway uninstall`.';
+const GATEWAY_HEADER = '# Written by `hermes gateway install`; remove with `hermes gateway uninstall`.';
 
 /** `max(60, drain) + 30` seconds (drain rounded up to whole seconds). */
 export function timeoutStopSeconds(drainSeconds: number): number {
@@ -30,6 +41,13 @@ export function quoteExecArg(arg: string): string {
   const escaped = arg.replace(/%/g, '%%').replace(/\$/g, '$$$$');
   if (escaped !== '' && !/[\s"'\\;]/.test(escaped)) return escaped;
   return `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** A path setting (`WorkingDirectory=`, `EnvironmentFile=`): absolute, `%` escaped, no newlines. */
+function unitPathValue(path: string): string {
+  rejectNewlines(path);
+  if (!path.startsWith('/')) throw new Error(`systemd needs an absolute path, got ${JSON.stringify(path)}`);
+  return path.replace(/%/g, '%%');
 }
 
 /** `Environment=KEY=value`, quoted only when the value needs it. */
@@ -50,11 +68,23 @@ export interface UnitOptions {
   description: string;
   /** `User=` for system units. */
   user?: string | undefined;
+  /** The first line (a comment naming the command that wrote it); default: the gateway's. */
+  header?: string;
+  /** `EnvironmentFile=` (read by systemd, so secrets stay out of the unit). */
+  environmentFile?: string | undefined;
+  /** `WorkingDirectory=`. */
+  workingDirectory?: string | undefined;
+  /**
+   * The gateway's restart protocol (SIGUSR1 reload, exit 75 forces a restart, drain-sized stop
+   * timeout); default true. Without it: no `ExecReload`, `TimeoutStopSec=30`.
+   */
+  drainAwareRestart?: boolean;
 }
 
 export function renderUnit(options: UnitOptions): string {
+  const gatewayRestart = options.drainAwareRestart ?? true;
   const lines = [
-    UNIT_HEADER,
+    options.header ?? GATEWAY_HEADER,
     '[Unit]',
     `Description=${options.description.replace(/%/g, '%%')}`,
     'After=network-online.target',
@@ -65,17 +95,20 @@ export function renderUnit(options: UnitOptions): string {
     '[Service]',
     'Type=simple',
     `ExecStart=${options.execStart.map(quoteExecArg).join(' ')}`,
-    'ExecReload=/bin/kill -USR1 $MAINPID',
+    ...(gatewayRestart ? ['ExecReload=/bin/kill -USR1 $MAINPID'] : []),
+    ...(options.workingDirectory ? [`WorkingDirectory=${unitPathValue(options.workingDirectory)}`] : []),
+    ...(options.environmentFile ? [`EnvironmentFile=${unitPathValue(options.environmentFile)}`] : []),
     ...options.environment.map(([key, value]) => environmentLine(key, value)),
   ];
   if (options.scope === 'system' && options.user) lines.push(`User=${options.user}`);
   lines.push(
     'Restart=on-failure',
     `RestartSec=${RESTART_SEC}`,
-    `RestartForceExitStatus=${RESTART_EXIT_CODE}`,
+    ...(gatewayRestart ? [`RestartForceExitStatus=${RESTART_EXIT_CODE}`] : []),
+    `RestartPreventExitStatus=${CONFIG_EXIT_CODE}`,
     'KillMode=mixed',
     'KillSignal=SIGTERM',
-    `TimeoutStopSec=${timeoutStopSeconds(options.drainSeconds)}`,
+    `TimeoutStopSec=${gatewayRestart ? timeoutStopSeconds(options.drainSeconds) : 30}`,
     '',
     '[Install]',
     `WantedBy=${options.scope === 'system' ? 'multi-user.target' : 'default.target'}`,
