@@ -22,8 +22,6 @@ export type PostOutcome =
   | { kind: 'response'; status: number; retryAfterMs: number | undefined; body: string }
   | { kind: 'error'; error: string; timedOut: boolean };
 
-const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256 });
 const MAX_RESPONSE_CHARS = 2048;
 
 /** An endpoint URL parsed once: its request options, or why it cannot be posted to. */
@@ -75,8 +73,29 @@ function guardedLookup(guard: TargetGuard): LookupFunction {
   };
 }
 
-/** One lookup function per guard: request options stay the same shape on the hot path. */
-const lookups = new WeakMap<TargetGuard, LookupFunction>();
+/**
+ * Keep-alive agents and the lookup, per guard: a pooled connection is reused without a lookup, so
+ * connections opened under one rule are never handed to a caller under another.
+ */
+interface Transport {
+  http: http.Agent;
+  https: https.Agent;
+  lookup: LookupFunction;
+}
+const transports = new WeakMap<TargetGuard, Transport>();
+
+function transportFor(guard: TargetGuard): Transport {
+  let transport = transports.get(guard);
+  if (!transport) {
+    transport = {
+      http: new http.Agent({ keepAlive: true, maxSockets: 256 }),
+      https: new https.Agent({ keepAlive: true, maxSockets: 256 }),
+      lookup: guardedLookup(guard),
+    };
+    transports.set(guard, transport);
+  }
+  return transport;
+}
 
 export function postBytes(
   url: string,
@@ -96,11 +115,7 @@ export function postBytes(
       resolve({ kind: 'error', error: refusal(known), timedOut: false });
       return;
     }
-    let lookup = lookups.get(guard);
-    if (!lookup) {
-      lookup = guardedLookup(guard);
-      lookups.set(guard, lookup);
-    }
+    const transport = transportFor(guard);
     const { secure } = endpoint;
     let settled = false;
     const finish = (outcome: PostOutcome) => {
@@ -113,9 +128,9 @@ export function postBytes(
       {
         ...endpoint.options,
         method: 'POST',
-        agent: secure ? httpsAgent : httpAgent,
+        agent: secure ? transport.https : transport.http,
         // Used only when a new connection is opened to a name (never for an IP literal).
-        lookup,
+        lookup: transport.lookup,
         headers: { ...headers, 'content-length': String(body.length) },
       },
       (response) => {

@@ -85,6 +85,23 @@ describe('the signed POST (connect time)', () => {
     expect(resolver.calls).toBe(1);
   });
 
+  it('never hands a connection opened under one rule to a caller under another', async () => {
+    const server = await startServer();
+    const url = `http://gw.test:${server.port}/hook`;
+    const lenient = new TargetGuard({
+      allowPrivate: parsePrivateTargets('127.0.0.1/32'),
+      resolve: switchable('127.0.0.1'),
+    });
+    expect(await postBytes(url, body, {}, 5_000, lenient)).toMatchObject({ kind: 'response', status: 200 });
+    // Same host and port, a connection to it pooled: a stricter rule still resolves and refuses.
+    const strict = new TargetGuard({ allowPrivate: 'none', resolve: switchable('127.0.0.1') });
+    expect(await postBytes(url, body, {}, 5_000, strict)).toMatchObject({
+      kind: 'error',
+      error: expect.stringContaining('gw.test resolves to a non-public address (127.0.0.1)'),
+    });
+    expect(server.hits).toHaveLength(1);
+  });
+
   it('refuses a loopback literal without the setting and an allow-list that does not name it', async () => {
     const server = await startServer();
     const target = `${server.url}/hook`;
