@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readGatewayLiveness } from '../../src/home/pid-lock.js';
@@ -47,7 +47,20 @@ beforeEach(() => {
     HERMES_SYSTEMD_SYSTEM_DIR: systemDir,
     PATH: fake.path,
   };
+  // Enrolled homes (the root and profile "work"): install checks the configuration first.
+  for (const target of [root, join(root, 'profiles', 'work')]) writeCredentials(target);
 });
+
+/** What `gateway enroll` leaves in a home's .env (mode 0600). */
+function writeCredentials(target: string, mode = 0o600): void {
+  mkdirSync(target, { recursive: true, mode: 0o700 });
+  writeFileSync(
+    join(target, '.env'),
+    'GATEWAY_RELAY_URL=http://127.0.0.1:9\nGATEWAY_RELAY_ID=gw-test\nGATEWAY_RELAY_SECRET=s3cret-0123456789abcdef0123456789abcdef\n',
+    { mode },
+  );
+  chmodSync(join(target, '.env'), mode);
+}
 
 afterEach(() => {
   killAll(children.flatMap((child) => (child.pid === undefined ? [] : [child.pid])));
@@ -99,6 +112,7 @@ describe('gateway install', () => {
         'Restart=on-failure',
         'RestartSec=30',
         'RestartForceExitStatus=75',
+        'RestartPreventExitStatus=78',
         'KillMode=mixed',
         'KillSignal=SIGTERM',
         'TimeoutStopSec=230',
@@ -226,6 +240,152 @@ describe('gateway install', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('needs root');
     expect(fake.calls()).toEqual([]);
+  });
+});
+
+describe('gateway install checks the configuration first (as the service will see it)', () => {
+  it('refuses a home without credentials: one line naming the check and the enroll fix, exit 78, nothing written', async () => {
+    rmSync(join(root, '.env'));
+    writeFileSync(join(root, 'config.yaml'), 'gateway:\n  relay_url: http://127.0.0.1:9\n');
+    const result = await run(['gateway', 'install', '--no-start-now']);
+    expect(result.code).toBe(78);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^hermes: refusing to install a unit that would fail at start: credentials: /);
+    expect(lines[0]).toContain(
+      'hermes gateway enroll --token <enrollment token> --connector-url http://127.0.0.1:9',
+    );
+    expect(existsSync(join(userDir, UNIT))).toBe(false);
+    expect(fake.calls()).toEqual([]);
+  });
+
+  it('credentials only in this shell do not count: the service reads config.yaml and .env, not the shell', async () => {
+    rmSync(join(root, '.env'));
+    const result = await run(['gateway', 'install', '--no-start-now'], {
+      GATEWAY_RELAY_URL: 'http://127.0.0.1:9',
+      GATEWAY_RELAY_ID: 'gw-shell',
+      GATEWAY_RELAY_SECRET: 's3cret-0123456789abcdef0123456789abcdef',
+    });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('config: no relay configured');
+    expect(existsSync(join(userDir, UNIT))).toBe(false);
+  });
+
+  it('refuses a .env readable by others, with the chmod fix', async () => {
+    writeCredentials(root, 0o644);
+    const result = await run(['gateway', 'install', '--no-start-now']);
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('permissions: secret files readable by others');
+    expect(result.stderr).toContain(`chmod 600 ${join(root, '.env')}`);
+    expect(existsSync(join(userDir, UNIT))).toBe(false);
+  });
+
+  it('refuses a config.yaml the gateway cannot parse (what `gateway run` would exit 78 for)', async () => {
+    writeFileSync(join(root, 'config.yaml'), 'gateway: [unclosed\n');
+    const result = await run(['gateway', 'install', '--no-start-now']);
+    expect(result.code).toBe(78);
+    expect(result.stderr).toMatch(/config: Invalid YAML in .*config\.yaml at line/);
+  });
+
+  it('--skip-checks installs anyway, with a warning', async () => {
+    rmSync(join(root, '.env'));
+    writeFileSync(join(root, 'config.yaml'), 'gateway:\n  relay_url: http://127.0.0.1:9\n');
+    const result = await run(['gateway', 'install', '--no-start-now', '--skip-checks']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain(
+      'warning: installing despite a failed check (--skip-checks): credentials:',
+    );
+    expect(lines(unitText(join(userDir, UNIT)))).toContain('RestartPreventExitStatus=78');
+  });
+});
+
+describe('connector install|uninstall', () => {
+  const CONNECTOR_UNIT = 'hermes-connector.service';
+  const envFile = () => join(dir.path, 'home', '.config', 'hermes', 'connector.env');
+
+  it('writes the environment file (0600) from this shell, then a unit that names it, and enables it', async () => {
+    const db = join(dir.path, 'relay', 'connector.db');
+    const result = await run(['connector', 'install', '--no-start-now'], {
+      RELAY_DB: db,
+      RELAY_PORT: '8711',
+      TELEGRAM_BOT_TOKEN: '123:secret-bot-token',
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(
+      `✓ Wrote ${envFile()} (RELAY_DB, RELAY_PORT, TELEGRAM_BOT_TOKEN; mode 0600)`,
+    );
+    expect(statSync(envFile()).mode & 0o777).toBe(0o600);
+    expect(readFileSync(envFile(), 'utf8')).toContain('TELEGRAM_BOT_TOKEN=');
+    expect(fake.calls()).toEqual([
+      user('is-system-running'),
+      user('daemon-reload'),
+      user('enable', CONNECTOR_UNIT),
+    ]);
+    const text = unitText(join(userDir, CONNECTOR_UNIT));
+    expect(lines(text)).toEqual(
+      expect.arrayContaining([
+        `ExecStart=${process.execPath} ${MAIN_CLI} connector serve`,
+        `EnvironmentFile=${envFile()}`,
+        `WorkingDirectory=${process.cwd()}`,
+        'Restart=on-failure',
+        'RestartPreventExitStatus=78',
+        'KillSignal=SIGTERM',
+        'TimeoutStopSec=30',
+        'WantedBy=default.target',
+      ]),
+    );
+    expect(text).not.toContain('secret-bot-token');
+    expect(text).not.toMatch(/^ExecReload=/m);
+    expect(text).not.toMatch(/^RestartForceExitStatus=/m);
+  });
+
+  it('refuses settings `connector serve` would refuse: exit 78, one line, no unit (and no file from a bad shell)', async () => {
+    const fromShell = await run(['connector', 'install', '--no-start-now'], {
+      RELAY_WEBCHAT_RATE_LIMIT: 'lots',
+    });
+    expect(fromShell.code).toBe(78);
+    expect(fromShell.stderr.trim().split('\n')).toHaveLength(1);
+    expect(fromShell.stderr).toContain('RELAY_WEBCHAT_RATE_LIMIT must be <messages>/<seconds>');
+    expect(existsSync(envFile())).toBe(false);
+
+    mkdirSync(join(envFile(), '..'), { recursive: true });
+    writeFileSync(envFile(), 'RELAY_PORT=abc\n', { mode: 0o600 });
+    const fromFile = await run(['connector', 'install', '--no-start-now']);
+    expect(fromFile.code).toBe(78);
+    expect(fromFile.stderr).toContain(`${envFile()}: RELAY_PORT must be a number from 0 to 65535`);
+    expect(readFileSync(envFile(), 'utf8')).toBe('RELAY_PORT=abc\n');
+    expect(existsSync(join(userDir, CONNECTOR_UNIT))).toBe(false);
+    expect(fake.calls()).toEqual([user('is-system-running'), user('is-system-running')]);
+  });
+
+  it('refuses an environment file readable by others', async () => {
+    mkdirSync(join(envFile(), '..'), { recursive: true });
+    writeFileSync(envFile(), 'RELAY_PORT=8700\n');
+    chmodSync(envFile(), 0o644);
+    const result = await run(['connector', 'install', '--no-start-now', '--env-file', envFile()]);
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain(`fix: chmod 600 ${envFile()}`);
+    expect(existsSync(join(userDir, CONNECTOR_UNIT))).toBe(false);
+  });
+
+  it('uninstall stops, disables and removes the unit; the environment file stays', async () => {
+    expect(
+      (await run(['connector', 'install', '--no-start-now'], { RELAY_DB: join(dir.path, 'c.db') })).code,
+    ).toBe(0);
+    fake.clear();
+    const result = await run(['connector', 'uninstall']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(fake.calls()).toEqual([
+      user('is-system-running'),
+      user('stop', CONNECTOR_UNIT),
+      user('disable', CONNECTOR_UNIT),
+      user('daemon-reload'),
+    ]);
+    expect(existsSync(join(userDir, CONNECTOR_UNIT))).toBe(false);
+    expect(existsSync(envFile())).toBe(true);
+    const again = await run(['connector', 'uninstall']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('nothing to uninstall');
   });
 });
 
