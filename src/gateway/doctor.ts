@@ -7,7 +7,7 @@ import { generateSecret, isUsableSecret, mintUpgradeToken, signDelivery } from '
 import { errorMessage } from '../common/errors.js';
 import { AUTH_FILE_NAME, CONFIG_FILE_NAME, type GatewayConfig } from '../home/config.js';
 import { ENV_FILE_NAME } from '../home/env-file.js';
-import { type GatewayStatus, gatewayStatus } from '../home/gateway-status.js';
+import { gatewayStatus } from '../home/gateway-status.js';
 import { conversationsPath, inboxPath } from '../home/home.js';
 import {
   CLOSE_UNAUTHORIZED,
@@ -39,6 +39,13 @@ import { CONFIG_EXIT_CODE, timeoutStopSeconds, unitSetting, unitTimeoutStopSecon
  */
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
+
+/** What the checks need of `gatewayStatus()`: liveness and where the receiver listens. */
+export interface RunState {
+  running: boolean;
+  pid: number | null;
+  platforms: Record<string, { listener_base?: string | null | undefined }>;
+}
 
 export interface CheckResult {
   name: string;
@@ -261,7 +268,7 @@ export const probePort: PortProbe = (host, port) =>
  */
 export async function checkPorts(
   config: GatewayConfig,
-  status: Pick<GatewayStatus, 'running' | 'pid' | 'platforms'>,
+  status: RunState,
   probe: PortProbe = probePort,
 ): Promise<CheckResult> {
   const port = config.inboundPort;
@@ -651,7 +658,7 @@ export const postDelivery: Poster = async (url, body, headers) => {
   return response.status;
 };
 
-function localReceiverUrl(config: GatewayConfig, status: Pick<GatewayStatus, 'platforms'>): string {
+function localReceiverUrl(config: GatewayConfig, status: Pick<RunState, 'platforms'>): string {
   const base = Object.values(status.platforms).find((platform) => platform.listener_base)?.listener_base;
   if (base) return base.replace(/\/+$/, '');
   const host = ['0.0.0.0', '::', ''].includes(config.inboundHost) ? '127.0.0.1' : config.inboundHost;
@@ -669,7 +676,7 @@ function localReceiverUrl(config: GatewayConfig, status: Pick<GatewayStatus, 'pl
  */
 export async function checkInbound(input: {
   config: GatewayConfig;
-  status: Pick<GatewayStatus, 'running' | 'pid' | 'platforms'>;
+  status: RunState;
   profile?: string | undefined;
   post?: Poster;
   now?: () => number;
@@ -863,7 +870,7 @@ export interface DoctorDeps {
   readStore?: StoreReader;
   probePort?: PortProbe;
   stat?: StatFn;
-  status?: (home: string) => Pick<GatewayStatus, 'running' | 'pid' | 'platforms'>;
+  status?: (home: string) => RunState;
   dial?: RelayDialer;
   clock?: ServerClock;
   post?: Poster;
