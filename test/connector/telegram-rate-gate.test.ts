@@ -352,7 +352,8 @@ describe('Telegram per-chat rate gate through the connector', () => {
       TELEGRAM_API_ROOT: telegram.apiRoot,
       TELEGRAM_MAX_RETRY_AFTER_SECONDS: 'soon',
     });
-    expect(result.code).toBe(2);
+    // 78 (EX_CONFIG): `connector serve` refuses a bad setting that way (systemd does not retry it).
+    expect(result.code).toBe(78);
     expect(result.stderr).toBe(
       'hermes: TELEGRAM_MAX_RETRY_AFTER_SECONDS must be a whole number above 0, got "soon"\n',
     );
