@@ -299,6 +299,39 @@ describe('gateway install checks the configuration first (as the service will se
   });
 });
 
+describe('hermes doctor: the service check asks systemctl', () => {
+  const serviceCheck = async () => {
+    const result = await runCli(MAIN_CLI, ['doctor', '--json'], env);
+    return (
+      JSON.parse(result.stdout) as {
+        checks: { name: string; status: string; detail: string; fix?: string }[];
+      }
+    ).checks.find((check) => check.name === 'service');
+  };
+
+  it('installed, enabled and active → ok; failed → fail with journalctl; disabled → warn', async () => {
+    const installed = await run(['gateway', 'install', '--no-start-now']);
+    expect(installed.code, installed.stderr).toBe(0);
+    fake.configure({ activeState: 'active' });
+    expect(await serviceCheck()).toMatchObject({ status: 'ok', detail: `${UNIT} (user) enabled and active` });
+    expect(fake.calls()).toEqual(expect.arrayContaining([user('is-enabled', UNIT), user('is-active', UNIT)]));
+    fake.configure({ activeState: 'failed' });
+    const failed = await serviceCheck();
+    expect(failed).toMatchObject({ status: 'fail' });
+    expect(failed?.fix).toContain(`journalctl --user -u ${UNIT} -n 50`);
+    fake.configure({ activeState: 'active', enabledState: 'disabled' });
+    expect(await serviceCheck()).toMatchObject({ status: 'warn', fix: `systemctl --user enable ${UNIT}` });
+  });
+
+  it('a unit written before RestartPreventExitStatus=78 warns with the reinstall fix', async () => {
+    expect((await run(['gateway', 'install', '--no-start-now'])).code).toBe(0);
+    const path = join(userDir, UNIT);
+    writeFileSync(path, readFileSync(path, 'utf8').replace('RestartPreventExitStatus=78\n', ''));
+    fake.configure({ activeState: 'active' });
+    expect(await serviceCheck()).toMatchObject({ status: 'warn', fix: '`hermes gateway install --force`' });
+  });
+});
+
 describe('connector install|uninstall', () => {
   const CONNECTOR_UNIT = 'hermes-connector.service';
   const envFile = () => join(dir.path, 'home', '.config', 'hermes', 'connector.env');

@@ -16,6 +16,8 @@ export interface FakeSystemctlConfig {
   systemState: string;
   /** Exit code of `is-system-running`. */
   systemStateCode: number;
+  /** stdout of `is-enabled <unit>` (default `enabled`); exit 0 only for `enabled`. */
+  enabledState?: string;
   /** stdout of `is-active <unit>`; exit 0 only for `active`. */
   activeState: string;
   /** Verbs that fail: `{ enable: { code: 1, stderr: '…' } }`. */
@@ -77,6 +79,11 @@ if (verb === 'stop' && config.stopPidFile) {
     while (alive() && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
   }
   process.exit(0);
+}
+if (verb === 'is-enabled') {
+  const enabled = config.enabledState || 'enabled';
+  process.stdout.write(enabled + '\\n');
+  process.exit(enabled === 'enabled' ? 0 : 1);
 }
 if (verb === 'is-active') {
   process.stdout.write(config.activeState + '\\n');
