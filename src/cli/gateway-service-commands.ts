@@ -468,12 +468,10 @@ async function connectorInstallCommand(options: ConnectorInstallOptions): Promis
 }
 
 async function connectorUninstallCommand(options: { system?: boolean }): Promise<void> {
-  const scope: ServiceScope = options.system
-    ? 'system'
-    : installedScopes(CONNECTOR_UNIT_NAME).includes('user') ||
-        !installedScopes(CONNECTOR_UNIT_NAME).includes('system')
-      ? 'user'
-      : 'system';
+  // As for the gateway: --system, else the user unit, else an installed system unit.
+  const installed = installedScopes(CONNECTOR_UNIT_NAME);
+  const onlySystem = !installed.includes('user') && installed.includes('system');
+  const scope: ServiceScope = options.system || onlySystem ? 'system' : 'user';
   if (scope === 'system' && systemScopeNeedsRoot()) throw systemRootError('removing');
   const outcome = systemctlCall(() => uninstallNamedUnit(CONNECTOR_UNIT_NAME, scope));
   if (outcome.kind === 'not_installed') {
