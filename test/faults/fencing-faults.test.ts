@@ -262,17 +262,39 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
       counting.holding = true;
       redisLink.cut();
       const cutAt = Date.now();
+      const one = connectors.get('one') as RunningProcess & { url: string };
+      const two = connectors.get('two') as RunningProcess & { url: string };
+      const attemptsOfOne = () => metricSum(one.url, 'relay_deliveries_total');
+      // While the cut lasts: once instance 1 has been fenced for longer than the 10 s delivery
+      // timeout, every attempt it started before is over, so its attempt counter must stand still
+      // until the heal (a run without fencing has no fenced line: then from 15 s after the cut).
+      const sampling = (async () => {
+        const fencedAt = await until(
+          () => fencingSpells(one.output()).lost[0],
+          CUT_MS - 10_500,
+          'instance 1 fenced',
+        ).catch(() => cutAt + 5_000);
+        await sleep(Math.max(0, fencedAt + 10_500 - Date.now()));
+        const from = await attemptsOfOne();
+        const fromAt = Date.now();
+        await sleep(Math.max(0, cutAt + CUT_MS - 200 - Date.now()));
+        return { attempts: (await attemptsOfOne()) - from, seconds: (Date.now() - fromAt) / 1000 };
+      })();
       await stream(8_000);
       counting.holding = false;
       await stream(CUT_MS - (Date.now() - cutAt));
+      const whileFenced = await sampling;
       redisLink.heal();
       const healedAt = Date.now();
       await stream(8_000);
 
-      const one = connectors.get('one') as RunningProcess & { url: string };
-      const two = connectors.get('two') as RunningProcess & { url: string };
       // Instance 1 says it is back (its heartbeat renewed), then everything drains.
-      await until(() => fencingSpells(one.output()).back.length > 0 || undefined, 60_000, 'instance 1 back');
+      // (Asserted below, after the line is printed: a run without fencing has no such line.)
+      await until(
+        () => fencingSpells(one.output()).back.length > 0 || undefined,
+        60_000,
+        'instance 1 back',
+      ).catch(() => undefined);
       const settled = await settle(180_000);
 
       const acked = new Set(list.flatMap((v) => [...v.acked]));
@@ -290,15 +312,21 @@ describe.runIf(ENABLED && postgresUnavailable === null && redisUnavailable === n
         t,
         `${sent.length} sent, ${acked.size} acknowledged, ${ofSent.delivered} of the sent reached the agent, ` +
           `${ofSent.duplicates} duplicates among all; Redis cut for ${Math.round((healedAt - cutAt) / 1000)} s, ` +
-          `instance 1 fenced ${((fencedAt - cutAt) / 1000).toFixed(1)} s after the cut for ` +
-          `${((backAt - fencedAt) / 1000).toFixed(1)} s (${spells.lost.length} spell(s)); instance 2 released ` +
+          (fencedAt > 0
+            ? `instance 1 fenced ${((fencedAt - cutAt) / 1000).toFixed(1)} s after the cut for ` +
+              `${((backAt - fencedAt) / 1000).toFixed(1)} s `
+            : 'instance 1 never fenced ') +
+          `(${spells.lost.length} spell(s)); instance 2 released ` +
           `${released} of its claims; ${counting.posts.size} delivery ids posted, ${repeats} posted again ` +
-          `(dropped by the gateway by id); settled ${settled}` +
+          `(dropped by the gateway by id); instance 1 finished ${whileFenced.attempts} attempts in the ` +
+          `${whileFenced.seconds.toFixed(1)} s before the heal; settled ${settled}` +
           (t.lost ? `; lost e.g. ${t.lostTexts.slice(0, 5).join(' ')}` : ''),
       );
       expect(spells.lost.length).toBeGreaterThanOrEqual(1);
       expect(fencedAt).toBeGreaterThan(cutAt);
       expect(backAt).toBeGreaterThan(fencedAt);
+      expect(whileFenced.seconds).toBeGreaterThan(1);
+      expect(whileFenced.attempts).toBe(0);
       expect(acked.size).toBeGreaterThanOrEqual(sent.length * 0.9);
       expect(ofSent.duplicates).toBe(0);
       expect(t.duplicates).toBe(0);
