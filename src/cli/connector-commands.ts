@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { errorMessage } from '../common/errors.js';
+import { redactUrl } from '../common/redact.js';
 import {
   AdminError,
   addRoute,
@@ -34,7 +35,7 @@ import { ENROLLMENT_TOKEN_TTL_SECONDS, ROTATION_WINDOW_SECONDS } from '../protoc
 import { CliError } from './errors.js';
 import { isoTime, parseDuration, printJson, printTable } from './format.js';
 import { registerConnectorServiceCommands } from './gateway-service-commands.js';
-import { createLogger } from './logger.js';
+import { createLogger, logLevelFor, redactUrlsIn } from './logger.js';
 import { VERSION } from './version.js';
 
 interface DbOption {
@@ -54,7 +55,9 @@ async function useStore<T>(options: DbOption, work: (store: RelayStore) => Promi
   try {
     store = await openStore(db);
   } catch (error) {
-    throw new CliError(`cannot open the connector store at ${db}: ${errorMessage(error)}`);
+    throw new CliError(
+      redactUrlsIn(`cannot open the connector store at ${redactUrl(db)}: ${errorMessage(error)}`),
+    );
   }
   try {
     return await work(store);
@@ -107,12 +110,14 @@ export function registerConnectorCommands(program: Command): void {
         if (error instanceof ConnectorConfigError) throw new CliError(error.message, 78);
         throw error;
       }
-      const log = createLogger(config.logLevel, 'connector');
+      const log = createLogger(logLevelFor('connector', undefined, { exitCode: 78 }), 'connector');
       let store: RelayStore;
       try {
         store = await openStore(config.db);
       } catch (error) {
-        throw new CliError(`cannot open the connector store at ${config.db}: ${errorMessage(error)}`);
+        throw new CliError(
+          redactUrlsIn(`cannot open the connector store at ${redactUrl(config.db)}: ${errorMessage(error)}`),
+        );
       }
       let running: Awaited<ReturnType<typeof startConnector>>;
       try {

@@ -7,7 +7,7 @@ import { ensureHome, resolveHome } from '../home/home.js';
 import { dashboardPage } from './dashboard-page.js';
 import { CliError } from './errors.js';
 import { gatewayContext } from './gateway-commands.js';
-import { createLogger } from './logger.js';
+import { createLogger, logLevelFor } from './logger.js';
 import { readSecretLine } from './prompt.js';
 import { VERSION } from './version.js';
 
@@ -76,7 +76,7 @@ export function registerDashboardCommands(program: Command): void {
         const { home, config } = gatewayContext(command);
         ensureHome(home);
         const verbose = command.optsWithGlobals<{ verbose?: boolean }>().verbose;
-        const log = createLogger(verbose ? 'debug' : 'info', 'dashboard');
+        const log = createLogger(logLevelFor('dashboard', verbose ? 'debug' : undefined), 'dashboard');
         let running: Awaited<ReturnType<typeof startDashboard>>;
         try {
           running = await startDashboard({

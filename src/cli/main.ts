@@ -7,6 +7,7 @@ import { registerDemoCommand } from './demo.js';
 import { registerDoctorCommand } from './doctor-commands.js';
 import { CliError } from './errors.js';
 import { registerGatewayCommands } from './gateway-commands.js';
+import { configureLogging, redactUrlsIn } from './logger.js';
 import { registerProxyCommands } from './proxy-commands.js';
 import { VERSION } from './version.js';
 
@@ -15,6 +16,14 @@ const program = new Command('hermes')
   .version(VERSION, '-V, --version')
   .option('-v, --verbose', 'show stack traces and debug logs')
   .option('-p, --profile <name>', 'use the profile home $HERMES_HOME/profiles/<name>')
+  .option('--log-level <level>', 'log level of every part (default $HERMES_LOG_LEVEL or info)')
+  .option('--log-format <format>', 'auto (pretty on a terminal, else JSON), json or pretty')
+  .hook('preAction', () => {
+    const { logLevel, logFormat } = program.opts<{ logLevel?: string; logFormat?: string }>();
+    configureLogging({ level: logLevel, format: logFormat });
+    // Processes this one starts (demo children, a detached gateway) log at the same level.
+    if (logLevel) process.env.HERMES_LOG_LEVEL = logLevel.trim().toLowerCase();
+  })
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
@@ -38,13 +47,15 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (error instanceof CliError) {
-      process.stderr.write(`hermes: ${error.message}\n`);
+      process.stderr.write(`hermes: ${redactUrlsIn(error.message)}\n`);
       return error.exitCode;
     }
     const verbose = program.opts<{ verbose?: boolean }>().verbose;
-    const message = errorMessage(error);
+    // A URL with a password in it (a Postgres or Redis URL) never reaches the terminal in clear.
+    const message = redactUrlsIn(errorMessage(error));
     process.stderr.write(`hermes: ${message}\n`);
-    if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    if (verbose && error instanceof Error && error.stack)
+      process.stderr.write(`${redactUrlsIn(error.stack)}\n`);
     return 1;
   }
 }

@@ -24,7 +24,7 @@ import {
 } from '../proxy/state.js';
 import { CliError } from './errors.js';
 import { printJson, printTable } from './format.js';
-import { createLogger } from './logger.js';
+import { createLogger, logLevelFor } from './logger.js';
 
 /**
  * `hermes proxy start|status|providers` (reference lifecycle §4.2): a local OpenAI-compatible
@@ -161,7 +161,10 @@ export function registerProxyCommands(program: Command): void {
         const hostIsExplicit = command.getOptionValueSource('host') === 'cli';
         const context = proxyContext(command);
         const verbose = command.optsWithGlobals<GlobalOptions>().verbose;
-        const log = createLogger(verbose ? 'debug' : options.quiet ? 'warn' : 'info', 'proxy');
+        const log = createLogger(
+          logLevelFor('proxy', verbose ? 'debug' : options.quiet ? 'warn' : undefined),
+          'proxy',
+        );
 
         if (!isLoopbackHost(host) && !hostIsExplicit) {
           throw new CliError(
