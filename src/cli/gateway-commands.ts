@@ -4,6 +4,7 @@ import { isUsableSecret } from '../auth/index.js';
 import { errorMessage } from '../common/errors.js';
 import { defaultGatewayId, enrollGateway } from '../gateway/enroll.js';
 import { resolveIdentityToken } from '../gateway/identity-token.js';
+import { metricsListenerFromEnv } from '../gateway/metrics.js';
 import { GatewayStartupError, startGateway } from '../gateway/runner.js';
 import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from '../home/config.js';
 import { ENV_FILE_NAME, loadEnvFile, saveEnvValues } from '../home/env-file.js';
@@ -13,7 +14,8 @@ import type { PlatformStatusEntry } from '../home/status-file.js';
 import { CliError } from './errors.js';
 import { printJson } from './format.js';
 import { registerGatewayServiceCommands } from './gateway-service-commands.js';
-import { createLogger } from './logger.js';
+import { createLogger, logLevelFor } from './logger.js';
+import { VERSION } from './version.js';
 
 interface GlobalOptions {
   profile?: string;
@@ -61,8 +63,17 @@ export function registerGatewayCommands(program: Command): void {
       const { config } = gatewayContext(command, 78);
       ensureHome(config.home);
       const verbose = command.optsWithGlobals<GlobalOptions>().verbose;
-      const log = createLogger(verbose ? 'debug' : options.quiet ? 'warn' : 'info', 'gateway');
+      const log = createLogger(
+        logLevelFor('gateway', verbose ? 'debug' : options.quiet ? 'warn' : undefined, { exitCode: 78 }),
+        'gateway',
+      );
       for (const warning of config.warnings) log.warn(warning);
+      let metricsListener: ReturnType<typeof metricsListenerFromEnv>;
+      try {
+        metricsListener = metricsListenerFromEnv(process.env);
+      } catch (error) {
+        throw new CliError(errorMessage(error), 78);
+      }
       let running: Awaited<ReturnType<typeof startGateway>>;
       try {
         running = await startGateway({
@@ -71,6 +82,8 @@ export function registerGatewayCommands(program: Command): void {
           replace: options.replace ?? false,
           secondaryDeliveryKey: process.env.GATEWAY_RELAY_DELIVERY_KEY_SECONDARY,
           signals: true,
+          metricsListener,
+          version: VERSION,
         });
       } catch (error) {
         if (error instanceof GatewayStartupError) throw new CliError(error.message, error.exitCode);

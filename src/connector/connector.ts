@@ -69,7 +69,10 @@ const MEDIA_SWEEP_INTERVAL_MS = 5 * 60_000;
 
 export async function startConnector(options: StartConnectorOptions): Promise<RunningConnector> {
   const { config, store, log } = options;
-  const metrics = new ConnectorMetrics();
+  const metrics = new ConnectorMetrics({
+    version: options.version,
+    platforms: options.adapters.map((adapter) => adapter.name),
+  });
   const bus = config.redisUrl
     ? await RedisBus.connect({
         url: config.redisUrl,
@@ -250,10 +253,19 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     }
     return { ok: true };
   });
-  app.get('/metrics', async (_request, reply) => {
-    metrics.outboxDepth.set(await store.outboxDepth());
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
+  // Read at scrape time: the outbox and dead letters (shared store), this instance's web-chat sockets.
+  metrics.sampleWith(async () => metrics.outboxDepth.set(await store.outboxDepth()));
+  metrics.sampleWith(async () =>
+    metrics.deadLetters.set(await store.countPrunable('deadLetters', Number.MAX_SAFE_INTEGER)),
+  );
+  metrics.sampleWith(() =>
+    metrics.webchatConnections.set(
+      options.adapters.reduce((n, a) => n + (a instanceof WebChatAdapter ? a.openSocketCount : 0), 0),
+    ),
+  );
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.render()),
+  );
   app.get('/', async () => ({
     name: 'hermes-relay connector',
     version: options.version,

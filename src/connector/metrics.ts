@@ -88,7 +88,72 @@ export class ConnectorMetrics {
     registers: [this.registry],
   });
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  readonly buildInfo = new Gauge({
+    name: 'relay_build_info',
+    help: 'Always 1; the version label is the running hermes-relay',
+    labelNames: ['version'] as const,
+    registers: [this.registry],
+  });
+  readonly webchatConnections = new Gauge({
+    name: 'relay_webchat_connections',
+    help: 'Web-chat visitor WebSockets open on this instance',
+    registers: [this.registry],
+  });
+  readonly deadLetters = new Gauge({
+    name: 'relay_dead_letters',
+    help: 'Dead letters in the store (all instances share it); relay_deliveries_total{outcome="dead"} counts new ones',
+    registers: [this.registry],
+  });
+
+  /** Read at scrape time ({@link sample}): values that live elsewhere (the store, the web-chat adapter). */
+  readonly #samplers: (() => Promise<void> | void)[] = [];
+
+  constructor(options: { defaultMetrics?: boolean; version?: string; platforms?: readonly string[] } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (options.version !== undefined) this.buildInfo.set({ version: options.version }, 1);
+    this.initialiseLabels(options.platforms ?? []);
+  }
+
+  /** Add a value read at scrape time. */
+  sampleWith(sampler: () => Promise<void> | void): void {
+    this.#samplers.push(sampler);
+  }
+
+  /** Refresh the sampled values, then the Prometheus text. */
+  async render(): Promise<string> {
+    await Promise.all(this.#samplers.map(async (sampler) => sampler()));
+    return this.registry.metrics();
+  }
+
+  /**
+   * Every labelled counter exists at zero for its known label values from the first scrape, so
+   * `rate()` and `increase()` see the first event rather than a series appearing mid-way.
+   */
+  private initialiseLabels(platforms: readonly string[]): void {
+    for (const outcome of ['delivered', 'retry', 'dead', 'expired'])
+      for (const transport of ['http', 'socket']) this.deliveries.inc({ outcome, transport }, 0);
+    for (const reason of [
+      'missing_bearer_token',
+      'malformed_token',
+      'unknown_gateway',
+      'gateway_revoked',
+      'gateway_mismatch',
+      'bad_signature',
+      'expired',
+      'malformed',
+      'no_secret',
+      'non_expiring',
+      'exp_too_far',
+      'internal_error',
+    ])
+      this.authFailures.inc({ reason }, 0);
+    for (const platform of platforms)
+      for (const outcome of ['queued', 'no_route', 'irrelevant', 'unsupported', 'duplicate', 'error'])
+        this.inboundEvents.inc({ platform, outcome }, 0);
+    for (const reason of ['coalesced', 'unknown_session']) this.interruptsDropped.inc({ reason }, 0);
+    for (const outcome of ['rejected', 'accepted', 'unreachable', 'unexpected'])
+      this.probes.inc({ outcome }, 0);
+    for (const type of ['socket_delivery', 'platform_op'])
+      for (const outcome of ['answered', 'no_answer']) this.busRequests.inc({ type, outcome }, 0);
   }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { isUsableSecret } from '../auth/index.js';
+import { VERSION } from '../cli/version.js';
 import { errorMessage } from '../common/errors.js';
 import { isLoopbackHost } from '../common/loopback.js';
 import type { GatewayConfig } from '../home/config.js';
@@ -21,10 +22,11 @@ import { resolveIdentityToken } from './identity-token.js';
 import { SqliteInbox } from './inbox.js';
 import { MediaDownloader } from './media-download.js';
 import { connectorMediaUploader } from './media-upload.js';
+import { GatewayMetrics, type MetricsListenerSettings, startMetricsListener } from './metrics.js';
 import { declarePolicies } from './policy.js';
 import { selfProvision } from './provision.js';
 import { InboundReceiver } from './receiver.js';
-import { ReplyChannel } from './replies.js';
+import { type OutboundLink, ReplyChannel } from './replies.js';
 import { SessionManager, STOP_COMMAND } from './sessions.js';
 import { RelayTransport, type TransportStatus } from './transport.js';
 
@@ -53,6 +55,10 @@ export interface RunGatewayOptions {
   secondaryDeliveryKey?: string | undefined;
   /** Resolves with the reason to stop; the CLI wires signals to it. Tests call `stop` instead. */
   signals?: boolean;
+  /** Serve `GET /metrics` there (`GATEWAY_METRICS_PORT`/`_HOST`); no listener when unset. */
+  metricsListener?: MetricsListenerSettings | undefined;
+  /** The version in `hermes_gateway_build_info` (default the package's). */
+  version?: string;
 }
 
 /** `idle`: a planned stop that scales to zero (`hermes gateway idle`), recorded as such. */
@@ -63,6 +69,9 @@ export interface RunningGateway {
   readonly done: Promise<number>;
   readonly inboundUrl: () => string | undefined;
   stop(kind?: StopKind): Promise<number>;
+  /** This gateway's Prometheus metrics, and the URL they are served on (when a listener is set). */
+  readonly metrics: GatewayMetrics;
+  readonly metricsUrl: () => string | undefined;
 }
 
 export class GatewayStartupError extends Error {
@@ -180,6 +189,22 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     return fail(errorMessage(error), EXIT.config);
   }
 
+  const metrics = new GatewayMetrics({ version: options.version ?? VERSION });
+  let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | undefined;
+  if (options.metricsListener) {
+    try {
+      metricsListener = await startMetricsListener(metrics, options.metricsListener, log);
+    } catch (error) {
+      agent.close?.().catch(() => undefined);
+      history.close();
+      inbox.close();
+      return fail(
+        `metrics listener could not start on ${options.metricsListener.host}:${options.metricsListener.port} (GATEWAY_METRICS_PORT): ${errorMessage(error)}`,
+        EXIT.failure,
+      );
+    }
+  }
+
   let shutdown: 'none' | 'stopping' | 'restarting' = 'none';
   let externalDrain = false;
 
@@ -204,6 +229,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       sessions.interrupt(sessionKey);
     },
     onStatus: (transportStatus: TransportStatus) => {
+      metrics.setRelayState(transportStatus.state);
       const state = transportStatus.state === 'stopped' ? 'disabled' : transportStatus.state;
       status({
         platform: {
@@ -217,8 +243,19 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     },
   });
 
+  // Every op's answer is counted by result on its way back to the replies.
+  const link: OutboundLink = {
+    get descriptor() {
+      return transport.descriptor;
+    },
+    send: async (action) => {
+      const result = await transport.send(action);
+      metrics.op(action, result);
+      return result;
+    },
+  };
   const replies = new ReplyChannel(
-    transport,
+    link,
     config.platform,
     log.child({ part: 'replies' }),
     connectorMediaUploader({ relayUrl, credentials: () => credentials }),
@@ -243,7 +280,9 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     onActiveChange: (activeAgents) => status({ activeAgents }),
     journal: inbox,
     localizeMedia: (event) => downloader.localize(event),
+    metrics,
   });
+  metrics.sampleSessions(() => ({ active: sessions.activeCount, ...sessions.queueDepth() }));
 
   // Work accepted before a crash or restart runs once the relay is back (replies need it).
   let replayed = false;
@@ -251,6 +290,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     if (replayed) return;
     replayed = true;
     const { pending, interrupted } = inbox.recover();
+    for (let i = 0; i < interrupted; i++) metrics.finished('cut_by_crash');
     if (interrupted > 0)
       log.warn({ interrupted }, 'turns that were running when the gateway stopped were not re-run');
     if (pending.length > 0)
@@ -366,6 +406,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       watcher.stop();
       await receiver?.stop().catch(() => undefined);
       await transport.stop();
+      await metricsListener?.close();
       replies.close();
       await agent.close?.().catch(() => undefined);
       history.close();
@@ -412,5 +453,5 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     process.once('SIGUSR1', () => void stop('restart'));
   }
 
-  return { done, stop, inboundUrl: () => receiverUrl };
+  return { done, stop, inboundUrl: () => receiverUrl, metrics, metricsUrl: () => metricsListener?.url };
 }

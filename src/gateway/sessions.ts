@@ -8,6 +8,7 @@ import {
 } from '../protocol/index.js';
 import type { Agent, ConversationMessage, HistoryStore } from './agents/types.js';
 import type { InboxJournal, InboxOutcome } from './inbox.js';
+import type { TurnMetrics } from './metrics.js';
 import { ACTION_TEXTS, type ReplyChannel, type ReplyTarget } from './replies.js';
 
 /** User-visible texts, exactly as the reference (lifecycle reference §1.4, §1.8). */
@@ -52,6 +53,8 @@ export interface SessionManagerOptions {
   journal?: InboxJournal;
   /** Fetch the event's re-hosted files for the agent (`local_path` on each); never throws. */
   localizeMedia?: (event: MessageEvent) => Promise<MessageEvent>;
+  /** Turn counters and durations (`metrics.ts`). */
+  metrics?: TurnMetrics;
 }
 
 interface Running {
@@ -59,6 +62,9 @@ interface Running {
   /** Set once the agent is actually running (after history load); before that it is a claim. */
   started: boolean;
   stoppedBy: 'stop' | 'interrupt' | 'shutdown' | null;
+  /** For the metrics: when the turn began, and whether the agent failed. */
+  startedAt: number;
+  failed: boolean;
 }
 
 /**
@@ -80,6 +86,17 @@ export class SessionManager {
 
   get activeCount(): number {
     return this.running.size;
+  }
+
+  /** Messages waiting behind running turns, all sessions together, and the longest queue. */
+  queueDepth(): { queued: number; deepest: number } {
+    let queued = 0;
+    let deepest = 0;
+    for (const queue of this.queues.values()) {
+      queued += queue.length;
+      deepest = Math.max(deepest, queue.length);
+    }
+    return { queued, deepest };
   }
 
   activeSessions(): string[] {
@@ -185,7 +202,12 @@ export class SessionManager {
   }
 
   /** The event's work is over (answered, refused or its turn ended): close its inbox entry. */
-  private finish(event: MessageEvent, outcome: InboxOutcome = 'answered'): void {
+  private finish(
+    event: MessageEvent,
+    outcome: InboxOutcome = 'answered',
+    turn?: { seconds: number; failed: boolean },
+  ): void {
+    this.options.metrics?.finished(turn?.failed ? 'failed' : outcome, turn?.seconds);
     const id = this.inboxIds.get(event);
     if (id === undefined) return;
     this.inboxIds.delete(event);
@@ -212,13 +234,21 @@ export class SessionManager {
   }
 
   private start(key: string, event: MessageEvent): void {
-    const run: Running = { controller: new AbortController(), started: false, stoppedBy: null };
+    const run: Running = {
+      controller: new AbortController(),
+      started: false,
+      stoppedBy: null,
+      startedAt: performance.now(),
+      failed: false,
+    };
     this.running.set(key, run);
+    this.options.metrics?.turnStarted();
     this.options.onActiveChange(this.running.size);
     void this.runTurn(key, event, run).finally(() => {
       this.finish(
         event,
         run.stoppedBy === 'shutdown' ? 'cut_by_shutdown' : run.stoppedBy ? 'stopped' : 'answered',
+        { seconds: (performance.now() - run.startedAt) / 1000, failed: run.failed && !run.stoppedBy },
       );
       this.release(key, run);
     });
@@ -326,6 +356,7 @@ export class SessionManager {
           );
         return;
       }
+      run.failed = true;
       log.warn({ session: key, err: errorMessage(error) }, 'agent turn failed');
       await replies.sendText(target, `⚠️ ${errorMessage(error)}`);
     } finally {

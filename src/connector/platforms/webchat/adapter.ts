@@ -222,6 +222,10 @@ export class WebChatAdapter implements PlatformAdapter {
   /** Uploads in flight per client address. */
   private readonly uploadsByAddress = new Map<string, number>();
   private openSockets = 0;
+  /** Visitor sockets open now (the `relay_webchat_connections` gauge). */
+  get openSocketCount(): number {
+    return this.openSockets;
+  }
   private readonly now: () => number;
   /** In LRU order: the least recently active chat comes first. */
   private readonly chats = new Map<string, Chat>();
