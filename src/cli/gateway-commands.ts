@@ -6,10 +6,12 @@ import { defaultGatewayId, enrollGateway } from '../gateway/enroll.js';
 import { resolveIdentityToken } from '../gateway/identity-token.js';
 import { metricsListenerFromEnv } from '../gateway/metrics.js';
 import { GatewayStartupError, startGateway } from '../gateway/runner.js';
+import { gatewayLogPath } from '../gateway/service/detached.js';
 import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from '../home/config.js';
 import { ENV_FILE_NAME, loadEnvFile, saveEnvValues } from '../home/env-file.js';
 import { type GatewayStatus, gatewayStatus, gatewayStatusJson } from '../home/gateway-status.js';
 import { ensureHome, resolveHome } from '../home/home.js';
+import { watchInheritedLog } from '../home/log-rotation.js';
 import type { PlatformStatusEntry } from '../home/status-file.js';
 import { CliError } from './errors.js';
 import { printJson } from './format.js';
@@ -68,6 +70,10 @@ export function registerGatewayCommands(program: Command): void {
         'gateway',
       );
       for (const warning of config.warnings) log.warn(warning);
+      // Started detached (`hermes gateway start` without systemd), stderr is the home's gateway.log: rotate it.
+      watchInheritedLog(gatewayLogPath(config.home), {
+        onError: (error) => log.warn({ err: errorMessage(error) }, 'gateway.log not rotated'),
+      });
       let metricsListener: ReturnType<typeof metricsListenerFromEnv>;
       try {
         metricsListener = metricsListenerFromEnv(process.env);

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { isoUtc } from '../../home/atomic-file.js';
+import { rotateLogFile } from '../../home/log-rotation.js';
 import { isProcessAlive, readGatewayLiveness, writePlannedStopMarker } from '../../home/pid-lock.js';
 import { readRuntimeStatus } from '../../home/status-file.js';
 
@@ -30,7 +31,7 @@ export function cliEntryPath(): string {
   return fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 }
 
-function gatewayLogPath(home: string): string {
+export function gatewayLogPath(home: string): string {
   return join(home, LOG_DIR_NAME, GATEWAY_LOG_NAME);
 }
 
@@ -134,6 +135,7 @@ export interface StartDetachedResult {
 /** Open the gateway log for appending with mode 0600 (a wider existing file is narrowed). */
 function openGatewayLog(path: string): number {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  rotateLogFile(path); // size-based, keeps 5 (src/home/log-rotation.ts)
   const fd = openSync(path, 'a', 0o600);
   try {
     if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
