@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { freePort, freePortRange } from '../support/ports.js';
-import { hermes, type RunningProcess, startHermes, tempDir } from '../support/processes.js';
+import { CLI, hermes, type RunningProcess, startHermes, tempDir } from '../support/processes.js';
 
 /**
  * The built CLI as a process: the log format it picks (stderr is a pipe here, so `auto` is JSON;
@@ -55,6 +56,26 @@ describe('format', () => {
     const forcedJson = await connectorOutput(['--log-format', 'json'], { HERMES_LOG_FORMAT: 'pretty' });
     expect(forcedJson).toContain('"msg":"connector listening"');
   });
+
+  it.skipIf(!existsSync('/usr/bin/script'))(
+    'writes readable lines when stderr is a terminal (a real pseudo-terminal through script)',
+    async () => {
+      const db = join(dir.path, 'tty.db');
+      const command = `timeout -s INT 4 ${process.execPath} ${CLI} connector serve --port 0 --db ${db}`;
+      const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], {
+        env: { ...process.env, ...CLEAN, RELAY_ALLOW_PRIVATE_TARGETS: '127.0.0.0/8' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString('utf8');
+      });
+      await new Promise((resolve) => child.once('exit', resolve));
+      expect(output).toContain('connector listening on http://127.0.0.1:');
+      expect(output).toMatch(/\d\d:\d\d:\d\d\.\d{3} INFO {2}connector connector listening url=/);
+      expect(output).not.toContain('"msg"');
+    },
+  );
 
   it('refuses a bad --log-format or --log-level in one line (exit 2), a bad level variable of the server with 78', async () => {
     const badFormat = await hermes(
