@@ -79,7 +79,7 @@ describe('redaction', () => {
         { gateway: { token: secrets.token, secret: secrets.secret, password: secrets.password } },
         'deep',
       );
-      log.info({ password: secrets.password, apiKey: secrets.apiKey }, 'keys');
+      log.info({ Password: secrets.password, 'X-Api-Key': secrets.apiKey }, 'keys');
       log.info({ db: `postgres://relay:${secrets.dbPassword}@127.0.0.1:5432/relay` }, 'store');
       log.info({ store: { url: `redis://:${secrets.redisPassword}@127.0.0.1:6379` } }, 'bus');
       log.warn(
@@ -87,8 +87,10 @@ describe('redaction', () => {
         'failed',
       );
       log.error(`cannot open postgres://relay:${secrets.dbPassword}@127.0.0.1/x (message text)`);
+      log.error({ err: new Error('kept as an error') }, 'an Error object is serialised as before');
       const text = out.lines.join('');
-      expect(out.lines).toHaveLength(9);
+      expect(out.lines).toHaveLength(10);
+      expect(text).toContain('kept as an error');
       for (const [kind, value] of Object.entries(secrets))
         expect(text, `${format}: ${kind} leaked`).not.toContain(value);
       expect(text).toContain('postgres://relay:***@127.0.0.1:5432/relay');
