@@ -118,6 +118,8 @@ const DELIVERY_KEYS_TTL_MS = 1_000;
 /** How often a fenced instance looks whether its heartbeat is back. */
 const FENCED_POLL_MS = 500;
 const DELIVERY_KEYS_CACHE_MAX = 10_000;
+/** How long a chat's `recordChat` stands before an event writes it again (its `updated_at`). */
+const KNOWN_CHAT_REFRESH_MS = 24 * 3600_000;
 /** Rows one group commit writes at most. */
 const MAX_GROUP_COMMIT = 512;
 
@@ -139,8 +141,12 @@ export class DeliveryEngine {
   private readonly backoffCapMs: number;
   /** Reached only through the engine (acknowledge, connectionReady/Closed, deliverHere). */
   private readonly sockets: SocketDelivery;
-  /** Chats already recorded for their tenant: `recordChat` is written once per chat, not per event. */
-  private readonly knownChats = boundedCache<string, true>({ max: 100_000 });
+  /**
+   * Chats recently recorded for their tenant: `recordChat` is written once per chat and day, not
+   * per event — often enough that retention (which prunes chats idle for a year) never takes a
+   * chat that is still in use.
+   */
+  private readonly knownChats: BoundedCache<string, true>;
   /**
    * `tenant \0 session key` → until when an interrupt of that session is waiting in the outbox:
    * a repeated `/stop` while one is still on its way adds nothing.
@@ -189,6 +195,7 @@ export class DeliveryEngine {
     this.now = options.now ?? Date.now;
     this.keysTtlMs = options.deliveryKeysTtlMs ?? DELIVERY_KEYS_TTL_MS;
     this.keyCache = boundedCache({ max: DELIVERY_KEYS_CACHE_MAX, ttlMs: this.keysTtlMs, now: this.now });
+    this.knownChats = boundedCache({ max: 100_000, ttlMs: KNOWN_CHAT_REFRESH_MS, now: this.now });
     this.revokedCache = boundedCache({ max: DELIVERY_KEYS_CACHE_MAX, ttlMs: this.keysTtlMs, now: this.now });
     this.pendingInterrupts = boundedCache({
       max: PENDING_INTERRUPTS_MAX,

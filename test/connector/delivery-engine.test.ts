@@ -341,4 +341,29 @@ describe('DeliveryEngine write path', () => {
     expect(keyReads).toBe(2);
     expect(key).not.toBe(next);
   });
+
+  it("records a chat once per day, not per event, so an active chat's updated_at never ages into retention (#18)", async () => {
+    let now = 1_000_000;
+    let writes = 0;
+    const { engine, endpoint, store, tenantId } = await setup({
+      now: () => now,
+      wrap: (s) => {
+        const record = s.recordChat.bind(s);
+        s.recordChat = async (chat) => {
+          writes++;
+          return record(chat);
+        };
+      },
+    });
+    for (const n of [1, 2]) {
+      await engine.ingest('test', { routeKey: 'room', event: event('daily', `d${n}`) });
+      await until(() => endpoint.received.length === n || undefined, 10_000, `delivery ${n}`);
+    }
+    expect(writes).toBe(1);
+    now += 24 * 3600_000 + 1;
+    await engine.ingest('test', { routeKey: 'room', event: event('daily', 'd3') });
+    await until(() => endpoint.received.length === 3 || undefined, 10_000, 'delivery a day later');
+    expect(writes).toBe(2);
+    expect((await store.findChat(tenantId, 'daily'))?.updatedAt).toBe(now);
+  });
 });
