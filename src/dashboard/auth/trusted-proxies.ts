@@ -1,5 +1,5 @@
-import { BlockList, isIP } from 'node:net';
 import type { FastifyRequest } from 'fastify';
+import { parseAddressList } from '../../common/ssrf.js';
 
 /**
  * Which reverse proxies the dashboard believes (`--trust-proxy [addresses]`). Only a request whose
@@ -18,48 +18,19 @@ export const NO_TRUSTED_PROXIES: TrustedProxies = () => false;
 /** `--trust-proxy` without addresses: a reverse proxy on this machine. */
 export const LOOPBACK_PROXIES: readonly string[] = ['127.0.0.0/8', '::1/128'];
 
-/** Unwrap `::ffff:a.b.c.d` so an IPv4 hop matches however the socket reports it. */
-function plainAddress(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return mapped?.[1] ?? address;
-}
-
 /**
- * Parse a comma-separated list of IP addresses and CIDR blocks (`10.0.0.5,10.1.0.0/16,::1`).
- * Throws an Error naming the first entry that is neither.
+ * Parse a comma-separated list of IP addresses and CIDR blocks (`10.0.0.5,10.1.0.0/16,::1`) — the
+ * same list syntax as `RELAY_ALLOW_PRIVATE_TARGETS`. Throws an Error naming the first bad entry.
  */
 export function parseTrustedProxyList(text: string): string[] {
-  const entries = text
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter((entry) => entry !== '');
-  if (entries.length === 0) throw new Error('expected IP addresses or CIDR blocks, comma-separated');
-  for (const entry of entries) {
-    const [address = '', prefix, extra] = entry.split('/');
-    const family = isIP(address);
-    const max = family === 4 ? 32 : 128;
-    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= max);
-    if (family === 0 || !prefixOk || extra !== undefined)
-      throw new Error(`"${entry}" is not an IP address or CIDR block`);
-  }
-  return entries;
+  return parseAddressList(text).text.split(',');
 }
 
 /** The predicate for a list from {@link parseTrustedProxyList}; `true` means {@link LOOPBACK_PROXIES}. */
 export function trustedProxies(spec: boolean | readonly string[] | undefined): TrustedProxies {
   if (spec === undefined || spec === false) return NO_TRUSTED_PROXIES;
-  const list = new BlockList();
-  for (const entry of spec === true ? LOOPBACK_PROXIES : spec) {
-    const [address = '', prefix] = entry.split('/');
-    const type = isIP(address) === 4 ? 'ipv4' : 'ipv6';
-    if (prefix === undefined) list.addAddress(address, type);
-    else list.addSubnet(address, Number(prefix), type);
-  }
-  return (address) => {
-    const plain = plainAddress(address.trim());
-    const family = isIP(plain);
-    return family !== 0 && list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
-  };
+  const list = parseAddressList((spec === true ? LOOPBACK_PROXIES : spec).join(','));
+  return (address) => list.has(address.trim());
 }
 
 /** True when the request came straight from a trusted proxy (its forwarded headers count). */
