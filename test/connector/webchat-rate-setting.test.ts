@@ -46,7 +46,8 @@ describe('RELAY_WEBCHAT_RATE_LIMIT', () => {
     const result = await hermes(['connector', 'serve', '--port', '0', '--db', join(dir.path, 'c.db')], {
       RELAY_WEBCHAT_RATE_LIMIT: 'lots',
     });
-    expect(result.code).toBe(2);
+    // 78 (EX_CONFIG): a configuration error, which the service unit does not restart.
+    expect(result.code).toBe(78);
     expect(result.stderr).toBe(
       'hermes: RELAY_WEBCHAT_RATE_LIMIT must be <messages>/<seconds> with both above 0 (e.g. 10/10), got "lots"\n',
     );
