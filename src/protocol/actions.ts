@@ -237,6 +237,13 @@ export function failedResult(error: string, extra: { ambiguous?: boolean } = {})
 export const EGRESS_DECLINED_CODE = 'egress_declined';
 
 /**
+ * The `code` of an op refused because its chat is rate limited by the platform and the wait would
+ * outlast the op timeout (our addition: the contract has the open `code` field but no such value).
+ * Definite — nothing was sent, never `ambiguous` — with the platform's wait in `retry_after` seconds.
+ */
+export const RATE_LIMITED_CODE = 'rate_limited';
+
+/**
  * The connector's refusal of an op on a chat that is not the gateway's to act on: one uniform text,
  * so it tells nothing about whose the chat is (current §7.1).
  */

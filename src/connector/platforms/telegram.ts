@@ -21,6 +21,7 @@ import {
   OUTBOUND_OP_TIMEOUT_MS,
   type OutboundResult,
   type PromptAction,
+  RATE_LIMITED_CODE,
   type ReactAction,
   type SendAction,
   type SendMediaAction,
@@ -58,8 +59,6 @@ export const DEFAULT_TELEGRAM_MAX_RETRY_AFTER_SECONDS = 60;
  * cannot be sent in time is answered "rate limited" instead of timing out and being sent later.
  */
 const OP_WAIT_BUDGET_MS = OUTBOUND_OP_TIMEOUT_MS - 5_000;
-/** The `code` of an op result refused because the chat is rate limited (not sent; not ambiguous). */
-export const RATE_LIMITED_CODE = 'rate_limited';
 
 export interface TelegramAdapterOptions {
   /** Bot token from @BotFather. Never logged. */
