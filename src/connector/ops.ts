@@ -138,7 +138,12 @@ export class OpDispatcher {
         if (Buffer.byteLength(action.content, 'utf8') > MAX_OUTBOUND_CONTENT_BYTES) {
           return failedResult(`content exceeds ${MAX_OUTBOUND_CONTENT_BYTES} bytes`);
         }
-        return inParts(adapter, action.content, (content) => runAction(adapter, { ...action, content }));
+        return inParts(
+          adapter,
+          action.content,
+          (content) => runAction(adapter, { ...action, content }),
+          action.chat_id,
+        );
       }
       case 'edit': {
         const { max_message_length: limit, len_unit: unit } = adapter.descriptor();
@@ -234,20 +239,30 @@ export class OpDispatcher {
 }
 
 /**
- * Text over the platform's limit as several messages, one call per part, in order: the result is
- * the first part's (its `message_id`), or the first failure, which stops the rest.
+ * Text over the platform's limit as several messages, one call per part, in order, as one op of
+ * the chat (`asOneOp`): the result is the first part's (its `message_id`), or the first failure,
+ * which stops the rest. A failure after a part was sent says so (`partial`, the first part's
+ * `message_id`): it is not the clean "nothing was sent" its code may otherwise mean.
  */
 async function inParts(
   adapter: PlatformAdapter,
   text: string,
   sendPart: (content: string) => Promise<OutboundResult>,
+  chatId?: string,
 ): Promise<OutboundResult> {
   const { max_message_length: limit, len_unit: unit } = adapter.descriptor();
-  let first: OutboundResult | undefined;
-  for (const part of splitMessage(text, limit, unit)) {
-    const result = await sendPart(part);
-    if (result.success === false) return first ? { ...result, message_id: first.message_id } : result;
-    first ??= result;
-  }
-  return first ?? failedResult('nothing to send');
+  const parts = splitMessage(text, limit, unit);
+  const sendAll = async (): Promise<OutboundResult> => {
+    let first: OutboundResult | undefined;
+    for (const part of parts) {
+      const result = await sendPart(part);
+      if (result.success === false)
+        return first ? { ...result, message_id: first.message_id, partial: true } : result;
+      first ??= result;
+    }
+    return first ?? failedResult('nothing to send');
+  };
+  return parts.length > 1 && chatId !== undefined && adapter.asOneOp
+    ? adapter.asOneOp(chatId, sendAll)
+    : sendAll();
 }

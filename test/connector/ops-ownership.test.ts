@@ -116,3 +116,59 @@ describe('OpDispatcher chat ownership', () => {
     expect(await send(alpha, 'y')).toMatchObject({ success: false });
   });
 });
+
+describe('OpDispatcher: a long send is one op of its chat (review M1)', () => {
+  it("runs every part inside the adapter's asOneOp, and a failure after a sent part says partial", async () => {
+    const store = SqliteStore.open(':memory:');
+    const tenantId = (await createTenant(store, 'alpha')).tenant.id;
+    await addRoute(store, { tenantRef: tenantId, platform: 'test', routeKey: '*' });
+    await store.recordChat({ tenantId, platform: 'test', chatId: 'x', routeKey: 'x', updatedAt: 1 });
+    const adapter = new RecordingAdapter();
+    const units: string[] = [];
+    let insideUnit = false;
+    const partsInUnit: boolean[] = [];
+    Object.assign(adapter, {
+      asOneOp: async <T>(chatId: string, work: () => Promise<T>): Promise<T> => {
+        units.push(chatId);
+        insideUnit = true;
+        try {
+          return await work();
+        } finally {
+          insideUnit = false;
+        }
+      },
+    });
+    const send = adapter.send.bind(adapter);
+    adapter.send = async (action) => {
+      partsInUnit.push(insideUnit);
+      // The third part is refused: the first two were sent.
+      if (adapter.sent.length === 2) return { success: false, error: 'rate limited', code: 'rate_limited' };
+      return send(action);
+    };
+    const ops = new OpDispatcher(
+      store,
+      new Map([[adapter.name, adapter]]),
+      'test',
+      new ConnectorMetrics(),
+      pino({ level: 'silent' }),
+    );
+    const result = await ops.execute(tenantId, 'test', {
+      op: 'send',
+      chat_id: 'x',
+      content: 'y'.repeat(4096 * 3),
+    });
+    expect(units).toEqual(['x']);
+    expect(partsInUnit).toEqual([true, true, true]);
+    expect(result).toEqual({
+      success: false,
+      error: 'rate limited',
+      code: 'rate_limited',
+      message_id: '1',
+      partial: true,
+    });
+    // A text that fits is one call, not wrapped.
+    await ops.execute(tenantId, 'test', { op: 'send', chat_id: 'x', content: 'short' });
+    expect(units).toEqual(['x']);
+    await store.close();
+  });
+});

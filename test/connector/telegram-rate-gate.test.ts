@@ -88,6 +88,51 @@ describe('ChatRateGates (fake clock)', () => {
     expect(gate.size).toBe(0);
   });
 
+  it('keeps the parts of one held op together: another op of the chat never lands between them (review M1)', async () => {
+    const gate = gates();
+    const telegram = platform();
+    telegram.refusals.set('A', [3]);
+    const settled: string[] = [];
+    const long = gate.hold('A', async () => {
+      settled.push(await gate.run('A', telegram.op('A', 'A.part1')));
+      settled.push(await gate.run('A', telegram.op('A', 'A.part2')));
+    });
+    await vi.advanceTimersByTimeAsync(50);
+    const other = gate.run('A', telegram.op('A', 'B')).then((label) => settled.push(label));
+    await vi.advanceTimersByTimeAsync(3_000);
+    await Promise.all([long, other]);
+    expect(settled).toEqual(['A.part1', 'A.part2', 'B']);
+    expect(gate.size).toBe(0);
+  });
+
+  it("spends one wait budget on all parts of a held op: a later part is refused, never sent past the op's budget (review M1)", async () => {
+    const gate = gates({ waitBudgetMs: 2_000, maxRetryAfterMs: 1_500 });
+    const telegram = platform();
+    telegram.refusals.set('A', [1]);
+    const sent: [string, number][] = [];
+    const start = Date.now();
+    const op = (label: string) => async () => {
+      const result = await telegram.op('A', label)();
+      sent.push([result, Date.now() - start]);
+      return result;
+    };
+    const long = gate.hold('A', async () => {
+      await gate.run('A', op('part1'));
+      telegram.refusals.set('A', [1.5]);
+      await gate.run('A', op('part2'));
+    });
+    const outcome = long.then(
+      () => 'sent',
+      (err: unknown) => err,
+    );
+    await vi.advanceTimersByTimeAsync(5_000);
+    // part1 waited 1 s and was sent; part2's 429 needs 1.5 s more with 1 s left of the op's 2 s:
+    // refused (with a fresh budget per part it would have been sent at 2.5 s).
+    expect(sent).toEqual([['part1', 1_000]]);
+    expect(await outcome).toBeInstanceOf(ChatRateLimited);
+    expect(telegram.attempts).toEqual(['part1', 'part1', 'part2']);
+  });
+
   it('waits a retry_after above the cap only up to the cap, then asks again', async () => {
     const gate = gates({ maxRetryAfterMs: 2_000 });
     const telegram = platform();

@@ -51,6 +51,8 @@ export const CLUSTER_MEMBERS = {
   attach: 'forward',
   followUp: 'forward',
   registerCommands: 'forward',
+  // The parts of one op run where the op runs (Telegram's gates are per instance).
+  asOneOp: 'forward',
   start: 'cluster',
   stop: 'cluster',
   exclusiveLease: 'consumed',

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -378,6 +379,15 @@ interface GateWaiter {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** One op of several calls on one chat ({@link ChatRateGates.hold}): its place, budget and turn. */
+interface HeldOp {
+  chatId: string;
+  seq: number;
+  deadline: number;
+  /** The gate whose turn the op holds between its calls, if it had to wait for one. */
+  holding: Gate | undefined;
+}
+
 interface Gate {
   chatId: string;
   /** Nothing for this chat is sent before this time. */
@@ -405,6 +415,7 @@ interface Gate {
 export class ChatRateGates {
   private readonly gates = new Map<string, Gate>();
   private readonly now: () => number;
+  private readonly held = new AsyncLocalStorage<HeldOp>();
   private seq = 0;
 
   constructor(private readonly options: ChatRateGateOptions) {
@@ -422,17 +433,42 @@ export class ChatRateGates {
     return gate !== undefined && gate.openAt > this.now();
   }
 
+  /**
+   * Run `work` — several {@link run} calls for `chatId`, e.g. the parts of a long text — as one op:
+   * the calls share one place in the chat's queue and one wait budget, and a turn won by one call
+   * is kept until the last, so no other op of the chat lands between them.
+   */
+  async hold<T>(chatId: string, work: () => Promise<T>): Promise<T> {
+    const op: HeldOp = {
+      chatId,
+      seq: ++this.seq,
+      deadline: this.now() + this.options.waitBudgetMs,
+      holding: undefined,
+    };
+    try {
+      return await this.held.run(op, work);
+    } finally {
+      if (op.holding) this.release(op.holding);
+    }
+  }
+
   /** Run `attempt` for `chatId` through its gate; see the class comment. */
   async run<T>(chatId: string, attempt: () => Promise<T>): Promise<T> {
-    const seq = ++this.seq;
-    const deadline = this.now() + this.options.waitBudgetMs;
-    let holding: Gate | undefined;
+    const store = this.held.getStore();
+    const op = store?.chatId === chatId ? store : undefined;
+    const seq = op?.seq ?? ++this.seq;
+    const deadline = op?.deadline ?? this.now() + this.options.waitBudgetMs;
+    let holding = op?.holding;
+    const hold = (gate: Gate | undefined) => {
+      holding = gate;
+      if (op) op.holding = gate;
+    };
     try {
       for (;;) {
         const gate = this.gates.get(chatId);
         if (gate && !holding) {
           if (!(await this.turn(gate, seq, deadline))) throw this.limited(gate);
-          holding = gate;
+          hold(gate);
         }
         try {
           return await attempt();
@@ -441,15 +477,16 @@ export class ChatRateGates {
           if (seconds === undefined) throw err;
           const closed = this.close(chatId, seconds);
           if (holding) {
-            const held = holding;
-            holding = undefined;
-            this.release(held);
+            const released = holding;
+            hold(undefined);
+            this.release(released);
           }
           if (closed.openAt > deadline) throw this.limited(closed);
         }
       }
     } finally {
-      if (holding) this.release(holding);
+      // A held op keeps its turn for its next call; `hold` releases it after the last.
+      if (holding && !op) this.release(holding);
     }
   }
 
@@ -655,6 +692,10 @@ export class TelegramAdapter implements PlatformAdapter {
     if (this.pollState === 'polling') this.pollState = 'stopped';
     await this.confirmOffset();
     this.log.info('telegram long polling stopped');
+  }
+
+  asOneOp<T>(chatId: string, work: () => Promise<T>): Promise<T> {
+    return this.gates.hold(chatId, work);
   }
 
   async send(action: SendAction): Promise<OutboundResult> {

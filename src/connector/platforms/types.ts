@@ -148,6 +148,12 @@ export interface PlatformAdapter {
 
   /** `content` is already within the platform limit; the connector splits longer content first. */
   send(action: SendAction): Promise<OutboundResult>;
+  /**
+   * Run the calls that make one op on one chat (the parts of a long text) as one unit: where the
+   * adapter orders or rate-limits a chat's ops, the parts keep the op's place and its time budget
+   * instead of each queueing anew (other ops of the chat never land between them).
+   */
+  asOneOp?<T>(chatId: string, work: () => Promise<T>): Promise<T>;
   edit?(action: EditAction): Promise<OutboundResult>;
   typing?(action: TypingAction): Promise<OutboundResult>;
   getChatInfo?(action: GetChatInfoAction): Promise<OutboundResult>;
