@@ -33,11 +33,19 @@ for (const [network, prefix] of [
 for (const [network, prefix] of [
   // Unspecified, loopback and the deprecated IPv4-compatible block (`::a.b.c.d`).
   ['::', 96],
+  // IPv4-translated (`::ffff:0:a.b.c.d`, SIIT), and NAT64 — well-known and local-use prefixes —
+  // which reach internal IPv4 addresses where deployed.
+  ['::ffff:0:0:0', 96],
   ['64:ff9b::', 96],
+  ['64:ff9b:1::', 48],
   ['100::', 64],
   ['2001:db8::', 32],
+  // 6to4 embeds an IPv4 address (`2002:7f00:1::` is 127.0.0.1's).
+  ['2002::', 16],
   ['fc00::', 7],
   ['fe80::', 10],
+  // Site-local (deprecated, still routed inside some networks).
+  ['fec0::', 10],
   ['ff00::', 8],
 ] as const)
   NON_PUBLIC.addSubnet(network, prefix, 'ipv6');
@@ -140,7 +148,14 @@ const systemResolver: Resolver = (host) => lookup(host, { all: true, verbatim: t
 
 export type TargetCheck =
   | { ok: true; address: string; family: number }
-  | { ok: false; reason: string; unresolved?: true };
+  | {
+      ok: false;
+      /** One line for whoever named the target: the host, never the address a name resolved to. */
+      reason: string;
+      unresolved?: true;
+      /** The refused address a name resolved to: for the operator's log and audit only. */
+      address?: string;
+    };
 
 /** The host of a URL without IPv6 brackets. */
 function bareHost(host: string): string {
@@ -158,10 +173,11 @@ function judge(
   if (refused)
     return {
       ok: false,
-      reason:
-        refused.address === host
-          ? `${host} is not a public address`
-          : `${host} resolves to a non-public address (${refused.address})`,
+      ...(refused.address === host
+        ? { reason: `${host} is not a public address` }
+        : // The address stays out of the reason: telling a tenant what an internal name resolves to
+          // would make the connector a DNS oracle for the operator's network.
+          { reason: `${host} resolves to a non-public address`, address: refused.address }),
     };
   return { ok: true, address: first.address, family: first.family };
 }
@@ -221,7 +237,7 @@ export function targetUrlProblem(value: string): string | undefined {
 export async function checkTargetUrl(
   value: string,
   options: { allowPrivate: PrivateTargets; resolve?: Resolver | undefined; timeoutMs?: number },
-): Promise<{ reason: string; nonPublic: boolean } | undefined> {
+): Promise<{ reason: string; nonPublic: boolean; address?: string } | undefined> {
   const problem = targetUrlProblem(value);
   if (problem) return { reason: problem, nonPublic: false };
   const host = new URL(value).hostname;
@@ -234,7 +250,8 @@ export async function checkTargetUrl(
   });
   try {
     const check = await Promise.race([checkFetchTarget(host, options), timeout]);
-    return check.ok || check.unresolved ? undefined : { reason: check.reason, nonPublic: true };
+    if (check.ok || check.unresolved) return undefined;
+    return { reason: check.reason, nonPublic: true, ...(check.address ? { address: check.address } : {}) };
   } finally {
     clearTimeout(timer);
   }

@@ -152,7 +152,7 @@ export async function addRoute(
     });
     if (problem?.nonPublic)
       throw new AdminError(
-        `--endpoint refused: ${problem.reason}; to deliver to private addresses set RELAY_ALLOW_PRIVATE_TARGETS (1, or addresses/CIDR blocks such as 10.0.0.0/8) here and on the connector`,
+        `--endpoint refused: ${problem.reason}${problem.address ? ` (${problem.address})` : ''}; to deliver to private addresses set RELAY_ALLOW_PRIVATE_TARGETS (1, or addresses/CIDR blocks such as 10.0.0.0/8) here and on the connector`,
       );
     if (problem) throw new AdminError(`--endpoint ${problem.reason}`);
   }

@@ -224,7 +224,10 @@ export class CredentialService {
         event,
         tenantId,
         gatewayId: request.gatewayId,
-        detail: { reason: `${field}: ${problem.reason}` },
+        detail: {
+          reason: `${field}: ${problem.reason}`,
+          ...(problem.address ? { address: problem.address } : {}),
+        },
       });
       return { status: 400, body: { error } };
     }

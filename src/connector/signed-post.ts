@@ -54,7 +54,8 @@ const PUBLIC_ONLY = new TargetGuard({ allowPrivate: 'none' });
 /** Why a target is refused, as the delivery's error (and later its dead letter's reason). */
 function refusal(verdict: Exclude<TargetCheck, { ok: true }>): string {
   if (verdict.unresolved) return verdict.reason;
-  return `endpoint refused: ${verdict.reason} (private targets need RELAY_ALLOW_PRIVATE_TARGETS)`;
+  const address = verdict.address ? ` (${verdict.address})` : '';
+  return `endpoint refused: ${verdict.reason}${address} (private targets need RELAY_ALLOW_PRIVATE_TARGETS)`;
 }
 
 /** A `lookup` for a new connection: the guard's checked addresses, or the refusal as the error. */

@@ -62,17 +62,22 @@ describe('the SSRF rule (common/ssrf.ts)', () => {
     }
     expect(await checkFetchTarget('private.example', { allowPrivate: 'none', resolve: names })).toEqual({
       ok: false,
-      reason: 'private.example resolves to a non-public address (10.0.0.7)',
+      reason: 'private.example resolves to a non-public address',
+      address: '10.0.0.7',
     });
     // One private address among public ones is enough to refuse the name.
     expect(await checkFetchTarget('mixed.example', { allowPrivate: 'none', resolve: names })).toMatchObject({
       ok: false,
-      reason: expect.stringContaining('192.168.1.20'),
+      address: '192.168.1.20',
     });
     expect(await checkFetchTarget('mapped.example', { allowPrivate: 'none', resolve: names })).toMatchObject({
       ok: false,
     });
     expect(isNonPublicAddress('fd12:3456::1')).toBe(true);
+    // Forms that embed or reach IPv4 (review L3): IPv4-translated, local-use NAT64, 6to4, site-local.
+    for (const address of ['::ffff:0:7f00:1', '64:ff9b:1::a00:1', '2002:7f00:1::', 'fec0::1'])
+      expect(isNonPublicAddress(address), address).toBe(true);
+    expect(isNonPublicAddress('2001:4860:4860::8888')).toBe(false);
     expect(await checkFetchTarget('nowhere.example', { allowPrivate: 'none', resolve: names })).toEqual({
       ok: false,
       reason: 'cannot resolve nowhere.example',
@@ -186,7 +191,7 @@ describe('the SSRF rule (common/ssrf.ts)', () => {
     clock = 11_001;
     expect(await guard.check('gw.example')).toMatchObject({
       ok: false,
-      reason: expect.stringContaining('10.0.0.9'),
+      address: '10.0.0.9',
     });
     expect(calls).toBe(2);
     // Literals are judged without resolving; a failed resolution is not kept.

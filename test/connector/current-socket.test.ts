@@ -218,7 +218,8 @@ describe('the SSRF rule for addresses others name', () => {
       }),
     ).toEqual({
       ok: false,
-      reason: 'wake.example resolves to a non-public address (10.0.0.5)',
+      reason: 'wake.example resolves to a non-public address',
+      address: '10.0.0.5',
     });
     expect(
       await checkFetchTarget('wake.example', { allowPrivate: false, resolve: stub(['93.184.216.34']) }),

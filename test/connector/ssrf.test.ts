@@ -275,6 +275,16 @@ describe('when an endpoint is named (real processes)', () => {
     });
     expect(refused.status).toBe(400);
     expect(refused.json.error).toMatch(/^gatewayEndpoint refused: .* is not a public address; /);
+    // A name is refused without telling the tenant what it resolves to (review L4: no DNS oracle).
+    const named = await post('/relay/provision', {
+      gatewayId: 'gw-prov',
+      gatewayEndpoint: 'http://localhost:9/hermes',
+    });
+    expect(named.status).toBe(400);
+    expect(named.json.error).toMatch(
+      /^gatewayEndpoint refused: localhost resolves to a non-public address; /,
+    );
+    expect(named.json.error).not.toMatch(/127\.0\.0\.1|::1/);
     const withCredentials = await post('/relay/provision', {
       gatewayId: 'gw-prov',
       gatewayEndpoint: 'https://hook:s3cr3t-value@gw.example/hermes',
