@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ClusterEvent, ClusterRequest } from '../../src/connector/cluster/bus.js';
 import { publishClusterEvent, RedisBus } from '../../src/connector/cluster/redis-bus.js';
 import { freePort } from '../support/ports.js';
@@ -131,6 +131,25 @@ describe.skipIf(redisUnavailable !== null)('Redis cluster bus (private redis-ser
       5_000,
       'lapse',
     );
+  });
+
+  it('judges its own heartbeat on the monotonic clock: a wall-clock step neither fences nor un-fences it (review L5)', async () => {
+    const [a] = await cluster(['mono'], 1_000);
+    await a?.start(noHandlers);
+    expect(a?.heartbeatCurrent()).toBe(true);
+    const real = Date.now();
+    const jump = vi.spyOn(Date, 'now');
+    try {
+      jump.mockReturnValue(real + 3_600_000);
+      expect(a?.heartbeatCurrent()).toBe(true);
+      jump.mockReturnValue(real - 3_600_000);
+      expect(a?.heartbeatCurrent()).toBe(true);
+    } finally {
+      jump.mockRestore();
+    }
+    // It does lapse when no beat reaches Redis for 60 % of the TTL.
+    clearInterval((a as unknown as { heartbeat: NodeJS.Timeout }).heartbeat);
+    await until(() => (a?.heartbeatCurrent() === false ? true : undefined), 15_000, 'own heartbeat lapsed');
   });
 
   it('refuses a second live process with the same instance id', async () => {

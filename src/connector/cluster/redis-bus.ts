@@ -90,7 +90,8 @@ export class RedisBus implements ClusterBus {
   private readonly pending = new Map<string, { resolve: (value: unknown) => void; timer: NodeJS.Timeout }>();
   private heartbeat: NodeJS.Timeout | undefined;
   /** When the last successful heartbeat was sent (0: none yet). */
-  private lastBeatAt = 0;
+  /** When the last heartbeat that reached Redis was sent, on the monotonic clock (a wall-clock step must not un-fence or fence this instance). */
+  private lastBeatAt = Number.NEGATIVE_INFINITY;
   private handlers: ClusterHandlers | undefined;
   private stopped = false;
   /** This process's heartbeat value, telling it apart from another process using the same id. */
@@ -272,7 +273,7 @@ export class RedisBus implements ClusterBus {
   }
 
   private async beat(): Promise<void> {
-    const started = Date.now();
+    const started = performance.now();
     await this.client.set(this.key(`alive:${this.instanceId}`), this.nonce, {
       expiration: { type: 'PX', value: this.aliveTtlMs },
     });
@@ -282,7 +283,7 @@ export class RedisBus implements ClusterBus {
 
   heartbeatCurrent(): boolean {
     // A margin before the key can expire: the others wait the full TTL before releasing claims.
-    return Date.now() - this.lastBeatAt < this.aliveTtlMs * HEARTBEAT_SAFE_FRACTION;
+    return performance.now() - this.lastBeatAt < this.aliveTtlMs * HEARTBEAT_SAFE_FRACTION;
   }
 
   /**
@@ -294,7 +295,7 @@ export class RedisBus implements ClusterBus {
     const key = this.key(`alive:${this.instanceId}`);
     const deadline = Date.now() + this.aliveTtlMs + 2_000;
     for (;;) {
-      const started = Date.now();
+      const started = performance.now();
       const taken = await this.client.set(key, this.nonce, {
         condition: 'NX',
         expiration: { type: 'PX', value: this.aliveTtlMs },
