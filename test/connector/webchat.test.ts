@@ -19,6 +19,7 @@ import {
   WebChatAdapter,
   type WebChatAdapterOptions,
 } from '../../src/connector/platforms/webchat/adapter.js';
+import { MemoryWebChatHistory } from '../../src/connector/platforms/webchat/history.js';
 import { webchatAssets } from '../../src/connector/platforms/webchat/page.js';
 import { createMarkdownRenderer } from '../../src/connector/platforms/webchat/web/markdown.js';
 import { parseDescriptor } from '../../src/protocol/index.js';
@@ -257,6 +258,30 @@ describe('web chat inbound', () => {
     client.sendJson({ type: 'message', text: 'again' });
     await client.nextOfType('ack');
     expect(h.context.ingests.map((i) => i.event.text)).toEqual(['hi', 'again']);
+  });
+});
+
+describe('web chat status across instances (review L2)', () => {
+  it('a failed ingest does not mark failed a message another instance queued meanwhile: it is acknowledged', async () => {
+    const history = new MemoryWebChatHistory(100);
+    const h = await startHarness({ store: history });
+    const client = await connect(h);
+    await client.nextOfType('history');
+    h.context.ingest = async (inbound) => {
+      // Meanwhile the same clientId, re-sent through another instance, was queued and marked so.
+      const chatId = inbound.event.source.chat_id ?? '';
+      const id = String(inbound.event.message_id);
+      const entry = await history.getWebChatMessage(chatId, id);
+      if (!entry) throw new Error('the message was not stored before its ingest');
+      const body = JSON.stringify({ ...JSON.parse(entry.body), status: 'delivered' });
+      await history.replaceWebChatMessage(chatId, id, entry.body, body);
+      throw new Error('database is locked');
+    };
+    client.sendJson({ type: 'message', text: 'hi', clientId: 'c-one' });
+    const answer = await client.next((f) => f.type === 'ack' || f.type === 'failed');
+    expect(answer.type).toBe('ack');
+    const [stored] = await h.adapter.history(`wc-demo-${VISITOR}`);
+    expect(stored?.status).toBe('delivered');
   });
 });
 

@@ -824,18 +824,26 @@ export class WebChatAdapter implements PlatformAdapter {
       }
       return;
     }
-    message.status = 'failed';
-    await this.change(
+    // A re-send through another instance may have queued it meanwhile: never mark that failed.
+    const failed = await this.change(
       chat.id,
       message.id,
       (m) => {
+        if (m.status === 'delivered') return false;
         m.status = 'failed';
         return true;
       },
       message,
-    ).catch((err: unknown) =>
-      this.log.warn({ err: errorMessage(err), chatId: chat.id }, 'web chat status not stored'),
-    );
+    ).catch((err: unknown) => {
+      this.log.warn({ err: errorMessage(err), chatId: chat.id }, 'web chat status not stored');
+      return message;
+    });
+    if (failed === null && (await this.read(chat.id, message.id))?.message.status === 'delivered') {
+      message.status = 'delivered';
+      this.broadcast(chat, { type: 'ack', message_id: message.id });
+      return;
+    }
+    message.status = 'failed';
     this.broadcast(chat, { type: 'failed', message_id: message.id });
     // A room with no route keeps only its latest unanswered message and one notice: anybody can
     // open any room name, and what nobody will read must not pile up.
