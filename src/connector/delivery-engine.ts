@@ -402,7 +402,7 @@ export class DeliveryEngine {
         endpoint: route.endpoint,
         createdAt: now,
         ...(inbound.dedupeKey
-          ? { dedupe: { key: inbound.dedupeKey, until: now + INGEST_DEDUPE_TTL_MS } }
+          ? { dedupe: { key: inbound.dedupeKey, until: now + (inbound.dedupeTtlMs ?? INGEST_DEDUPE_TTL_MS) } }
           : {}),
       });
       if (record.duplicate) {

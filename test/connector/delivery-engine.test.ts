@@ -342,6 +342,23 @@ describe('DeliveryEngine write path', () => {
     expect(key).not.toBe(next);
   });
 
+  it("remembers a dedupe key for the ingest's own TTL when it names one, else an hour (review L1)", async () => {
+    let now = Date.now();
+    const { engine } = await setup({ now: () => now });
+    const send = (key: string, ttl?: number) =>
+      engine.ingest('test', {
+        routeKey: 'room',
+        dedupeKey: key,
+        ...(ttl === undefined ? {} : { dedupeTtlMs: ttl }),
+        event: event(`chat-${key}`, key),
+      });
+    expect((await send('long', 30 * 24 * 3600_000)).ok).toBe(true);
+    expect((await send('short')).ok).toBe(true);
+    now += 2 * 3600_000;
+    expect(await send('long', 30 * 24 * 3600_000)).toMatchObject({ ok: false, reason: 'duplicate' });
+    expect((await send('short')).ok).toBe(true);
+  });
+
   it("records a chat once per day, not per event, so an active chat's updated_at never ages into retention (#18)", async () => {
     let now = 1_000_000;
     let writes = 0;

@@ -176,6 +176,8 @@ describe('web chat inbound', () => {
         addressed: true,
         // The browser's clientId is the platform idempotency key, scoped to the visitor's chat.
         dedupeKey: `webchat:${chatId('lobby', VISITOR)}:client:c1`,
+        // Remembered as long as history is kept by default (30 days), not an hour (review L1).
+        dedupeTtlMs: 30 * 24 * 3600_000,
         event: {
           text: 'Hello agent',
           message_type: 'text',

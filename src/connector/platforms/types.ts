@@ -57,6 +57,8 @@ export interface PlatformInbound {
    * (a Discord RESUME after a takeover) cannot queue it twice. A repeat answers `duplicate`.
    */
   dedupeKey?: string;
+  /** How long this `dedupeKey` is remembered, when not {@link INGEST_DEDUPE_TTL_MS}. */
+  dedupeTtlMs?: number;
   /**
    * Runs once the message is routed, before it is queued (so before any gateway can see it): e.g.
    * binding a Discord interaction token to the session the gateway will name in `follow_up`. A

@@ -65,6 +65,13 @@ import {
  * history row's unique (chat, clientId) and the outbox row's `dedupe` key).
  */
 
+/**
+ * How long a message's clientId keeps it from being queued twice: as long as web-chat history is
+ * kept by default (30 days), not the hour of other platforms' ids — a page re-sends what it never
+ * saw acknowledged whenever it reconnects, which may be after a laptop slept for a day (review L1).
+ */
+const WEBCHAT_CLIENT_ID_TTL_MS = 30 * 24 * 3600_000;
+
 export const WEBCHAT_WS_PATH = '/chat/ws';
 /** Files the agent sent into a chat: `/chat/file/<chat id>/<media id>`. */
 export const WEBCHAT_FILE_PREFIX = '/chat/file';
@@ -778,7 +785,9 @@ export class WebChatAdapter implements PlatformAdapter {
           addressed: true,
           ...(attachments ? { attachments } : {}),
           // Scoped to the chat, so to the visitor: nobody can suppress another visitor's message.
-          ...(clientId === undefined ? {} : { dedupeKey: `webchat:${chat.id}:client:${clientId}` }),
+          ...(clientId === undefined
+            ? {}
+            : { dedupeKey: `webchat:${chat.id}:client:${clientId}`, dedupeTtlMs: WEBCHAT_CLIENT_ID_TTL_MS }),
           event: {
             text: message.text,
             message_type: message.text.startsWith('/') ? 'command' : 'text',
