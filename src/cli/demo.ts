@@ -117,11 +117,17 @@ async function runDemo(options: DemoOptions): Promise<void> {
     );
     await ensureEnrolled(home, db, ports.connector, tenantToken);
     const drainTimeout = process.env.HERMES_RESTART_DRAIN_TIMEOUT ?? '30';
-    const gatewayEnv = {
-      HERMES_HOME: home,
+    const relay = {
       GATEWAY_RELAY_URL: `ws://127.0.0.1:${ports.connector}/relay`,
       GATEWAY_RELAY_INBOUND_HOST: '127.0.0.1',
       GATEWAY_RELAY_INBOUND_PORT: String(ports.inbound),
+    };
+    // Kept in the home's .env too (this run's ports), so `hermes doctor` and `hermes gateway status`
+    // pointed at the demo's gateway home see the same relay as the running gateway.
+    saveEnvValues(join(home, ENV_FILE_NAME), relay);
+    const gatewayEnv = {
+      HERMES_HOME: home,
+      ...relay,
       HERMES_RESTART_DRAIN_TIMEOUT: drainTimeout,
       // Fronting Discord too: a second identity, whose hello declares the agent's slash commands.
       ...(discordConfigured()

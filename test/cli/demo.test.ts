@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePortRange } from '../support/ports.js';
-import { type RunningProcess, startHermes, tempDir, until } from '../support/processes.js';
+import { hermes, type RunningProcess, startHermes, tempDir, until } from '../support/processes.js';
 import { WebChatClient } from '../support/webchat-client.js';
 
 /** `hermes demo` (what `npm start` runs) as a newcomer would use it, twice on the same data dir. */
@@ -85,6 +85,13 @@ describe('hermes demo', () => {
       'echo reply',
     );
     visitor.close();
+    // `hermes doctor` on the demo's gateway home sees this run's relay (its .env follows the ports).
+    const doctor = await hermes(['doctor', '--json'], {
+      HERMES_HOME: join(dir.path, 'data', 'gateway-home'),
+    });
+    const checks = (JSON.parse(doctor.stdout) as { checks: { name: string; status: string }[] }).checks;
+    const status = Object.fromEntries(checks.map((check) => [check.name, check.status]));
+    expect(status).toMatchObject({ config: 'ok', credentials: 'ok', 'connector-auth': 'ok', inbound: 'ok' });
     expect(await demo.stop('SIGINT')).toBe(0);
     demo = undefined;
   });
