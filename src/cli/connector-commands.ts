@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { errorMessage } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
@@ -27,9 +28,9 @@ import {
   retentionFromEnv,
 } from '../connector/config.js';
 import { startConnector } from '../connector/connector.js';
-import { buildAdapters } from '../connector/platforms/build-adapters.js';
+import { BUILTIN_PLATFORMS, buildAdapters } from '../connector/platforms/build-adapters.js';
 import { countPrunable, type PruneCounts, pruneCutoffs, pruneOnce } from '../connector/retention.js';
-import { openStore } from '../connector/store/open.js';
+import { isPostgresUrl, openStore } from '../connector/store/open.js';
 import type { RelayStore } from '../connector/store/types.js';
 import { ENROLLMENT_TOKEN_TTL_SECONDS, ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
 import { CliError } from './errors.js';
@@ -49,8 +50,21 @@ function withDb(command: Command): Command {
     .option('--json', 'print JSON');
 }
 
-async function useStore<T>(options: DbOption, work: (store: RelayStore) => Promise<T>): Promise<T> {
+/**
+ * Open the store named by `--db` (else `RELAY_DB`, else the default file) for an admin command.
+ * A SQLite file that does not exist is refused (a mistyped path must not become a new, empty
+ * store whose `(none)` looks like an answer) unless the command creates the store (`create`).
+ */
+async function useStore<T>(
+  options: DbOption,
+  work: (store: RelayStore) => Promise<T>,
+  { create = false }: { create?: boolean } = {},
+): Promise<T> {
   const db = connectorDbFromEnv(process.env, options.db);
+  if (!create && !isPostgresUrl(db) && db !== ':memory:' && !existsSync(db))
+    throw new CliError(
+      `no connector store at ${db}: check --db (or RELAY_DB); \`hermes connector serve\` or \`hermes connector tenant create\` creates one`,
+    );
   let store: RelayStore;
   try {
     store = await openStore(db);
@@ -156,13 +170,18 @@ export function registerConnectorCommands(program: Command): void {
     .description('create a tenant and print its access token (shown once)')
     .addHelpText('after', '\nExample:\n  hermes connector tenant create acme\n')
     .action((name: string, options: DbOption) =>
-      useStore(options, async (store) => {
-        const { tenant: created, accessToken } = await createTenant(store, name);
-        if (options.json) return printJson({ id: created.id, name: created.name, accessToken });
-        process.stdout.write(
-          `tenant ${created.name} created: ${created.id}\naccess token (shown once; the bearer for /relay/enroll and /relay/provision):\n  ${accessToken}\n`,
-        );
-      }),
+      useStore(
+        options,
+        async (store) => {
+          const { tenant: created, accessToken } = await createTenant(store, name);
+          if (options.json) return printJson({ id: created.id, name: created.name, accessToken });
+          process.stdout.write(
+            `tenant ${created.name} created: ${created.id}\naccess token (shown once; the bearer for /relay/enroll and /relay/provision):\n  ${accessToken}\n`,
+          );
+        },
+        // The first command of a new deployment: it creates the store.
+        { create: true },
+      ),
     );
   withDb(tenant.command('list'))
     .description('list tenants')
@@ -284,10 +303,11 @@ export function registerConnectorCommands(program: Command): void {
   withDb(route.command('add'))
     .description('bind a platform discriminator (chat id, web-chat room, "*" for the default) to a tenant')
     .requiredOption('--tenant <tenant>', 'tenant id or name')
-    .requiredOption('--platform <platform>', 'webchat, telegram, …')
+    .requiredOption('--platform <platform>', BUILTIN_PLATFORMS.join(', '))
     .requiredOption('--key <key>', 'the discriminator')
     .option('--endpoint <url>', "the gateway's signed-delivery URL (omit: deliver over its socket)")
     .option('--gateway <id>', 'prefer this gateway for socket delivery')
+    .option('--custom-platform', 'allow a platform no built-in adapter serves (an embedded adapter of yours)')
     .addHelpText(
       'after',
       '\nExample:\n  hermes connector route add --tenant acme --platform telegram --key -100123456\n',
@@ -300,9 +320,15 @@ export function registerConnectorCommands(program: Command): void {
           key: string;
           endpoint?: string;
           gateway?: string;
+          customPlatform?: boolean;
         },
-      ) =>
-        useStore(options, async (store) => {
+      ) => {
+        if (!options.customPlatform && !BUILTIN_PLATFORMS.includes(options.platform))
+          throw new CliError(
+            `--platform ${options.platform}: no adapter of this connector serves it (${BUILTIN_PLATFORMS.join(', ')}); for a platform an embedded adapter of yours serves, add --custom-platform`,
+            2,
+          );
+        return useStore(options, async (store) => {
           const added = await addRoute(store, {
             tenantRef: options.tenant,
             platform: options.platform,
@@ -316,7 +342,8 @@ export function registerConnectorCommands(program: Command): void {
           process.stdout.write(
             `route ${added.platform}:${added.routeKey} → ${added.tenantId}${added.endpoint ? ` (${added.endpoint})` : ' (socket)'}\n`,
           );
-        }),
+        });
+      },
     );
   withDb(route.command('list'))
     .description('list routes')
@@ -435,11 +462,14 @@ export function registerConnectorCommands(program: Command): void {
     });
   withDb(deliveries.command('retry <id>'))
     .description('move a dead letter back into the outbox')
-    .action((id: string, options: DbOption) =>
-      useStore(options, async (store) => {
+    // `deliveries` has --db/--json of its own, which commander gives the parent wherever they
+    // are written: read them through the whole chain.
+    .action((id: string, _options: DbOption, command: Command) => {
+      const options = command.optsWithGlobals<DbOption>();
+      return useStore(options, async (store) => {
         await retryDeadLetter(store, id);
         if (options.json) return printJson({ id, requeued: true });
         process.stdout.write(`dead letter ${id} re-queued\n`);
-      }),
-    );
+      });
+    });
 }

@@ -11,6 +11,9 @@ import { WebChatAdapter } from './webchat/adapter.js';
  * is one error line, and the others run. `startConnector` takes the list, so tests and benchmarks can
  * hand it their own.
  */
+/** The platforms this connector's built-in adapters serve (embedders may add their own). */
+export const BUILTIN_PLATFORMS: readonly string[] = ['webchat', 'telegram', 'discord'];
+
 export function buildAdapters(config: ConnectorConfig, log: Logger): PlatformAdapter[] {
   const adapters: PlatformAdapter[] = [
     new WebChatAdapter({ log: log.child({ platform: 'webchat' }), ...config.webchat }),
