@@ -178,6 +178,9 @@ describe('level in every part', () => {
           await fetch(`${url}/v1/models`).catch(() => undefined);
           await new Promise((resolve) => setTimeout(resolve, 300));
         }
+        // The info line may reach us after the ready line (stderr is read apart from stdout): wait
+        // for it, rather than reading the output the moment the process has exited.
+        if (variant === 'default') await proc.waitFor(part.info, 30_000);
         expect(match).toBeTruthy();
         await proc.stop(part.name === 'gateway' ? 'SIGINT' : 'SIGTERM');
         const output = proc.output();

@@ -175,8 +175,11 @@ setTimeout(() => process.exit(code), 2_000).unref();
   return { path: entry, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Environment variables of the test runner that must not leak into a child's configuration. */
-const LEAKY = /^(HERMES_|GATEWAY_RELAY_|OPENAI_|XDG_CONFIG_HOME$|SUDO_USER$)/;
+/**
+ * Environment variables of the test runner that must not leak into a child's configuration (CI
+ * sets RELAY_REQUIRE_*; `connector install` copies RELAY_*, TELEGRAM_* and DISCORD_* settings).
+ */
+const LEAKY = /^(HERMES_|GATEWAY_RELAY_|RELAY_|TELEGRAM_|DISCORD_|OPENAI_|XDG_CONFIG_HOME$|SUDO_USER$)/;
 
 export function isolatedEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const base: NodeJS.ProcessEnv = {};
