@@ -117,3 +117,21 @@ export async function confirm(question: string, defaultYes: boolean): Promise<bo
 
 /** Both ends are a terminal: questions may be asked. */
 export const interactive = () => process.stdin.isTTY === true && process.stdout.isTTY === true;
+
+/**
+ * Irreversible commands ask first. On a terminal: a y/N question (default no). Elsewhere the
+ * command refuses unless `--yes` was given, so a script never destroys something by accident.
+ */
+export async function confirmIrreversible(
+  action: string,
+  options: { yes?: boolean | undefined },
+): Promise<void> {
+  if (options.yes) return;
+  if (!interactive())
+    throw new CliError(
+      `${action} cannot be undone: pass --yes to confirm (input is not a terminal, so nothing was asked)`,
+      2,
+    );
+  if (!(await confirm(`${action}? This cannot be undone.`, false)))
+    throw new CliError('cancelled; nothing was changed', 1);
+}
