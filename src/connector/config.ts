@@ -99,7 +99,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     db,
     redisUrl: env.RELAY_REDIS_URL?.trim() || undefined,
     instanceId: env.RELAY_INSTANCE_ID?.trim() || `${hostname()}:${port || `pid${process.pid}`}`,
-    allowNonExpiringTokens: env.RELAY_ALLOW_NON_EXPIRING_TOKENS === '1',
+    allowNonExpiringTokens: parseSwitch('RELAY_ALLOW_NON_EXPIRING_TOKENS', env.RELAY_ALLOW_NON_EXPIRING_TOKENS),
     identityUrl: env.RELAY_IDENTITY_URL?.trim() || undefined,
     telegram: telegramToken
       ? {
@@ -115,7 +115,7 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     rotationWindowMs: ROTATION_WINDOW_SECONDS * 1000,
     defaultPlatform: 'webchat',
     logLevel: env.RELAY_LOG_LEVEL ?? 'info',
-    wakeAllowPrivate: env.RELAY_WAKE_ALLOW_PRIVATE === '1',
+    wakeAllowPrivate: parseSwitch('RELAY_WAKE_ALLOW_PRIVATE', env.RELAY_WAKE_ALLOW_PRIVATE),
     allowPrivateTargets: privateTargetsFromEnv(env),
     mediaDir: mediaDirFor(env, db),
     mediaTtlMs:
@@ -258,6 +258,17 @@ function parseRate(
   if (match && messages > 0 && seconds > 0) return { messages, windowMs: Math.round(seconds * 1000) };
   throw new ConnectorConfigError(
     `${name} must be <messages>/<seconds> with both above 0 (e.g. 10/10), got ${JSON.stringify(value)}`,
+  );
+}
+
+/** An on/off setting: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; anything else is a typo, not "off". */
+function parseSwitch(name: string, value: string | undefined): boolean {
+  if (value === undefined || value.trim() === '') return false;
+  const word = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(word)) return true;
+  if (['0', 'false', 'no', 'off'].includes(word)) return false;
+  throw new ConnectorConfigError(
+    `${name} must be 1 or 0 (or true/false, yes/no), got ${JSON.stringify(value)}`,
   );
 }
 

@@ -40,6 +40,25 @@ describe('connector configuration', () => {
     }
   });
 
+  it('reads on/off settings as 1/0, true/false, yes/no, on/off and refuses anything else (a typo is not "off")', () => {
+    for (const on of ['1', 'true', 'YES', ' on ']) {
+      const config = connectorConfigFromEnv({
+        RELAY_WAKE_ALLOW_PRIVATE: on,
+        RELAY_ALLOW_NON_EXPIRING_TOKENS: on,
+      });
+      expect([config.wakeAllowPrivate, config.allowNonExpiringTokens]).toEqual([true, true]);
+    }
+    for (const off of ['0', 'false', 'no', 'off', '']) {
+      expect(connectorConfigFromEnv({ RELAY_WAKE_ALLOW_PRIVATE: off }).wakeAllowPrivate).toBe(false);
+    }
+    expect(connectorConfigFromEnv({}).allowNonExpiringTokens).toBe(false);
+    expect(() => connectorConfigFromEnv({ RELAY_ALLOW_NON_EXPIRING_TOKENS: 'ture' })).toThrow(
+      new ConnectorConfigError(
+        'RELAY_ALLOW_NON_EXPIRING_TOKENS must be 1 or 0 (or true/false, yes/no), got "ture"',
+      ),
+    );
+  });
+
   it('reads the web-chat rate limit as <messages>/<seconds>, 10/10 by default, and refuses anything else', () => {
     expect(connectorConfigFromEnv({}).webchat.rateLimit).toEqual({ messages: 10, windowMs: 10_000 });
     expect(connectorConfigFromEnv({ RELAY_WEBCHAT_RATE_LIMIT: '30/10' }).webchat.rateLimit).toEqual({
