@@ -4,17 +4,22 @@ import { errorMessage } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
 import {
   AdminError,
+  type AuditActor,
   addRoute,
+  auditViews,
   createEnrollmentToken,
   createTenant,
+  deadLetterViews,
+  deliveryViews,
+  discardDeadLetter,
   issueTenantToken,
-  listDeadLetters,
-  listDeliveries,
   listGatewaySummaries,
   retryDeadLetter,
   revokeGateway,
   rotateDeliveryKey,
   rotateGatewaySecret,
+  routeViews,
+  tenantViews,
 } from '../connector/admin.js';
 import type { ClusterEvent } from '../connector/cluster/bus.js';
 import { publishClusterEvent } from '../connector/cluster/redis-bus.js';
@@ -37,11 +42,23 @@ import { CliError } from './errors.js';
 import { isoTime, parseDuration, printJson, printTable } from './format.js';
 import { registerConnectorServiceCommands } from './gateway-service-commands.js';
 import { createLogger, logLevelFor, redactUrlsIn } from './logger.js';
+import { confirmIrreversible } from './prompt.js';
 import { VERSION } from './version.js';
 
 interface DbOption {
   db?: string;
   json?: boolean;
+}
+
+/** The audit log's actor for what these commands change. */
+const CLI: AuditActor = { actor: 'cli' };
+
+/** `--limit`: a whole number from 1 to 10,000. */
+function parseLimit(value: string): number {
+  const limit = Number(value);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+    throw new CliError(`--limit must be a whole number from 1 to 10000, got "${value}"`, 2);
+  return limit;
 }
 
 function withDb(command: Command): Command {
@@ -173,7 +190,7 @@ export function registerConnectorCommands(program: Command): void {
       useStore(
         options,
         async (store) => {
-          const { tenant: created, accessToken } = await createTenant(store, name);
+          const { tenant: created, accessToken } = await createTenant(store, name, Date.now(), CLI);
           if (options.json) return printJson({ id: created.id, name: created.name, accessToken });
           process.stdout.write(
             `tenant ${created.name} created: ${created.id}\naccess token (shown once; the bearer for /relay/enroll and /relay/provision):\n  ${accessToken}\n`,
@@ -187,7 +204,7 @@ export function registerConnectorCommands(program: Command): void {
     .description('list tenants')
     .action((options: DbOption) =>
       useStore(options, async (store) => {
-        const tenants = await store.listTenants();
+        const tenants = await tenantViews(store);
         if (options.json) return printJson(tenants);
         printTable(
           tenants.map((t) => ({ id: t.id, name: t.name, created: isoTime(t.createdAt) })),
@@ -199,7 +216,7 @@ export function registerConnectorCommands(program: Command): void {
     .description('issue another access token for a tenant (shown once)')
     .action((tenantRef: string, options: DbOption) =>
       useStore(options, async (store) => {
-        const { tenant: found, accessToken } = await issueTenantToken(store, tenantRef);
+        const { tenant: found, accessToken } = await issueTenantToken(store, tenantRef, Date.now(), CLI);
         if (options.json) return printJson({ id: found.id, accessToken });
         process.stdout.write(`access token for ${found.name} (shown once):\n  ${accessToken}\n`);
       }),
@@ -215,7 +232,11 @@ export function registerConnectorCommands(program: Command): void {
       useStore(options, async (store) => {
         const ttlMs = parseDuration(options.ttl);
         if (!ttlMs) throw new CliError(`--ttl must look like 30m, 24h or 7d, got "${options.ttl}"`, 2);
-        const { tenant: owner, token, expiresAt } = await createEnrollmentToken(store, options.tenant, ttlMs);
+        const {
+          tenant: owner,
+          token,
+          expiresAt,
+        } = await createEnrollmentToken(store, options.tenant, ttlMs, Date.now(), CLI);
         if (options.json) return printJson({ tenant: owner.id, token, expiresAt: isoTime(expiresAt) });
         process.stdout.write(
           `enrollment token for ${owner.name} (single use, expires ${isoTime(expiresAt)}):\n  ${token}\n` +
@@ -249,6 +270,7 @@ export function registerConnectorCommands(program: Command): void {
             'buffered',
             'revoked',
             'rotating',
+            'connected',
             'lastSeen',
           ],
         );
@@ -256,9 +278,13 @@ export function registerConnectorCommands(program: Command): void {
     );
   withDb(gateway.command('revoke <id>'))
     .description('kill switch: close its live socket with 4401 and refuse its upgrades from now on')
-    .action((id: string, options: DbOption) =>
+    .option('--yes', 'do not ask (required when input is not a terminal)')
+    .action((id: string, options: DbOption & { yes?: boolean }) =>
       useStore(options, async (store) => {
-        const revoked = await revokeGateway(store, id);
+        if (!(await store.getGateway(id)))
+          throw new CliError(`no gateway "${id}" (list them with: hermes connector gateway list)`);
+        await confirmIrreversible(`revoking gateway ${id}`, options);
+        const revoked = await revokeGateway(store, id, Date.now(), CLI);
         await tellCluster({ type: 'revoked', gatewayId: revoked.id });
         if (options.json) return printJson({ id: revoked.id, revoked: true });
         process.stdout.write(
@@ -270,7 +296,13 @@ export function registerConnectorCommands(program: Command): void {
     .description('new per-gateway secret; the old one stays valid for the rotation window (24 h)')
     .action((id: string, options: DbOption) =>
       useStore(options, async (store) => {
-        const { secret } = await rotateGatewaySecret(store, id, ROTATION_WINDOW_SECONDS * 1000);
+        const { secret } = await rotateGatewaySecret(
+          store,
+          id,
+          ROTATION_WINDOW_SECONDS * 1000,
+          Date.now(),
+          CLI,
+        );
         if (options.json) return printJson({ id, secret });
         process.stdout.write(
           `new secret for ${id} (shown once; set GATEWAY_RELAY_SECRET on the gateway):\n  ${secret}\n`,
@@ -288,6 +320,8 @@ export function registerConnectorCommands(program: Command): void {
           store,
           options.tenant,
           ROTATION_WINDOW_SECONDS * 1000,
+          Date.now(),
+          CLI,
         );
         await tellCluster({ type: 'keys_rotated', tenantId: owner.id });
         if (options.json) return printJson({ tenant: owner.id, deliveryKey: keys.primary });
@@ -329,15 +363,20 @@ export function registerConnectorCommands(program: Command): void {
             2,
           );
         return useStore(options, async (store) => {
-          const added = await addRoute(store, {
-            tenantRef: options.tenant,
-            platform: options.platform,
-            routeKey: options.key,
-            endpoint: options.endpoint,
-            gatewayId: options.gateway,
-            // The connector's setting, read where the operator runs this (its environment).
-            allowPrivateTargets: privateTargetsFromEnv(process.env),
-          });
+          const added = await addRoute(
+            store,
+            {
+              tenantRef: options.tenant,
+              platform: options.platform,
+              routeKey: options.key,
+              endpoint: options.endpoint,
+              gatewayId: options.gateway,
+              // The connector's setting, read where the operator runs this (its environment).
+              allowPrivateTargets: privateTargetsFromEnv(process.env),
+            },
+            Date.now(),
+            CLI,
+          );
           if (options.json) return printJson(added);
           process.stdout.write(
             `route ${added.platform}:${added.routeKey} → ${added.tenantId}${added.endpoint ? ` (${added.endpoint})` : ' (socket)'}\n`,
@@ -349,7 +388,7 @@ export function registerConnectorCommands(program: Command): void {
     .description('list routes')
     .action((options: DbOption) =>
       useStore(options, async (store) => {
-        const routes = await store.listRoutes();
+        const routes = await routeViews(store);
         if (options.json) return printJson(routes);
         printTable(
           routes.map((r) => ({
@@ -367,10 +406,10 @@ export function registerConnectorCommands(program: Command): void {
   const deliveries = withDb(connector.command('deliveries'))
     .description('the outbox (or, with --dead, the dead letters)')
     .option('--dead', 'show dead letters')
-    .option('--limit <n>', 'rows', '50')
+    .option('--limit <n>', 'rows (1-10000)', '50')
     .action((options: DbOption & { dead?: boolean; limit: string }) =>
       useStore(options, async (store) => {
-        const limit = Math.max(1, Math.min(10_000, Number(options.limit) || 50));
+        const limit = parseLimit(options.limit);
         const flagged = (await store.listAudit(1_000)).filter((event) => event.event === 'forgery_accepted');
         if (!options.json) {
           for (const event of flagged.slice(0, 5)) {
@@ -380,7 +419,7 @@ export function registerConnectorCommands(program: Command): void {
           }
         }
         if (options.dead) {
-          const dead = await listDeadLetters(store, limit);
+          const dead = await deadLetterViews(store, limit);
           const rows = dead.map((d) => ({
             id: d.id,
             tenant: d.tenantId,
@@ -389,11 +428,11 @@ export function registerConnectorCommands(program: Command): void {
             reason: d.reason,
             dead: isoTime(d.deadAt),
           }));
-          if (options.json) return printJson(dead.map(({ body: _body, ...rest }) => rest));
+          if (options.json) return printJson(dead);
           return printTable(rows, ['id', 'tenant', 'kind', 'attempts', 'reason', 'dead']);
         }
-        const queued = await listDeliveries(store, limit);
-        if (options.json) return printJson(queued.map(({ body: _body, ...rest }) => rest));
+        const queued = await deliveryViews(store, limit);
+        if (options.json) return printJson(queued);
         printTable(
           queued.map((d) => ({
             id: d.id,
@@ -467,9 +506,52 @@ export function registerConnectorCommands(program: Command): void {
     .action((id: string, _options: DbOption, command: Command) => {
       const options = command.optsWithGlobals<DbOption>();
       return useStore(options, async (store) => {
-        await retryDeadLetter(store, id);
+        await retryDeadLetter(store, id, Date.now(), CLI);
         if (options.json) return printJson({ id, requeued: true });
         process.stdout.write(`dead letter ${id} re-queued\n`);
       });
     });
+  withDb(deliveries.command('discard <id>'))
+    .description('delete a dead letter for good (it is never delivered)')
+    .option('--yes', 'do not ask (required when input is not a terminal)')
+    .action((id: string, _options: DbOption, command: Command) => {
+      const options = command.optsWithGlobals<DbOption & { yes?: boolean }>();
+      return useStore(options, async (store) => {
+        await confirmIrreversible(`discarding dead letter ${id}`, options);
+        await discardDeadLetter(store, id, Date.now(), CLI);
+        if (options.json) return printJson({ id, discarded: true });
+        process.stdout.write(`dead letter ${id} discarded\n`);
+      });
+    });
+
+  withDb(connector.command('audit'))
+    .description('the audit log, newest first: who created, rotated, revoked, retried or discarded what')
+    .option('--limit <n>', 'events (1-10000)', '50')
+    .option('--tenant <tenant>', 'only this tenant (id or name)')
+    .action((options: DbOption & { limit: string; tenant?: string }) =>
+      useStore(options, async (store) => {
+        const events = await auditViews(store, { limit: parseLimit(options.limit), tenant: options.tenant });
+        if (options.json) return printJson(events);
+        printTable(
+          events.map((e) => ({
+            at: e.at,
+            event: e.event,
+            tenant: e.tenantId ?? '-',
+            gateway: e.gatewayId ?? '-',
+            actor: typeof e.detail?.actor === 'string' ? e.detail.actor : '-',
+            detail: describeDetail(e.detail),
+          })),
+          ['at', 'event', 'tenant', 'gateway', 'actor', 'detail'],
+        );
+      }),
+    );
+}
+
+/** An audit detail on one table cell: `key=value` pairs, the actor shown in its own column. */
+function describeDetail(detail: Record<string, unknown> | null): string {
+  if (!detail) return '';
+  return Object.entries(detail)
+    .filter(([key]) => key !== 'actor')
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ');
 }

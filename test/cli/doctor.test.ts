@@ -137,7 +137,11 @@ describe('hermes doctor (built CLI, real connector)', () => {
   }, 60_000);
 
   it('a revoked gateway: connector-auth fails with the enroll fix, exit 1', async () => {
-    const revoked = await runCli(MAIN_CLI, ['connector', 'gateway', 'revoke', 'gw-doctor', '--db', db], env);
+    const revoked = await runCli(
+      MAIN_CLI,
+      ['connector', 'gateway', 'revoke', 'gw-doctor', '--yes', '--db', db],
+      env,
+    );
     expect(revoked.code, revoked.stderr).toBe(0);
     const result = await doctor(['--json']);
     expect(result.code).toBe(1);

@@ -215,7 +215,7 @@ describe.skipIf(postgresUnavailable !== null || redisUnavailable !== null)(
       const creds = await enroll(a, delta.accessToken, { tenant: 'delta', gatewayId: 'gw-doomed' });
       const gateway = await gatewayOn(b, creds);
       const closedAt = gateway.closed().then((code) => ({ code, at: Date.now() }));
-      const revoked = await hermes(['connector', 'gateway', 'revoke', 'gw-doomed', '--db', db], {
+      const revoked = await hermes(['connector', 'gateway', 'revoke', 'gw-doomed', '--yes', '--db', db], {
         RELAY_REDIS_URL: redis.url,
       });
       const cliDoneAt = Date.now();

@@ -166,7 +166,7 @@ describe('connector end to end (real process)', () => {
     const live = new TestRelayClient(relayUrl, creds.gatewayId, creds.secret);
     await live.connect();
     await live.hello();
-    const revoke = await hermes(['connector', 'gateway', 'revoke', creds.gatewayId, '--db', db]);
+    const revoke = await hermes(['connector', 'gateway', 'revoke', creds.gatewayId, '--yes', '--db', db]);
     expect(revoke.code).toBe(0);
     expect(await live.closed()).toBe(4401);
     expect(live.closeReason).toBe('unauthorized'); // never 'expired': a current gateway must latch revocation
@@ -202,7 +202,15 @@ describe('connector end to end (real process)', () => {
       );
       await socket.connect();
       await socket.hello();
-      const revoke = await hermes(['connector', 'gateway', 'revoke', 'gw-revoked-endpoint', '--db', db]);
+      const revoke = await hermes([
+        'connector',
+        'gateway',
+        'revoke',
+        'gw-revoked-endpoint',
+        '--yes',
+        '--db',
+        db,
+      ]);
       expect(revoke.code, revoke.stderr).toBe(0);
       expect(await socket.closed()).toBe(4401);
       visitor.say('after the revocation');

@@ -404,7 +404,7 @@ process.stdin.on('end', () => {
     const errors = collectPageErrors(page);
     await page.goto(`${loopback.url}/`);
     await page.locator('#platforms li').filter({ hasText: 'connected' }).waitFor();
-    const revoke = await hermes(['connector', 'gateway', 'revoke', 'gw-dash', '--db', db]);
+    const revoke = await hermes(['connector', 'gateway', 'revoke', 'gw-dash', '--yes', '--db', db]);
     expect(revoke.code, revoke.stderr).toBe(0);
     const relay = page.locator('#platforms li').filter({ hasText: 'relay_revoked' });
     await relay.waitFor({ timeout: 20_000 });

@@ -103,7 +103,7 @@ describe('4401 from a real connector (current §8)', () => {
     const creds = await provision('gw-revoked');
     const { t, statuses } = start(creds, () => Math.floor(Date.now() / 1000));
     await until(() => t.connected, 10_000, 'handshake');
-    const revoked = await hermes(['connector', 'gateway', 'revoke', 'gw-revoked', '--db', db]);
+    const revoked = await hermes(['connector', 'gateway', 'revoke', 'gw-revoked', '--yes', '--db', db]);
     expect(revoked.code, revoked.stderr).toBe(0);
     await until(() => t.currentStatus.state === 'failed' || undefined, 15_000, 'the latch');
     expect(t.currentStatus.errorCode).toBe('relay_revoked');

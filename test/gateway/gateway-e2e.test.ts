@@ -316,7 +316,7 @@ describe('gateway against a real connector', () => {
   });
 
   it('latches a revocation: state failed with relay_revoked and no dial storm', async () => {
-    const revoke = await hermes(['connector', 'gateway', 'revoke', 'gw-real', '--db', db]);
+    const revoke = await hermes(['connector', 'gateway', 'revoke', 'gw-real', '--yes', '--db', db]);
     expect(revoke.code).toBe(0);
     await until(
       () => (readRuntimeStatus(home)?.platforms.relay?.error_code === 'relay_revoked' ? true : undefined),

@@ -1070,11 +1070,24 @@ export class PostgresStore implements RelayStore {
     );
   }
 
-  async listAudit(limit: number): Promise<AuditEvent[]> {
-    const rows = await this.#rows<AuditRow>(
-      'SELECT at, event, tenant_id, gateway_id, detail FROM audit ORDER BY at DESC, id DESC LIMIT $1',
-      [sqlLimit(limit)],
-    );
+  async discardDeadLetter(id: string): Promise<DeadLetter | null> {
+    const rows = await this.#rows<DeadLetterRow>('DELETE FROM dead_letters WHERE id = $1 RETURNING *', [id]);
+    const [row] = rows;
+    return row ? toDeadLetter(row) : null;
+  }
+
+  async listAudit(limit: number, filter: { tenantId?: string | undefined } = {}): Promise<AuditEvent[]> {
+    const rows =
+      filter.tenantId === undefined
+        ? await this.#rows<AuditRow>(
+            'SELECT at, event, tenant_id, gateway_id, detail FROM audit ORDER BY at DESC, id DESC LIMIT $1',
+            [sqlLimit(limit)],
+          )
+        : await this.#rows<AuditRow>(
+            `SELECT at, event, tenant_id, gateway_id, detail FROM audit WHERE tenant_id = $1
+             ORDER BY at DESC, id DESC LIMIT $2`,
+            [filter.tenantId, sqlLimit(limit)],
+          );
     return rows.map(toAudit);
   }
 

@@ -191,6 +191,7 @@ export class SqliteStore implements RelayStore {
   // Audit
   readonly #insertAudit;
   readonly #listAudit;
+  readonly #listTenantAudit;
 
   readonly #createTenantTx;
   readonly #redeemTx;
@@ -510,6 +511,10 @@ export class SqliteStore implements RelayStore {
     );
     this.#listAudit = db.prepare<[number], AuditRow>(
       'SELECT at, event, tenant_id, gateway_id, detail FROM audit ORDER BY at DESC, id DESC LIMIT ?',
+    );
+    this.#listTenantAudit = db.prepare<[string, number], AuditRow>(
+      `SELECT at, event, tenant_id, gateway_id, detail FROM audit WHERE tenant_id = ?
+       ORDER BY at DESC, id DESC LIMIT ?`,
     );
 
     this.#createTenantTx = db.transaction((name: string, now: number): Tenant => {
@@ -1128,8 +1133,18 @@ export class SqliteStore implements RelayStore {
     );
   }
 
-  async listAudit(limit: number): Promise<AuditEvent[]> {
-    return this.#listAudit.all(Math.max(0, Math.floor(limit))).map(toAudit);
+  async discardDeadLetter(id: string): Promise<DeadLetter | null> {
+    const row = this.#takeDeadLetter.get(id);
+    return row ? toDeadLetter(row) : null;
+  }
+
+  async listAudit(limit: number, filter: { tenantId?: string | undefined } = {}): Promise<AuditEvent[]> {
+    const count = Math.max(0, Math.floor(limit));
+    const rows =
+      filter.tenantId === undefined
+        ? this.#listAudit.all(count)
+        : this.#listTenantAudit.all(filter.tenantId, count);
+    return rows.map(toAudit);
   }
 
   async appendWebChatMessage(

@@ -357,6 +357,8 @@ export interface RelayStore {
   listDeadLetters(limit: number): Promise<DeadLetter[]>;
   /** Move a dead letter back to the outbox, due now; false if there is no such dead letter. */
   retryDeadLetter(id: string, now: number): Promise<boolean>;
+  /** Remove a dead letter for good; the removed row, or null if there is no such dead letter. */
+  discardDeadLetter(id: string): Promise<DeadLetter | null>;
 
   // Platform state: small values with an expiry that every connector instance reads (a Discord
   // shard's resumable session, interaction capabilities, message ids already ingested).
@@ -371,7 +373,8 @@ export interface RelayStore {
 
   // Audit log.
   audit(event: AuditEvent): Promise<void>;
-  listAudit(limit: number): Promise<AuditEvent[]>;
+  /** The newest `limit` events, newest first; with `tenantId`, only that tenant's. */
+  listAudit(limit: number, filter?: { tenantId?: string | undefined }): Promise<AuditEvent[]>;
 
   // Web-chat history: each chat's messages, shared by every instance and kept across restarts.
   /**
