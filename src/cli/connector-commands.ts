@@ -7,11 +7,14 @@ import {
   type AuditActor,
   addRoute,
   auditViews,
+  createdTenantView,
   createEnrollmentToken,
   createTenant,
   deadLetterViews,
+  deliveryKeyView,
   deliveryViews,
   discardDeadLetter,
+  enrollmentTokenView,
   issueTenantToken,
   listGatewaySummaries,
   retryDeadLetter,
@@ -19,6 +22,7 @@ import {
   rotateDeliveryKey,
   rotateGatewaySecret,
   routeViews,
+  tenantTokenView,
   tenantViews,
 } from '../connector/admin.js';
 import type { ClusterEvent } from '../connector/cluster/bus.js';
@@ -190,8 +194,9 @@ export function registerConnectorCommands(program: Command): void {
       useStore(
         options,
         async (store) => {
-          const { tenant: created, accessToken } = await createTenant(store, name, Date.now(), CLI);
-          if (options.json) return printJson({ id: created.id, name: created.name, accessToken });
+          const result = await createTenant(store, name, Date.now(), CLI);
+          const { tenant: created, accessToken } = result;
+          if (options.json) return printJson(createdTenantView(result));
           process.stdout.write(
             `tenant ${created.name} created: ${created.id}\naccess token (shown once; the bearer for /relay/enroll and /relay/provision):\n  ${accessToken}\n`,
           );
@@ -216,8 +221,9 @@ export function registerConnectorCommands(program: Command): void {
     .description('issue another access token for a tenant (shown once)')
     .action((tenantRef: string, options: DbOption) =>
       useStore(options, async (store) => {
-        const { tenant: found, accessToken } = await issueTenantToken(store, tenantRef, Date.now(), CLI);
-        if (options.json) return printJson({ id: found.id, accessToken });
+        const issued = await issueTenantToken(store, tenantRef, Date.now(), CLI);
+        const { tenant: found, accessToken } = issued;
+        if (options.json) return printJson(tenantTokenView(issued));
         process.stdout.write(`access token for ${found.name} (shown once):\n  ${accessToken}\n`);
       }),
     );
@@ -232,12 +238,9 @@ export function registerConnectorCommands(program: Command): void {
       useStore(options, async (store) => {
         const ttlMs = parseDuration(options.ttl);
         if (!ttlMs) throw new CliError(`--ttl must look like 30m, 24h or 7d, got "${options.ttl}"`, 2);
-        const {
-          tenant: owner,
-          token,
-          expiresAt,
-        } = await createEnrollmentToken(store, options.tenant, ttlMs, Date.now(), CLI);
-        if (options.json) return printJson({ tenant: owner.id, token, expiresAt: isoTime(expiresAt) });
+        const minted = await createEnrollmentToken(store, options.tenant, ttlMs, Date.now(), CLI);
+        const { tenant: owner, token, expiresAt } = minted;
+        if (options.json) return printJson(enrollmentTokenView(minted));
         process.stdout.write(
           `enrollment token for ${owner.name} (single use, expires ${isoTime(expiresAt)}):\n  ${token}\n` +
             'redeem it on the gateway with: hermes gateway enroll --token <token> --connector-url <url>\n',
@@ -316,15 +319,16 @@ export function registerConnectorCommands(program: Command): void {
     .requiredOption('--tenant <tenant>', 'tenant id or name')
     .action((options: DbOption & { tenant: string }) =>
       useStore(options, async (store) => {
-        const { tenant: owner, keys } = await rotateDeliveryKey(
+        const rotated = await rotateDeliveryKey(
           store,
           options.tenant,
           ROTATION_WINDOW_SECONDS * 1000,
           Date.now(),
           CLI,
         );
+        const { tenant: owner, keys } = rotated;
         await tellCluster({ type: 'keys_rotated', tenantId: owner.id });
-        if (options.json) return printJson({ tenant: owner.id, deliveryKey: keys.primary });
+        if (options.json) return printJson(deliveryKeyView(rotated));
         process.stdout.write(
           `new delivery key for ${owner.name} (shown once):\n  ${keys.primary}\n` +
             'the connector keeps signing with the previous key for 24 h: within that window set on each gateway\n' +

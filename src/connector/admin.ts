@@ -24,6 +24,9 @@ export class AdminError extends Error {}
 /** Bad input that names a thing that does not exist (the API answers 404, the CLI exits 1). */
 export class AdminNotFoundError extends AdminError {}
 
+/** The action clashes with what is there (a name taken, a route of another tenant): API 409. */
+export class AdminConflictError extends AdminError {}
+
 /** Who did it, written into each mutation's audit detail (`actor`, `address`). */
 export interface AuditActor {
   /** `cli`, `admin-api`, or an embedding application's own name. */
@@ -65,7 +68,8 @@ export async function createTenant(
 ): Promise<{ tenant: Tenant; accessToken: string }> {
   if (!/^[\w.@-]{1,64}$/.test(name))
     throw new AdminError('tenant names are 1-64 letters, digits, ".", "@", "_" or "-"');
-  if (await store.findTenantByName(name)) throw new AdminError(`a tenant named "${name}" already exists`);
+  if (await store.findTenantByName(name))
+    throw new AdminConflictError(`a tenant named "${name}" already exists`);
   const tenant = await store.createTenant(name, now);
   const accessToken = generateToken(TENANT_TOKEN_PREFIX);
   await store.addTenantToken(tenant.id, hashToken(accessToken), now);
@@ -130,7 +134,7 @@ export async function rotateGatewaySecret(
   const existing = await store.getGateway(gatewayId);
   if (!existing) throw new AdminNotFoundError(`no gateway "${gatewayId}"`);
   if (existing.revoked)
-    throw new AdminError(`gateway "${gatewayId}" is revoked; enroll a new gateway instead`);
+    throw new AdminConflictError(`gateway "${gatewayId}" is revoked; enroll a new gateway instead`);
   const secret = generateSecret();
   const gateway = await store.putGatewaySecret({
     id: gatewayId,
@@ -208,7 +212,8 @@ export async function addRoute(
     },
     now,
   );
-  if (!result.ok) throw new AdminError(`route ${input.platform}:${input.routeKey} belongs to another tenant`);
+  if (!result.ok)
+    throw new AdminConflictError(`route ${input.platform}:${input.routeKey} belongs to another tenant`);
   await auditAs(
     store,
     {
@@ -436,6 +441,35 @@ export async function listGatewaySummaries(
 }
 
 // Views: what `--json` prints and the admin API answers.
+
+/** An instant as the CLI has always printed it: ISO 8601 to the second. */
+const isoSeconds = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** `tenant create --json`, `POST /admin/api/tenants` (the token is shown this once). */
+export const createdTenantView = (created: { tenant: Tenant; accessToken: string }) => ({
+  id: created.tenant.id,
+  name: created.tenant.name,
+  accessToken: created.accessToken,
+});
+
+/** `tenant token --json`, `POST /admin/api/tenants/:tenant/tokens`. */
+export const tenantTokenView = (issued: { tenant: Tenant; accessToken: string }) => ({
+  id: issued.tenant.id,
+  accessToken: issued.accessToken,
+});
+
+/** `enroll-token create --json`, `POST /admin/api/tenants/:tenant/enroll-tokens`. */
+export const enrollmentTokenView = (minted: { tenant: Tenant; token: string; expiresAt: number }) => ({
+  tenant: minted.tenant.id,
+  token: minted.token,
+  expiresAt: isoSeconds(minted.expiresAt),
+});
+
+/** `delivery-key rotate --json`, `POST /admin/api/tenants/:tenant/delivery-key/rotate`. */
+export const deliveryKeyView = (rotated: { tenant: Tenant; keys: DeliveryKeys }) => ({
+  tenant: rotated.tenant.id,
+  deliveryKey: rotated.keys.primary,
+});
 
 /** `tenant list --json`, `GET /admin/api/tenants`. */
 export async function tenantViews(store: RelayStore): Promise<Tenant[]> {

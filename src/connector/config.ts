@@ -2,6 +2,7 @@ import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { type PrivateTargets, parsePrivateTargets } from '../common/ssrf.js';
 import { MEDIA_TTL_MS, ROTATION_WINDOW_SECONDS } from '../protocol/index.js';
+import { AdminTokenError, type AdminTokenSetting, adminTokenFromEnv } from './admin-console/auth.js';
 import { DEFAULT_RETENTION_DAYS, daysToMs, type RetentionSettings } from './retention.js';
 import { isPostgresUrl } from './store/open.js';
 
@@ -61,6 +62,11 @@ export interface ConnectorConfig {
     maxSockets: number | undefined;
     rateLimit: { messages: number; windowMs: number };
   };
+  /**
+   * The admin console's token (`RELAY_ADMIN_TOKEN`, or the file `RELAY_ADMIN_TOKEN_FILE` names);
+   * unset: the console is off (docs/admin-api.md).
+   */
+  admin?: AdminTokenSetting | undefined;
 }
 
 export interface DiscordConfig {
@@ -99,7 +105,10 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
     db,
     redisUrl: env.RELAY_REDIS_URL?.trim() || undefined,
     instanceId: env.RELAY_INSTANCE_ID?.trim() || `${hostname()}:${port || `pid${process.pid}`}`,
-    allowNonExpiringTokens: parseSwitch('RELAY_ALLOW_NON_EXPIRING_TOKENS', env.RELAY_ALLOW_NON_EXPIRING_TOKENS),
+    allowNonExpiringTokens: parseSwitch(
+      'RELAY_ALLOW_NON_EXPIRING_TOKENS',
+      env.RELAY_ALLOW_NON_EXPIRING_TOKENS,
+    ),
     identityUrl: env.RELAY_IDENTITY_URL?.trim() || undefined,
     telegram: telegramToken
       ? {
@@ -134,7 +143,17 @@ export function connectorConfigFromEnv(env: NodeJS.ProcessEnv, flags: ConnectorF
         ...DEFAULT_WEBCHAT_RATE_LIMIT,
       },
     },
+    admin: adminSettingFrom(env),
   };
+}
+
+function adminSettingFrom(env: NodeJS.ProcessEnv): AdminTokenSetting | undefined {
+  try {
+    return adminTokenFromEnv(env);
+  } catch (error) {
+    if (error instanceof AdminTokenError) throw new ConnectorConfigError(error.message);
+    throw error;
+  }
 }
 
 /**

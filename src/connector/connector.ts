@@ -14,6 +14,8 @@ import { installJsonBodyParser } from '../http/json-body.js';
 import { installSecurityHeaders } from '../http/security-headers.js';
 import { fastifyTimeoutOptions, type ServerTimeouts } from '../http/server-limits.js';
 import { MEDIA_PATH, RELAY_WS_PATH } from '../protocol/index.js';
+import { livePresence, PresenceRecorder } from './admin.js';
+import { registerAdminConsole } from './admin-console/index.js';
 import type { ClusterBus, ClusterRequest } from './cluster/bus.js';
 import { ClaimReaper } from './cluster/claim-reaper.js';
 import { clusterAdapter, runForwardedOp } from './cluster/platform-routing.js';
@@ -69,6 +71,7 @@ const MEDIA_SWEEP_INTERVAL_MS = 5 * 60_000;
 
 export async function startConnector(options: StartConnectorOptions): Promise<RunningConnector> {
   const { config, store, log } = options;
+  const startedAt = Date.now();
   const metrics = new ConnectorMetrics({
     version: options.version,
     platforms: options.adapters.map((adapter) => adapter.name),
@@ -238,6 +241,45 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
     allowNonExpiringTokens: config.allowNonExpiringTokens,
     now: Date.now,
   });
+  // Which gateways have a socket open (admin.ts GatewayPresence): ours from the registry, recorded
+  // in the store for the CLI and the other instances.
+  const socketOpen = (c: { ws: { readyState: number; OPEN: number } }) => c.ws.readyState === c.ws.OPEN;
+  const presence = new PresenceRecorder({
+    store,
+    instanceId: config.instanceId,
+    connectedHere: () => [...registry.all()].filter(socketOpen).map((c) => c.gatewayId),
+    onError: (error) => log.warn({ err: errorMessage(error) }, 'gateway presence not recorded'),
+  });
+  registerAdminConsole(app, {
+    admin: config.admin,
+    store,
+    log: log.child({ part: 'admin' }),
+    version: options.version,
+    instanceId: config.instanceId,
+    startedAt,
+    presence: livePresence(store, config.instanceId, (id) => registry.ofGateway(id).some(socketOpen)),
+    platforms: [...adapters.keys()],
+    allowPrivateTargets: config.allowPrivateTargets,
+    rotationWindowMs: config.rotationWindowMs,
+    onRevoked: (gatewayId) => {
+      engine.forgetGateway(gatewayId);
+      relay.closeGateway(gatewayId);
+      void bus
+        ?.publish({ type: 'revoked', gatewayId })
+        .catch((error: unknown) =>
+          log.warn({ err: errorMessage(error) }, 'revocation not published to the cluster'),
+        );
+    },
+    onKeysRotated: (tenantId) => {
+      engine.forgetDeliveryKeys(tenantId);
+      void bus
+        ?.publish({ type: 'keys_rotated', tenantId })
+        .catch((error: unknown) =>
+          log.warn({ err: errorMessage(error) }, 'key rotation not published to the cluster'),
+        );
+    },
+    onRequeued: () => engine.wake(),
+  });
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {
     if (!ready) return reply.code(503).send({ ok: false, error: stopping ? 'shutting down' : 'starting' });
@@ -342,6 +384,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
   relay.start();
   await engine.start();
   reaper?.start();
+  presence.start();
   const probe = new ForgeryProbe(
     store,
     metrics,
@@ -404,6 +447,7 @@ export async function startConnector(options: StartConnectorOptions): Promise<Ru
             .stop()
             .catch((error: unknown) => log.warn({ err: errorMessage(error) }, 'adapter stop failed'));
         await relay.stop();
+        await presence.stop();
         await engine.stop();
         await app.close();
         await bus?.stop();
