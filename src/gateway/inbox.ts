@@ -79,12 +79,19 @@ export class SqliteInbox implements InboxJournal {
     // What became of an entry (#18): answered, stopped, refused, cut by a forced stop, …
     if (!columns.some((column) => column.name === 'outcome'))
       db.exec('ALTER TABLE inbox ADD COLUMN outcome TEXT');
+    // The prune's own index (issue 20): without it every prune walked every done row still kept
+    // (an hour of traffic) through `inbox_state`, a cost that grew with the inbox — at 5 k events/s
+    // about 30 µs per accepted event after a few seconds, more than the insert itself.
+    db.exec("CREATE INDEX IF NOT EXISTS inbox_done_at ON inbox (done_at) WHERE state = 'done'");
     this.insert = db.prepare(
       'INSERT INTO inbox (delivery_id, session_key, event, received_at, follow_up_kind) VALUES (?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING',
     );
     this.markStarted = db.prepare("UPDATE inbox SET state = 'started' WHERE id = ? AND state = 'pending'");
     this.markDone = db.prepare("UPDATE inbox SET state = 'done', done_at = ?, outcome = ? WHERE id = ?");
-    this.prune = db.prepare("DELETE FROM inbox WHERE state = 'done' AND done_at < ?");
+    // INDEXED BY: left to itself the planner picks `inbox_state` (state = ?) and scans every done row.
+    this.prune = db.prepare(
+      "DELETE FROM inbox INDEXED BY inbox_done_at WHERE state = 'done' AND done_at < ?",
+    );
   }
 
   static open(path: string): SqliteInbox {
