@@ -3,7 +3,9 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { livePresence, PRESENCE_TTL_MS, PresenceRecorder, storePresence } from '../../src/connector/admin.js';
 import { AdminTokenError, adminTokenFromEnv } from '../../src/connector/admin-console/auth.js';
+import { SqliteStore } from '../../src/connector/store/sqlite.js';
 import {
   hermes,
   hermesJson,
@@ -153,6 +155,46 @@ describe('the admin token setting', () => {
     expect(result.stderr).toBe(
       'hermes: RELAY_ADMIN_TOKEN is too weak: the token has 11 characters; at least 43 required (make one with: openssl rand -base64 32)\n',
     );
+  });
+});
+
+describe('gateway presence (the connected rule)', () => {
+  it('instances record their sockets in the shared store; readers see them until they go or expire', async () => {
+    const store = SqliteStore.open(':memory:');
+    let clock = 1_000_000;
+    const now = () => clock;
+    const onError = (error: unknown) => {
+      throw error;
+    };
+    const here = { a: ['gw1'], b: ['gw1', 'gw2'] };
+    const a = new PresenceRecorder({ store, instanceId: 'A', connectedHere: () => here.a, onError, now });
+    const b = new PresenceRecorder({ store, instanceId: 'B', connectedHere: () => here.b, onError, now });
+    const connected = async (presence = storePresence(store)) =>
+      [...(await presence.connected(['gw1', 'gw2', 'gw3'], clock))].sort();
+    try {
+      await a.refresh();
+      await b.refresh();
+      expect(await connected()).toEqual(['gw1', 'gw2']);
+      // B's sockets close: its records go at its next refresh; A's next refresh keeps gw1 known.
+      here.b = [];
+      await b.refresh();
+      await a.refresh();
+      expect(await connected()).toEqual(['gw1']);
+      // On A itself its registry decides for its own sockets (a record of its own may be stale).
+      expect(await connected(livePresence(store, 'A', () => false))).toEqual([]);
+      expect(await connected(livePresence(store, 'B', () => false))).toEqual(['gw1']);
+      expect(await connected(livePresence(store, 'B', (id) => id === 'gw3'))).toEqual(['gw1', 'gw3']);
+      // An instance that died without stopping: its records expire.
+      clock += PRESENCE_TTL_MS + 1;
+      expect(await connected()).toEqual([]);
+      await a.refresh();
+      expect(await connected()).toEqual(['gw1']);
+      await a.stop();
+      expect(await connected()).toEqual([]);
+    } finally {
+      await b.stop();
+      await store.close();
+    }
   });
 });
 
