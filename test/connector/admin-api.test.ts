@@ -5,7 +5,10 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { livePresence, PRESENCE_TTL_MS, PresenceRecorder, storePresence } from '../../src/connector/admin.js';
 import { AdminTokenError, adminTokenFromEnv } from '../../src/connector/admin-console/auth.js';
+import { PostgresStore } from '../../src/connector/store/postgres.js';
 import { SqliteStore } from '../../src/connector/store/sqlite.js';
+import type { RelayStore } from '../../src/connector/store/types.js';
+import { postgresUnavailable, startPostgres } from '../support/postgres.js';
 import {
   hermes,
   hermesJson,
@@ -59,9 +62,9 @@ function deadLetter(id: string, tenantId: string): void {
       .prepare(
         `INSERT INTO dead_letters (id, seq, tenant_id, gateway_id, session_key, kind, body, endpoint, created_at,
                                    attempts, reason, last_status, dead_at)
-         VALUES (?, 1, ?, NULL, ?, 'message', '{}', 'http://127.0.0.1:1/relay', 1, 3, 'HTTP 404', 404, ?)`,
+         VALUES (?, 1, ?, NULL, ?, 'message', '{}', 'http://127.0.0.1:1/relay', ?, 3, 'HTTP 404', 404, ?)`,
       )
-      .run(id, tenantId, `s-${id}`, Date.now());
+      .run(id, tenantId, `s-${id}`, Date.now(), Date.now());
   } finally {
     raw.close();
   }
@@ -155,6 +158,70 @@ describe('the admin token setting', () => {
     expect(result.stderr).toBe(
       'hermes: RELAY_ADMIN_TOKEN is too weak: the token has 11 characters; at least 43 required (make one with: openssl rand -base64 32)\n',
     );
+  });
+});
+
+/** The two store methods the console added, on both stores. */
+async function storeMethods(store: RelayStore): Promise<void> {
+  for (const id of ['d1', 'd2']) {
+    await store.enqueueDelivery({
+      id,
+      tenantId: id === 'd1' ? 't_a' : 't_b',
+      gatewayId: null,
+      sessionKey: id,
+      kind: 'message',
+      body: '{"x":1}',
+      endpoint: '',
+      createdAt: 1,
+    });
+  }
+  await store.claimDueDeliveries('c', 10, 10, 1000);
+  expect(await store.deadLetterDelivery('d1', 'c', 'HTTP 404', 404, 20)).toBe(true);
+  expect(await store.deadLetterDelivery('d2', 'c', 'HTTP 410', 410, 21)).toBe(true);
+  const discarded = await store.discardDeadLetter('d1');
+  expect(discarded).toMatchObject({
+    id: 'd1',
+    tenantId: 't_a',
+    reason: 'HTTP 404',
+    body: '{"x":1}',
+    deadAt: 20,
+  });
+  expect(await store.discardDeadLetter('d1')).toBeNull();
+  expect((await store.listDeadLetters(10)).map((d) => d.id)).toEqual(['d2']);
+  expect(await store.outboxDepth()).toBe(0);
+
+  await store.audit({ at: 1, event: 'a', tenantId: 't_a' });
+  await store.audit({ at: 2, event: 'b', tenantId: 't_b' });
+  await store.audit({ at: 3, event: 'c', tenantId: 't_a', detail: { actor: 'cli' } });
+  await store.audit({ at: 4, event: 'd' });
+  expect((await store.listAudit(10, { tenantId: 't_a' })).map((e) => e.event)).toEqual(['c', 'a']);
+  expect((await store.listAudit(1, { tenantId: 't_a' })).map((e) => e.event)).toEqual(['c']);
+  expect((await store.listAudit(10)).map((e) => e.event)).toEqual(['d', 'c', 'b', 'a']);
+  expect(await store.listAudit(10, { tenantId: 't_none' })).toEqual([]);
+}
+
+describe('store: discardDeadLetter and listAudit by tenant', () => {
+  it('SqliteStore', async () => {
+    const store = SqliteStore.open(':memory:');
+    try {
+      await storeMethods(store);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it.skipIf(postgresUnavailable !== null)('PostgresStore', async () => {
+    const server = await startPostgres();
+    try {
+      const store = await PostgresStore.open(server.url, { maxConnections: 2 });
+      try {
+        await storeMethods(store);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await server.stop();
+    }
   });
 });
 
