@@ -4,8 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { assessSecretStrength } from '../../auth/secret-strength.js';
 import { constantTimeEqual } from '../../auth/secrets.js';
 import { bearerToken } from '../../auth/upgrade-token.js';
-import { type BoundedCache, boundedCache } from '../../common/cache.js';
 import { errorMessage } from '../../common/errors.js';
+import { SlidingWindowLimiter } from '../../common/rate-limit.js';
 
 /**
  * The admin token: where it comes from (`RELAY_ADMIN_TOKEN`, or the file `RELAY_ADMIN_TOKEN_FILE`
@@ -70,41 +70,30 @@ export function adminTokenFromEnv(env: NodeJS.ProcessEnv): AdminTokenSetting | u
 /** Failed attempts allowed per client address and window before 429. */
 export const DEFAULT_FAILURE_LIMIT = { max: 10, windowMs: 60_000 } as const;
 
-interface FailureWindow {
-  count: number;
-  resetAt: number;
-}
-
 export type AdminAuthVerdict =
   | { ok: true }
   | { ok: false; status: 401 | 429; error: string; retryAfterSeconds?: number };
 
 /**
  * Checks a request's bearer against the token. Failed attempts are counted per client address in
- * a fixed window (kept in the one bounded cache of src/common, so a flood of addresses cannot grow
- * it); an address at the limit is refused with 429 until its window ends — even with the right
+ * the one sliding-window limiter of src/common (bounded, so a flood of addresses cannot grow it); an
+ * address at the limit is refused with 429 until its oldest failure leaves the window — even with the right
  * token, so the limit cannot be used to confirm a guess.
  */
 export class AdminAuth {
-  readonly #failures: BoundedCache<string, FailureWindow>;
-  readonly #limit: { max: number; windowMs: number };
-  readonly #now: () => number;
+  readonly #failures: SlidingWindowLimiter;
 
   constructor(
     private readonly token: string,
     options: { limit?: { max: number; windowMs: number }; now?: () => number } = {},
   ) {
-    this.#limit = options.limit ?? DEFAULT_FAILURE_LIMIT;
-    this.#now = options.now ?? Date.now;
-    this.#failures = boundedCache({ max: 10_000 });
+    const limit = options.limit ?? DEFAULT_FAILURE_LIMIT;
+    this.#failures = new SlidingWindowLimiter(limit.max, limit.windowMs, options.now);
   }
 
   check(authorization: unknown, address: string): AdminAuthVerdict {
-    const now = this.#now();
-    const window = this.#failures.get(address);
-    if (window && window.resetAt <= now) this.#failures.delete(address);
-    else if (window && window.count >= this.#limit.max) {
-      const retryAfterSeconds = Math.max(1, Math.ceil((window.resetAt - now) / 1000));
+    const retryAfterSeconds = this.#failures.retryAfter(address);
+    if (retryAfterSeconds > 0) {
       return {
         ok: false,
         status: 429,
@@ -114,9 +103,7 @@ export class AdminAuth {
     }
     const presented = bearerToken(authorization);
     if (presented !== null && constantTimeEqual(presented, this.token)) return { ok: true };
-    const current = this.#failures.get(address) ?? { count: 0, resetAt: now + this.#limit.windowMs };
-    current.count += 1;
-    this.#failures.set(address, current);
+    this.#failures.record(address);
     return {
       ok: false,
       status: 401,

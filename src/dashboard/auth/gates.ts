@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { constantTimeEqual, generateToken } from '../../auth/secrets.js';
 import { bearerToken } from '../../auth/upgrade-token.js';
-import { type BoundedCache, boundedCache } from '../../common/cache.js';
+import { SlidingWindowLimiter } from '../../common/rate-limit.js';
 import { type AuditSink, nullAudit } from './audit.js';
 import {
   type CookieContext,
@@ -129,34 +129,6 @@ export interface AuthGates {
    * session, or (loopback) the session token was presented.
    */
   isAuthenticated(request: FastifyRequest): boolean;
-}
-
-/** Sliding-window counter per key (login attempts per IP). */
-class SlidingWindowLimiter {
-  readonly #hits: BoundedCache<string, number[]>;
-  constructor(
-    readonly max: number,
-    readonly windowMs: number,
-    readonly now: () => number = Date.now,
-    readonly maxKeys = 10_000,
-  ) {
-    this.#hits = boundedCache({ max: maxKeys });
-  }
-
-  /** Count one attempt; returns 0 when allowed, else the seconds until the oldest hit expires. */
-  hit(key: string): number {
-    const now = this.now();
-    const since = now - this.windowMs;
-    const recent = (this.#hits.get(key) ?? []).filter((t) => t > since);
-    if (recent.length >= this.max) {
-      this.#hits.set(key, recent);
-      const oldest = recent[0] ?? now;
-      return Math.max(1, Math.ceil((oldest + this.windowMs - now) / 1000));
-    }
-    recent.push(now);
-    this.#hits.set(key, recent);
-    return 0;
-  }
 }
 
 const loginBody = z.object({
