@@ -1,4 +1,4 @@
-import { randomBytes, randomFillSync } from 'node:crypto';
+import { randomBytes, randomFillSync, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { nowSeconds, signDelivery } from '../auth/index.js';
@@ -879,20 +879,37 @@ export function signingKey(keys: DeliveryKeys, now: number, attempt = 1): string
 }
 
 /**
- * Delivery ids: `dlv_` and 24 hex characters, 96 random bits each as before, taken from a pooled
- * CSPRNG buffer (one `randomFillSync` per 256 ids rather than one `randomBytes` call per id).
+ * Delivery ids: `dlv_` and 24 hex characters, in time order (issue 20): 10 for the 16 ms window
+ * the id was made in, 4 for a per-process counter, 10 (40 bits) from a pooled CSPRNG buffer (one
+ * `randomFillSync` per 256 ids). Fully random ids landed on a random leaf of every index keyed by
+ * them: the gateway's durable inbox keeps an hour of delivery ids under a UNIQUE index, and each
+ * commit of 16 events rewrote ~16 of its pages instead of one (measured: 42 µs per journaled event
+ * instead of 22 after six seconds, and the gap grows with the inbox). Ids of one window sort by the
+ * counter, so new keys append at the right edge of those indexes.
+ *
+ * Uniqueness: within a process two ids of one window differ in the counter (65,536 ids per 16 ms
+ * before it wraps); across connector instances a clash needs the same window, counter value and
+ * 40 random bits. A delivery id names a delivery, it grants nothing (an `inbound_ack` counts only
+ * for the socket's own tenant), so ids need not be unguessable; they still carry 40 random bits.
  */
-const ID_BYTES = 12;
-const idPool = Buffer.alloc(ID_BYTES * 256);
+const ID_RANDOM_BYTES = 5;
+const ID_WINDOW_MS = 16;
+const idPool = Buffer.alloc(ID_RANDOM_BYTES * 256);
 let idOffset = idPool.length;
+let idCounter = randomInt(0x10000);
 
-function newDeliveryId(): string {
+/** `dlv_` + window (10 hex) + counter (4 hex) + random (10 hex); exported for its test. */
+export function newDeliveryId(now = Date.now()): string {
   if (idOffset >= idPool.length) {
     randomFillSync(idPool);
     idOffset = 0;
   }
-  const id = `dlv_${idPool.toString('hex', idOffset, idOffset + ID_BYTES)}`;
-  idOffset += ID_BYTES;
+  idCounter = (idCounter + 1) & 0xffff;
+  const window = Math.floor(now / ID_WINDOW_MS)
+    .toString(16)
+    .padStart(10, '0');
+  const id = `dlv_${window}${idCounter.toString(16).padStart(4, '0')}${idPool.toString('hex', idOffset, idOffset + ID_RANDOM_BYTES)}`;
+  idOffset += ID_RANDOM_BYTES;
   return id;
 }
 
