@@ -29,7 +29,7 @@ import {
  */
 
 const MODULE = 'ws-inbound';
-const SESSIONS = 64;
+export const SESSIONS = 64;
 const BODY_BYTES = 1024;
 const RATIO_TARGET = 0.4;
 const ABSOLUTE_TARGET = 10_000;
@@ -44,7 +44,16 @@ function frameSizes(): { inbound: number; ack: number } {
   return { inbound: Buffer.byteLength(inbound), ack: Buffer.byteLength(ack) };
 }
 
-async function run(): Promise<BenchResult[]> {
+/** The subject's setup, shared with `profile-ws-inbound.ts` (the same path, without the baseline). */
+export interface InboundRig {
+  /** One event on session `session` (0 ≤ session < SESSIONS), from `ingest` to the completed row. */
+  deliverOne(session: number): Promise<void>;
+  readonly journaled: number;
+  readonly failed: number;
+  close(): Promise<void>;
+}
+
+export async function startInboundRig(): Promise<InboundRig> {
   const dir = tempDir('ws-inbound');
   const adapter = new InjectAdapter('bench');
   const { connector, store, relayUrl } = await startBenchConnector(join(dir.path, 'connector.db'), [adapter]);
@@ -59,6 +68,7 @@ async function run(): Promise<BenchResult[]> {
   // delivery id, then hand it over (here: nothing to run, so the entry is done at once).
   const inbox = SqliteInbox.open(join(dir.path, 'inbox.db'));
   let journaled = 0;
+  let failed = 0;
   const transport = new RelayTransport({
     url: relayUrl,
     credentials: () => ({ gatewayId, secret }),
@@ -80,21 +90,42 @@ async function run(): Promise<BenchResult[]> {
 
   // One session per worker: a session never has two deliveries in flight, so 64 workers ⇒ 64 sessions.
   const events = Array.from({ length: SESSIONS }, (_, i) => sizedEvent(`bench-session-${i}`, BODY_BYTES));
+  return {
+    async deliverOne(session) {
+      const event = events[session];
+      if (!event) throw new Error(`no session ${session}`);
+      const outcome = await adapter.ingest({ routeKey: 'room', event });
+      if (!outcome.ok) {
+        failed++;
+        throw new Error(`ingest failed: ${outcome.message}`);
+      }
+      await completed(outcome.deliveryId);
+    },
+    get journaled() {
+      return journaled;
+    },
+    get failed() {
+      return failed;
+    },
+    async close() {
+      await transport.stop();
+      await connector.stop();
+      inbox.close();
+      dir.remove();
+    },
+  };
+}
+
+async function run(): Promise<BenchResult[]> {
+  const rig = await startInboundRig();
   const free = Array.from({ length: SESSIONS }, (_, i) => i);
-  let failed = 0;
   const subject = asyncWorkload(
     `connector outbox → inbound frame → gateway inbox → inbound_ack, ${SESSIONS} sessions`,
     async () => {
       const session = free.pop();
-      const event = session === undefined ? undefined : events[session];
-      if (session === undefined || !event) throw new Error('more workers than sessions');
+      if (session === undefined) throw new Error('more workers than sessions');
       try {
-        const outcome = await adapter.ingest({ routeKey: 'room', event });
-        if (!outcome.ok) {
-          failed++;
-          throw new Error(`ingest failed: ${outcome.message}`);
-        }
-        await completed(outcome.deliveryId);
+        await rig.deliverOne(session);
       } finally {
         free.push(session);
       }
@@ -130,15 +161,12 @@ async function run(): Promise<BenchResult[]> {
     console.log(
       `  ws-inbound: ${result.figure.opsPerSec.toFixed(0)} events/s (absolute target >= ${ABSOLUTE_TARGET}: ` +
         `${absoluteOk ? 'met' : 'MISSED'}), ingest → completion p50 ${ms(p50Us)} ms, p99 ${ms(p99Us)} ms, ` +
-        `${failed} failed ingests, ${journaled} journaled`,
+        `${rig.failed} failed ingests, ${rig.journaled} journaled`,
     );
     return [result];
   } finally {
     await bare.close();
-    await transport.stop();
-    await connector.stop();
-    inbox.close();
-    dir.remove();
+    await rig.close();
   }
 }
 
