@@ -31,8 +31,8 @@ import {
 const MODULE = 'ws-inbound';
 export const SESSIONS = 64;
 const BODY_BYTES = 1024;
-const RATIO_TARGET = 0.4;
-const ABSOLUTE_TARGET = 10_000;
+const RATIO_TARGET = 0.5;
+const ABSOLUTE_TARGET = 15_000;
 const OPTIONS: RunOptions = { warmupMs: 1_000, durationMs: 5_000, slices: 10, maxOps: 250_000 };
 
 /** Byte sizes of an `inbound` frame carrying a 1 KiB event, and of its `inbound_ack`. */

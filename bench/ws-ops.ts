@@ -25,7 +25,7 @@ import {
 const MODULE = 'ws-ops';
 const IN_FLIGHT = 32;
 const CONTENT_CHARS = 256;
-const TARGET = 0.6;
+const TARGET = 0.7;
 const OPTIONS: RunOptions = { warmupMs: 1_000, durationMs: 4_000, slices: 10, maxOps: 500_000 };
 const CHAT_ID = 'bench-chat-0001';
 
