@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { until } from '../support/poll.js';
 import { freePort, freePortRange } from '../support/ports.js';
 import { CLI, hermes, type RunningProcess, startHermes, tempDir } from '../support/processes.js';
 
@@ -61,16 +62,33 @@ describe('format', () => {
     'writes readable lines when stderr is a terminal (a real pseudo-terminal through script)',
     async () => {
       const db = join(dir.path, 'tty.db');
-      const command = `timeout -s INT 4 ${process.execPath} ${CLI} connector serve --port 0 --db ${db}`;
+      // `timeout` only bounds a hung start; the test interrupts the connector once both lines are out
+      // (a fixed few seconds was too short for a start on a loaded machine).
+      const command = `timeout -s INT 60 ${process.execPath} ${CLI} connector serve --port 0 --db ${db}`;
       const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], {
         env: { ...process.env, ...CLEAN, RELAY_ALLOW_PRIVATE_TARGETS: '127.0.0.0/8' },
         stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
       });
       let output = '';
       child.stdout.on('data', (chunk: Buffer) => {
         output += chunk.toString('utf8');
       });
-      await new Promise((resolve) => child.once('exit', resolve));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      await until(
+        () =>
+          output.includes('connector listening on') &&
+          / INFO {2}connector connector listening url=/.test(output),
+        30_000,
+        'both listening lines on the terminal',
+      ).finally(() => {
+        try {
+          process.kill(-(child.pid as number), 'SIGINT');
+        } catch {
+          // already gone
+        }
+      });
+      await exited;
       expect(output).toContain('connector listening on http://127.0.0.1:');
       expect(output).toMatch(/\d\d:\d\d:\d\d\.\d{3} INFO {2}connector connector listening url=/);
       expect(output).not.toContain('"msg"');
