@@ -119,7 +119,7 @@ export function renderAdminPage(): string {
         </div>
         <button type="submit" class="btn primary">Create tenant</button>
       </form>
-      ${table('tenants', 'Tenants', ['Name', 'Id', 'Created', 'Actions'])}
+      ${table('tenants', 'Tenants and their credentials', ['Name', 'Id', 'Created', 'Actions'])}
     </section>
 
     <section class="card" aria-labelledby="routes-title">
@@ -132,7 +132,7 @@ export function renderAdminPage(): string {
         <div class="field"><label for="route-gateway">Gateway (optional)</label><input id="route-gateway" name="gateway" autocomplete="off" spellcheck="false"></div>
         <button type="submit" class="btn primary">Add route</button>
       </form>
-      ${table('routes', 'Routes', ['Platform', 'Route key', 'Tenant', 'Endpoint', 'Gateway', 'Created'])}
+      ${table('routes', 'Routes by platform and key', ['Platform', 'Route key', 'Tenant', 'Endpoint', 'Gateway', 'Created'])}
     </section>
 
     <section class="card" aria-labelledby="outbox-title">

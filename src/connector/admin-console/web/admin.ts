@@ -290,7 +290,7 @@ function renderGateways(): void {
     const actions = el('td', 'actions');
     if (!g.revoked) {
       actions.append(
-        button('Rotate secret', '', () => void rotateGateway(g.id), `Rotate the secret of ${g.id}`),
+        button('Rotate secret', '', () => void rotateGateway(g.id), `Rotate secret of ${g.id}`),
         button('Revoke', 'danger', () => void revokeGateway(g.id), `Revoke ${g.id}`),
       );
     } else actions.textContent = '—';
@@ -314,13 +314,13 @@ function renderTenants(): void {
     const tr = el('tr');
     const actions = el('td', 'actions');
     actions.append(
-      button('New token', '', () => void tenantSecret(t, 'token'), `New access token for ${t.name}`),
+      button('New token', '', () => void tenantSecret(t, 'token'), `New token for ${t.name}`),
       button('Enrollment token', '', () => void tenantSecret(t, 'enroll'), `Enrollment token for ${t.name}`),
       button(
         'Rotate delivery key',
         '',
         () => void tenantSecret(t, 'key'),
-        `Rotate the delivery key of ${t.name}`,
+        `Rotate delivery key of ${t.name}`,
       ),
     );
     tr.append(cell(t.name), cell(el('code', '', t.id)), cell(timeNode(t.createdAt)), actions);
