@@ -311,16 +311,22 @@ export interface GatewayPresence {
 
 export const PRESENCE_REFRESH_MS = 10_000;
 export const PRESENCE_TTL_MS = 30_000;
-const presenceKey = (gatewayId: string) => `admin:presence:${gatewayId}`;
+const PRESENCE_PREFIX = 'admin:presence:';
+const presenceKey = (gatewayId: string) => `${PRESENCE_PREFIX}${gatewayId}`;
+
+/** Every live presence record in one query: gateway id → the instance holding its socket. */
+async function presenceRecords(store: RelayStore, now: number): Promise<Map<string, string>> {
+  const rows = await store.listPlatformState(PRESENCE_PREFIX, now);
+  return new Map(rows.map((row) => [row.key.slice(PRESENCE_PREFIX.length), row.value]));
+}
 
 /** Presence as the store knows it (the CLI's view; see {@link GatewayPresence}). */
 export function storePresence(store: RelayStore): GatewayPresence {
   return {
     connected: async (gatewayIds, now) => {
-      const held = await Promise.all(
-        gatewayIds.map(async (id) => [id, await store.getPlatformState(presenceKey(id), now)] as const),
-      );
-      return new Set(held.filter(([, instance]) => instance !== null).map(([id]) => id));
+      if (gatewayIds.length === 0) return new Set();
+      const held = await presenceRecords(store, now);
+      return new Set(gatewayIds.filter((id) => held.has(id)));
     },
   };
 }
@@ -333,15 +339,14 @@ export function livePresence(
 ): GatewayPresence {
   return {
     connected: async (gatewayIds, now) => {
-      const found = new Set<string>();
-      await Promise.all(
-        gatewayIds.map(async (id) => {
-          if (hasSocketHere(id)) return found.add(id);
-          const instance = await store.getPlatformState(presenceKey(id), now);
-          // Our own record of a socket that is gone now is stale until the next refresh.
-          if (instance !== null && instance !== instanceId) found.add(id);
-        }),
-      );
+      const found = new Set(gatewayIds.filter(hasSocketHere));
+      if (found.size === gatewayIds.length) return found;
+      const held = await presenceRecords(store, now);
+      for (const id of gatewayIds) {
+        const instance = held.get(id);
+        // Our own record of a socket that is gone now is stale until the next refresh.
+        if (instance !== undefined && instance !== instanceId) found.add(id);
+      }
       return found;
     },
   };
@@ -411,33 +416,43 @@ export async function listGatewaySummaries(
   now = Date.now(),
   presence: GatewayPresence = storePresence(store),
 ): Promise<GatewaySummary[]> {
-  const [gateways, counts] = await Promise.all([store.listGateways(tenantId), store.outboxCounts()]);
+  // A constant number of queries however many gateways there are (the admin event stream runs
+  // this every 2 s): gateways, outbox counts, routes, identities, presence.
+  const [gateways, counts, routes, identities] = await Promise.all([
+    store.listGateways(tenantId),
+    store.outboxCounts(),
+    store.listRoutes(tenantId),
+    store.listAllGatewayIdentities(tenantId),
+  ]);
   const waiting = new Map(counts.map((c) => [`${c.tenantId}\u0000${c.gatewayId ?? ''}`, c.count]));
   const iso = (at: number | null) => (at === null ? null : new Date(at).toISOString());
-  const routes = await store.listRoutes(tenantId);
   const live = await presence.connected(
     gateways.filter((g) => !g.revoked).map((g) => g.id),
     now,
   );
+  const identitiesOf = new Map<string, string[]>();
+  for (const i of identities) {
+    const list = identitiesOf.get(i.gatewayId) ?? [];
+    list.push(`${i.platform}:${i.botId}`);
+    identitiesOf.set(i.gatewayId, list);
+  }
   // Its own endpoint (enroll/provision) or a route naming it that posts to an endpoint.
-  const posts = (g: (typeof gateways)[number]) =>
-    !!g.endpoint || routes.some((route) => route.gatewayId === g.id && !!route.endpoint);
-  return Promise.all(
-    gateways.map(async (g) => ({
-      id: g.id,
-      tenant: g.tenantId,
-      generation: posts(g) ? ('http' as const) : ('socket' as const),
-      identities: (await store.listGatewayIdentities(g.id)).map((i) => `${i.platform}:${i.botId}`),
-      platform: g.platform,
-      endpoint: g.endpoint,
-      idleSince: iso(g.idleSince),
-      buffered: waiting.get(`${g.tenantId}\u0000${g.id}`) ?? 0,
-      revoked: g.revoked,
-      rotating: g.secondarySecret !== null && (g.secondaryExpiresAt ?? 0) > now,
-      lastSeen: iso(g.lastSeenAt),
-      connected: !g.revoked && live.has(g.id),
-    })),
-  );
+  const routedToEndpoint = new Set(routes.filter((r) => !!r.endpoint && r.gatewayId).map((r) => r.gatewayId));
+  const posts = (g: (typeof gateways)[number]) => !!g.endpoint || routedToEndpoint.has(g.id);
+  return gateways.map((g) => ({
+    id: g.id,
+    tenant: g.tenantId,
+    generation: posts(g) ? ('http' as const) : ('socket' as const),
+    identities: identitiesOf.get(g.id) ?? [],
+    platform: g.platform,
+    endpoint: g.endpoint,
+    idleSince: iso(g.idleSince),
+    buffered: waiting.get(`${g.tenantId}\u0000${g.id}`) ?? 0,
+    revoked: g.revoked,
+    rotating: g.secondarySecret !== null && (g.secondaryExpiresAt ?? 0) > now,
+    lastSeen: iso(g.lastSeenAt),
+    connected: !g.revoked && live.has(g.id),
+  }));
 }
 
 // Views: what `--json` prints and the admin API answers.

@@ -3,7 +3,13 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { livePresence, PRESENCE_TTL_MS, PresenceRecorder, storePresence } from '../../src/connector/admin.js';
+import {
+  listGatewaySummaries,
+  livePresence,
+  PRESENCE_TTL_MS,
+  PresenceRecorder,
+  storePresence,
+} from '../../src/connector/admin.js';
 import { AdminTokenError, adminTokenFromEnv } from '../../src/connector/admin-console/auth.js';
 import { PostgresStore } from '../../src/connector/store/postgres.js';
 import { SqliteStore } from '../../src/connector/store/sqlite.js';
@@ -262,6 +268,84 @@ describe('gateway presence (the connected rule)', () => {
       await b.stop();
       await store.close();
     }
+  });
+});
+
+describe('listGatewaySummaries: a constant number of store queries', () => {
+  /** The store with every method call counted by name. */
+  function counted(store: RelayStore): { store: RelayStore; calls: Map<string, number> } {
+    const calls = new Map<string, number>();
+    const proxy = new Proxy(store, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          calls.set(String(name), (calls.get(String(name)) ?? 0) + 1);
+          return value.apply(target, args);
+        };
+      },
+    });
+    return { store: proxy, calls };
+  }
+
+  async function seeded(gateways: number): Promise<{ store: SqliteStore; tenants: string[] }> {
+    const store = SqliteStore.open(':memory:');
+    const tenants = [(await store.createTenant('acme', 0)).id, (await store.createTenant('globex', 0)).id];
+    for (let i = 0; i < gateways; i++) {
+      const id = `gw_${String(i).padStart(3, '0')}`;
+      await store.putGatewaySecret({
+        id,
+        tenantId: tenants[i % 2] as string,
+        secret: 's',
+        platform: 'telegram',
+        botId: `b${i}`,
+        endpoint: undefined,
+        rotationWindowMs: 1000,
+        now: 0,
+      });
+      if (i % 3 === 0) await store.addGatewayIdentity(id, 'discord', `d${i}`, 1);
+      if (i % 2 === 0) await store.putPlatformState(`admin:presence:${id}`, 'A', 10_000);
+    }
+    await store.revokeGateway('gw_000', 5);
+    return { store, tenants };
+  }
+
+  it('asks the store the same questions for 8 gateways as for 40, and answers each gateway right', async () => {
+    const counts: Record<string, number>[] = [];
+    for (const n of [8, 40]) {
+      const { store, tenants } = await seeded(n);
+      try {
+        const { store: spy, calls } = counted(store);
+        const rows = await listGatewaySummaries(spy, undefined, 1_000);
+        expect(rows).toHaveLength(n);
+        expect(rows.find((g) => g.id === 'gw_003')).toMatchObject({
+          tenant: tenants[1],
+          identities: ['telegram:b3', 'discord:d3'],
+          connected: false,
+        });
+        expect(rows.find((g) => g.id === 'gw_002')).toMatchObject({
+          identities: ['telegram:b2'],
+          connected: true,
+        });
+        // Revoked: never connected, though its record is there.
+        expect(rows.find((g) => g.id === 'gw_000')).toMatchObject({ revoked: true, connected: false });
+        // One tenant: only its gateways, with their identities and presence.
+        const own = await listGatewaySummaries(store, tenants[0], 1_000);
+        expect(own.map((g) => g.tenant)).toEqual(Array(n / 2).fill(tenants[0]));
+        expect(own.find((g) => g.id === 'gw_006')).toMatchObject({
+          identities: ['telegram:b6', 'discord:d6'],
+          connected: true,
+        });
+        // Expired records are not presence.
+        expect((await listGatewaySummaries(store, undefined, 10_000)).some((g) => g.connected)).toBe(false);
+        counts.push(Object.fromEntries(calls));
+      } finally {
+        await store.close();
+      }
+    }
+    expect(counts[1]).toEqual(counts[0]);
+    expect(counts[0]).not.toHaveProperty('listGatewayIdentities');
+    expect(counts[0]).not.toHaveProperty('getPlatformState');
   });
 });
 

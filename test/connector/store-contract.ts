@@ -87,6 +87,29 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         expect(await store.purgePlatformState(100)).toBe(1);
         expect(await store.getPlatformState('seen:1', 100)).toBe('z');
       });
+
+      it('lists the live entries under a prefix, by key, in one call', async () => {
+        await store.putPlatformState('admin:presence:gw_b', 'i1', 1_000);
+        await store.putPlatformState('admin:presence:gw_a', 'i2', 1_000);
+        await store.putPlatformState('admin:presence:gw_old', 'i1', 100);
+        // Neighbours of the prefix in byte order are not under it.
+        await store.putPlatformState('admin:presence', 'no', 1_000);
+        await store.putPlatformState('admin:presence;', 'no', 1_000);
+        await store.putPlatformState('admin:presenceX', 'no', 1_000);
+        await store.putPlatformState('admin:presencf:', 'no', 1_000);
+        expect(await store.listPlatformState('admin:presence:', 500)).toEqual([
+          { key: 'admin:presence:gw_a', value: 'i2' },
+          { key: 'admin:presence:gw_b', value: 'i1' },
+        ]);
+        expect((await store.listPlatformState('admin:presence:', 50)).map((e) => e.key)).toEqual([
+          'admin:presence:gw_a',
+          'admin:presence:gw_b',
+          'admin:presence:gw_old',
+        ]);
+        expect(await store.listPlatformState('admin:presence:', 1_000)).toEqual([]);
+        expect(await store.listPlatformState('nothing:', 0)).toEqual([]);
+        await expect(store.listPlatformState('prés:', 0)).rejects.toThrow(/ASCII/);
+      });
     });
 
     it('enforces foreign keys', async () => {
@@ -371,6 +394,45 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
           }),
         ).rejects.toThrow(/another tenant/);
         expect((await store.getGateway('gw1'))?.secret).toBe('s1');
+      });
+
+      it("lists every gateway's identities at once, by gateway then oldest first, or one tenant's", async () => {
+        const a = await store.createTenant('acme', 0);
+        const b = await store.createTenant('globex', 0);
+        const put = (id: string, tenantId: string, now: number) =>
+          store.putGatewaySecret({ ...base, id, tenantId, secret: 's', endpoint: undefined, now });
+        await put('gw_b', a.id, 1);
+        await put('gw_a', b.id, 2);
+        await put('gw_c', a.id, 3);
+        await store.addGatewayIdentity('gw_b', 'discord', 'd1', 5);
+        await store.addGatewayIdentity('gw_b', 'api', 'x1', 5);
+        await store.addGatewayIdentity('gw_a', 'discord', 'd2', 4);
+        await store.revokeGateway('gw_c', 6);
+        const ids = (list: { gatewayId: string; platform: string; botId: string }[]) =>
+          list.map((i) => `${i.gatewayId} ${i.platform}:${i.botId}`);
+        const all = await store.listAllGatewayIdentities();
+        expect(ids(all)).toEqual([
+          'gw_a telegram:bot1',
+          'gw_a discord:d2',
+          'gw_b telegram:bot1',
+          'gw_b api:x1',
+          'gw_b discord:d1',
+          'gw_c telegram:bot1',
+        ]);
+        // The same rows as asking gateway by gateway.
+        for (const id of ['gw_a', 'gw_b', 'gw_c'])
+          expect(all.filter((i) => i.gatewayId === id)).toEqual(await store.listGatewayIdentities(id));
+        expect(ids(await store.listAllGatewayIdentities(a.id))).toEqual([
+          'gw_b telegram:bot1',
+          'gw_b api:x1',
+          'gw_b discord:d1',
+          'gw_c telegram:bot1',
+        ]);
+        expect(ids(await store.listAllGatewayIdentities(b.id))).toEqual([
+          'gw_a telegram:bot1',
+          'gw_a discord:d2',
+        ]);
+        expect(await store.listAllGatewayIdentities('t_nobody')).toEqual([]);
       });
 
       it('lists by tenant and records last seen', async () => {
@@ -979,6 +1041,25 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         ]);
       });
 
+      it('discards a dead letter for good, returning it once, and nothing else', async () => {
+        for (let i = 1; i <= 3; i++)
+          await store.enqueueDelivery(delivery(`d${i}`, `s${i}`, { createdAt: i }));
+        await store.claimDueDeliveries('A', 5, 10, 100);
+        await store.deadLetterDelivery('d1', 'A', 'HTTP 410', 410, 6);
+        await store.deadLetterDelivery('d2', 'A', 'gone', null, 7);
+        const [before] = (await store.listDeadLetters(10)).filter((d) => d.id === 'd1');
+        expect(await store.discardDeadLetter('d1')).toEqual(before);
+        expect(await store.discardDeadLetter('d1')).toBeNull();
+        expect(await store.discardDeadLetter('nope')).toBeNull();
+        // A delivery still in the outbox is not a dead letter: left where it is.
+        expect(await store.discardDeadLetter('d3')).toBeNull();
+        expect((await store.listDeadLetters(10)).map((d) => d.id)).toEqual(['d2']);
+        expect((await store.listDeliveries(10)).map((d) => d.id)).toEqual(['d3']);
+        // Gone for good: it cannot be retried.
+        expect(await store.retryDeadLetter('d1', 8)).toBe(false);
+        expect(await store.countPrunable('deadLetters', Number.MAX_SAFE_INTEGER)).toBe(1);
+      });
+
       it("releases one claimer's claims, making them due now", async () => {
         await store.enqueueDelivery(delivery('a1', 'sa', { createdAt: 0 }));
         await store.enqueueDelivery(delivery('a2', 'sb', { createdAt: 0 }));
@@ -1114,6 +1195,30 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
           { at: 1, event: 'a', tenantId: 't1', gatewayId: 'g1', detail: { n: 1, nested: { ok: true } } },
         ]);
         expect((await store.listAudit(2)).map((e) => e.event)).toEqual(['d', 'c']);
+      });
+
+      it("lists one tenant's events, newest first, the limit counting only them", async () => {
+        await store.audit({ at: 1, event: 'a1', tenantId: 't1' });
+        await store.audit({ at: 2, event: 'b1', tenantId: 't2' });
+        await store.audit({ at: 3, event: 'a2', tenantId: 't1', detail: { actor: 'cli' } });
+        await store.audit({ at: 4, event: 'none' });
+        await store.audit({ at: 5, event: 'a3', tenantId: 't1' });
+        await store.audit({ at: 6, event: 'b2', tenantId: 't2' });
+        expect(await store.listAudit(10, { tenantId: 't1' })).toEqual([
+          { at: 5, event: 'a3', tenantId: 't1', gatewayId: null },
+          { at: 3, event: 'a2', tenantId: 't1', gatewayId: null, detail: { actor: 'cli' } },
+          { at: 1, event: 'a1', tenantId: 't1', gatewayId: null },
+        ]);
+        expect((await store.listAudit(2, { tenantId: 't1' })).map((e) => e.event)).toEqual(['a3', 'a2']);
+        expect((await store.listAudit(10, { tenantId: 't2' })).map((e) => e.event)).toEqual(['b2', 'b1']);
+        expect(await store.listAudit(10, { tenantId: 'nobody' })).toEqual([]);
+        expect(await store.listAudit(0, { tenantId: 't1' })).toEqual([]);
+        // An undefined tenant is no filter.
+        expect((await store.listAudit(3, { tenantId: undefined })).map((e) => e.event)).toEqual([
+          'b2',
+          'a3',
+          'none',
+        ]);
       });
     });
   });

@@ -40,6 +40,7 @@ import {
   type GatewayRow,
   type OutboxRow,
   type PolicyRow,
+  prefixRange,
   type RouteRow,
   type TenantRow,
   toAudit,
@@ -466,6 +467,20 @@ export class PostgresStore implements RelayStore {
     return rows.map(toGatewayIdentity);
   }
 
+  async listAllGatewayIdentities(tenantId?: string): Promise<GatewayIdentity[]> {
+    const rows =
+      tenantId === undefined
+        ? await this.#rows<GatewayIdentityRow>(
+            'SELECT * FROM gateway_identities ORDER BY gateway_id, created_at, platform',
+          )
+        : await this.#rows<GatewayIdentityRow>(
+            `SELECT i.* FROM gateway_identities i JOIN gateways g ON g.id = i.gateway_id
+             WHERE g.tenant_id = $1 ORDER BY i.gateway_id, i.created_at, i.platform`,
+            [tenantId],
+          );
+    return rows.map(toGatewayIdentity);
+  }
+
   async getPlatformState(key: string, now: number): Promise<string | null> {
     const { rows } = await this.#pool.query<{ value: string }>(
       'SELECT value FROM platform_state WHERE key = $1 AND expires_at > $2',
@@ -494,6 +509,16 @@ export class PostgresStore implements RelayStore {
 
   async deletePlatformState(key: string): Promise<void> {
     await this.#pool.query('DELETE FROM platform_state WHERE key = $1', [key]);
+  }
+
+  async listPlatformState(prefix: string, now: number): Promise<{ key: string; value: string }[]> {
+    const [from, to] = prefixRange(prefix);
+    // key is COLLATE "C": the range is byte order and walks the primary key.
+    const { rows } = await this.#pool.query<{ key: string; value: string }>(
+      'SELECT key, value FROM platform_state WHERE key >= $1 AND key < $2 AND expires_at > $3 ORDER BY key',
+      [from, to, now],
+    );
+    return rows;
   }
 
   async purgePlatformState(now: number): Promise<number> {

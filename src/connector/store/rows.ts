@@ -291,3 +291,13 @@ export const PRUNE_TABLES: Readonly<
   platformState: { name: 'platform_state', time: 'expires_at', key: 'key', inclusive: true },
   webchatMessages: { name: 'webchat_messages', time: 'created_at', key: 'seq', inclusive: false },
 };
+
+/**
+ * The key range `[prefix, end)` holding exactly the keys that start with an ASCII `prefix` under
+ * byte order (SQLite's BINARY, Postgres's COLLATE "C"): the end is the prefix with its last
+ * character raised by one.
+ */
+export function prefixRange(prefix: string): [string, string] {
+  if (!/^[\x20-\x7e]+$/.test(prefix)) throw new Error('a platform state prefix is printable ASCII');
+  return [prefix, prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)];
+}

@@ -34,6 +34,7 @@ import {
   type GatewayRow,
   type OutboxRow,
   type PolicyRow,
+  prefixRange,
   type RouteRow,
   type TenantRow,
   toAudit,
@@ -144,6 +145,8 @@ export class SqliteStore implements RelayStore {
   readonly #setGatewayIdle;
   readonly #upsertIdentity;
   readonly #listIdentities;
+  readonly #listAllIdentities;
+  readonly #listIdentitiesOfTenant;
   readonly #upsertPolicy;
   readonly #getPolicy;
   readonly #listPolicies;
@@ -151,6 +154,7 @@ export class SqliteStore implements RelayStore {
   readonly #outboxCounts;
   // Platform state
   readonly #getState;
+  readonly #listState;
   readonly #putState;
   readonly #insertState;
   readonly #deleteState;
@@ -324,8 +328,18 @@ export class SqliteStore implements RelayStore {
     this.#listIdentities = db.prepare<[string], GatewayIdentityRow>(
       'SELECT * FROM gateway_identities WHERE gateway_id = ? ORDER BY created_at, platform',
     );
+    this.#listAllIdentities = db.prepare<[], GatewayIdentityRow>(
+      'SELECT * FROM gateway_identities ORDER BY gateway_id, created_at, platform',
+    );
+    this.#listIdentitiesOfTenant = db.prepare<[string], GatewayIdentityRow>(
+      `SELECT i.* FROM gateway_identities i JOIN gateways g ON g.id = i.gateway_id
+       WHERE g.tenant_id = ? ORDER BY i.gateway_id, i.created_at, i.platform`,
+    );
     this.#getState = db.prepare<[string, number], { value: string }>(
       'SELECT value FROM platform_state WHERE key = ? AND expires_at > ?',
+    );
+    this.#listState = db.prepare<[string, string, number], { key: string; value: string }>(
+      'SELECT key, value FROM platform_state WHERE key >= ? AND key < ? AND expires_at > ? ORDER BY key',
     );
     this.#putState = db.prepare<[string, string, number]>(
       `INSERT INTO platform_state (key, value, expires_at) VALUES (?, ?, ?)
@@ -939,6 +953,12 @@ export class SqliteStore implements RelayStore {
     return this.#listIdentities.all(gatewayId).map(toGatewayIdentity);
   }
 
+  async listAllGatewayIdentities(tenantId?: string): Promise<GatewayIdentity[]> {
+    const rows =
+      tenantId === undefined ? this.#listAllIdentities.all() : this.#listIdentitiesOfTenant.all(tenantId);
+    return rows.map(toGatewayIdentity);
+  }
+
   async putPolicy(policy: GatewayPolicy): Promise<void> {
     this.#upsertPolicy.run(
       policy.tenantId,
@@ -975,6 +995,11 @@ export class SqliteStore implements RelayStore {
 
   async deletePlatformState(key: string): Promise<void> {
     this.#deleteState.run(key);
+  }
+
+  async listPlatformState(prefix: string, now: number): Promise<{ key: string; value: string }[]> {
+    const [from, to] = prefixRange(prefix);
+    return this.#listState.all(from, to, now);
   }
 
   async purgePlatformState(now: number): Promise<number> {

@@ -263,6 +263,11 @@ export interface RelayStore {
   addGatewayIdentity(gatewayId: string, platform: string, botId: string, now: number): Promise<void>;
   /** The gateway's identities, oldest first. */
   listGatewayIdentities(gatewayId: string): Promise<GatewayIdentity[]>;
+  /**
+   * The identities of every gateway (of one tenant when given), in one query: by gateway id,
+   * then each gateway's oldest first (the admin views list thousands of gateways at once).
+   */
+  listAllGatewayIdentities(tenantId?: string): Promise<GatewayIdentity[]>;
 
   // Relevance policies declared by gateway instances (full replace per key).
   putPolicy(policy: GatewayPolicy): Promise<void>;
@@ -368,6 +373,11 @@ export interface RelayStore {
   /** Store `value` unless a live (unexpired at `now`) value is there; true when stored. */
   insertPlatformState(key: string, value: string, expiresAt: number, now: number): Promise<boolean>;
   deletePlatformState(key: string): Promise<void>;
+  /**
+   * Every live (unexpired at `now`) entry whose key starts with `prefix`, in one query, by key.
+   * The prefix is ASCII (a key range on the primary key, so it does not scan the table).
+   */
+  listPlatformState(prefix: string, now: number): Promise<{ key: string; value: string }[]>;
   /** Remove entries expired at `now`; returns how many. */
   purgePlatformState(now: number): Promise<number>;
 
