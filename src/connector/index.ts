@@ -6,9 +6,16 @@
  *   variables and flags (`connectorConfigFromEnv`, `connectorDbFromEnv`, `ConnectorConfigError`);
  * - its store: `openStore` (a SQLite path or a `postgres://` URL), `SqliteStore`, `PostgresStore`,
  *   the `RelayStore` interface and its record types;
- * - what `hermes connector tenant|enroll-token|route|gateway|deliveries …` do: `createTenant`,
- *   `issueTenantToken`, `createEnrollmentToken`, `addRoute`, `revokeGateway`, the rotations,
- *   `listGatewaySummaries`, `listDeadLetters`, `retryDeadLetter` (`AdminError` for bad input);
+ * - what `hermes connector tenant|enroll-token|route|gateway|deliveries|audit …` do, the one
+ *   service layer behind both the CLI's `--json` and the admin API (docs/admin-api.md): the
+ *   actions (`createTenant`, `issueTenantToken`, `createEnrollmentToken`, `addRoute`,
+ *   `revokeGateway`, the rotations, `retryDeadLetter`, `discardDeadLetter`; `AuditActor` names who
+ *   did it in the audit log; `AdminError` and its `AdminNotFoundError`/`AdminConflictError` for bad
+ *   input) and the JSON views (`listGatewaySummaries` with `storePresence`, `tenantViews`,
+ *   `routeViews`, `deliveryViews`, `deadLetterViews`, `auditViews`, `outboxDepth`, `overview`,
+ *   the `…View` helpers of the create/rotate answers, and their types). The admin console itself
+ *   (`/admin`, `/admin/api/…`) is not exported: `startConnector` mounts it when `config.admin`
+ *   holds a token (`RELAY_ADMIN_TOKEN`), wired to the running connector's sockets and engine;
  * - platforms: `buildAdapters` (the built-in ones for a configuration), `WebChatAdapter`,
  *   `TelegramAdapter`, `DiscordAdapter`, and the contract a new adapter implements
  *   (`PlatformAdapter`, `PlatformContext`, `PlatformInbound`, `IngestOutcome`, …);
@@ -20,18 +27,42 @@ export type { Logger } from 'pino';
 export { createLogger } from '../cli/logger.js';
 export { VERSION } from '../cli/version.js';
 export {
+  AdminConflictError,
   AdminError,
+  AdminNotFoundError,
+  type AuditActor,
+  type AuditView,
   addRoute,
+  auditViews,
+  createdTenantView,
   createEnrollmentToken,
   createTenant,
+  type DeadLetterView,
+  type DeliveryView,
+  deadLetterViews,
+  deliveryKeyView,
+  deliveryViews,
+  discardDeadLetter,
+  enrollmentTokenView,
+  type GatewayPresence,
   type GatewaySummary,
   issueTenantToken,
   listDeadLetters,
+  listDeliveries,
   listGatewaySummaries,
+  MAX_LIST_LIMIT,
+  type OutboxDepthView,
+  type OverviewView,
+  outboxDepth,
+  overview,
   retryDeadLetter,
   revokeGateway,
   rotateDeliveryKey,
   rotateGatewaySecret,
+  routeViews,
+  storePresence,
+  tenantTokenView,
+  tenantViews,
 } from './admin.js';
 export {
   type ConnectorConfig,
@@ -62,9 +93,11 @@ export { isPostgresUrl, openStore } from './store/open.js';
 export { PostgresStore, type PostgresStoreOptions } from './store/postgres.js';
 export { SqliteStore } from './store/sqlite.js';
 export type {
+  AuditEvent,
   DeadLetter,
   DeliveryKeys,
   DeliveryRecord,
+  GatewayIdentity,
   GatewayRecord,
   RelayStore,
   RouteRecord,

@@ -349,6 +349,47 @@ describe('listGatewaySummaries: a constant number of store queries', () => {
   });
 });
 
+describe('the service layer in the library (hermes-relay/connector)', () => {
+  it('exports every admin function and error of admin.ts that embedders use, and not the console', async () => {
+    const library: Record<string, unknown> = await import('../../src/connector/index.js');
+    const admin: Record<string, unknown> = await import('../../src/connector/admin.js');
+    const exported = [
+      'AdminError',
+      'AdminNotFoundError',
+      'AdminConflictError',
+      'createTenant',
+      'issueTenantToken',
+      'createEnrollmentToken',
+      'addRoute',
+      'revokeGateway',
+      'rotateGatewaySecret',
+      'rotateDeliveryKey',
+      'retryDeadLetter',
+      'discardDeadLetter',
+      'listDeliveries',
+      'listDeadLetters',
+      'listGatewaySummaries',
+      'storePresence',
+      'tenantViews',
+      'routeViews',
+      'deliveryViews',
+      'deadLetterViews',
+      'auditViews',
+      'outboxDepth',
+      'overview',
+      'createdTenantView',
+      'tenantTokenView',
+      'enrollmentTokenView',
+      'deliveryKeyView',
+      'MAX_LIST_LIMIT',
+    ];
+    for (const name of exported) expect([name, library[name]]).toEqual([name, admin[name]]);
+    // The running connector's own parts stay internal (startConnector mounts the console).
+    for (const name of ['registerAdminConsole', 'PresenceRecorder', 'livePresence'])
+      expect(library).not.toHaveProperty(name);
+  });
+});
+
 describe('admin API (real connector process)', () => {
   it('is off without a token: every /admin path answers 404 saying so, and the start-up log says so', async () => {
     const offDb = join(dir.path, 'off.db');
