@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
+import { generateToken } from '../auth/secrets.js';
 import { errorMessage } from '../common/errors.js';
 import { parsePrivateTargets } from '../common/ssrf.js';
 import { addRoute, createEnrollmentToken, createTenant, issueTenantToken } from '../connector/admin.js';
@@ -86,6 +87,7 @@ async function runDemo(options: DemoOptions): Promise<void> {
   step(2, total, `preparing tenant "${TENANT}" and web-chat room "${ROOM}" in ${shown}`);
   const firstRun = !existsSync(db);
   const tenantToken = await prepareTenant(dataDir, db, ports.inbound);
+  const adminTokenFile = ensureAdminToken(dataDir);
 
   const children: Child[] = [];
   let stopping = false;
@@ -105,6 +107,8 @@ async function runDemo(options: DemoOptions): Promise<void> {
         RELAY_LOG_LEVEL: process.env.RELAY_LOG_LEVEL ?? 'info',
         // The demo gateway's receiver is on this machine: loopback is the one private target allowed.
         RELAY_ALLOW_PRIVATE_TARGETS: DEMO_PRIVATE_TARGETS,
+        RELAY_ADMIN_TOKEN: undefined,
+        RELAY_ADMIN_TOKEN_FILE: adminTokenFile,
       },
     );
     children.push(connector);
@@ -169,6 +173,9 @@ async function runDemo(options: DemoOptions): Promise<void> {
       `  Dashboard:  http://127.0.0.1:${ports.dashboard}/          ← gateway state, active turns, Drain / Restart`,
     );
     out(`              API session token (header X-Hermes-Session-Token): ${sessionToken}`);
+    out(
+      `  Admin:      http://127.0.0.1:${ports.connector}/admin     ← tenants, gateways, outbox, dead letters; token: cat ${relative(process.cwd(), adminTokenFile)}`,
+    );
     out(
       `  Agent:      ${agent}${agent === 'echo' ? ' (replies "echo: …"; for a model: HERMES_AGENT=openai OPENAI_BASE_URL=… HERMES_MODEL=… npm start)' : ''}`,
     );
@@ -306,6 +313,14 @@ async function ensureEnrolled(
   } finally {
     await store.close();
   }
+}
+
+/** The demo connector's admin console token: made once, kept 0600 beside its database. */
+function ensureAdminToken(dataDir: string): string {
+  const file = join(dataDir, 'admin-token');
+  if (!existsSync(file) || readFileSync(file, 'utf8').trim() === '')
+    writeFileAtomic(file, `${generateToken('hra_')}\n`);
+  return file;
 }
 
 function spawnHermes(name: string, args: string[], logs: string, env: NodeJS.ProcessEnv): Child {

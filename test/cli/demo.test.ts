@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePortRange } from '../support/ports.js';
@@ -66,6 +66,18 @@ describe('hermes demo', () => {
       body: JSON.stringify({ action: 'cancel' }),
     });
     expect(await drained.json()).toEqual({ ok: true, action: 'cancel', was_draining: false });
+
+    // The admin console is on, with a token kept 0600 beside the database (never printed).
+    expect(output).toContain(`http://127.0.0.1:${base}/admin`);
+    const tokenFile = join(dir.path, 'data', 'admin-token');
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    const adminToken = readFileSync(tokenFile, 'utf8').trim();
+    expect(output).not.toContain(adminToken);
+    const overview = await fetch(`http://127.0.0.1:${base}/admin/api/overview`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    expect(await overview.json()).toMatchObject({ tenants: 1, gateways: { total: 1, connected: 1 } });
+    expect((await fetch(`http://127.0.0.1:${base}/admin/api/overview`)).status).toBe(401);
 
     expect(await demo.stop('SIGINT')).toBe(0);
     expect(demo.output()).toContain('stopped.');
