@@ -1,11 +1,13 @@
-import { type FSWatcher, watch } from 'node:fs';
+import { type FSWatcher, statSync, watch } from 'node:fs';
 import type { FastifyReply } from 'fastify';
+import { type ActivityEvent, activityPath, readActivity } from '../home/activity-log.js';
 import { securityHeadersFor } from '../http/security-headers.js';
 
 /**
  * Server-Sent Events for `/api/events`: a `status` event whenever the gateway's state, running
  * flag, active turns or platforms change (watched via the home directory with a poll fallback),
- * and an `action` event for drain / cancel / restart requests.
+ * an `action` event for drain / cancel / restart / stop-turn requests, and an `activity` event with
+ * the entries the gateway appended to `activity.jsonl` since the last one (`{events: [...]}`).
  */
 
 const POLL_MS = 500;
@@ -19,6 +21,8 @@ export class EventHub {
   private heartbeat: NodeJS.Timeout | undefined;
   private last = '';
   private debounce: NodeJS.Timeout | undefined;
+  private activityStamp = '';
+  private lastActivityId: string | undefined;
 
   constructor(
     private readonly home: string,
@@ -26,9 +30,11 @@ export class EventHub {
   ) {}
 
   start(): void {
+    this.lastActivityId = readActivity(this.home).at(-1)?.id;
+    this.activityStamp = this.stampOfActivity();
     try {
       this.watcher = watch(this.home, (_event, name) => {
-        if (name && !String(name).startsWith('gateway')) return;
+        if (name && !String(name).startsWith('gateway') && !String(name).startsWith('activity')) return;
         clearTimeout(this.debounce);
         this.debounce = setTimeout(() => this.check(), 20);
       });
@@ -81,10 +87,41 @@ export class EventHub {
       snapshot.gateway_state,
       snapshot.active_agents,
       snapshot.gateway_platforms,
+      // The running turns (not their elapsed time, which changes every second) and the relay.
+      Array.isArray(snapshot.turns)
+        ? snapshot.turns.map((turn: { session?: unknown; started_at?: unknown }) => [
+            turn.session,
+            turn.started_at,
+          ])
+        : null,
+      snapshot.relay,
     ]);
+    this.checkActivity();
     if (key === this.last) return;
     this.last = key;
     this.broadcastRaw(`event: status\ndata: ${JSON.stringify(snapshot)}\n\n`);
+  }
+
+  private stampOfActivity(): string {
+    try {
+      const stat = statSync(activityPath(this.home));
+      return `${stat.size}:${stat.mtimeMs}:${stat.ino}`;
+    } catch {
+      return '';
+    }
+  }
+
+  /** New activity entries since the last broadcast (the file is read only when it changed). */
+  private checkActivity(): void {
+    const stamp = this.stampOfActivity();
+    if (stamp === this.activityStamp) return;
+    this.activityStamp = stamp;
+    const all = readActivity(this.home);
+    const at = this.lastActivityId ? all.findIndex((event) => event.id === this.lastActivityId) : -1;
+    const fresh: ActivityEvent[] = at >= 0 ? all.slice(at + 1) : all;
+    if (fresh.length === 0) return;
+    this.lastActivityId = fresh.at(-1)?.id;
+    this.broadcastRaw(`event: activity\ndata: ${JSON.stringify({ events: fresh })}\n\n`);
   }
 
   private broadcastRaw(text: string): void {

@@ -6,8 +6,11 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { errorMessage } from '../common/errors.js';
+import { readActivity } from '../home/activity-log.js';
 import { clearDrainRequest, drainRequested, writeDrainRequest } from '../home/drain-control.js';
+import { writeTurnStopRequest } from '../home/status-file.js';
 import { installJsonBodyParser } from '../http/json-body.js';
 import { installSecurityHeaders, pageContentSecurityPolicy } from '../http/security-headers.js';
 import { fastifyTimeoutOptions, type ServerTimeouts } from '../http/server-limits.js';
@@ -22,7 +25,7 @@ import {
 } from './auth/index.js';
 import { EventHub } from './events.js';
 import { RestartLauncher } from './restart.js';
-import { gatewayStatusView } from './status.js';
+import { gatewayStatusView, gatewayWorkView } from './status.js';
 
 /**
  * `hermes dashboard` (lifecycle reference §2): status, drain/cancel and restart over one gateway
@@ -75,6 +78,11 @@ export interface RunningDashboard {
 
 const BODY_LIMIT = 16 * 1024;
 
+/** `POST /api/turns/stop` body. */
+const TurnStopBody = z.object({ session: z.string().min(1).max(512) });
+/** How long the stop route waits to see the turn gone before answering `stopped: false`. */
+const TURN_STOP_CONFIRM_MS = 5_000;
+
 /**
  * The CSP of `GET /`: the page loads its script and stylesheet from `/assets/` (no inline code)
  * and talks to its own origin only.
@@ -108,6 +116,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const { home, log } = options;
   const env = options.env ?? process.env;
   const registry = new AuthRegistry();
+  const audit = new AuditLog(home);
   registry.register(await createPasswordProvider({ home, env }));
   const drain = registerDrainSecretProvider(registry, {
     env,
@@ -153,7 +162,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     registry,
     bindHost: options.host,
     requireLogin: options.requireLogin ?? false,
-    audit: new AuditLog(home),
+    audit,
     allowedHosts: options.allowedHosts ?? [],
     trustProxy: options.trustProxy ?? false,
     env,
@@ -180,10 +189,16 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     return reply;
   };
 
-  const snapshot = () => {
+  /**
+   * The status payload. `turns` (session keys, chats) and `relay` go only to authenticated callers
+   * (the event stream, or `/api/status` with the session token or a cookie): `/api/status` itself
+   * is a public liveness probe (reference §2.3) and must not list who is talking to the agent.
+   */
+  const snapshot = (withWork = true) => {
     const view = {
       version: options.version,
       ...gatewayStatusView(home),
+      ...(withWork ? gatewayWorkView(home) : {}),
       restart_drain_timeout: options.restartDrainTimeout,
       ...gates.authStatus(),
     };
@@ -200,7 +215,32 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     env,
   );
 
-  app.get('/api/status', async () => snapshot());
+  app.get('/api/status', async (request) => snapshot(gates.isAuthenticated(request)));
+
+  app.get('/api/activity', { onRequest: requireAuth }, async () => ({ events: readActivity(home) }));
+
+  // Stop one running turn: the gateway takes the request and runs its `/stop` path for the session.
+  app.post('/api/turns/stop', { onRequest: requireAuth }, async (request, reply) => {
+    const parsed = TurnStopBody.safeParse(request.body);
+    if (!parsed.success)
+      return reply.code(400).send({ error: 'session: a session key (1–512 characters) is required' });
+    const session = parsed.data.session;
+    const listed = () => gatewayWorkView(home).turns.some((turn) => turn.session === session);
+    if (!listed()) return reply.code(404).send({ error: 'No running turn for this session' });
+    const principal = tokenPrincipalOf(request)?.principal ?? 'dashboard';
+    const stopRequest = writeTurnStopRequest(home, session, principal);
+    audit.write('turn_stop', { principal, session, ip: request.ip });
+    events.action({ action: 'stop_turn', principal, session, at: stopRequest.requested_at });
+    const deadline = Date.now() + TURN_STOP_CONFIRM_MS;
+    while (listed() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    return {
+      ok: true,
+      action: 'stop_turn',
+      session,
+      requested_at: stopRequest.requested_at,
+      stopped: !listed(),
+    };
+  });
 
   app.get('/api/events', { onRequest: requireAuth }, async (_request, reply) => {
     if (!events.add(reply)) return reply.code(503).send({ detail: 'Too many event streams' });

@@ -1,6 +1,7 @@
 import { SqliteHistoryStore } from '../gateway/history.js';
 import { gatewayStatus } from '../home/gateway-status.js';
 import { conversationsPath } from '../home/home.js';
+import { type RelayInfoEntry, runningTurns } from '../home/status-file.js';
 
 /**
  * `GET /api/status` (lifecycle reference §2.4): the shared `gatewayStatus` in the dashboard's wire
@@ -18,6 +19,34 @@ export interface GatewayStatusView {
   gateway_drainable: boolean;
   active_sessions: number;
   gateway_pid: number | null;
+}
+
+/** A running turn as the dashboard lists it: `elapsed_s` is computed at read time. */
+export interface TurnView {
+  session: string;
+  platform: string;
+  chat_id: string;
+  started_at: string;
+  elapsed_s: number;
+}
+
+/** The running turns and the relay the gateway adopted; empty/null when it is not running. */
+export interface GatewayWorkView {
+  turns: TurnView[];
+  relay: RelayInfoEntry | null;
+}
+
+export function gatewayWorkView(home: string, now = Date.now()): GatewayWorkView {
+  const status = gatewayStatus(home);
+  if (!status.running) return { turns: [], relay: null };
+  const turns = runningTurns(status.record).map((turn) => {
+    const started = Date.parse(turn.started_at);
+    return {
+      ...turn,
+      elapsed_s: Number.isNaN(started) ? 0 : Math.max(0, Math.round((now - started) / 1000)),
+    };
+  });
+  return { turns, relay: status.record?.relay ?? null };
 }
 
 const ACTIVE_SESSION_WINDOW_MS = 3600_000;

@@ -3,6 +3,7 @@ import { isUsableSecret } from '../auth/index.js';
 import { VERSION } from '../cli/version.js';
 import { errorMessage } from '../common/errors.js';
 import { isLoopbackHost } from '../common/loopback.js';
+import { ActivityLog } from '../home/activity-log.js';
 import type { GatewayConfig } from '../home/config.js';
 import { DrainWatcher } from '../home/drain-control.js';
 import { conversationsPath, inboxPath, mediaDownloadsPath } from '../home/home.js';
@@ -13,7 +14,13 @@ import {
   IDLE_STOP_MARKER_NAME,
   PLANNED_STOP_MARKER_NAME,
 } from '../home/pid-lock.js';
-import { type RuntimeStatusPatch, writeRuntimeStatus } from '../home/status-file.js';
+import {
+  type RelayIdentityEntry,
+  type RuntimeStatusPatch,
+  takeTurnStopRequests,
+  writeRuntimeStatus,
+} from '../home/status-file.js';
+import { type CapabilityDescriptor, supportedOps } from '../protocol/index.js';
 import { createAgent } from './agents/index.js';
 import type { Agent } from './agents/types.js';
 import { defaultGatewayId } from './enroll.js';
@@ -46,6 +53,8 @@ const EXIT_REASONS: Record<StopKind, string> = {
 
 const PLATFORM_KEY = 'relay';
 const POST_INTERRUPT_GRACE_MS = 5_000;
+/** How often the dashboard's per-turn stop requests are picked up (`.turn-stop-requests/`). */
+const TURN_STOP_POLL_MS = 250;
 
 export interface RunGatewayOptions {
   config: GatewayConfig;
@@ -107,7 +116,17 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     throw new GatewayStartupError(message, code);
   };
 
-  status({ gatewayState: 'starting', exitReason: null, restartRequested: false, activeAgents: 0 });
+  status({
+    gatewayState: 'starting',
+    exitReason: null,
+    restartRequested: false,
+    activeAgents: 0,
+    turns: [],
+    relay: null,
+  });
+  const activity = new ActivityLog(home, (error) =>
+    log.warn({ err: errorMessage(error) }, 'could not append to activity.jsonl'),
+  );
   if (config.relayDisabledBy) {
     fail(
       `the relay is turned off: ${config.relayDisabledBy} is false in ${config.configPath} (it overrides GATEWAY_RELAY_URL)`,
@@ -208,6 +227,38 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
   let shutdown: 'none' | 'stopping' | 'restarting' = 'none';
   let externalDrain = false;
 
+  // What the dashboard shows of the relay: the identities said hello as, the descriptors adopted.
+  const helloIdentities =
+    config.identities && config.identities.length > 0
+      ? config.identities
+      : [{ platform: config.platform, botId: config.botId }];
+  const adopted = new Map<string, CapabilityDescriptor>();
+  let defaultDescriptor: CapabilityDescriptor | undefined;
+  const writeRelayInfo = () => {
+    const identities: RelayIdentityEntry[] = helloIdentities.map((identity, index) => {
+      // A `relay` hello is answered with the routed platform's descriptor: the first is its own.
+      const descriptor = adopted.get(identity.platform) ?? (index === 0 ? defaultDescriptor : undefined);
+      return {
+        platform: identity.platform,
+        bot_id: identity.botId,
+        descriptor_platform: descriptor?.platform ?? null,
+        label: descriptor?.label ?? null,
+        ops: descriptor ? [...supportedOps(descriptor)] : null,
+      };
+    });
+    const june = receiver !== undefined;
+    status({
+      relay: {
+        generation: june ? 'june' : 'current',
+        inbound: june ? 'http' : 'socket',
+        identities,
+        ops: defaultDescriptor ? [...supportedOps(defaultDescriptor)] : [],
+        contract_version: defaultDescriptor?.contract_version ?? null,
+      },
+    });
+  };
+  let lastRelayState: string | undefined;
+
   const transport = new RelayTransport({
     url: relayUrl,
     credentials: () => ({ gatewayId: credentials.gatewayId, secret: credentials.secret }),
@@ -216,9 +267,14 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     botId: config.botId,
     commandManifest: [STOP_COMMAND, ...(agent.commands ?? []).filter((command) => command.name !== 'stop')],
     log: log.child({ part: 'transport' }),
-    onDescriptor: () => {
+    onDescriptor: async (descriptor) => {
+      // The first descriptor of a connection is its default (current §4.3).
+      defaultDescriptor = transport.descriptor ?? descriptor;
+      adopted.set(descriptor.platform, descriptor);
+      writeRelayInfo();
       replayInbox();
-      return startReceiver();
+      await startReceiver();
+      writeRelayInfo();
     },
     onInbound: async (event, deliveryId, via) => {
       sessions.handleInbound(event, { deliveryId, followUpKind: via?.followUpKind });
@@ -230,6 +286,15 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     },
     onStatus: (transportStatus: TransportStatus) => {
       metrics.setRelayState(transportStatus.state);
+      const connected = transportStatus.state === 'connected';
+      if (connected !== (lastRelayState === 'connected') && (connected || lastRelayState !== undefined)) {
+        activity.append({
+          kind: connected ? 'relay_connected' : 'relay_disconnected',
+          platform: PLATFORM_KEY,
+          ...(connected ? {} : { detail: transportStatus.errorCode ?? transportStatus.state }),
+        });
+      }
+      lastRelayState = transportStatus.state;
       const state = transportStatus.state === 'stopped' ? 'disabled' : transportStatus.state;
       status({
         platform: {
@@ -277,7 +342,8 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     },
     externalDrainActive: () => externalDrain,
     shutdown: () => shutdown,
-    onActiveChange: (activeAgents) => status({ activeAgents }),
+    onActiveChange: (activeAgents) => status({ activeAgents, turns: sessions.turns() }),
+    onTurnEvent: (event) => activity.append(event),
     journal: inbox,
     localizeMedia: (event) => downloader.localize(event),
     metrics,
@@ -350,6 +416,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     } catch (error) {
       // Not fatal: the outbound link stays up (reference §3.1).
       log.error({ err: errorMessage(error) }, 'inbound receiver could not start; continuing outbound-only');
+      activity.append({ kind: 'error', detail: 'inbound receiver could not start' });
     } finally {
       receiverStarting = false;
     }
@@ -367,13 +434,38 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
           ? 'External drain ENGAGED: refusing new turns'
           : 'External drain released: accepting new turns',
       );
+      activity.append({ kind: active ? 'drain_engaged' : 'drain_released' });
       status({ gatewayState: active ? 'draining' : 'running', activeAgents: sessions.activeCount });
     },
     { log: log.child({ part: 'drain' }) },
   );
 
+  // The dashboard's Stop on one turn: the same path as `/stop` in that chat.
+  const takeStopRequests = () => {
+    let requests: ReturnType<typeof takeTurnStopRequests>;
+    try {
+      requests = takeTurnStopRequests(home);
+    } catch (error) {
+      log.warn({ err: errorMessage(error) }, 'could not read turn stop requests');
+      return;
+    }
+    for (const request of requests) {
+      const stopped = sessions.stop(request.session);
+      log.info({ session: request.session, principal: request.principal, stopped }, 'dashboard stop request');
+    }
+  };
+  // Requests left from before this start are not for this run's turns.
+  try {
+    takeTurnStopRequests(home, Number.NEGATIVE_INFINITY);
+  } catch {
+    // Best effort: they go stale anyway.
+  }
+  const stopPoll = setInterval(takeStopRequests, TURN_STOP_POLL_MS);
+  stopPoll.unref();
+
   transport.start();
   watcher.start();
+  activity.append({ kind: 'gateway_started' });
   if (!watcher.active) status({ gatewayState: 'running', activeAgents: 0 });
   log.info({ relay: relayUrl, gatewayId: credentials.gatewayId, agent: agent.name }, 'gateway running');
 
@@ -396,6 +488,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
         restartRequested: kind === 'restart',
         activeAgents: sessions.activeCount,
       });
+      activity.append({ kind: 'gateway_stopping', detail: EXIT_REASONS[kind] });
       let timedOut = false;
       if (!(await sessions.waitIdle(drainMs))) {
         timedOut = true;
@@ -404,6 +497,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
         await sessions.waitIdle(POST_INTERRUPT_GRACE_MS);
       }
       watcher.stop();
+      clearInterval(stopPoll);
       await receiver?.stop().catch(() => undefined);
       await transport.stop();
       await metricsListener?.close();
@@ -416,6 +510,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
         gatewayState: 'stopped',
         exitReason: EXIT_REASONS[kind],
         activeAgents: 0,
+        turns: [],
         restartRequested: kind === 'restart',
         platform: { name: PLATFORM_KEY, state: 'disabled' },
       });

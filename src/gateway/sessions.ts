@@ -55,6 +55,27 @@ export interface SessionManagerOptions {
   localizeMedia?: (event: MessageEvent) => Promise<MessageEvent>;
   /** Turn counters and durations (`metrics.ts`). */
   metrics?: TurnMetrics;
+  /** Turn boundaries for the activity log (metadata only: never the message text). */
+  onTurnEvent?: (event: TurnEvent) => void;
+}
+
+/** A turn started or ended, as the activity log records it. */
+export interface TurnEvent {
+  kind: 'turn_started' | 'turn_finished' | 'turn_stopped' | 'turn_failed';
+  session: string;
+  platform: string;
+  chat_id: string;
+  /** Who stopped it (`stop`, `interrupt`, `shutdown`), for `turn_stopped`. */
+  by?: string;
+  seconds?: number;
+}
+
+/** A turn running now, as `gateway_state.json` lists it for the dashboard. */
+export interface RunningTurn {
+  session: string;
+  platform: string;
+  chat_id: string;
+  started_at: string;
 }
 
 interface Running {
@@ -65,6 +86,11 @@ interface Running {
   /** For the metrics: when the turn began, and whether the agent failed. */
   startedAt: number;
   failed: boolean;
+  /** Wall-clock start (ISO) and where the turn answers, for the dashboard's list and its Stop. */
+  startedAtIso: string;
+  platform: string;
+  chatId: string;
+  target: ReplyTarget;
 }
 
 /**
@@ -101,6 +127,28 @@ export class SessionManager {
 
   activeSessions(): string[] {
     return [...this.running.keys()];
+  }
+
+  /** The turns running now, oldest first (session key, platform, chat, ISO start). */
+  turns(): RunningTurn[] {
+    return [...this.running.entries()].map(([session, run]) => ({
+      session,
+      platform: run.platform,
+      chat_id: run.chatId,
+      started_at: run.startedAtIso,
+    }));
+  }
+
+  /**
+   * Stop this session's running turn from outside the chat (the dashboard's Stop): exactly what
+   * `/stop` in that chat does — its queued messages dropped, the turn aborted, the chat told
+   * `⚡ Stopped. You can continue this session.` False when the session has no running turn.
+   */
+  stop(sessionKey: string): boolean {
+    const run = this.running.get(sessionKey);
+    if (!run) return false;
+    this.handleStop(sessionKey, run.target);
+    return true;
   }
 
   sessionKeyOf(event: MessageEvent): string {
@@ -240,11 +288,19 @@ export class SessionManager {
       stoppedBy: null,
       startedAt: performance.now(),
       failed: false,
+      startedAtIso: new Date().toISOString(),
+      platform: normalizePlatform(event.source.platform),
+      chatId: event.source.chat_id ?? '',
+      target: this.targetOf(key, event),
     };
     this.running.set(key, run);
     this.options.metrics?.turnStarted();
+    this.turnEvent('turn_started', key, run);
     this.options.onActiveChange(this.running.size);
     void this.runTurn(key, event, run).finally(() => {
+      const seconds = (performance.now() - run.startedAt) / 1000;
+      if (run.stoppedBy) this.turnEvent('turn_stopped', key, run, { by: run.stoppedBy, seconds });
+      else this.turnEvent(run.failed ? 'turn_failed' : 'turn_finished', key, run, { seconds });
       this.finish(
         event,
         run.stoppedBy === 'shutdown' ? 'cut_by_shutdown' : run.stoppedBy ? 'stopped' : 'answered',
@@ -252,6 +308,26 @@ export class SessionManager {
       );
       this.release(key, run);
     });
+  }
+
+  private turnEvent(
+    kind: TurnEvent['kind'],
+    key: string,
+    run: Running,
+    extra: { by?: string; seconds?: number } = {},
+  ): void {
+    try {
+      this.options.onTurnEvent?.({
+        kind,
+        session: key,
+        platform: run.platform,
+        chat_id: run.chatId,
+        ...(extra.by !== undefined ? { by: extra.by } : {}),
+        ...(extra.seconds !== undefined ? { seconds: Math.round(extra.seconds * 1000) / 1000 } : {}),
+      });
+    } catch (error) {
+      this.options.log.debug({ err: errorMessage(error) }, 'turn event listener failed');
+    }
   }
 
   private release(key: string, run: Running): void {

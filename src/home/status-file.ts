@@ -1,5 +1,14 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { isJsonObject, isoUtc, parseIsoTimestamp, readJsonFile, writeJsonAtomic } from './atomic-file.js';
+import {
+  isJsonObject,
+  isoUtc,
+  parseIsoTimestamp,
+  readJsonFile,
+  removeFile,
+  writeJsonAtomic,
+} from './atomic-file.js';
 import { currentProcessStartTime, GATEWAY_KIND } from './pid-lock.js';
 
 /**
@@ -42,6 +51,40 @@ export interface PlatformStatusEntry {
   [key: string]: unknown;
 }
 
+/** A turn running now (`turns` in gateway_state.json; the dashboard lists them with a Stop). */
+export interface RunningTurnEntry {
+  session: string;
+  platform: string;
+  chat_id: string;
+  /** ISO-8601 UTC. */
+  started_at: string;
+}
+
+/** One platform identity on the relay socket and what its descriptor said. */
+export interface RelayIdentityEntry {
+  platform: string;
+  bot_id: string;
+  /** The platform its descriptor names (a `relay` hello gets the routed platform's). */
+  descriptor_platform: string | null;
+  /** The descriptor's label, once the connector sent one for this identity. */
+  label: string | null;
+  /** The ops adopted from its descriptor (`supported_ops`, else the legacy set); null before one. */
+  ops: string[] | null;
+}
+
+/**
+ * What the gateway adopted from the relay (`relay` in gateway_state.json): the generation —
+ * `june` when deliveries come as signed HTTP posts to the inbound receiver, `current` when they
+ * come on the socket — the identities said hello as, and the default descriptor's op list.
+ */
+export interface RelayInfoEntry {
+  generation: 'june' | 'current';
+  inbound: 'http' | 'socket';
+  identities: RelayIdentityEntry[];
+  ops: string[];
+  contract_version: number | null;
+}
+
 export interface RuntimeStatus {
   pid: number;
   kind: string;
@@ -56,6 +99,9 @@ export interface RuntimeStatus {
   platforms: Record<string, PlatformStatusEntry>;
   session_store: { status: SessionStoreStatus | (string & {}) };
   updated_at: string | null;
+  /** The turns running now (absent in records of older writers). */
+  turns?: RunningTurnEntry[];
+  relay?: RelayInfoEntry | null;
   [key: string]: unknown;
 }
 
@@ -80,6 +126,8 @@ export interface RuntimeStatusPatch {
   activeWork?: string[] | null;
   sessionStore?: { status: SessionStoreStatus };
   platform?: PlatformStatusPatch;
+  turns?: RunningTurnEntry[];
+  relay?: RelayInfoEntry | null;
 }
 
 function statusFilePath(home: string): string {
@@ -179,6 +227,8 @@ export function writeRuntimeStatus(
   if (patch.activeWork !== undefined)
     next.active_work = patch.activeWork === null ? null : [...patch.activeWork];
   if (patch.sessionStore !== undefined) next.session_store = { status: patch.sessionStore.status };
+  if (patch.turns !== undefined) next.turns = patch.turns.map((turn) => ({ ...turn }));
+  if (patch.relay !== undefined) next.relay = patch.relay;
 
   const platform = patch.platform;
   if (platform !== undefined) {
@@ -224,4 +274,75 @@ export function isBusy(
   activeAgents: number | null | undefined,
 ): boolean {
   return isDrainable(running, state) && typeof activeAgents === 'number' && activeAgents > 0;
+}
+
+/** The running turns a record lists; entries of the wrong shape are skipped. */
+export function runningTurns(status: RuntimeStatus | null): RunningTurnEntry[] {
+  if (!status || !Array.isArray(status.turns)) return [];
+  return status.turns.filter(
+    (turn): turn is RunningTurnEntry =>
+      isJsonObject(turn) &&
+      typeof turn.session === 'string' &&
+      typeof turn.platform === 'string' &&
+      typeof turn.chat_id === 'string' &&
+      typeof turn.started_at === 'string',
+  );
+}
+
+/**
+ * Stop requests for single turns (the dashboard's Stop). There is no control channel into a
+ * running gateway (lifecycle reference §1.4): like the drain marker, a file in the home is the
+ * channel. The dashboard writes one small 0600 file per request into `.turn-stop-requests/`; the
+ * gateway takes them (read, then remove) a few times a second and stops each named turn the way
+ * `/stop` does. A request older than `TURN_STOP_REQUEST_MAX_AGE_MS` is dropped unread-as-stale, so
+ * a request left behind by a gateway that was down never stops a later turn of that session.
+ */
+export const TURN_STOP_DIR = '.turn-stop-requests';
+export const TURN_STOP_REQUEST_MAX_AGE_MS = 30_000;
+
+export interface TurnStopRequest {
+  session: string;
+  principal: string;
+  requested_at: string;
+}
+
+export function writeTurnStopRequest(
+  home: string,
+  session: string,
+  principal: string,
+  now: number = Date.now(),
+): TurnStopRequest {
+  const dir = join(home, TURN_STOP_DIR);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const request: TurnStopRequest = { session, principal, requested_at: isoUtc(now) };
+  writeJsonAtomic(join(dir, `${now}-${randomBytes(6).toString('hex')}.json`), request, 0o600);
+  return request;
+}
+
+/** Take (and remove) the pending stop requests, oldest first; stale or malformed ones are dropped. */
+export function takeTurnStopRequests(home: string, now: number = Date.now()): TurnStopRequest[] {
+  const dir = join(home, TURN_STOP_DIR);
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((name) => name.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const taken: TurnStopRequest[] = [];
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    const read = readJsonFile(path);
+    removeFile(path);
+    if (read.kind !== 'ok' || !isJsonObject(read.value)) continue;
+    const { session, principal, requested_at } = read.value;
+    if (typeof session !== 'string' || session.length === 0) continue;
+    const at = parseIsoTimestamp(requested_at);
+    if (Number.isNaN(at) || now - at > TURN_STOP_REQUEST_MAX_AGE_MS) continue;
+    taken.push({
+      session,
+      principal: typeof principal === 'string' ? principal : 'dashboard',
+      requested_at: String(requested_at),
+    });
+  }
+  return taken;
 }

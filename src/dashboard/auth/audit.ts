@@ -20,7 +20,8 @@ export type AuditEvent =
   | 'session_rejected'
   | 'token_auth_success'
   | 'token_auth_failure'
-  | 'csrf_rejected';
+  | 'csrf_rejected'
+  | 'turn_stop';
 
 export type AuditFields = Readonly<Record<string, unknown>>;
 

@@ -290,7 +290,6 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
     if (!api) return true;
     const publicPath =
       LOOPBACK_PUBLIC_API_PATHS.has(decoded) && (route === undefined || LOOPBACK_PUBLIC_API_PATHS.has(route));
-    if (publicPath) return true;
     // Headers only, the event stream included (the page reads it with fetch): never the URL.
     const header = request.headers[SESSION_TOKEN_HEADER];
     const presented =
@@ -299,6 +298,8 @@ export function installAuthGates(app: FastifyInstance, options: AuthGateOptions)
       authState(request).sessionTokenAuthenticated = true;
       return true;
     }
+    // A public path answers anyone; with the token (above) it may show more (`/api/status`).
+    if (publicPath) return true;
     reply.code(401).send({ detail: 'Unauthorized' });
     return false;
   }
