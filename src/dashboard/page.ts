@@ -131,6 +131,34 @@ export function renderDashboardPage(options: DashboardPageOptions): string {
       </div>
     </section>
 
+    <section id="turns-card" class="card turns-card" aria-labelledby="running-title">
+      <div class="card-head"><h2 id="running-title">Running turns</h2><span class="muted head-note">Stop acts like /stop in that chat</span></div>
+      <ul id="turns-list" class="turn-list" aria-label="Turns running now"></ul>
+      <p id="turns-empty" class="empty">No turns running.</p>
+      <p id="turns-result" class="result" role="status" aria-live="polite"></p>
+    </section>
+
+    <section id="relay-card" class="card" aria-labelledby="relay-title">
+      <div class="card-head"><h2 id="relay-title">Relay</h2></div>
+      <dl id="relay-facts" class="facts relay-facts" hidden>
+        <div><dt>Generation</dt><dd id="relay-generation">–</dd></div>
+        <div><dt>Contract version</dt><dd id="relay-contract">–</dd></div>
+      </dl>
+      <h3 id="relay-identities-title" class="relay-sub" hidden>Identities on the socket</h3>
+      <ul id="relay-identities" class="relay-identities" aria-labelledby="relay-identities-title"></ul>
+      <h3 id="relay-ops-title" class="relay-sub" hidden>Ops adopted from the descriptor</h3>
+      <ul id="relay-ops" class="ops" aria-labelledby="relay-ops-title"></ul>
+      <p id="relay-empty" class="empty">No relay handshake yet.</p>
+    </section>
+
+    <section class="card activity-card" aria-labelledby="activity-title">
+      <div class="card-head"><h2 id="activity-title">Gateway activity</h2><span class="muted head-note">last 200, newest first</span></div>
+      <div id="activity-log" role="log" aria-live="polite" aria-labelledby="activity-title">
+        <ol id="activity" class="timeline" tabindex="0" aria-label="Gateway activity, newest first"></ol>
+      </div>
+      <p id="activity-empty" class="empty">No gateway activity recorded yet.</p>
+    </section>
+
     <section class="card" aria-labelledby="platforms-title">
       <div class="card-head"><h2 id="platforms-title">Platforms</h2></div>
       <ul id="platforms" class="platforms"></ul>
@@ -138,7 +166,7 @@ export function renderDashboardPage(options: DashboardPageOptions): string {
     </section>
 
     <section class="card timeline-card" aria-labelledby="timeline-title">
-      <div class="card-head"><h2 id="timeline-title">Activity</h2><span class="muted head-note">newest first</span></div>
+      <div class="card-head"><h2 id="timeline-title">This page</h2><span class="muted head-note">newest first</span></div>
       <ol id="timeline" class="timeline" aria-label="Recent activity, newest first"></ol>
       <p id="timeline-empty" class="empty">Waiting for the first update…</p>
     </section>

@@ -45,6 +45,48 @@ interface GatewayStatus {
   active_agents?: number;
   active_sessions?: number;
   restart_drain_timeout?: number;
+  /** Only for authenticated callers (the event stream). */
+  turns?: TurnInfo[];
+  relay?: RelayInfo | null;
+}
+
+/** A turn running now (`turns` in the status). */
+interface TurnInfo {
+  session?: string;
+  platform?: string;
+  chat_id?: string;
+  started_at?: string;
+  elapsed_s?: number;
+}
+
+interface RelayIdentity {
+  platform?: string;
+  bot_id?: string;
+  descriptor_platform?: string | null;
+  label?: string | null;
+  ops?: string[] | null;
+}
+
+/** What the gateway adopted from the relay (`relay` in the status). */
+interface RelayInfo {
+  generation?: string;
+  inbound?: string;
+  identities?: RelayIdentity[];
+  ops?: string[];
+  contract_version?: number | null;
+}
+
+/** An entry of the gateway's activity log (`GET /api/activity`, stream `activity` events). */
+interface ActivityEntry {
+  id?: string;
+  at?: string;
+  kind?: string;
+  session?: string;
+  platform?: string;
+  chat_id?: string;
+  by?: string;
+  seconds?: number;
+  detail?: string;
 }
 
 interface ActionEvent {
@@ -413,6 +455,208 @@ function render(): void {
         : 'Drain is available while the gateway is running.';
 
   renderPlatforms(s.gateway_platforms || {});
+  renderTurns(Array.isArray(s.turns) ? s.turns : []);
+  renderRelay(s.relay ?? null);
+}
+
+// --- running turns -------------------------------------------------------------------------
+function elapsedText(totalSeconds: number): string {
+  const t = Math.max(0, Math.floor(totalSeconds));
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const sec = t % 60;
+  return h > 0 ? `${h} h ${m} min` : m > 0 ? `${m} min ${sec} s` : `${sec} s`;
+}
+const stopping = new Set<string>();
+function renderTurns(turns: TurnInfo[]): void {
+  const list = $('turns-list');
+  $('turns-empty').hidden = turns.length > 0;
+  const live = new Set(turns.map((turn) => String(turn.session)));
+  for (const key of [...stopping]) if (!live.has(key)) stopping.delete(key);
+  // Keep the focused Stop button's row in place: rebuild only when the set of turns changed.
+  const signature = turns.map((turn) => `${turn.session}@${turn.started_at}`).join('|');
+  if (list.dataset.signature === signature) {
+    for (const button of list.querySelectorAll<HTMLButtonElement>('button[data-session]'))
+      button.disabled = stopping.has(String(button.dataset.session));
+    return;
+  }
+  list.dataset.signature = signature;
+  const items: HTMLElement[] = [];
+  for (const turn of turns) {
+    const session = String(turn.session ?? '');
+    const item = el('li', 'turn');
+    item.dataset.session = session;
+    const info = el('div', 'turn-info');
+    const where = el('p', 'turn-line turn-where');
+    where.append(
+      el('span', 'pill tone-info', String(turn.platform ?? '?')),
+      el('span', 'turn-chat', ` ${String(turn.chat_id ?? '')}`),
+    );
+    const key = el('p', 'turn-line turn-session');
+    key.append(el('span', 'sr-only', 'Session '), el('code', '', session));
+    const when = el('p', 'turn-line turn-when');
+    const started = parseTime(turn.started_at);
+    const elapsed = el('span', 'turn-elapsed', elapsedText(Number(turn.elapsed_s) || 0));
+    if (started !== null) elapsed.dataset.since = String(started);
+    when.append('Started ', timeNode(turn.started_at), ' · running ', elapsed);
+    info.append(where, key, when);
+    const button = el('button', 'btn small danger turn-stop', 'Stop');
+    button.type = 'button';
+    button.dataset.session = session;
+    button.setAttribute(
+      'aria-label',
+      `Stop the turn in ${String(turn.platform ?? '')} chat ${String(turn.chat_id ?? '')}`,
+    );
+    button.disabled = stopping.has(session);
+    button.addEventListener('click', () => void stopTurn(turn));
+    item.append(info, button);
+    items.push(item);
+  }
+  const focused =
+    document.activeElement instanceof HTMLElement ? document.activeElement.dataset.session : undefined;
+  list.replaceChildren(...items);
+  if (focused !== undefined) {
+    const again = list.querySelector<HTMLButtonElement>(`button[data-session="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+    else $('turns-card').focus();
+  }
+}
+async function stopTurn(turn: TurnInfo): Promise<void> {
+  const session = String(turn.session ?? '');
+  if (stopping.has(session)) return;
+  stopping.add(session);
+  render();
+  const result = $('turns-result');
+  result.dataset.tone = 'pending';
+  result.textContent = `Stopping the turn in ${String(turn.chat_id ?? session)}…`;
+  const answer = await api('POST', 'api/turns/stop', { session });
+  if (answer.ok) {
+    result.dataset.tone = 'ok';
+    result.textContent =
+      answer.data?.stopped === false
+        ? `Stop requested for ${String(turn.chat_id ?? session)}; the gateway has not confirmed yet.`
+        : `Stopped the turn in ${String(turn.chat_id ?? session)}. The chat was told it can continue.`;
+  } else {
+    stopping.delete(session);
+    result.dataset.tone = 'error';
+    result.textContent = `Stop failed: ${answer.status === 401 ? 'your session ended; sign in again.' : answer.error}`;
+  }
+  render();
+}
+
+// --- relay ---------------------------------------------------------------------------------
+const GENERATIONS: Record<string, string> = {
+  current: 'Current (deliveries on the socket)',
+  june: 'June 2026 (signed HTTP deliveries)',
+};
+function renderRelay(relay: RelayInfo | null): void {
+  const has = relay !== null && typeof relay === 'object';
+  $('relay-empty').hidden = has;
+  $('relay-facts').hidden = !has;
+  $('relay-identities-title').hidden = !has;
+  $('relay-ops-title').hidden = !has;
+  const signature = JSON.stringify(relay);
+  const card = $('relay-card');
+  if (card.dataset.signature === signature) return;
+  card.dataset.signature = signature;
+  if (!has) {
+    $('relay-identities').replaceChildren();
+    $('relay-ops').replaceChildren();
+    return;
+  }
+  const generation = String(relay.generation ?? 'unknown');
+  $('relay-generation').textContent = GENERATIONS[generation] ?? generation;
+  $('relay-contract').textContent =
+    typeof relay.contract_version === 'number' ? String(relay.contract_version) : '–';
+  const identities = (relay.identities ?? []).map((identity) => {
+    const item = el('li', 'relay-identity');
+    item.append(el('strong', '', String(identity.platform ?? '?')));
+    if (identity.bot_id) item.append(` bot ${identity.bot_id}`);
+    item.append(
+      identity.label
+        ? ` → ${identity.label}${identity.descriptor_platform ? ` (${identity.descriptor_platform})` : ''}, ${plural(identity.ops?.length ?? 0, 'op', 'ops')}`
+        : ' → no descriptor yet',
+    );
+    return item;
+  });
+  $('relay-identities').replaceChildren(...identities);
+  $('relay-ops').replaceChildren(
+    ...(relay.ops ?? []).map((op) => {
+      const item = el('li');
+      item.append(el('code', '', op));
+      return item;
+    }),
+  );
+}
+
+// --- gateway activity ----------------------------------------------------------------------
+const ACTIVITY_LIMIT = 200;
+const seenActivity = new Set<string>();
+const ACTIVITY_TONES: Record<string, Tone> = {
+  turn_started: 'info',
+  turn_finished: 'ok',
+  turn_stopped: 'warn',
+  turn_failed: 'bad',
+  relay_connected: 'ok',
+  relay_disconnected: 'bad',
+  drain_engaged: 'warn',
+  drain_released: 'ok',
+  gateway_started: 'ok',
+  gateway_stopping: 'warn',
+  error: 'bad',
+};
+function activityText(e: ActivityEntry): string {
+  const where = e.platform && e.chat_id ? ` in ${e.platform} ${e.chat_id}` : '';
+  const took = typeof e.seconds === 'number' ? ` after ${elapsedText(e.seconds)}` : '';
+  switch (e.kind) {
+    case 'turn_started':
+      return `Turn started${where}`;
+    case 'turn_finished':
+      return `Turn finished${where}${took}`;
+    case 'turn_stopped':
+      return `Turn stopped${where}${e.by ? ` (${e.by})` : ''}${took}`;
+    case 'turn_failed':
+      return `Turn failed${where}${took}`;
+    case 'relay_connected':
+      return 'Relay connected';
+    case 'relay_disconnected':
+      return `Relay disconnected${e.detail ? ` (${e.detail})` : ''}`;
+    case 'drain_engaged':
+      return 'Drain engaged: new turns refused';
+    case 'drain_released':
+      return 'Drain released: accepting turns';
+    case 'gateway_started':
+      return 'Gateway started';
+    case 'gateway_stopping':
+      return `Gateway stopping${e.detail ? ` (${e.detail})` : ''}`;
+    default:
+      return `Error${e.detail ? `: ${e.detail}` : ''}`;
+  }
+}
+function addActivity(events: ActivityEntry[], live: boolean): void {
+  const list = $('activity');
+  for (const e of events) {
+    const id = String(e.id ?? '');
+    if (!id || seenActivity.has(id)) continue;
+    seenActivity.add(id);
+    const t = parseTime(e.at) ?? Date.now();
+    const item = el('li', `tl-${ACTIVITY_TONES[String(e.kind)] ?? 'info'}`);
+    item.dataset.kind = String(e.kind ?? '');
+    const time = el('time', '', clock(t));
+    time.dateTime = new Date(t).toISOString();
+    time.title = new Date(t).toLocaleString();
+    item.append(time, el('span', 'tl-text', activityText(e)));
+    list.prepend(item);
+    if (live && (e.kind === 'turn_stopped' || e.kind === 'relay_disconnected' || e.kind === 'turn_failed'))
+      announce(activityText(e));
+  }
+  while (list.children.length > ACTIVITY_LIMIT) list.lastElementChild?.remove();
+  $('activity-empty').hidden = list.children.length > 0;
+}
+async function loadActivity(): Promise<void> {
+  const result = await api('GET', 'api/activity');
+  if (!result.ok || !result.data || !Array.isArray(result.data.events)) return;
+  addActivity(result.data.events as ActivityEntry[], false);
 }
 
 function renderPlatforms(platforms: Record<string, PlatformStatus | null | undefined>): void {
@@ -558,6 +802,7 @@ function dispatch(block: string): void {
   }
   if (event === 'status') applyStatus(payload as GatewayStatus);
   else if (event === 'action') applyAction(payload as ActionEvent);
+  else if (event === 'activity') addActivity((payload as { events?: ActivityEntry[] }).events ?? [], true);
 }
 async function connect(): Promise<void> {
   stopStream();
@@ -598,6 +843,7 @@ async function connect(): Promise<void> {
   state.lostLogged = false;
   state.everConnected = true;
   setConn('live', 'Live');
+  void loadActivity();
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   try {
@@ -887,6 +1133,8 @@ async function runAction(name: ActionName): Promise<void> {
 function tick(): void {
   for (const node of document.querySelectorAll<HTMLElement>('time[data-rel]'))
     node.textContent = relative(Number(node.dataset.rel));
+  for (const node of document.querySelectorAll<HTMLElement>('.turn-elapsed[data-since]'))
+    node.textContent = elapsedText((Date.now() - Number(node.dataset.since)) / 1000);
   updateReconnectText();
   // A stream that went silent (no heartbeat) or a connect that hangs: drop it and reconnect.
   if (state.stream && state.retryAt === 0) {
