@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setPassword } from '../../src/dashboard/auth/password-provider.js';
 import { DASHBOARD_ASSETS, renderDashboardPage } from '../../src/dashboard/page.js';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.js';
+import { TEXTS } from '../../src/gateway/sessions.js';
 import { readRuntimeStatus } from '../../src/home/status-file.js';
 import {
   collectPageErrors,
@@ -31,6 +32,10 @@ import { WebChatClient } from '../support/webchat-client.js';
  * `hermes gateway run` process and the dashboard server: login, live state over SSE, drain and
  * cancel through the confirmation dialogs, the timeline, and the loopback session-token mode.
  */
+
+declare const axe: {
+  run(): Promise<{ violations: { id: string; help: string; nodes: { target: unknown }[] }[] }>;
+};
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -397,6 +402,86 @@ process.stdin.on('end', () => {
       await server.stop();
     }
   }, 60_000);
+
+  async function axeViolations(page: Page): Promise<string[]> {
+    if ((await page.evaluate(() => typeof (window as { axe?: unknown }).axe)) === 'undefined')
+      await page.addScriptTag({ path: 'node_modules/axe-core/axe.min.js' });
+    const result = await page.evaluate(() => axe.run());
+    return result.violations.map(
+      (v) => `${v.id}: ${v.help} (${JSON.stringify(v.nodes.map((n) => n.target))})`,
+    );
+  }
+
+  it('lists running turns, stops exactly the one whose Stop is clicked, keeps the activity after a reload, shows the relay; no axe violations', async () => {
+    if (!loopback || !connector) throw new Error('setup failed');
+    // The page's CSP forbids the injected axe script; this context alone lifts it.
+    const page = await newPage({ bypassCSP: true });
+    const errors = collectPageErrors(page);
+    await page.goto(`${loopback.url}/`);
+    await page.locator('#conn').filter({ hasText: 'Live' }).waitFor();
+
+    // The relay card: the generation (this gateway takes signed HTTP deliveries) and the ops the
+    // gateway adopted from the descriptor, exactly as it recorded them.
+    await page.locator('#relay-generation').filter({ hasText: /^June/ }).waitFor();
+    const relay = readRuntimeStatus(home)?.relay;
+    expect(relay?.generation).toBe('june');
+    expect(relay?.ops.length).toBeGreaterThan(0);
+    expect(await page.locator('#relay-ops li').allTextContents()).toEqual(relay?.ops);
+    expect(await page.locator('#relay-identities li').count()).toBe(relay?.identities.length);
+
+    const alice = new WebChatClient(connector.url, 'room', 'visitor-turn-a');
+    const bob = new WebChatClient(connector.url, 'room', 'visitor-turn-b');
+    visitors.push(alice, bob);
+    await Promise.all([alice.open(), bob.open()]);
+    alice.say('sleep alice');
+    bob.say('sleep bob');
+    const aliceRow = page.locator('#turns-list li').filter({ hasText: alice.chatId });
+    const bobRow = page.locator('#turns-list li').filter({ hasText: bob.chatId });
+    await aliceRow.waitFor();
+    await bobRow.waitFor();
+    expect(await page.locator('#turns-list li').count()).toBe(2);
+    expect(await aliceRow.locator('time').getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/);
+
+    // No violations at desktop width with turns, relay and activity on screen.
+    expect(await axeViolations(page)).toEqual([]);
+
+    // Stop, reached by keyboard: only Alice's turn ends, with the /stop text in her chat.
+    const stop = aliceRow.getByRole('button', { name: `Stop the turn in webchat chat ${alice.chatId}` });
+    await stop.focus();
+    await page.keyboard.press('Enter');
+    await aliceRow.waitFor({ state: 'detached' });
+    await page.locator('#turns-result').filter({ hasText: 'Stopped the turn' }).waitFor();
+    await until(() => (alice.agentTexts().includes(TEXTS.stopped) ? true : undefined), 15_000, 'alice told');
+    expect(bob.agentTexts()).not.toContain(TEXTS.stopped);
+    expect(await bobRow.count()).toBe(1);
+    expect(readRuntimeStatus(home)?.turns?.map((turn) => turn.chat_id)).toEqual([bob.chatId]);
+    const stoppedEntry = page
+      .locator('#activity li')
+      .filter({ hasText: `Turn stopped in webchat ${alice.chatId}` });
+    await stoppedEntry.first().waitFor();
+
+    // The gateway's activity is kept: after a reload it is shown again, Bob's turn still listed.
+    await page.reload();
+    await page.locator('#conn').filter({ hasText: 'Live' }).waitFor();
+    await stoppedEntry.first().waitFor();
+    await page
+      .locator('#activity li')
+      .filter({ hasText: `Turn started in webchat ${bob.chatId}` })
+      .first()
+      .waitFor();
+    await bobRow.waitFor();
+
+    // And at phone width: no violations, nothing wider than the viewport.
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await axeViolations(page)).toEqual([]);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await screenshot(page, 'dashboard-turns-mobile.png');
+
+    await bobRow.getByRole('button', { name: /^Stop the turn/ }).click();
+    await bobRow.waitFor({ state: 'detached' });
+    await page.locator('#turns-empty').waitFor();
+    expect(errors).toEqual([]);
+  }, 90_000);
 
   it('shows the error code and a fix for a revoked gateway', async () => {
     if (!loopback) throw new Error('setup failed');
