@@ -1,7 +1,8 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setPassword } from '../../src/dashboard/auth/password-provider.js';
 import { type RunningDashboard, startDashboard } from '../../src/dashboard/server.js';
 import { TEXTS } from '../../src/gateway/sessions.js';
 import { ACTIVITY_CAP, ActivityLog, activityPath, readActivity } from '../../src/home/activity-log.js';
@@ -16,6 +17,7 @@ import {
   until,
 } from '../support/processes.js';
 import { WebChatClient } from '../support/webchat-client.js';
+import { auditLines } from './helpers.js';
 
 /**
  * The dashboard shows what the gateway is doing (issue #19): real `hermes connector serve` and
@@ -203,6 +205,10 @@ describe('dashboard: running turns, per-turn Stop, activity, relay', () => {
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error?: string }).error).toMatch(/no running turn/i);
     expect((await stopTurn('')).status).toBe(400);
+    // A cross-site write is refused before anything is read.
+    expect((await stopTurn(aliceTurn?.session, { ...auth(), origin: 'http://evil.example' })).status).toBe(
+      403,
+    );
     expect(existsSync(release)).toBe(false);
 
     const stopped = await stopTurn(aliceTurn?.session);
@@ -294,5 +300,101 @@ describe('dashboard: running turns, per-turn Stop, activity, relay', () => {
     expect(lines).toBeLessThan(ACTIVITY_CAP * 2);
     expect(readActivity(home)).toEqual(events);
     expect(statSync(activityPath(home)).mode & 0o777).toBe(0o600);
+  }, 120_000);
+
+  it('a cookie session stops a turn only with the CSRF token and its own origin; the stop is audited; a restarted dashboard shows the same activity', async () => {
+    rmSync(release, { force: true });
+    await setPassword(home, 'operator', 'correct horse battery staple');
+    const gated = await startDashboard({
+      home,
+      host: '127.0.0.1',
+      port: 0,
+      log: pino({ level: 'silent' }),
+      version: 'test',
+      restartDrainTimeout: 0,
+      requireLogin: true,
+      env: {},
+    });
+    try {
+      const origin = new URL(gated.url).origin;
+      const login = await fetch(`${gated.url}/auth/password-login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin },
+        body: JSON.stringify({ username: 'operator', password: 'correct horse battery staple' }),
+      });
+      expect(login.status).toBe(200);
+      const cookie = login.headers
+        .getSetCookie()
+        .map((line) => line.split(';')[0])
+        .join('; ');
+      const me = (await (await fetch(`${gated.url}/api/auth/me`, { headers: { cookie } })).json()) as {
+        csrf_token: string;
+      };
+      expect(me.csrf_token).toEqual(expect.any(String));
+
+      const carol = new WebChatClient(connector.url, 'turns', 'visitor-carol');
+      chats.push(carol);
+      await carol.open();
+      carol.say('c1');
+      await until(
+        async () => ((await turns()).find((turn) => turn.chat_id === carol.chatId) ? true : undefined),
+        30_000,
+        "carol's turn listed",
+      );
+      const session = (await turns()).find((turn) => turn.chat_id === carol.chatId)?.session;
+      const stopWith = (headers: Record<string, string>) =>
+        fetch(`${gated.url}/api/turns/stop`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', cookie, ...headers },
+          body: JSON.stringify({ session }),
+        });
+
+      // Without the CSRF token, or from another origin: refused, and the turn keeps running.
+      const noCsrf = await stopWith({ origin });
+      expect(noCsrf.status).toBe(403);
+      expect(((await noCsrf.json()) as { error?: string }).error).toBe('csrf_token_invalid');
+      const foreign = await stopWith({ origin: 'http://evil.example', 'x-hermes-csrf-token': me.csrf_token });
+      expect(foreign.status).toBe(403);
+      expect((await turns()).map((turn) => turn.session)).toContain(session);
+      const stopsOf = () =>
+        auditLines(home).filter((line) => line.event === 'turn_stop' && line.session === session);
+      expect(stopsOf()).toEqual([]);
+
+      const stopped = await stopWith({ origin, 'x-hermes-csrf-token': me.csrf_token });
+      expect(stopped.status).toBe(200);
+      expect(await stopped.json()).toMatchObject({ ok: true, session, stopped: true });
+      await until(
+        () => (carol.agentTexts().includes(TEXTS.stopped) ? true : undefined),
+        15_000,
+        'carol told the turn stopped',
+      );
+      expect(stopsOf()).toHaveLength(1);
+    } finally {
+      await gated.stop();
+      writeFileSync(release, '');
+    }
+
+    // The activity lives in the gateway home: a restarted dashboard answers the same list.
+    await until(
+      async () =>
+        (await activity()).some((event) => event.kind === 'turn_stopped' && event.by === 'stop')
+          ? true
+          : undefined,
+      15_000,
+      'the stop logged',
+    );
+    const before = await activity();
+    await dashboard.stop();
+    dashboard = await startDashboard({
+      home,
+      host: '127.0.0.1',
+      port: 0,
+      log: pino({ level: 'silent' }),
+      version: 'test',
+      restartDrainTimeout: 0,
+      env: {},
+    });
+    expect(await activity()).toEqual(before);
+    expect(before.length).toBeLessThanOrEqual(200);
   }, 120_000);
 });
