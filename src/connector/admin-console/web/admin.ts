@@ -105,6 +105,9 @@ const state: {
   retryTimer: number;
   lastByteAt: number;
   reloadGatewaysTimer: number;
+  reloadDeadTimer: number;
+  /** The dead-letter count the table was last loaded for (the stream reloads it on a change). */
+  deadCount: number | undefined;
 } = {
   token: sessionStorage.getItem(TOKEN_KEY),
   tenants: [],
@@ -114,6 +117,8 @@ const state: {
   retryTimer: 0,
   lastByteAt: 0,
   reloadGatewaysTimer: 0,
+  reloadDeadTimer: 0,
+  deadCount: undefined,
 };
 
 // --- small DOM helpers -----------------------------------------------------------------------
@@ -169,6 +174,9 @@ function tenantName(id: string | null | undefined): string {
   return state.tenants.find((t) => t.id === id)?.name ?? id;
 }
 function fillTable(id: string, rows: HTMLTableRowElement[], emptyText: string): void {
+  // Each cell carries its column's name: a narrow screen shows the rows stacked, labelled by it.
+  const labels = [...$(id).querySelectorAll('thead th')].map((th) => th.textContent ?? '');
+  for (const row of rows) for (const [i, td] of [...row.cells].entries()) td.dataset.label = labels[i] ?? '';
   $(id)
     .querySelector('tbody')
     ?.replaceChildren(...rows);
@@ -294,7 +302,8 @@ function renderGateways(): void {
         button('Revoke', 'danger', () => void revokeGateway(g.id), `Revoke ${g.id}`),
       );
     } else actions.textContent = '—';
-    const identities = (g.identities ?? []).join(', ');
+    // "platform:botId"; a platform without a bot id (web chat) is shown by its name alone.
+    const identities = (g.identities ?? []).map((i) => (i.endsWith(':') ? i.slice(0, -1) : i)).join(', ');
     tr.append(
       cell(el('code', '', g.id)),
       cell(tenantName(g.tenant)),
@@ -425,7 +434,10 @@ async function loadOutbox(): Promise<void> {
 }
 async function loadDead(): Promise<void> {
   const r = await api<DeadLetter[]>('GET', '/dead-letters?limit=100');
-  if (r.ok && r.data) renderDead(r.data);
+  if (r.ok && r.data) {
+    renderDead(r.data);
+    state.deadCount = r.data.length < 100 ? r.data.length : undefined;
+  }
 }
 async function loadAudit(): Promise<void> {
   const r = await api<AuditRow[]>('GET', '/audit?limit=100');
@@ -578,7 +590,10 @@ async function tenantSecret(t: Tenant, kind: 'token' | 'enroll' | 'key'): Promis
 }
 async function retryDead(id: string): Promise<void> {
   const r = await api<Json>('POST', `/dead-letters/${encodeURIComponent(id)}/retry`, {});
-  if (!r.ok) return showResult(r.error, 'bad');
+  if (!r.ok) {
+    showResult(r.error, 'bad');
+    return loadDead();
+  }
   showResult(`Dead letter ${id} is back in the outbox.`);
   await Promise.all([loadDead(), loadOverview(), loadOutbox(), loadAudit()]);
 }
@@ -591,7 +606,10 @@ async function discardDead(id: string): Promise<void> {
   );
   if (!ok) return;
   const r = await api<Json>('POST', `/dead-letters/${encodeURIComponent(id)}/discard`, { confirm: id });
-  if (!r.ok) return showResult(r.error, 'bad');
+  if (!r.ok) {
+    showResult(r.error, 'bad');
+    return loadDead();
+  }
   showResult(`Dead letter ${id} discarded.`);
   await Promise.all([loadDead(), loadOverview(), loadAudit()]);
 }
@@ -650,6 +668,13 @@ function stopStream(): void {
 }
 function applySnapshot(s: Snapshot): void {
   if (s.overview) applyOverview(s.overview);
+  // Dead letters arrive (or are handled by someone else): reload that table too.
+  const dead = s.overview?.deadLetters;
+  if (dead !== undefined && state.deadCount !== undefined && dead !== state.deadCount) {
+    state.deadCount = dead;
+    window.clearTimeout(state.reloadDeadTimer);
+    state.reloadDeadTimer = window.setTimeout(() => void loadDead(), 300);
+  }
   if (s.outbox) renderOutbox(s.outbox);
   if (!s.gateways) return;
   const known = new Set(state.gateways.map((g) => g.id));
