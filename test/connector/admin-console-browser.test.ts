@@ -270,6 +270,18 @@ describe.skipIf(!HAS_CHROMIUM)('admin console in a real browser', () => {
     await page.locator('#count-revoked').filter({ hasText: /^1$/ }).waitFor();
     await page.locator('#count-connected').filter({ hasText: /^0$/ }).waitFor();
 
+    // Another operator revokes a gateway (the API, the CLI): the row follows from the stream.
+    const other = await enrollGateway('gw-other-operator');
+    const otherBadge = page
+      .locator('#gateways tbody tr')
+      .filter({ hasText: other.gatewayId })
+      .locator('[data-field="state"]');
+    await otherBadge.filter({ hasText: /^Not connected$/ }).waitFor();
+    await adminPost(`/gateways/${other.gatewayId}/revoke`, { confirm: other.gatewayId });
+    await otherBadge.filter({ hasText: /^Revoked$/ }).waitFor();
+    await page.locator('#count-revoked').filter({ hasText: /^2$/ }).waitFor();
+    expect(await page.evaluate(() => (window as { notReloaded?: boolean }).notReloaded)).toBe(true);
+
     // 390 px: the tables scroll inside their boxes, the page does not scroll sideways.
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(100);

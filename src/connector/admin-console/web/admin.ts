@@ -698,8 +698,15 @@ function applySnapshot(s: Snapshot): void {
     const buffered = row.querySelector('[data-field="buffered"]');
     if (buffered) buffered.textContent = String(g.buffered);
   }
-  // A gateway enrolled since the table was loaded: fetch the full rows (identities etc.).
-  if (unknown || s.gateways.length !== state.gateways.length) {
+  // A gateway enrolled, or revoked by someone else, since the table was loaded: fetch the full
+  // rows (identities, revoked: the snapshot carries neither).
+  const revoked = s.overview?.gateways?.revoked;
+  const revokedHere = state.gateways.filter((g) => g.revoked).length;
+  if (
+    unknown ||
+    s.gateways.length !== state.gateways.length ||
+    (revoked !== undefined && revoked !== revokedHere)
+  ) {
     window.clearTimeout(state.reloadGatewaysTimer);
     state.reloadGatewaysTimer = window.setTimeout(() => void loadGateways(), 300);
   }
