@@ -1,38 +1,63 @@
 #!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { errorMessage } from '../common/errors.js';
+import { registerCompletionCommand } from './completion.js';
 import { registerConnectorCommands } from './connector-commands.js';
 import { registerDashboardCommands } from './dashboard-commands.js';
 import { registerDemoCommand } from './demo.js';
 import { registerDoctorCommand } from './doctor-commands.js';
 import { CliError } from './errors.js';
+import { applyExamples } from './examples.js';
+import { printJson } from './format.js';
 import { registerGatewayCommands } from './gateway-commands.js';
 import { configureLogging, redactUrlsIn } from './logger.js';
 import { registerProxyCommands } from './proxy-commands.js';
-import { VERSION } from './version.js';
+import { VERSION, versionInfo } from './version.js';
 
-const program = new Command('hermes')
-  .description('hermes-relay: connect AI agents to chat platforms through an authenticated relay')
-  .version(VERSION, '-V, --version')
-  .option('-v, --verbose', 'show stack traces and debug logs')
-  .option('-p, --profile <name>', 'use the profile home $HERMES_HOME/profiles/<name>')
-  .option('--log-level <level>', 'log level of every part (default $HERMES_LOG_LEVEL or info)')
-  .option('--log-format <format>', 'auto (pretty on a terminal, else JSON), json or pretty')
-  .hook('preAction', () => {
-    const { logLevel, logFormat } = program.opts<{ logLevel?: string; logFormat?: string }>();
-    configureLogging({ level: logLevel, format: logFormat });
-    // Processes this one starts (demo children, a detached gateway) log at the same level.
-    if (logLevel) process.env.HERMES_LOG_LEVEL = logLevel.trim().toLowerCase();
-  })
-  .showHelpAfterError('(run with --help for usage)')
-  .exitOverride();
+/** The whole `hermes` command tree, built without running anything (tests walk it). */
+export function buildProgram(): Command {
+  const program: Command = new Command('hermes')
+    .description('hermes-relay: connect AI agents to chat platforms through an authenticated relay')
+    .version(VERSION, '-V, --version')
+    .option('-v, --verbose', 'show stack traces and debug logs')
+    .option('-p, --profile <name>', 'use the profile home $HERMES_HOME/profiles/<name>')
+    .option('--log-level <level>', 'log level of every part (default $HERMES_LOG_LEVEL or info)')
+    .option('--log-format <format>', 'auto (pretty on a terminal, else JSON), json or pretty')
+    .hook('preAction', () => {
+      const { logLevel, logFormat } = program.opts<{ logLevel?: string; logFormat?: string }>();
+      configureLogging({ level: logLevel, format: logFormat });
+      // Processes this one starts (demo children, a detached gateway) log at the same level.
+      if (logLevel) process.env.HERMES_LOG_LEVEL = logLevel.trim().toLowerCase();
+    })
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
 
-registerConnectorCommands(program);
-registerGatewayCommands(program);
-registerDoctorCommand(program);
-registerDashboardCommands(program);
-registerDemoCommand(program);
-registerProxyCommands(program);
+  registerConnectorCommands(program);
+  registerGatewayCommands(program);
+  registerDoctorCommand(program);
+  registerDashboardCommands(program);
+  registerDemoCommand(program);
+  registerProxyCommands(program);
+
+  program
+    .command('version')
+    .description('print the version of hermes-relay, Node, the platform and the architecture')
+    .option('--json', 'print JSON')
+    .action((options: { json?: boolean }) => {
+      const info = versionInfo();
+      if (options.json) return printJson(info);
+      process.stdout.write(
+        `${info.name} ${info.version} (node ${info.node}, ${info.platform}-${info.arch})\n`,
+      );
+    });
+  registerCompletionCommand(program);
+  applyExamples(program);
+  return program;
+}
+
+const program = buildProgram();
 
 async function main(argv: string[]): Promise<number> {
   try {
@@ -60,16 +85,29 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Started by `hermes demo` (an IPC channel): stop cleanly if the demo process goes away.
-if (process.channel) {
-  process.channel.unref();
-  process.once('disconnect', () => process.kill(process.pid, 'SIGINT'));
+/** This module is the `hermes` binary (not imported by a test that only builds the tree). */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
 }
-// A closed stdout (the reader died) must not crash a server mid-drain.
-process.stdout.on('error', () => undefined);
 
-const code = await main(process.argv);
-process.exitCode = code;
-// Servers have closed their handles by now; a stray one (a dangling socket) must not keep the
-// process alive after its work is done. Unref'd, so a clean exit is not delayed.
-setTimeout(() => process.exit(code), 2_000).unref();
+if (isEntryPoint()) {
+  // Started by `hermes demo` (an IPC channel): stop cleanly if the demo process goes away.
+  if (process.channel) {
+    process.channel.unref();
+    process.once('disconnect', () => process.kill(process.pid, 'SIGINT'));
+  }
+  // A closed stdout (the reader died) must not crash a server mid-drain.
+  process.stdout.on('error', () => undefined);
+
+  const code = await main(process.argv);
+  process.exitCode = code;
+  // Servers have closed their handles by now; a stray one (a dangling socket) must not keep the
+  // process alive after its work is done. Unref'd, so a clean exit is not delayed.
+  setTimeout(() => process.exit(code), 2_000).unref();
+}

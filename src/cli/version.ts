@@ -1,13 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { packageInfo } from '../common/package-info.js';
 
-/** The package version, read once from package.json next to the build output. */
-export const VERSION: string = (() => {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-})();
+/** The package version (package.json, read by `src/common/package-info.ts`). */
+export const VERSION: string = packageInfo().version;
+
+/** What `hermes version` prints. */
+export function versionInfo(): {
+  name: string;
+  version: string;
+  node: string;
+  platform: string;
+  arch: string;
+} {
+  const { name, version } = packageInfo();
+  return { name, version, node: process.versions.node, platform: process.platform, arch: process.arch };
+}

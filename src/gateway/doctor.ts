@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import WebSocket from 'ws';
 import { generateSecret, isUsableSecret, mintUpgradeToken, signDelivery } from '../auth/index.js';
 import { errorMessage } from '../common/errors.js';
+import { packageInfo } from '../common/package-info.js';
 import { AUTH_FILE_NAME, CONFIG_FILE_NAME, type GatewayConfig } from '../home/config.js';
 import { ENV_FILE_NAME } from '../home/env-file.js';
 import { gatewayStatus } from '../home/gateway-status.js';
@@ -93,22 +94,9 @@ export function hermesCommand(profile: string | undefined, rest: string): string
 // ---------------------------------------------------------------------------------------------
 // Node and the native module
 
-const DEFAULT_ENGINE = '>=20.19';
-
 /** `engines.node` of package.json (the build's or the source tree's), else the known floor. */
 export function requiredNodeRange(): string {
-  for (const candidate of ['../../../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(candidate, import.meta.url), 'utf8')) as {
-        name?: string;
-        engines?: { node?: string };
-      };
-      if (pkg.name === 'hermes-relay' && pkg.engines?.node) return pkg.engines.node;
-    } catch {
-      // next candidate
-    }
-  }
-  return DEFAULT_ENGINE;
+  return packageInfo().nodeRange;
 }
 
 function versionParts(text: string): number[] {
