@@ -783,7 +783,7 @@ function connect(): void {
   if ($('live').dataset.state !== 'reconnecting') setLive('connecting', 'Connecting');
   void readStream(ctrl).then(() => {
     if (state.stream !== ctrl || !state.token) return;
-    // Full jitter under a doubling ceiling (1 s, 2 s, 4 s … 30 s).
+    // Equal jitter (half the ceiling, plus up to half again) under a doubling ceiling (1 s, 2 s, 4 s … 30 s).
     const ceiling = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** state.attempt);
     const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     state.attempt += 1;
