@@ -356,6 +356,24 @@ describe.skipIf(!HAS_CHROMIUM)('admin console in a real browser', () => {
     expect(errors.filter((e) => !e.includes('401'))).toEqual([]);
   });
 
+  it('the event stream: "Reconnecting" while it cannot be reached, "Live" again once it can, in a live region', async () => {
+    const page = await newPage();
+    const errors = collectPageErrors(page);
+    const live = page.locator('#live');
+    await page.route('**/admin/api/events', (route) => route.abort('connectionrefused'));
+    await page.goto(`${base()}/admin`);
+    expect(await live.getAttribute('aria-live')).toBe('polite');
+    expect(await live.getAttribute('role')).toBe('status');
+    await signIn(page);
+    await page.locator('#console-view').waitFor();
+    await live.filter({ hasText: 'Reconnecting' }).waitFor();
+    expect(await live.getAttribute('data-state')).toBe('reconnecting');
+    await page.unroute('**/admin/api/events');
+    await live.filter({ hasText: 'Live' }).waitFor();
+    expect(await live.getAttribute('data-state')).toBe('live');
+    expect(errors.filter((e) => !e.includes('ERR_CONNECTION_REFUSED'))).toEqual([]);
+  });
+
   it('axe-core finds no violations on the token form and the console at 1280 and 390 px', async () => {
     // The page's CSP forbids the injected axe script; this context alone lifts it.
     const page = await newPage({ bypassCSP: true });
