@@ -356,6 +356,57 @@ describe.skipIf(!HAS_CHROMIUM)('admin console in a real browser', () => {
     expect(errors.filter((e) => !e.includes('401'))).toEqual([]);
   });
 
+  it('secrets are shown once with a working copy button; routes are added, and an API error is its one line', async () => {
+    const page = await newPage();
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write']);
+    const errors = collectPageErrors(page);
+    await page.goto(`${base()}/admin`);
+    await signIn(page);
+    const acme = page.locator('#tenants tbody tr').filter({ hasText: 'acme' });
+    await acme.waitFor();
+
+    // An enrollment token: shown in the dialog with its expiry, copied, gone from the page on close.
+    const mint = page.getByRole('button', { name: 'Enrollment token for acme' });
+    await mint.click();
+    await page.locator('#secret-dialog[open]').waitFor();
+    const token = await page.locator('#secret-value').inputValue();
+    expect(token.length).toBeGreaterThan(20);
+    await expect.poll(() => page.locator('#secret-extra').textContent()).toMatch(/^Valid until /);
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await page.locator('#secret-status').filter({ hasText: 'Copied to the clipboard.' }).waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(token);
+    await page.getByRole('button', { name: 'Done' }).click();
+    expect(await page.locator('#secret-dialog').evaluate((d: HTMLDialogElement) => d.open)).toBe(false);
+    expect(await page.locator('#secret-value').inputValue()).toBe('');
+    expect(await mint.evaluate((b) => b === document.activeElement)).toBe(true);
+
+    // The delivery key: a new one each time.
+    await page.getByRole('button', { name: 'Rotate delivery key of acme' }).click();
+    await page.locator('#secret-dialog[open]').waitFor();
+    const key = await page.locator('#secret-value').inputValue();
+    expect(key).not.toBe(token);
+    await page.keyboard.press('Escape');
+    await page.locator('#audit tbody tr').filter({ hasText: 'delivery_key' }).first().waitFor();
+
+    // Routes: a platform the connector does not serve is refused with the API's line; a good one is listed.
+    await page.getByLabel('Tenant', { exact: true }).selectOption({ label: 'acme' });
+    await page.getByLabel('Platform', { exact: true }).fill('nope');
+    await page.getByLabel('Route key', { exact: true }).fill('room-1');
+    await page.getByRole('button', { name: 'Add route' }).click();
+    const result = page.locator('#result[data-tone="bad"]');
+    await result.filter({ hasText: 'nope' }).waitFor();
+    expect((await result.textContent())?.includes('\n')).toBe(false);
+    await page.getByLabel('Platform', { exact: true }).fill('webchat');
+    await page.getByRole('button', { name: 'Add route' }).click();
+    await page.locator('#result').filter({ hasText: 'Route webchat:room-1 added.' }).waitFor();
+    await page
+      .locator('#routes tbody tr')
+      .filter({ hasText: 'room-1' })
+      .filter({ hasText: 'acme' })
+      .waitFor();
+    expect(errors.filter((e) => !e.includes('400'))).toEqual([]);
+  });
+
   it('the event stream: "Reconnecting" while it cannot be reached, "Live" again once it can, in a live region', async () => {
     const page = await newPage();
     const errors = collectPageErrors(page);
