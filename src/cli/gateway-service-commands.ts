@@ -63,7 +63,7 @@ import { readGatewayLiveness, writeIdleStopMarker } from '../home/pid-lock.js';
 import { CliError } from './errors.js';
 import { printJson, printTable } from './format.js';
 import { gatewayContext } from './gateway-commands.js';
-import { confirm, interactive, Prompter } from './prompt.js';
+import { confirm, confirmIrreversible, interactive, Prompter } from './prompt.js';
 
 /**
  * Service lifecycle of the gateway (reference lifecycle §1.5–§1.7, §4.1): `install`, `uninstall`,
@@ -382,10 +382,16 @@ async function installCommand(options: InstallOptions, command: Command): Promis
   }
 }
 
-async function uninstallCommand(options: { system?: boolean }, command: Command): Promise<void> {
+async function uninstallCommand(
+  options: { system?: boolean; yes?: boolean },
+  command: Command,
+): Promise<void> {
   const target = resolveTarget(command);
   const { scope } = chooseScope(target, options.system);
   if (scope === 'system' && systemScopeNeedsRoot()) throw systemRootError('removing');
+  // Asked only when there is something to remove ("nothing to uninstall" needs no --yes).
+  if (installedScopes(target.unit).includes(scope))
+    await confirmIrreversible(`Removing the ${scope} unit ${target.unit}`, options);
   const outcome = systemctlCall(() => uninstallUnit(target, scope));
   if (outcome.kind === 'not_installed') {
     say(`✗ No ${outcome.unit} ${outcome.scope} unit installed (${outcome.path}); nothing to uninstall`);
@@ -467,12 +473,14 @@ async function connectorInstallCommand(options: ConnectorInstallOptions): Promis
   );
 }
 
-async function connectorUninstallCommand(options: { system?: boolean }): Promise<void> {
+async function connectorUninstallCommand(options: { system?: boolean; yes?: boolean }): Promise<void> {
   // As for the gateway: --system, else the user unit, else an installed system unit.
   const installed = installedScopes(CONNECTOR_UNIT_NAME);
   const onlySystem = !installed.includes('user') && installed.includes('system');
   const scope: ServiceScope = options.system || onlySystem ? 'system' : 'user';
   if (scope === 'system' && systemScopeNeedsRoot()) throw systemRootError('removing');
+  if (installed.includes(scope))
+    await confirmIrreversible(`Removing the ${scope} unit ${CONNECTOR_UNIT_NAME}`, options);
   const outcome = systemctlCall(() => uninstallNamedUnit(CONNECTOR_UNIT_NAME, scope));
   if (outcome.kind === 'not_installed') {
     say(`✗ No ${outcome.unit} ${outcome.scope} unit installed (${outcome.path}); nothing to uninstall`);
@@ -514,8 +522,15 @@ export function registerConnectorServiceCommands(connector: Command): void {
     .command('uninstall')
     .description('stop, disable and remove the connector’s systemd unit (the environment file stays)')
     .option('--system', 'act on the system unit')
-    .addHelpText('after', examples('hermes connector uninstall', 'sudo hermes connector uninstall --system'))
-    .action((options: { system?: boolean }) => serviceCall(() => connectorUninstallCommand(options)));
+    .option('-y, --yes', 'do not ask (required when input is not a terminal)')
+    .addHelpText(
+      'after',
+      examples('hermes connector uninstall', 'sudo hermes connector uninstall --system --yes') +
+        '\nOn a terminal it asks first; elsewhere it refuses (exit 2) unless --yes is given.\n',
+    )
+    .action((options: { system?: boolean; yes?: boolean }) =>
+      serviceCall(() => connectorUninstallCommand(options)),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -788,8 +803,13 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .command('uninstall')
     .description('stop, disable and remove the systemd unit of this profile')
     .option('--system', 'act on the system unit')
-    .addHelpText('after', examples('hermes gateway uninstall', 'sudo hermes gateway uninstall --system'))
-    .action((options: { system?: boolean }, command: Command) =>
+    .option('-y, --yes', 'do not ask (required when input is not a terminal)')
+    .addHelpText(
+      'after',
+      examples('hermes gateway uninstall', 'sudo hermes gateway uninstall --system --yes') +
+        '\nOn a terminal it asks first; elsewhere it refuses (exit 2) unless --yes is given.\n',
+    )
+    .action((options: { system?: boolean; yes?: boolean }, command: Command) =>
       serviceCall(() => uninstallCommand(options, command)),
     );
 

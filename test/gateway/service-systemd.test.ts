@@ -406,7 +406,13 @@ describe('connector install|uninstall', () => {
       (await run(['connector', 'install', '--no-start-now'], { RELAY_DB: join(dir.path, 'c.db') })).code,
     ).toBe(0);
     fake.clear();
-    const result = await run(['connector', 'uninstall']);
+    // Irreversible: without a terminal and without --yes it refuses and changes nothing.
+    const refused = await run(['connector', 'uninstall']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('pass --yes to confirm');
+    expect(fake.calls()).toEqual([]);
+    expect(existsSync(join(userDir, CONNECTOR_UNIT))).toBe(true);
+    const result = await run(['connector', 'uninstall', '--yes']);
     expect(result.code, result.stderr).toBe(0);
     expect(fake.calls()).toEqual([
       user('is-system-running'),
@@ -468,7 +474,13 @@ describe('gateway start|stop|restart|uninstall with an installed unit', () => {
       (await run(['gateway', 'install', '--system', '--run-as-user', 'nobody', '--no-start-now'])).code,
     ).toBe(0);
     fake.clear();
-    const removedUser = await run(['gateway', 'uninstall']);
+    // Irreversible: without a terminal and without --yes it refuses and changes nothing.
+    const refused = await run(['gateway', 'uninstall']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('pass --yes to confirm');
+    expect(fake.calls()).toEqual([]);
+    expect(existsSync(join(userDir, UNIT))).toBe(true);
+    const removedUser = await run(['gateway', 'uninstall', '--yes']);
     expect(removedUser.code, removedUser.stderr).toBe(0);
     expect(fake.calls()).toEqual([
       user('is-system-running'),
@@ -480,7 +492,7 @@ describe('gateway start|stop|restart|uninstall with an installed unit', () => {
     expect(existsSync(join(systemDir, UNIT))).toBe(true);
 
     fake.clear();
-    const removedSystem = await run(['gateway', 'uninstall', '--system']);
+    const removedSystem = await run(['gateway', 'uninstall', '--system', '-y']);
     expect(removedSystem.code, removedSystem.stderr).toBe(0);
     expect(fake.calls()).toEqual([
       ['is-system-running'],
