@@ -47,10 +47,6 @@ export function registerDashboardCommands(program: Command): void {
       '--trust-proxy [addresses]',
       'believe X-Forwarded-* headers from these reverse proxies (comma-separated IPs/CIDR blocks; alone: a proxy on this machine)',
     )
-    .addHelpText(
-      'after',
-      '\nExamples:\n  hermes dashboard\n  hermes dashboard set-password --username admin\n  hermes dashboard --host 0.0.0.0 --port 9119\n  hermes dashboard --host 0.0.0.0 --trust-proxy 10.0.0.5 --allowed-host hermes.example.com\n',
-    )
     .action(
       async (
         options: {

@@ -48,10 +48,9 @@ export function registerDoctorCommand(program: Command): void {
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  hermes doctor\n  hermes --profile work doctor --json\n  hermes doctor --connector-url https://relay.example.com\n' +
-        '\nChecks: node, native-module, config, stores, ports, permissions, credentials, connector-auth\n' +
+      '\nChecks: node, native-module, config, stores, ports, permissions, credentials, connector-auth\n' +
         '(a real authenticated dial of /relay), inbound (a signed no-op self-delivery), clock, service.\n' +
-        'Exit 0 when nothing failed, 1 otherwise; warnings do not fail.\n',
+        'Exit 0 when nothing failed, 1 otherwise; warnings do not fail.',
     )
     .action(async (options: { json?: boolean; connectorUrl?: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();

@@ -60,7 +60,6 @@ export function registerGatewayCommands(program: Command): void {
     .option('-q, --quiet', 'only warnings and errors')
     .option('--replace', 'take over from a gateway already running for this home')
     .option('--force', 'run even if a service supervises this profile')
-    .addHelpText('after', '\nExample:\n  GATEWAY_RELAY_URL=ws://127.0.0.1:8700/relay hermes gateway run\n')
     .action(async (options: { quiet?: boolean; replace?: boolean }, command: Command) => {
       const { config } = gatewayContext(command, 78);
       ensureHome(config.home);
@@ -116,8 +115,7 @@ export function registerGatewayCommands(program: Command): void {
     )
     .addHelpText(
       'after',
-      '\nExample:\n  HERMES_PORTAL_TOKEN=hrt_… hermes gateway enroll --token hre_… --connector-url http://127.0.0.1:8700\n' +
-        '\nThe identity token is the identity provider’s (GATEWAY_RELAY_IDP_TOKEN_URL, …) when one is set, else HERMES_PORTAL_TOKEN / auth.json.\n',
+      '\nThe identity token is the identity provider’s (GATEWAY_RELAY_IDP_TOKEN_URL, …) when one is set, else HERMES_PORTAL_TOKEN / auth.json.',
     )
     .action(
       async (

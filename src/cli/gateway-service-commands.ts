@@ -507,14 +507,10 @@ export function registerConnectorServiceCommands(connector: Command): void {
     .option('--no-start-now', 'only enable the service, do not start it')
     .addHelpText(
       'after',
-      examples(
-        'RELAY_DB=/var/lib/hermes/connector.db TELEGRAM_BOT_TOKEN=… hermes connector install',
-        'sudo hermes connector install --system --run-as-user hermes --env-file /etc/hermes/connector.env',
-      ) +
-        '\nA missing environment file is created (0600) from the RELAY_*, TELEGRAM_* and DISCORD_* variables of\n' +
+      '\nA missing environment file is created (0600) from the RELAY_*, TELEGRAM_* and DISCORD_* variables of\n' +
         'this shell, RELAY_DB made absolute; an existing one is checked as `connector serve` reads it. A setting\n' +
         'serve would refuse stops the install (exit 78). The unit runs in this directory, restarts on failure,\n' +
-        'and has RestartPreventExitStatus=78: a configuration error at start is not retried.\n',
+        'and has RestartPreventExitStatus=78: a configuration error at start is not retried.',
     )
     .action((options: ConnectorInstallOptions) => serviceCall(() => connectorInstallCommand(options)));
 
@@ -525,8 +521,7 @@ export function registerConnectorServiceCommands(connector: Command): void {
     .option('-y, --yes', 'do not ask (required when input is not a terminal)')
     .addHelpText(
       'after',
-      examples('hermes connector uninstall', 'sudo hermes connector uninstall --system --yes') +
-        '\nOn a terminal it asks first; elsewhere it refuses (exit 2) unless --yes is given.\n',
+      '\nOn a terminal it asks first; elsewhere it refuses (exit 2) unless --yes is given.',
     )
     .action((options: { system?: boolean; yes?: boolean }) =>
       serviceCall(() => connectorUninstallCommand(options)),
@@ -773,8 +768,6 @@ async function migrateLegacyCommand(options: {
 
 // ---------------------------------------------------------------------------------------------
 
-const examples = (...lines: string[]) => `\nExamples:\n${lines.map((line) => `  ${line}`).join('\n')}\n`;
-
 /** Add install|uninstall|start|stop|restart|list|setup|migrate-legacy to the `gateway` command. */
 export function registerGatewayServiceCommands(gateway: Command): void {
   gateway
@@ -788,12 +781,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .option('--skip-checks', 'install even when the configuration checks fail (not recommended)')
     .addHelpText(
       'after',
-      examples(
-        'hermes gateway install',
-        'hermes --profile work gateway install --no-start-now',
-        'sudo hermes gateway install --system --run-as-user hermes',
-      ) +
-        '\nFirst checks the configuration as the service will see it (config.yaml and .env of the home,\nnot this shell): config parses, credentials present, permissions. A failure refuses the install\n(exit 78). The unit has RestartPreventExitStatus=78: a configuration error at start is not retried.\n',
+      '\nFirst checks the configuration as the service will see it (config.yaml and .env of the home,\nnot this shell): config parses, credentials present, permissions. A failure refuses the install\n(exit 78). The unit has RestartPreventExitStatus=78: a configuration error at start is not retried.',
     )
     .action((options: InstallOptions, command: Command) =>
       serviceCall(() => installCommand(options, command)),
@@ -806,8 +794,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .option('-y, --yes', 'do not ask (required when input is not a terminal)')
     .addHelpText(
       'after',
-      examples('hermes gateway uninstall', 'sudo hermes gateway uninstall --system --yes') +
-        '\nOn a terminal it asks first; elsewhere it refuses (exit 2) unless --yes is given.\n',
+      '\nOn a terminal it asks first; elsewhere it refuses (exit 2) unless --yes is given.',
     )
     .action((options: { system?: boolean; yes?: boolean }, command: Command) =>
       serviceCall(() => uninstallCommand(options, command)),
@@ -819,12 +806,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .option('--system', 'act on the system unit')
     .addHelpText(
       'after',
-      examples(
-        'hermes gateway start',
-        'hermes --profile work gateway start',
-        'sudo hermes gateway start --system',
-      ) +
-        '\nWithout systemd (or without an installed unit) the gateway runs detached; its output goes to\n$HERMES_HOME/logs/gateway.log.\n',
+      '\nWithout systemd (or without an installed unit) the gateway runs detached; its output goes to\n$HERMES_HOME/logs/gateway.log.',
     )
     .action((options: { system?: boolean }, command: Command) =>
       serviceCall(() => startCommand(options, command)),
@@ -836,8 +818,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .option('--system', 'act on the system unit')
     .addHelpText(
       'after',
-      examples('hermes gateway stop', 'hermes --profile work gateway stop') +
-        '\nWaits up to the drain timeout + 15 s (agent.restart_drain_timeout), then SIGKILLs.\n',
+      '\nWaits up to the drain timeout + 15 s (agent.restart_drain_timeout), then SIGKILLs.',
     )
     .action((options: { system?: boolean }, command: Command) =>
       serviceCall(() => stopCommand(options, command)),
@@ -849,8 +830,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .option('--system', 'act on the system unit')
     .addHelpText(
       'after',
-      examples('hermes gateway idle', 'hermes gateway start   # back: the backlog is delivered first') +
-        '\nThe gateway says going_idle before it exits; messages that arrive meanwhile wait in the\nconnector, which pokes the wake URL registered at enroll or provision (GATEWAY_RELAY_WAKE_URL).\n',
+      '\nThe gateway says going_idle before it exits; messages that arrive meanwhile wait in the\nconnector, which pokes the wake URL registered at enroll or provision (GATEWAY_RELAY_WAKE_URL).',
     )
     .action((options: { system?: boolean }, command: Command) =>
       serviceCall(() => idleCommand(options, command)),
@@ -862,8 +842,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .option('--system', 'act on the system unit')
     .addHelpText(
       'after',
-      examples('hermes gateway restart', 'hermes --profile work gateway restart') +
-        '\nFalls back to `systemctl restart` (or SIGKILL without systemd) after the drain timeout + 15 s.\n',
+      '\nFalls back to `systemctl restart` (or SIGKILL without systemd) after the drain timeout + 15 s.',
     )
     .action((options: { system?: boolean }, command: Command) =>
       serviceCall(() => restartCommand(options, command)),
@@ -873,7 +852,6 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .command('list')
     .description('every profile (the root home and $HERMES_HOME/profiles/*) with its gateway state')
     .option('--json', 'print JSON')
-    .addHelpText('after', examples('hermes gateway list', 'hermes gateway list --json'))
     .action((options: { json?: boolean }) => listCommand(options));
 
   gateway
@@ -887,12 +865,7 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .option('-y, --yes', 'do not ask; use flags, current values and defaults')
     .addHelpText(
       'after',
-      examples(
-        'hermes gateway setup',
-        'hermes gateway setup --relay-url https://relay.example.com --agent echo --yes',
-        'OPENAI_API_KEY=sk-… hermes gateway setup --relay-url wss://relay.example.com/relay --agent openai --model gpt-4o-mini --yes',
-      ) +
-        '\nAPI keys are asked for (or taken from $OPENAI_API_KEY) and stored only in $HERMES_HOME/.env (0600).\n',
+      '\nAPI keys are asked for (or taken from $OPENAI_API_KEY) and stored only in $HERMES_HOME/.env (0600).',
     )
     .action((options: SetupOptions, command: Command) => serviceCall(() => setupCommand(options, command)));
 
@@ -902,10 +875,6 @@ export function registerGatewayServiceCommands(gateway: Command): void {
     .option('--dry-run', 'only list what would be removed')
     .option('-y, --yes', 'remove without asking')
     .option('--json', 'print JSON')
-    .addHelpText(
-      'after',
-      examples('hermes gateway migrate-legacy --dry-run', 'sudo hermes gateway migrate-legacy -y'),
-    )
     .action((options: { dryRun?: boolean; yes?: boolean; json?: boolean }) =>
       serviceCall(() => migrateLegacyCommand(options)),
     );

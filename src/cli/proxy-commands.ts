@@ -143,10 +143,6 @@ export function registerProxyCommands(program: Command): void {
         .env('HERMES_PROXY_PORT'),
     )
     .option('-q, --quiet', 'no per-request log lines (warnings and errors only)')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  hermes proxy start\n  hermes proxy start --port 9000\n  OPENAI_BASE_URL=http://127.0.0.1:11434/v1 OPENAI_API_KEY=x hermes proxy start\n  hermes proxy start --host 0.0.0.0   # exposes the credential to your network\n',
-    )
     .action(
       async (
         options: { provider: string; host: string; port: string; quiet?: boolean },
