@@ -404,6 +404,39 @@ describe.skipIf(!HAS_CHROMIUM)('admin console in a real browser', () => {
       .filter({ hasText: 'room-1' })
       .filter({ hasText: 'acme' })
       .waitFor();
+
+    // The audit log filtered by tenant.
+    // (created by another operator: the tenants table follows from the stream)
+    await adminPost('/tenants', { name: 'initech' });
+    await page.locator('#tenants tbody tr').filter({ hasText: 'initech' }).waitFor();
+    await page.getByRole('button', { name: 'Refresh the audit log' }).click();
+    const tenantCells = page.locator('#audit tbody tr td:nth-child(3)');
+    await tenantCells
+      .filter({ hasText: /^initech$/ })
+      .first()
+      .waitFor();
+    await page.getByLabel('Filter by tenant').selectOption({ label: 'acme' });
+    await tenantCells
+      .filter({ hasText: /^initech$/ })
+      .first()
+      .waitFor({ state: 'detached' });
+    const shown = await tenantCells.allTextContents();
+    expect(shown.length).toBeGreaterThan(0);
+    expect(new Set(shown)).toEqual(new Set(['acme']));
+
+    // A double click creates one tenant: one request, no "name taken" error.
+    const posts: string[] = [];
+    page.on('request', (request) => {
+      if (request.method() === 'POST' && request.url().endsWith('/admin/api/tenants'))
+        posts.push(request.url());
+    });
+    await page.getByLabel('New tenant name').fill('hooli');
+    await page.getByRole('button', { name: 'Create tenant' }).dblclick();
+    await page.locator('#secret-dialog[open]').waitFor();
+    await page.keyboard.press('Escape');
+    await page.locator('#tenants tbody tr').filter({ hasText: 'hooli' }).waitFor();
+    expect(posts).toHaveLength(1);
+    expect(await page.locator('#result').getAttribute('data-tone')).toBe('ok');
     expect(errors.filter((e) => !e.includes('400'))).toEqual([]);
   });
 

@@ -147,7 +147,10 @@ export function renderAdminPage(): string {
 
     <section class="card wide" aria-labelledby="audit-title">
       <h2 id="audit-title">Audit log</h2>
-      <div class="toolbar"><button id="audit-refresh" type="button" class="btn small">Refresh the audit log</button></div>
+      <div class="toolbar">
+        <div class="field"><label for="audit-tenant">Filter by tenant</label><select id="audit-tenant"><option value="">All tenants</option></select></div>
+        <button id="audit-refresh" type="button" class="btn small">Refresh the audit log</button>
+      </div>
       ${table('audit', 'Audit log, newest first (last 100 events)', ['When', 'Event', 'Tenant', 'Gateway', 'Detail'])}
     </section>
   </div>

@@ -106,6 +106,7 @@ const state: {
   lastByteAt: number;
   reloadGatewaysTimer: number;
   reloadDeadTimer: number;
+  reloadTenantsTimer: number;
   /** The dead-letter count the table was last loaded for (the stream reloads it on a change). */
   deadCount: number | undefined;
 } = {
@@ -118,6 +119,7 @@ const state: {
   lastByteAt: 0,
   reloadGatewaysTimer: 0,
   reloadDeadTimer: 0,
+  reloadTenantsTimer: 0,
   deadCount: undefined,
 };
 
@@ -135,14 +137,30 @@ function el<K extends keyof HTMLElementTagNameMap>(
 function button(
   label: string,
   className: string,
-  onClick: () => void,
+  onClick: () => Promise<void>,
   accessibleName?: string,
 ): HTMLButtonElement {
   const node = el('button', `btn small ${className}`.trim(), label);
   node.type = 'button';
   if (accessibleName) node.setAttribute('aria-label', accessibleName);
-  node.addEventListener('click', onClick);
+  // One run at a time: a second click while the first is still at work is ignored (not disabled,
+  // which would drop the focus a dialog returns to this button).
+  node.addEventListener('click', () => {
+    if (node.getAttribute('aria-busy') === 'true') return;
+    node.setAttribute('aria-busy', 'true');
+    void onClick().finally(() => node.removeAttribute('aria-busy'));
+  });
   return node;
+}
+/** Handle a form's submit, one at a time (a double click does not create two tenants). */
+function onSubmit(id: string, handler: () => Promise<void>): void {
+  const form = $<HTMLFormElement>(id);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (form.getAttribute('aria-busy') === 'true') return;
+    form.setAttribute('aria-busy', 'true');
+    void handler().finally(() => form.removeAttribute('aria-busy'));
+  });
 }
 function cell(content: Node | string | number | null | undefined, className?: string): HTMLTableCellElement {
   const td = el('td', className);
@@ -298,8 +316,8 @@ function renderGateways(): void {
     const actions = el('td', 'actions');
     if (!g.revoked) {
       actions.append(
-        button('Rotate secret', '', () => void rotateGateway(g.id), `Rotate secret of ${g.id}`),
-        button('Revoke', 'danger', () => void revokeGateway(g.id), `Revoke ${g.id}`),
+        button('Rotate secret', '', () => rotateGateway(g.id), `Rotate secret of ${g.id}`),
+        button('Revoke', 'danger', () => revokeGateway(g.id), `Revoke ${g.id}`),
       );
     } else actions.textContent = '—';
     // "platform:botId"; a platform without a bot id (web chat) is shown by its name alone.
@@ -323,14 +341,9 @@ function renderTenants(): void {
     const tr = el('tr');
     const actions = el('td', 'actions');
     actions.append(
-      button('New token', '', () => void tenantSecret(t, 'token'), `New token for ${t.name}`),
-      button('Enrollment token', '', () => void tenantSecret(t, 'enroll'), `Enrollment token for ${t.name}`),
-      button(
-        'Rotate delivery key',
-        '',
-        () => void tenantSecret(t, 'key'),
-        `Rotate delivery key of ${t.name}`,
-      ),
+      button('New token', '', () => tenantSecret(t, 'token'), `New token for ${t.name}`),
+      button('Enrollment token', '', () => tenantSecret(t, 'enroll'), `Enrollment token for ${t.name}`),
+      button('Rotate delivery key', '', () => tenantSecret(t, 'key'), `Rotate delivery key of ${t.name}`),
     );
     tr.append(cell(t.name), cell(el('code', '', t.id)), cell(timeNode(t.createdAt)), actions);
     return tr;
@@ -346,6 +359,20 @@ function renderTenants(): void {
     }),
   );
   if (state.tenants.some((t) => t.id === chosen)) select.value = chosen;
+  // The audit log's filter: all tenants, or one.
+  const filter = $<HTMLSelectElement>('audit-tenant');
+  const filtered = filter.value;
+  const all = el('option', '', 'All tenants');
+  all.value = '';
+  filter.replaceChildren(
+    all,
+    ...state.tenants.map((t) => {
+      const option = el('option', '', t.name);
+      option.value = t.id;
+      return option;
+    }),
+  );
+  filter.value = state.tenants.some((t) => t.id === filtered) ? filtered : '';
 }
 function renderRoutes(routes: Route[]): void {
   const rows = routes.map((r) => {
@@ -375,8 +402,8 @@ function renderDead(dead: DeadLetter[]): void {
     const tr = el('tr');
     const actions = el('td', 'actions');
     actions.append(
-      button('Retry', '', () => void retryDead(d.id), `Retry ${d.id}`),
-      button('Discard', 'danger', () => void discardDead(d.id), `Discard ${d.id}`),
+      button('Retry', '', () => retryDead(d.id), `Retry ${d.id}`),
+      button('Discard', 'danger', () => discardDead(d.id), `Discard ${d.id}`),
     );
     tr.append(
       cell(el('code', '', d.id)),
@@ -440,7 +467,11 @@ async function loadDead(): Promise<void> {
   }
 }
 async function loadAudit(): Promise<void> {
-  const r = await api<AuditRow[]>('GET', '/audit?limit=100');
+  const tenant = $<HTMLSelectElement>('audit-tenant').value;
+  const r = await api<AuditRow[]>(
+    'GET',
+    `/audit?limit=100${tenant ? `&tenant=${encodeURIComponent(tenant)}` : ''}`,
+  );
   if (r.ok && r.data) renderAudit(r.data);
 }
 async function loadOverview(): Promise<void> {
@@ -613,8 +644,7 @@ async function discardDead(id: string): Promise<void> {
   showResult(`Dead letter ${id} discarded.`);
   await Promise.all([loadDead(), loadOverview(), loadAudit()]);
 }
-async function createTenant(event: SubmitEvent): Promise<void> {
-  event.preventDefault();
+async function createTenant(): Promise<void> {
   const input = $<HTMLInputElement>('tenant-name');
   const name = input.value.trim();
   if (!name) {
@@ -629,8 +659,7 @@ async function createTenant(event: SubmitEvent): Promise<void> {
   await Promise.all([loadTenants(), loadOverview(), loadAudit()]);
   showSecret(`Tenant ${r.data.name} created`, 'Access token', r.data.accessToken, `Tenant id ${r.data.id}.`);
 }
-async function addRoute(event: SubmitEvent): Promise<void> {
-  event.preventDefault();
+async function addRoute(): Promise<void> {
   const value = (id: string) => $<HTMLInputElement | HTMLSelectElement>(id).value.trim();
   const body: Record<string, string> = {
     tenant: value('route-tenant'),
@@ -674,6 +703,12 @@ function applySnapshot(s: Snapshot): void {
     state.deadCount = dead;
     window.clearTimeout(state.reloadDeadTimer);
     state.reloadDeadTimer = window.setTimeout(() => void loadDead(), 300);
+  }
+  // A tenant created elsewhere (the CLI, another operator): reload the tenants (names, forms).
+  const tenants = s.overview?.tenants;
+  if (tenants !== undefined && tenants !== state.tenants.length) {
+    window.clearTimeout(state.reloadTenantsTimer);
+    state.reloadTenantsTimer = window.setTimeout(() => void loadTenants(), 300);
   }
   if (s.outbox) renderOutbox(s.outbox);
   if (!s.gateways) return;
@@ -805,8 +840,7 @@ function tick(): void {
 }
 
 // --- start -----------------------------------------------------------------------------------
-$<HTMLFormElement>('token-form').addEventListener('submit', (event) => {
-  event.preventDefault();
+onSubmit('token-form', async () => {
   const token = $<HTMLInputElement>('token').value.trim();
   if (!token) {
     $('token-error').textContent = 'Enter the admin token.';
@@ -814,11 +848,12 @@ $<HTMLFormElement>('token-form').addEventListener('submit', (event) => {
     $('token').focus();
     return;
   }
-  void signIn(token);
+  await signIn(token);
 });
 $('sign-out').addEventListener('click', () => signOut(''));
-$<HTMLFormElement>('tenant-form').addEventListener('submit', (event) => void createTenant(event));
-$<HTMLFormElement>('route-form').addEventListener('submit', (event) => void addRoute(event));
+onSubmit('tenant-form', createTenant);
+onSubmit('route-form', addRoute);
+$('audit-tenant').addEventListener('change', () => void loadAudit());
 $('audit-refresh').addEventListener(
   'click',
   () => void loadAudit().then(() => showResult('Audit log refreshed.')),
