@@ -460,6 +460,7 @@ describe.skipIf(!HAS_CHROMIUM)('admin console in a real browser', () => {
 
   it('axe-core finds no violations on the token form and the console at 1280 and 390 px', async () => {
     // The page's CSP forbids the injected axe script; this context alone lifts it.
+    await enrollGateway('gw-axe'); // rows in the gateways table whatever ran before
     const page = await newPage({ bypassCSP: true });
     await page.goto(`${base()}/admin`);
     await page.getByRole('textbox', { name: 'Admin token' }).waitFor();
@@ -472,5 +473,17 @@ describe.skipIf(!HAS_CHROMIUM)('admin console in a real browser', () => {
     await page.setViewportSize({ width: 390, height: 844 });
     expect(await axeViolations(page)).toEqual([]);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    // The dark scheme too (its own colours: contrast).
+    await page.emulateMedia({ colorScheme: 'dark' });
+    expect(await axeViolations(page)).toEqual([]);
+
+    // Sign out: the token leaves the tab, the form comes back (and stays after a reload).
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('textbox', { name: 'Admin token' }).waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem('hermes-admin-token'))).toBeNull();
+    expect(await page.locator('#console-view').isHidden()).toBe(true);
+    expect(await page.locator('#live').textContent()).toBe('Not signed in');
+    await page.reload();
+    expect(await page.locator('#console-view').isHidden()).toBe(true);
   });
 });
