@@ -93,6 +93,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   ],
   'proxy status': ['hermes proxy status', 'hermes proxy status --json'],
   'proxy providers': ['hermes proxy providers', 'hermes proxy providers --json'],
+  completion: ['hermes completion bash   # prints the script; see Install above', 'hermes completion fish'],
   version: ['hermes version', 'hermes version --json', 'hermes --version'],
 };
 
