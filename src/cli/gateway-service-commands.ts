@@ -58,10 +58,11 @@ import {
   parseDrainTimeout,
 } from '../home/config.js';
 import { ENV_FILE_NAME, loadEnvFile } from '../home/env-file.js';
+import { gatewayStatus, gatewayStatusJson } from '../home/gateway-status.js';
 import { ensureHome, resolveHermesRoot, resolveHome } from '../home/home.js';
 import { readGatewayLiveness, writeIdleStopMarker } from '../home/pid-lock.js';
 import { CliError } from './errors.js';
-import { printJson, printTable } from './format.js';
+import { printJson, printTable, startProgress } from './format.js';
 import { gatewayContext } from './gateway-commands.js';
 import { confirm, confirmIrreversible, interactive, Prompter } from './prompt.js';
 
@@ -206,11 +207,42 @@ async function startCommand(options: { system?: boolean }, command: Command): Pr
   }
 }
 
+/**
+ * `call` (a stop or restart that waits for running turns), with progress on stderr while it waits:
+ * what it waits for, then elapsed time and the turns still running.
+ */
+async function withStopProgress<T>(
+  target: Target,
+  waitMs: number,
+  verb: string,
+  call: () => Promise<T>,
+): Promise<T> {
+  const liveness = readGatewayLiveness(target.home);
+  const who = liveness.pid !== null ? `the gateway (PID ${liveness.pid})` : 'the gateway';
+  const progress = startProgress({
+    what: `${who} to finish its running turns and ${verb}`,
+    limitMs: waitMs,
+    detail: () => {
+      const status = gatewayStatus(target.home);
+      if (!status.running) return 'exited';
+      const turns = gatewayStatusJson(status).active_agents;
+      return `${turns} turn${turns === 1 ? '' : 's'} running${status.state === 'draining' ? ', draining' : ''}`;
+    },
+  });
+  try {
+    return await serviceCall(call);
+  } finally {
+    progress.stop();
+  }
+}
+
 async function stopCommand(options: { system?: boolean }, command: Command): Promise<void> {
   const target = resolveTarget(command);
   const drain = drainSecondsFor(command);
   const manager = managerFor(target, options.system);
-  const outcome = await serviceCall(() => manager.stop(stopWaitMs(drain)));
+  const outcome = await withStopProgress(target, stopWaitMs(drain), 'stop', () =>
+    manager.stop(stopWaitMs(drain)),
+  );
   tell(outcome.notices);
   switch (outcome.kind) {
     case 'unit_stopped':
@@ -243,7 +275,10 @@ async function idleCommand(options: { system?: boolean }, command: Command): Pro
   }
   writeIdleStopMarker(target.home, liveness.pid);
   const drain = drainSecondsFor(command);
-  const outcome = await serviceCall(() => managerFor(target, options.system).stop(stopWaitMs(drain)));
+  const manager = managerFor(target, options.system);
+  const outcome = await withStopProgress(target, stopWaitMs(drain), 'stop', () =>
+    manager.stop(stopWaitMs(drain)),
+  );
   tell(outcome.notices);
   if (outcome.kind === 'not_running') {
     say('✗ No gateway running for this profile');
@@ -257,7 +292,9 @@ async function restartCommand(options: { system?: boolean }, command: Command): 
   const target = resolveTarget(command);
   const drain = drainSecondsFor(command);
   const manager = managerFor(target, options.system);
-  const outcome = await serviceCall(() => manager.restart(stopWaitMs(drain), drain));
+  const outcome = await withStopProgress(target, stopWaitMs(drain), 'restart', () =>
+    manager.restart(stopWaitMs(drain), drain),
+  );
   tell(outcome.notices);
   switch (outcome.kind) {
     case 'unit_restarted':

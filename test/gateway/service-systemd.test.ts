@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { startProgress } from '../../src/cli/format.js';
 import { readGatewayLiveness } from '../../src/home/pid-lock.js';
 import {
   createFakeSystemctl,
@@ -638,5 +639,68 @@ describe('gateway migrate-legacy', () => {
     expect(existsSync(join(userDir, 'hermes.service'))).toBe(false);
     expect(existsSync(join(userDir, UNIT))).toBe(true);
     expect(existsSync(join(systemDir, 'hermes.service'))).toBe(true);
+  });
+});
+
+describe('progress of a long stop/restart wait (startProgress)', () => {
+  afterEach(() => vi.useRealTimers());
+
+  function sink(isTTY: boolean) {
+    const writes: string[] = [];
+    return { writes, stream: { isTTY, write: (text: string) => writes.push(text) } };
+  }
+
+  it('piped: says what it waits for, then a plain line every 5 s with the live detail', () => {
+    vi.useFakeTimers();
+    const start = Date.now();
+    let turns = 2;
+    const { writes, stream } = sink(false);
+    const progress = startProgress({
+      what: 'the gateway (PID 42) to finish its running turns and stop',
+      limitMs: 195_000,
+      detail: () => `${turns} turns running`,
+      stream,
+      now: () => Date.now(),
+    });
+    vi.advanceTimersByTime(999);
+    expect(writes).toEqual([]); // a quick stop stays quiet
+    vi.advanceTimersByTime(1);
+    expect(writes).toEqual([
+      'Waiting for the gateway (PID 42) to finish its running turns and stop (up to 195 s)\n',
+      '  … 1 s of up to 195 s — 2 turns running\n',
+    ]);
+    turns = 1;
+    vi.advanceTimersByTime(5_000);
+    expect(writes.at(-1)).toBe('  … 6 s of up to 195 s — 1 turns running\n');
+    expect(writes.every((text) => !text.includes('\r'))).toBe(true);
+    progress.stop();
+    vi.advanceTimersByTime(20_000);
+    expect(writes).toHaveLength(3);
+    expect(Date.now() - start).toBe(26_000);
+  });
+
+  it('on a terminal: one line rewritten every second, ended with a newline by stop()', () => {
+    vi.useFakeTimers();
+    const { writes, stream } = sink(true);
+    const progress = startProgress({ what: 'the gateway to stop', limitMs: 30_000, stream });
+    vi.advanceTimersByTime(3_000);
+    expect(writes[0]).toBe('Waiting for the gateway to stop (up to 30 s)\n');
+    expect(writes.slice(1)).toEqual([
+      '\r\x1b[2K  … 1 s of up to 30 s',
+      '\r\x1b[2K  … 2 s of up to 30 s',
+      '\r\x1b[2K  … 3 s of up to 30 s',
+    ]);
+    progress.stop();
+    expect(writes.at(-1)).toBe('\n');
+  });
+
+  it('prints nothing at all when the wait ends before the first second', () => {
+    vi.useFakeTimers();
+    const { writes, stream } = sink(true);
+    const progress = startProgress({ what: 'the gateway to stop', limitMs: 30_000, stream });
+    vi.advanceTimersByTime(500);
+    progress.stop();
+    vi.advanceTimersByTime(10_000);
+    expect(writes).toEqual([]);
   });
 });
