@@ -14,7 +14,7 @@ import { ensureHome, resolveHome } from '../home/home.js';
 import { watchInheritedLog } from '../home/log-rotation.js';
 import type { PlatformStatusEntry } from '../home/status-file.js';
 import { CliError } from './errors.js';
-import { printJson } from './format.js';
+import { printJson, STATUS_EXIT_CODES_HELP, STATUS_NOT_RUNNING } from './format.js';
 import { registerGatewayServiceCommands } from './gateway-service-commands.js';
 import { createLogger, logLevelFor } from './logger.js';
 import { VERSION } from './version.js';
@@ -178,6 +178,7 @@ export function registerGatewayCommands(program: Command): void {
     .description('state from gateway_state.json plus process liveness')
     .option('--json', 'print JSON')
     .option('--deep', 'include per-platform details and the raw status record')
+    .addHelpText('after', STATUS_EXIT_CODES_HELP)
     .action((options: { json?: boolean; deep?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const home = resolveHome({ env: process.env, profile: globals.profile }).home;
@@ -185,6 +186,7 @@ export function registerGatewayCommands(program: Command): void {
       const summary = { ...gatewayStatusJson(status), platforms: status.platforms };
       if (options.json) return printJson(options.deep ? { ...summary, record: status.record } : summary);
       process.stdout.write(`${renderGatewayStatus(home, status, options.deep === true).join('\n')}\n`);
+      if (!status.running) process.exitCode = STATUS_NOT_RUNNING;
     });
 }
 

@@ -23,7 +23,7 @@ import {
   removeProxyState,
 } from '../proxy/state.js';
 import { CliError } from './errors.js';
-import { printJson, printTable } from './format.js';
+import { printJson, printTable, STATUS_EXIT_CODES_HELP, STATUS_NOT_RUNNING } from './format.js';
 import { createLogger, logLevelFor } from './logger.js';
 
 /**
@@ -228,6 +228,7 @@ export function registerProxyCommands(program: Command): void {
     .command('status')
     .description('whether a proxy runs for this home (proxy.json + /health) and provider readiness')
     .option('--json', 'print JSON')
+    .addHelpText('after', STATUS_EXIT_CODES_HELP)
     .action(async (options: { json?: boolean }, command: Command) => {
       const context = proxyContext(command);
       const read = readProxyState(context.home);
@@ -275,6 +276,8 @@ export function registerProxyCommands(program: Command): void {
       lines.push('Providers:');
       for (const entry of providers) lines.push(readinessLine(entry));
       process.stdout.write(`${lines.join('\n')}\n`);
+      // LSB: alive without an answer, or an unreadable proxy.json, is an error (1); else not running (3).
+      if (!running) process.exitCode = (alive && state) || summary.state_file_error ? 1 : STATUS_NOT_RUNNING;
     });
 
   proxy
