@@ -134,6 +134,7 @@ export function adminSnapshot(options: SnapshotSource): () => Promise<AdminSnaps
         id: g.id,
         tenant: g.tenant,
         connected: g.connected,
+        revoked: g.revoked,
         idleSince: g.idleSince,
         buffered: g.buffered,
         lastSeen: g.lastSeen,
@@ -184,6 +185,10 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       api.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'no such admin API route' }));
       api.addHook('onSend', async (_request, reply) => {
         reply.header('cache-control', 'no-store');
+      });
+      // Listeners of the event stream hear of a change at once, not up to CHECK_MS later.
+      api.addHook('onResponse', async (request, reply) => {
+        if (request.method !== 'GET' && reply.statusCode < 400) options.events.changed();
       });
 
       api.get('/overview', async () => (await snapshot()).overview);

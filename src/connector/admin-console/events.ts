@@ -21,6 +21,7 @@ export interface AdminSnapshot {
     id: string;
     tenant: string;
     connected: boolean;
+    revoked: boolean;
     idleSince: string | null;
     buffered: number;
     lastSeen: string | null;
@@ -41,6 +42,7 @@ export class AdminEvents {
   #ping: NodeJS.Timeout | undefined;
   #lastKey = '';
   #checking = false;
+  #again = false;
 
   constructor(
     private readonly snapshot: () => Promise<AdminSnapshot>,
@@ -55,7 +57,13 @@ export class AdminEvents {
   /** Take over the request as an event stream; false when too many are open. */
   async add(reply: FastifyReply): Promise<boolean> {
     if (this.#clients.size >= MAX_CLIENTS) return false;
+    // A client gone while its first snapshot is read must not be added (it would never be dropped).
+    let gone = false;
+    reply.raw.once('close', () => {
+      gone = true;
+    });
     const first = await this.snapshot();
+    if (gone || reply.raw.destroyed) return true;
     reply.hijack();
     // A hijacked answer skips fastify's onSend hooks: the security headers go on by hand.
     securityHeadersFor(reply.raw);
@@ -74,6 +82,19 @@ export class AdminEvents {
       this.#start();
     }
     return true;
+  }
+
+  /**
+   * Something was changed (an API mutation): check now rather than at the next tick, so a change
+   * and its undoing within one interval are not both missed. Coalesced; a no-op without listeners.
+   */
+  changed(): void {
+    if (this.#clients.size === 0) return;
+    if (this.#checking) {
+      this.#again = true;
+      return;
+    }
+    void this.#tick();
   }
 
   stop(): void {
@@ -114,6 +135,10 @@ export class AdminEvents {
       this.log.warn({ err: errorMessage(error) }, 'admin console snapshot failed');
     } finally {
       this.#checking = false;
+      if (this.#again) {
+        this.#again = false;
+        void this.#tick();
+      }
     }
   }
 
