@@ -209,16 +209,22 @@ async function startCommand(options: { system?: boolean }, command: Command): Pr
 
 /**
  * `call` (a stop or restart that waits for running turns), with progress on stderr while it waits:
- * what it waits for, then elapsed time and the turns still running.
+ * what it waits for, then elapsed time and the turns still running. `systemctl stop` blocks this
+ * process (no updates can be printed meanwhile), so under systemd a stop says what it waits for at once.
  */
 async function withStopProgress<T>(
   target: Target,
+  manager: ServiceManager,
   waitMs: number,
   verb: string,
   call: () => Promise<T>,
 ): Promise<T> {
   const liveness = readGatewayLiveness(target.home);
   const who = liveness.pid !== null ? `the gateway (PID ${liveness.pid})` : 'the gateway';
+  if (manager.kind === 'systemd' && verb === 'stop' && liveness.running)
+    process.stderr.write(
+      `Waiting for systemd to stop ${who} after its running turns finish (up to ${Math.round(waitMs / 1000)} s)\n`,
+    );
   const progress = startProgress({
     what: `${who} to finish its running turns and ${verb}`,
     limitMs: waitMs,
@@ -240,7 +246,7 @@ async function stopCommand(options: { system?: boolean }, command: Command): Pro
   const target = resolveTarget(command);
   const drain = drainSecondsFor(command);
   const manager = managerFor(target, options.system);
-  const outcome = await withStopProgress(target, stopWaitMs(drain), 'stop', () =>
+  const outcome = await withStopProgress(target, manager, stopWaitMs(drain), 'stop', () =>
     manager.stop(stopWaitMs(drain)),
   );
   tell(outcome.notices);
@@ -276,7 +282,7 @@ async function idleCommand(options: { system?: boolean }, command: Command): Pro
   writeIdleStopMarker(target.home, liveness.pid);
   const drain = drainSecondsFor(command);
   const manager = managerFor(target, options.system);
-  const outcome = await withStopProgress(target, stopWaitMs(drain), 'stop', () =>
+  const outcome = await withStopProgress(target, manager, stopWaitMs(drain), 'stop', () =>
     manager.stop(stopWaitMs(drain)),
   );
   tell(outcome.notices);
@@ -292,7 +298,7 @@ async function restartCommand(options: { system?: boolean }, command: Command): 
   const target = resolveTarget(command);
   const drain = drainSecondsFor(command);
   const manager = managerFor(target, options.system);
-  const outcome = await withStopProgress(target, stopWaitMs(drain), 'restart', () =>
+  const outcome = await withStopProgress(target, manager, stopWaitMs(drain), 'restart', () =>
     manager.restart(stopWaitMs(drain), drain),
   );
   tell(outcome.notices);

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, write
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startProgress } from '../../src/cli/format.js';
-import { readGatewayLiveness } from '../../src/home/pid-lock.js';
+import { GATEWAY_KIND, readGatewayLiveness, readProcessStartTime } from '../../src/home/pid-lock.js';
 import {
   createFakeSystemctl,
   type FakeSystemctl,
@@ -543,7 +543,49 @@ describe('gateway start|stop|restart|uninstall with an installed unit', () => {
     expect(await gateway.exit).toBe(0);
     expect(result.stdout).toContain(`✓ Stopped ${UNIT} service`);
     expect(result.stdout).not.toContain('not run by the service');
+    // `systemctl stop` blocks the CLI, so it says up front what it waits for.
+    expect(result.stderr).toMatch(
+      /^Waiting for systemd to stop the gateway \(PID \d+\) after its running turns finish/m,
+    );
     expect(fake.calls()).toEqual([user('is-system-running'), user('stop', UNIT)]);
+  });
+
+  it('stop (detached) says what it waits for and prints progress on stderr while the gateway drains', async () => {
+    // A "gateway" holding this home's PID file that takes ~2.5 s to exit after SIGTERM.
+    const slow = spawn(
+      process.execPath,
+      [
+        '-e',
+        "process.on('SIGTERM', () => setTimeout(() => process.exit(0), 2500)); setInterval(() => {}, 1000);",
+      ],
+      { stdio: 'ignore' },
+    );
+    children.push(slow);
+    const pid = slow.pid as number;
+    await until(() => readProcessStartTime(pid) !== null);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // its SIGTERM handler is installed
+    writeFileSync(
+      join(root, 'gateway.pid'),
+      JSON.stringify({
+        pid,
+        kind: GATEWAY_KIND,
+        argv: [],
+        start_time: readProcessStartTime(pid),
+        hermes_home: root,
+      }),
+    );
+    expect(readGatewayLiveness(root)).toEqual({ running: true, pid });
+    const empty = join(dir.path, 'no-systemctl');
+    mkdirSync(empty, { recursive: true });
+    const result = await run(['gateway', 'stop'], { PATH: empty });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(`✓ Stopped gateway for this profile (PID ${pid})`);
+    // Piped: the header naming the PID, then plain progress lines (no carriage return).
+    expect(result.stderr).toContain(
+      `Waiting for the gateway (PID ${pid}) to finish its running turns and stop (up to `,
+    );
+    expect(result.stderr).toMatch(/^ {2}… \d+ s of up to \d+ s/m);
+    expect(result.stderr).not.toContain('\r');
   });
 });
 
