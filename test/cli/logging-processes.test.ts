@@ -33,7 +33,8 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): RunningProcess {
 async function connectorOutput(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
   const db = join(dir.path, `c-${Math.random().toString(36).slice(2)}.db`);
   const proc = start([...args, 'connector', 'serve', '--port', '0', '--db', db], env);
-  await proc.waitFor(/connector listening on/, 30_000);
+  // The log line itself, in either format (the stdout banner can come first: the log is async).
+  await proc.waitFor(/"msg":"connector listening"|INFO {2}connector connector listening url=/, 30_000);
   await proc.stop('SIGTERM');
   return proc.output();
 }

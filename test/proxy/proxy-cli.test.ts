@@ -120,7 +120,7 @@ describe('hermes proxy (process)', () => {
     expect(logs).toMatch(/"method":"POST".*"path":"\/v1\/chat\/completions".*"status":200.*"ms":\d+/);
 
     const after = await hermes(['proxy', 'status'], env);
-    expect(after.code).toBe(0);
+    expect(after.code).toBe(3); // LSB: not running
     expect(after.stdout).toContain('✗ Proxy is not running');
   });
 
