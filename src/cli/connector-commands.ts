@@ -173,10 +173,9 @@ export function registerConnectorCommands(program: Command): void {
         if (code === 'EACCES') throw new CliError(`not allowed to listen on ${config.host}:${config.port}`);
         throw error;
       }
-      process.stdout.write(
-        `connector listening on ${running.url} (relay: ${running.url.replace(/^http/, 'ws')}/relay)\n`,
-      );
-      await new Promise<void>((resolve) => {
+      // The handlers go in before the banner: whoever waits for the banner may signal at once, and
+      // the default action would kill the process with its last log lines still unwritten.
+      const stopped = new Promise<void>((resolve) => {
         const shutdown = (signal: string) => {
           process.stdout.write(`received ${signal}, stopping…\n`);
           void running.stop().then(resolve, resolve);
@@ -184,6 +183,10 @@ export function registerConnectorCommands(program: Command): void {
         process.once('SIGINT', () => shutdown('SIGINT'));
         process.once('SIGTERM', () => shutdown('SIGTERM'));
       });
+      process.stdout.write(
+        `connector listening on ${running.url} (relay: ${running.url.replace(/^http/, 'ws')}/relay)\n`,
+      );
+      await stopped;
     });
 
   const tenant = connector.command('tenant').description('tenants and their access tokens');

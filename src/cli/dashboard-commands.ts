@@ -94,14 +94,16 @@ export function registerDashboardCommands(program: Command): void {
             throw new CliError(`port ${port} on ${options.host} is already in use; pick another with --port`);
           throw new CliError(errorMessage(error));
         }
-        process.stdout.write(
-          startupBanner(running, { terminal: process.stdout.isTTY === true, env: process.env }),
-        );
-        await new Promise<void>((resolve) => {
+        // Handlers before the banner: whoever waits for it may signal at once (see connector serve).
+        const stopped = new Promise<void>((resolve) => {
           const shutdown = () => void running.stop().then(resolve, resolve);
           process.once('SIGINT', shutdown);
           process.once('SIGTERM', shutdown);
         });
+        process.stdout.write(
+          startupBanner(running, { terminal: process.stdout.isTTY === true, env: process.env }),
+        );
+        await stopped;
       },
     );
 

@@ -212,14 +212,16 @@ export function registerProxyCommands(program: Command): void {
           );
         }
         for (const warning of running.warnings) process.stderr.write(`hermes: warning: ${warning}\n`);
-        process.stdout.write(
-          `proxy listening on ${running.url} (provider ${running.provider} → ${running.upstream})\nOpenAI base URL for clients: ${running.url}/v1 (any API key)\n`,
-        );
-        await new Promise<void>((resolve) => {
+        // Handlers before the banner: whoever waits for it may signal at once (see connector serve).
+        const stopped = new Promise<void>((resolve) => {
           const shutdown = () => void running.stop().then(resolve, resolve);
           process.once('SIGINT', shutdown);
           process.once('SIGTERM', shutdown);
         });
+        process.stdout.write(
+          `proxy listening on ${running.url} (provider ${running.provider} → ${running.upstream})\nOpenAI base URL for clients: ${running.url}/v1 (any API key)\n`,
+        );
+        await stopped;
         process.off('exit', cleanup);
       },
     );

@@ -2,6 +2,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -69,6 +70,9 @@ export function startHermes(args: string[], env: NodeJS.ProcessEnv = {}): Runnin
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  // 'exit' can come before the last output is read from the pipes; 'close' comes after (bounded,
+  // in case a grandchild holds a pipe open).
+  const drained = new Promise<void>((resolveClose) => child.once('close', () => resolveClose()));
   return {
     child,
     output: () => output,
@@ -98,7 +102,9 @@ export function startHermes(args: string[], env: NodeJS.ProcessEnv = {}): Runnin
       }),
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      const code = await exited;
+      await Promise.race([drained, sleep(2_000, undefined, { ref: false })]);
+      return code;
     },
   };
 }
