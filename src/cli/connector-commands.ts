@@ -47,6 +47,7 @@ import { isoTime, parseDuration, printJson, printTable } from './format.js';
 import { registerConnectorServiceCommands } from './gateway-service-commands.js';
 import { createLogger, logLevelFor, redactUrlsIn } from './logger.js';
 import { confirmIrreversible } from './prompt.js';
+import { serveUntilSignal } from './serve-until-signal.js';
 import { VERSION } from './version.js';
 
 interface DbOption {
@@ -173,20 +174,11 @@ export function registerConnectorCommands(program: Command): void {
         if (code === 'EACCES') throw new CliError(`not allowed to listen on ${config.host}:${config.port}`);
         throw error;
       }
-      // The handlers go in before the banner: whoever waits for the banner may signal at once, and
-      // the default action would kill the process with its last log lines still unwritten.
-      const stopped = new Promise<void>((resolve) => {
-        const shutdown = (signal: string) => {
-          process.stdout.write(`received ${signal}, stopping…\n`);
-          void running.stop().then(resolve, resolve);
-        };
-        process.once('SIGINT', () => shutdown('SIGINT'));
-        process.once('SIGTERM', () => shutdown('SIGTERM'));
-      });
-      process.stdout.write(
+      await serveUntilSignal(
+        running,
         `connector listening on ${running.url} (relay: ${running.url.replace(/^http/, 'ws')}/relay)\n`,
+        { announce: true },
       );
-      await stopped;
     });
 
   const tenant = connector.command('tenant').description('tenants and their access tokens');

@@ -9,6 +9,7 @@ import { CliError } from './errors.js';
 import { gatewayContext } from './gateway-commands.js';
 import { createLogger, logLevelFor } from './logger.js';
 import { readSecretLine } from './prompt.js';
+import { serveUntilSignal } from './serve-until-signal.js';
 import { VERSION } from './version.js';
 
 const DEFAULT_DASHBOARD_PORT = 9119;
@@ -94,16 +95,10 @@ export function registerDashboardCommands(program: Command): void {
             throw new CliError(`port ${port} on ${options.host} is already in use; pick another with --port`);
           throw new CliError(errorMessage(error));
         }
-        // Handlers before the banner: whoever waits for it may signal at once (see connector serve).
-        const stopped = new Promise<void>((resolve) => {
-          const shutdown = () => void running.stop().then(resolve, resolve);
-          process.once('SIGINT', shutdown);
-          process.once('SIGTERM', shutdown);
-        });
-        process.stdout.write(
+        await serveUntilSignal(
+          running,
           startupBanner(running, { terminal: process.stdout.isTTY === true, env: process.env }),
         );
-        await stopped;
       },
     );
 

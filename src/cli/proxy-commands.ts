@@ -25,6 +25,7 @@ import {
 import { CliError } from './errors.js';
 import { printJson, printTable, STATUS_EXIT_CODES_HELP, STATUS_NOT_RUNNING } from './format.js';
 import { createLogger, logLevelFor } from './logger.js';
+import { serveUntilSignal } from './serve-until-signal.js';
 
 /**
  * `hermes proxy start|status|providers` (reference lifecycle §4.2): a local OpenAI-compatible
@@ -212,16 +213,10 @@ export function registerProxyCommands(program: Command): void {
           );
         }
         for (const warning of running.warnings) process.stderr.write(`hermes: warning: ${warning}\n`);
-        // Handlers before the banner: whoever waits for it may signal at once (see connector serve).
-        const stopped = new Promise<void>((resolve) => {
-          const shutdown = () => void running.stop().then(resolve, resolve);
-          process.once('SIGINT', shutdown);
-          process.once('SIGTERM', shutdown);
-        });
-        process.stdout.write(
+        await serveUntilSignal(
+          running,
           `proxy listening on ${running.url} (provider ${running.provider} → ${running.upstream})\nOpenAI base URL for clients: ${running.url}/v1 (any API key)\n`,
         );
-        await stopped;
         process.off('exit', cleanup);
       },
     );
