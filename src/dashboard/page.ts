@@ -1,4 +1,4 @@
-import { escapeHtml, scriptJson } from '../http/html.js';
+import { brandHtml, escapeHtml, htmlDocument } from '../http/html.js';
 import { readWebAsset, type StaticAsset } from '../http/static-assets.js';
 
 /**
@@ -44,31 +44,18 @@ export function renderDashboardPage(options: DashboardPageOptions): string {
     loginRequired: options.loginRequired,
     ...(options.sessionToken ? { sessionToken: options.sessionToken } : {}),
   };
-  const t = escapeHtml(title);
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<meta name="referrer" content="no-referrer">
-<title>${t}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="assets/${CSS_NAME}">
-<script type="application/json" id="hermes-dashboard-config">${scriptJson(config)}</script>
-<script type="module" src="assets/${JS_NAME}"></script>
-</head>
-<body>
-<a class="skip" href="#main">Skip to content</a>
+  return htmlDocument(
+    {
+      title,
+      stylesheets: [`assets/${CSS_NAME}`],
+      modules: [`assets/${JS_NAME}`],
+      config: { id: 'hermes-dashboard-config', value: config },
+      noReferrer: true,
+      noFavicon: true,
+    },
+    `<a class="skip" href="#main">Skip to content</a>
 <header class="topbar">
-  <div class="brand">
-    <span class="logo" aria-hidden="true">H</span>
-    <div>
-      <h1>${t}</h1>
-      <p class="sub">Gateway dashboard</p>
-    </div>
-    <span class="version" title="Dashboard version">v${escapeHtml(options.version)}</span>
-  </div>
+  ${brandHtml(title, 'Gateway dashboard', { extra: `<span class="version" title="Dashboard version">v${escapeHtml(options.version)}</span>` })}
   <div id="conn" class="conn" data-state="connecting" role="status" aria-live="polite" aria-label="Connection">
     <span class="dot" aria-hidden="true"></span><span id="conn-text">Connecting</span><span id="conn-detail" aria-hidden="true">…</span>
   </div>
@@ -183,8 +170,6 @@ export function renderDashboardPage(options: DashboardPageOptions): string {
     </div>
   </form>
 </dialog>
-<noscript><p class="loading">This dashboard needs JavaScript. The raw status is at <a href="api/status">api/status</a>.</p></noscript>
-</body>
-</html>
-`;
+<noscript><p class="loading">This dashboard needs JavaScript. The raw status is at <a href="api/status">api/status</a>.</p></noscript>`,
+  );
 }

@@ -2,7 +2,7 @@ import Fastify from 'fastify';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { renderLoginPage } from '../../src/dashboard/auth/login-page.js';
 import { DASHBOARD_ASSETS } from '../../src/dashboard/page.js';
-import { escapeHtml, scriptJson } from '../../src/http/html.js';
+import { brandHtml, escapeHtml, htmlDocument, scriptJson } from '../../src/http/html.js';
 import { installSecurityHeaders } from '../../src/http/security-headers.js';
 import { contentTypeFor, readWebAsset, registerAssets, staticAsset } from '../../src/http/static-assets.js';
 
@@ -84,5 +84,40 @@ describe('page shell helpers', () => {
     });
     expect(html).toContain(`<script>${readWebAsset('dashboard/web/login.js').body}</script>`);
     expect(html).toContain(`<style>${readWebAsset('dashboard/web/login.css').body}</style>`);
+  });
+
+  it('wraps every page in one document shell, escaping the title, the URLs and the config', () => {
+    const html = htmlDocument(
+      {
+        title: 'A <b> & "c"',
+        stylesheets: ['/x.css?v=1&a=<'],
+        deferredScripts: ['/md.js'],
+        modules: ['/app.js'],
+        config: { id: 'cfg', value: { token: '</script>' } },
+        noReferrer: true,
+        noFavicon: true,
+      },
+      '<main id="main">hi</main>',
+    );
+    expect(html.startsWith('<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">')).toBe(true);
+    expect(html).toContain('<title>A &lt;b&gt; &amp; &quot;c&quot;</title>');
+    expect(html).toContain('<link rel="stylesheet" href="/x.css?v=1&amp;a=&lt;">');
+    expect(html).toContain('<meta name="referrer" content="no-referrer">');
+    expect(html).not.toContain('</script><');
+    expect(html.indexOf('src="/md.js" defer')).toBeLessThan(html.indexOf('type="module" src="/app.js"'));
+    expect(html).toMatch(/<\/head>\n<body>\n<main id="main">hi<\/main>\n<\/body>\n<\/html>\n$/);
+    // The web chat's shell has no referrer policy or favicon line and lets the page fill a notch.
+    const plain = htmlDocument({ title: 't', viewportFitCover: true }, 'x');
+    expect(plain).toContain('initial-scale=1, viewport-fit=cover');
+    expect(plain).not.toContain('referrer');
+    expect(plain).not.toContain('rel="icon"');
+  });
+
+  it('renders the shared brand block with an optional subtitle id and extra markup', () => {
+    const brand = brandHtml('Gate <1>', 'Sub', { subtitleId: 'meta', extra: '<span>v1</span>' });
+    expect(brand).toContain('<h1>Gate &lt;1&gt;</h1>');
+    expect(brand).toContain('<p id="meta" class="sub">Sub</p>');
+    expect(brand).toContain('<span>v1</span>');
+    expect(brandHtml('a', 'b')).toContain('<p class="sub">b</p>');
   });
 });

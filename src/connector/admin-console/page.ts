@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { escapeHtml } from '../../http/html.js';
+import { brandHtml, escapeHtml, htmlDocument } from '../../http/html.js';
 import { pageContentSecurityPolicy } from '../../http/security-headers.js';
 import { readWebAsset, registerAssets, type StaticAsset, versionedUrl } from '../../http/static-assets.js';
 
@@ -32,7 +32,7 @@ export function adminAssets(): Readonly<Record<string, StaticAsset>> {
 function assetUrl(name: string): string {
   const asset = adminAssets()[name];
   if (!asset) throw new Error(`admin asset ${name} is unknown`);
-  return escapeHtml(versionedUrl(ADMIN_ASSETS_PREFIX, name, asset));
+  return versionedUrl(ADMIN_ASSETS_PREFIX, name, asset);
 }
 
 /** A table inside its own scrolling box (so a narrow screen scrolls the table, not the page). */
@@ -50,28 +50,17 @@ function table(id: string, caption: string, headers: readonly string[]): string 
 
 /** The page for `GET /admin`. */
 export function renderAdminPage(): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<meta name="referrer" content="no-referrer">
-<title>Hermes Relay · Connector admin</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="${assetUrl('admin.css')}">
-<script type="module" src="${assetUrl('admin.js')}"></script>
-</head>
-<body>
-<a class="skip" href="#main">Skip to content</a>
+  return htmlDocument(
+    {
+      title: 'Hermes Relay · Connector admin',
+      stylesheets: [assetUrl('admin.css')],
+      modules: [assetUrl('admin.js')],
+      noReferrer: true,
+      noFavicon: true,
+    },
+    `<a class="skip" href="#main">Skip to content</a>
 <header class="topbar">
-  <div class="brand">
-    <span class="logo" aria-hidden="true">H</span>
-    <div>
-      <h1>Connector admin</h1>
-      <p id="meta" class="sub">Hermes Relay</p>
-    </div>
-  </div>
+  ${brandHtml('Connector admin', 'Hermes Relay', { subtitleId: 'meta' })}
   <p id="live" class="live" data-state="off" role="status" aria-live="polite"><span class="dot" aria-hidden="true"></span><span id="live-text">Not signed in</span></p>
   <button id="sign-out" type="button" class="btn small" hidden>Sign out</button>
 </header>
@@ -186,10 +175,8 @@ export function renderAdminPage(): string {
     <button id="secret-close" type="button" class="btn primary">Done</button>
   </div>
 </dialog>
-<noscript><p class="empty">The admin console needs JavaScript. The API is documented in docs/admin-api.md.</p></noscript>
-</body>
-</html>
-`;
+<noscript><p class="empty">The admin console needs JavaScript. The API is documented in docs/admin-api.md.</p></noscript>`,
+  );
 }
 
 /**

@@ -1,4 +1,4 @@
-import { cspHashSource, escapeHtml, scriptJson } from '../../http/html.js';
+import { cspHashSource, escapeHtml, htmlDocument, scriptJson } from '../../http/html.js';
 import { pageContentSecurityPolicy } from '../../http/security-headers.js';
 import { readWebAsset } from '../../http/static-assets.js';
 
@@ -51,19 +51,10 @@ export function renderLoginPage(options: LoginPageOptions): string {
 <script>${LOGIN_SCRIPT}</script>`
     : '<p>No password login is configured. Run <code>hermes dashboard set-password</code> on the host.</p>';
   const title = first ? escapeHtml(first.displayName) : 'Sign in';
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Hermes dashboard — sign in</title>
-<style>${LOGIN_STYLE}</style>
-</head>
-<body>
-<h1>Hermes dashboard</h1>
+  return htmlDocument(
+    { title: 'Hermes dashboard — sign in', inlineStyle: LOGIN_STYLE },
+    `<h1>Hermes dashboard</h1>
 <p>${title}</p>
-${form}
-</body>
-</html>
-`;
+${form}`,
+  );
 }

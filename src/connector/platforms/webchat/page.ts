@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { escapeHtml } from '../../../http/html.js';
+import { escapeHtml, htmlDocument } from '../../../http/html.js';
 import { readAsset, readWebAsset, type StaticAsset, versionedUrl } from '../../../http/static-assets.js';
 
 /**
@@ -41,7 +41,7 @@ export function webchatAssets(): Readonly<Record<string, StaticAsset>> {
 function assetUrl(name: string): string {
   const asset = webchatAssets()[name];
   if (!asset) throw new Error(`web chat asset ${name} is unknown`);
-  return escapeHtml(versionedUrl(WEBCHAT_ASSETS_PREFIX, name, asset));
+  return versionedUrl(WEBCHAT_ASSETS_PREFIX, name, asset);
 }
 
 const CHAT_ICON =
@@ -53,16 +53,17 @@ const SEND_ICON =
   'stroke-linejoin="round" aria-hidden="true" focusable="false"><path d="M22 2 11 13"/>' +
   '<path d="M22 2 15 22l-4-9-9-4 20-7z"/></svg>';
 
-function shell(title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
-<meta name="color-scheme" content="light dark">
-<title>${escapeHtml(title)}</title>
-<link rel="stylesheet" href="${assetUrl('app.css')}">
-${body}`;
+/** The document around a page's body: the style sheet, and `scripts` when the page runs code. */
+function shell(title: string, body: string, scripts = false): string {
+  return htmlDocument(
+    {
+      title,
+      viewportFitCover: true,
+      stylesheets: [assetUrl('app.css')],
+      ...(scripts ? { deferredScripts: [assetUrl(MARKDOWN_IT)], modules: [assetUrl('app.js')] } : {}),
+    },
+    body,
+  );
 }
 
 /** The chat page for one room. `room` must already be validated. */
@@ -71,11 +72,7 @@ export function renderChatPage(options: { room: string; title: string }): string
   const title = escapeHtml(options.title);
   return shell(
     `${options.title} · ${options.room}`,
-    `<script src="${assetUrl(MARKDOWN_IT)}" defer></script>
-<script type="module" src="${assetUrl('app.js')}"></script>
-</head>
-<body>
-<div class="app" id="chat" data-room="${room}" data-max-chars="${MAX_TEXT_CHARS}" data-max-bytes="${MAX_FRAME_BYTES}">
+    `<div class="app" id="chat" data-room="${room}" data-max-chars="${MAX_TEXT_CHARS}" data-max-bytes="${MAX_FRAME_BYTES}">
   <header class="top">
     <div class="brand">
       <span class="logo">${CHAT_ICON}</span>
@@ -111,10 +108,8 @@ export function renderChatPage(options: { room: string; title: string }): string
     <p class="error column" id="error" role="alert" hidden></p>
   </footer>
   <div class="sr-only" id="live" aria-live="polite" aria-atomic="true"></div>
-</div>
-</body>
-</html>
-`,
+</div>`,
+    true,
   );
 }
 
@@ -122,15 +117,10 @@ export function renderChatPage(options: { room: string; title: string }): string
 export function renderNotFoundPage(title: string): string {
   return shell(
     `Chat room not found · ${title}`,
-    `</head>
-<body>
-<main class="column empty">
+    `<main class="column empty">
   <h1 class="empty-title">Chat room not found</h1>
   <p>Room names use 1 to 64 letters, digits, <code>-</code> or <code>_</code>.</p>
   <p><a href="/chat/demo">Open the demo room</a></p>
-</main>
-</body>
-</html>
-`,
+</main>`,
   );
 }
