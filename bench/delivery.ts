@@ -31,13 +31,23 @@ import {
  */
 
 const MODULE = 'delivery';
-const SESSIONS = 64;
+export const SESSIONS = 64;
 const BODY_BYTES = 1024;
 const RATIO_TARGET = 0.5;
-const ABSOLUTE_TARGET = 5_000;
+/** Issue 20 raised it from 5,000. */
+const ABSOLUTE_TARGET = 6_000;
 const OPTIONS: RunOptions = { warmupMs: 1_000, durationMs: 5_000, slices: 10, maxOps: 250_000 };
 
-async function run(): Promise<BenchResult[]> {
+/** The measured path, set up once: a connector whose route posts to a real receiver. */
+export interface DeliveryRig {
+  /** Inject one event on `session` (0 ≤ session < SESSIONS) and wait for its outbox row to complete. */
+  deliverOne(session: number): Promise<void>;
+  readonly failed: number;
+  readonly rememberedCount: number;
+  close(): Promise<void>;
+}
+
+export async function startDeliveryRig(): Promise<DeliveryRig> {
   const dir = tempDir('delivery');
   const adapter = new InjectAdapter('bench');
   const { connector, store } = await startBenchConnector(join(dir.path, 'connector.db'), [adapter]);
@@ -62,24 +72,45 @@ async function run(): Promise<BenchResult[]> {
 
   // Completion = the connector deleted the outbox row after a 2xx.
   const { completed } = watchCompletions(store);
-  let unexpected = 0;
+  let failed = 0;
 
   // One session per worker: a session never has two deliveries in flight, so 64 workers ⇒ 64 sessions.
   const events = Array.from({ length: SESSIONS }, (_, i) => sizedEvent(`bench-session-${i}`, BODY_BYTES));
+  return {
+    async deliverOne(session) {
+      const event = events[session];
+      if (!event) throw new Error(`no session ${session}`);
+      const outcome = await adapter.ingest({ routeKey: 'room', event });
+      if (!outcome.ok) {
+        failed++;
+        throw new Error(`ingest failed: ${outcome.message}`);
+      }
+      await completed(outcome.deliveryId);
+    },
+    get failed() {
+      return failed;
+    },
+    get rememberedCount() {
+      return receiver.rememberedCount;
+    },
+    async close() {
+      await connector.stop();
+      await receiver.stop();
+      dir.remove();
+    },
+  };
+}
+
+async function run(): Promise<BenchResult[]> {
+  const rig = await startDeliveryRig();
   const free = Array.from({ length: SESSIONS }, (_, i) => i);
   const subject = asyncWorkload(
     `connector outbox → signed POST → receiver, ${SESSIONS} sessions`,
     async () => {
       const session = free.pop();
-      const event = session === undefined ? undefined : events[session];
-      if (session === undefined || !event) throw new Error('more workers than sessions');
+      if (session === undefined) throw new Error('more workers than sessions');
       try {
-        const outcome = await adapter.ingest({ routeKey: 'room', event });
-        if (!outcome.ok) {
-          unexpected++;
-          throw new Error(`ingest failed: ${outcome.message}`);
-        }
-        await completed(outcome.deliveryId);
+        await rig.deliverOne(session);
       } finally {
         free.push(session);
       }
@@ -122,15 +153,13 @@ async function run(): Promise<BenchResult[]> {
     if (!absoluteOk) result.status = 'BELOW';
     console.log(
       `  delivery: ${result.figure.opsPerSec.toFixed(0)} events/s (absolute target >= ${ABSOLUTE_TARGET}: ` +
-        `${absoluteOk ? 'met' : 'MISSED'}), ${unexpected} failed ingests, ${receiver.rememberedCount} ids remembered`,
+        `${absoluteOk ? 'met' : 'MISSED'}), ${rig.failed} failed ingests, ${rig.rememberedCount} ids remembered`,
     );
     return [result];
   } finally {
     poster.close();
     await server.close();
-    await connector.stop();
-    await receiver.stop();
-    dir.remove();
+    await rig.close();
   }
 }
 
