@@ -55,6 +55,8 @@ const PLATFORM_KEY = 'relay';
 const POST_INTERRUPT_GRACE_MS = 5_000;
 /** How often the dashboard's per-turn stop requests are picked up (`.turn-stop-requests/`). */
 const TURN_STOP_POLL_MS = 250;
+/** While the gateway runs normally, turn boundaries reach `gateway_state.json` at most this often. */
+export const ACTIVE_STATUS_COALESCE_MS = 100;
 
 export interface RunGatewayOptions {
   config: GatewayConfig;
@@ -81,6 +83,55 @@ export interface RunningGateway {
   /** This gateway's Prometheus metrics, and the URL they are served on (when a listener is set). */
   readonly metrics: GatewayMetrics;
   readonly metricsUrl: () => string | undefined;
+}
+
+/**
+ * The running count and turn list in `gateway_state.json`, written on turn boundaries. Each write
+ * is an atomic, fsynced file write (milliseconds on many disks) on the event loop; made on every
+ * boundary it sat in the path of every message (twice per turn, before the agent was called) and
+ * capped the turns per second. So while the gateway runs normally (the figure is then a readout for
+ * the dashboard), a boundary is written just after the message path that made it (the next
+ * `setImmediate`, once the agent has been called), and boundaries that follow within `coalesceMs`
+ * of a write share one more write at the end of that window, with the count and list as they are
+ * then. While the gateway drains or stops, when a controller polls `active_agents == 0` to know the
+ * drain is complete (lifecycle reference §1.3–§1.4), every boundary is written at once, as the
+ * reference does on every boundary.
+ */
+export function activeTurnsStatus(options: {
+  write: () => void;
+  /** True while an external drain or a shutdown is under way. */
+  urgent: () => boolean;
+  coalesceMs?: number;
+}): { changed(): void; cancel(): void } {
+  const coalesceMs = options.coalesceMs ?? ACTIVE_STATUS_COALESCE_MS;
+  let lastWrite = Number.NEGATIVE_INFINITY;
+  let pending: { cancel(): void } | undefined;
+  const cancel = () => {
+    pending?.cancel();
+    pending = undefined;
+  };
+  const flush = () => {
+    cancel();
+    lastWrite = performance.now();
+    options.write();
+  };
+  return {
+    changed: () => {
+      if (options.urgent()) return flush();
+      if (pending) return;
+      const wait = lastWrite + coalesceMs - performance.now();
+      if (wait <= 0) {
+        const immediate = setImmediate(flush);
+        immediate.unref();
+        pending = { cancel: () => clearImmediate(immediate) };
+      } else {
+        const timer = setTimeout(flush, wait);
+        timer.unref();
+        pending = { cancel: () => clearTimeout(timer) };
+      }
+    },
+    cancel,
+  };
 }
 
 export class GatewayStartupError extends Error {
@@ -342,13 +393,17 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     },
     externalDrainActive: () => externalDrain,
     shutdown: () => shutdown,
-    onActiveChange: (activeAgents) => status({ activeAgents, turns: sessions.turns() }),
+    onActiveChange: () => activeTurns.changed(),
     onTurnEvent: (event) => activity.append(event),
     journal: inbox,
     localizeMedia: (event) => downloader.localize(event),
     metrics,
   });
   metrics.sampleSessions(() => ({ active: sessions.activeCount, ...sessions.queueDepth() }));
+  const activeTurns = activeTurnsStatus({
+    write: () => status({ activeAgents: sessions.activeCount, turns: sessions.turns() }),
+    urgent: () => externalDrain || shutdown !== 'none',
+  });
 
   // Work accepted before a crash or restart runs once the relay is back (replies need it).
   let replayed = false;
@@ -498,6 +553,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       }
       watcher.stop();
       clearInterval(stopPoll);
+      activeTurns.cancel();
       await receiver?.stop().catch(() => undefined);
       await transport.stop();
       await metricsListener?.close();
