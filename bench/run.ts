@@ -15,6 +15,7 @@ import {
   machineLine,
   toJson,
 } from './harness.js';
+import { latencyBench } from './latency.js';
 import { mediaBench } from './media.js';
 import { probeBench } from './probe.js';
 import { wsInboundBench } from './ws-inbound.js';
@@ -34,6 +35,7 @@ const MODULES: readonly BenchModule[] = [
   drainBench,
   probeBench,
   discordIngestBench,
+  latencyBench,
 ];
 
 // Compiled to dist/bench/run.js; results live beside the sources in bench/.
