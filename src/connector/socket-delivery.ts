@@ -1,13 +1,8 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../common/errors.js';
-import { type DeliveryFrame, deliveryFrame } from '../protocol/index.js';
+import { type DeliveryFrame, deliveryLine } from '../protocol/index.js';
 import type { ClusterBus, SocketAnnouncement } from './cluster/bus.js';
-import {
-  type GatewayConnection,
-  type GatewayRegistry,
-  pickForSession,
-  sendFrame,
-} from './gateway-registry.js';
+import { type GatewayConnection, type GatewayRegistry, pickForSession } from './gateway-registry.js';
 import type { ConnectorMetrics } from './metrics.js';
 import type { SessionDirectory } from './session-directory.js';
 import type { DeliveryRecord } from './store/types.js';
@@ -24,6 +19,12 @@ export type SocketOutcome =
   | { kind: 'no_socket' }
   | { kind: 'failed'; error: string }
   | { kind: 'invalid'; error: string };
+
+/** A delivery's frame, encoded: its type and its one NDJSON line. */
+interface EncodedFrame {
+  type: DeliveryFrame['type'];
+  line: string;
+}
 
 /** The part of a delivery a socket needs; what crosses the bus between instances. */
 export type SocketDeliveryWork = Pick<DeliveryRecord, 'id' | 'kind' | 'sessionKey' | 'body'>;
@@ -56,9 +57,9 @@ export class SocketDelivery {
   }
 
   async deliver(delivery: DeliveryRecord): Promise<SocketOutcome> {
-    const framed = deliveryFrame(delivery);
+    // Checked (or, for a body in the shape ingest writes, spliced) before looking for a socket.
+    const framed = deliveryLine(delivery);
     if (!framed.ok) return { kind: 'invalid', error: framed.error };
-    const { frame } = framed;
     const { registry, sessions, bus } = this.options;
     const placement = sessions.get(delivery.sessionKey, delivery.tenantId);
     const prefer = { connectionId: placement?.connectionId, gatewayId: delivery.gatewayId };
@@ -82,13 +83,13 @@ export class SocketDelivery {
       const mine = chosen ? registry.get(chosen.connectionId) : undefined;
       if (mine?.handshaken && mine.tenantId === delivery.tenantId) {
         sessions.noteConnection(delivery.sessionKey, mine.id);
-        return this.sendOn(mine, delivery.id, frame);
+        return this.sendOn(mine, delivery.id, framed);
       }
     }
     const local = registry.pick(delivery.tenantId, delivery.sessionKey, prefer);
     if (!local) return { kind: 'no_socket' };
     sessions.noteConnection(delivery.sessionKey, local.id);
-    return this.sendOn(local, delivery.id, frame);
+    return this.sendOn(local, delivery.id, framed);
   }
 
   private async forward(to: SocketAnnouncement, delivery: DeliveryRecord): Promise<SocketOutcome> {
@@ -133,9 +134,9 @@ export class SocketDelivery {
       return { kind: 'no_socket' };
     }
     // The body crossed the bus as text: this instance checks it, as the claiming one did.
-    const framed = deliveryFrame(work);
+    const framed = deliveryLine(work);
     if (!framed.ok) return { kind: 'invalid', error: framed.error };
-    return this.sendOn(connection, work.id, framed.frame);
+    return this.sendOn(connection, work.id, framed);
   }
 
   /** `inbound_ack` from a gateway; only its own tenant's deliveries can be acknowledged. */
@@ -185,12 +186,12 @@ export class SocketDelivery {
   private async sendOn(
     connection: GatewayConnection,
     id: string,
-    frame: DeliveryFrame,
+    frame: EncodedFrame,
   ): Promise<SocketOutcome> {
     if (frame.type === 'interrupt_inbound') {
       // Delivered once the frame is written to the socket, not when it is buffered.
       const written = await new Promise<boolean>((resolve) => {
-        const queued = sendFrame(connection, frame, (error) => resolve(!error));
+        const queued = sendLine(connection, frame.line, (error) => resolve(!error));
         if (!queued) resolve(false);
       });
       return written ? { kind: 'delivered' } : { kind: 'failed', error: 'socket closed' };
@@ -210,7 +211,7 @@ export class SocketDelivery {
         timer,
       });
     });
-    const sent = sendFrame(connection, frame);
+    const sent = sendLine(connection, frame.line);
     if (!sent) this.settle(id, false);
     if (await acked) return { kind: 'delivered' };
     // No ack while the socket stayed open: a reference (June) gateway, which handles `inbound`
@@ -227,6 +228,17 @@ export class SocketDelivery {
     clearTimeout(pending.timer);
     pending.resolve(acked);
   }
+}
+
+/**
+ * `sendFrame` for a frame already encoded by `deliveryLine` (built from a frame that type-checks
+ * as a connector→gateway frame, or spliced into the same bytes): queued for the socket, false if
+ * it is not open.
+ */
+function sendLine(connection: GatewayConnection, line: string, done?: (error?: Error) => void): boolean {
+  if (connection.ws.readyState !== connection.ws.OPEN) return false;
+  connection.writer.writeLine(line, done);
+  return true;
 }
 
 function announcement(connection: GatewayConnection, instanceId: string): SocketAnnouncement {

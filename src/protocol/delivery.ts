@@ -10,6 +10,7 @@ import {
   type PassthroughForwardFrameInput,
   PassthroughForwardFrameSchema,
 } from './frames.js';
+import { encodeFrame } from './framing.js';
 import { isPlainObject, JSON_PARSE_ERRORS, parseJsonText } from './json.js';
 import { RECEIVER_ERRORS } from './wire.js';
 
@@ -135,6 +136,67 @@ export function deliveryFrame(delivery: {
       bufferId: delivery.id,
     });
   return accepted(InboundFrameSchema, { type: 'inbound', event: body.event, bufferId: delivery.id });
+}
+
+/** A delivery's frame as one encoded NDJSON line, ready for a socket's `FrameWriter.writeLine`. */
+export type DeliveryLine =
+  | { ok: true; type: DeliveryFrame['type']; line: string }
+  | { ok: false; error: string };
+
+/** How every message body `messageDeliveryBody` makes (serialised once, at ingest) begins. */
+const MESSAGE_BODY_PREFIX = '{"type":"message","event":{';
+const INBOUND_LINE_PREFIX = '{"type":"inbound","event":';
+/** `bufferId` bounds of `InboundFrameSchema`. */
+const MAX_BUFFER_ID = 256;
+
+/**
+ * `deliveryFrame`, encoded: the line a stored delivery is written to its gateway socket as.
+ *
+ * The hot path (issue 20) is a message body exactly as this connector writes it at ingest,
+ * `JSON.stringify(messageDeliveryBody(event, id))` with the row's own id: `{"type":"message",
+ * "event":{…},"delivery_id":"<id>"}`, with no line break anywhere. Its event text is spliced into
+ * the `inbound` line as stored, so an attempt costs no `JSON.parse`, no schema check and no
+ * `JSON.stringify` of the event; the line is byte for byte the one `encodeFrame` makes from
+ * `deliveryFrame`'s frame. This trusts what the connector wrote itself: the event was a JSON
+ * object when it was serialised, and `MessageEventSchema` accepts every object (each field has a
+ * fallback), so such a body always made a valid frame. Every other body — an interrupt, a
+ * passthrough, a body of another shape (an older version's, a hand-edited or truncated row), a
+ * body whose `delivery_id` is not the row's id — takes the checked path (`deliveryFrame`: parse,
+ * schema check, serialise) and is refused there if it makes no valid frame. What the shape check
+ * cannot see is damage strictly inside the event text of an otherwise intact row; the gateway
+ * then skips the line as not JSON (and logs it) instead of the connector dead-lettering it.
+ */
+export function deliveryLine(delivery: {
+  id: string;
+  kind: 'message' | 'interrupt';
+  sessionKey: string;
+  body: string;
+}): DeliveryLine {
+  if (delivery.kind === 'message') {
+    const line = splicedInboundLine(delivery.id, delivery.body);
+    if (line !== undefined) return { ok: true, type: 'inbound', line };
+  }
+  const framed = deliveryFrame(delivery);
+  if (!framed.ok) return framed;
+  return { ok: true, type: framed.frame.type, line: encodeFrame(framed.frame) };
+}
+
+/** The `inbound` line of a body in the exact shape ingest writes, or undefined for any other. */
+function splicedInboundLine(id: string, body: string): string | undefined {
+  if (id.length === 0 || id.length > MAX_BUFFER_ID) return undefined;
+  const quotedId = JSON.stringify(id);
+  const suffix = `},"delivery_id":${quotedId}}`;
+  if (
+    body.length < MESSAGE_BODY_PREFIX.length + suffix.length ||
+    !body.startsWith(MESSAGE_BODY_PREFIX) ||
+    !body.endsWith(suffix) ||
+    // A line break would end the frame early on the wire (JSON.stringify never writes one).
+    body.includes('\n')
+  )
+    return undefined;
+  // The event text runs from its `{` to the `}` that opens the suffix.
+  const event = body.slice(MESSAGE_BODY_PREFIX.length - 1, body.length - suffix.length + 1);
+  return `${INBOUND_LINE_PREFIX}${event},"bufferId":${quotedId}}\n`;
 }
 
 /** `frame` itself (not the parse output, so nothing is re-serialised) once `schema` accepts it. */

@@ -51,7 +51,14 @@ export class FrameWriter {
   ) {}
 
   write(frame: WireFrame, done?: (error?: Error) => void): void {
-    const line = encodeFrame(frame);
+    this.writeLine(encodeFrame(frame), done);
+  }
+
+  /**
+   * One frame already encoded as one line (JSON + "\n", no other newline), e.g. a delivery's
+   * `inbound` frame spliced from its stored text (`deliveryLine`).
+   */
+  writeLine(line: string, done?: (error?: Error) => void): void {
     // UTF-16 length × 3 bounds the UTF-8 size without encoding twice.
     const size = line.length * 3;
     if (this.lines.length > 0 && this.bytes + size > this.maxMessageBytes) this.flush();

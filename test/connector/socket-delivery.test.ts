@@ -17,6 +17,8 @@ import { SqliteStore } from '../../src/connector/store/sqlite.js';
 import type { DeliveryRecord } from '../../src/connector/store/types.js';
 import {
   deliveryFrame,
+  deliveryLine,
+  encodeFrame,
   FrameWriter,
   interruptDeliveryBody,
   messageDeliveryBody,
@@ -88,6 +90,89 @@ describe('deliveryFrame', () => {
       expect(framed.ok).toBe(false);
       if (!framed.ok) expect(framed.error).toMatch(error);
     }
+  });
+});
+
+describe('deliveryLine (issue 20: the stored event spliced, not re-parsed)', () => {
+  const events = [
+    wireEvent,
+    messageEventToWire({ text: '', source: { platform: 'relay' } }),
+    messageEventToWire({
+      text: 'line\nbreak "quoted" \\ \u2028 \ud800 \u0000',
+      media_urls: ['https://x.test/a b'],
+      media: [{ url: 'https://x.test/a b', kind: 'image', mime: undefined, size: 12.5 }],
+      reply_to: { text: 'prev', author: 'a', is_own: false },
+      context: [{ text: 'ctx', source: { user_name: 'b', user_id: '9' } }],
+      source: { platform: 'discord', chat_id: '1', chat_type: 'channel', is_bot: true },
+    }),
+    {},
+  ];
+
+  it('writes exactly the line encodeFrame makes from the checked frame, for bodies ingest writes', () => {
+    for (const event of events) {
+      const body = JSON.stringify(messageDeliveryBody(event, 'dlv_0123456789abcdef01234567'));
+      const checked = deliveryFrame(record('message', body, 'dlv_0123456789abcdef01234567'));
+      const line = deliveryLine(record('message', body, 'dlv_0123456789abcdef01234567'));
+      expect(checked.ok).toBe(true);
+      expect(line).toEqual({
+        ok: true,
+        type: 'inbound',
+        line: encodeFrame(checked.ok ? checked.frame : ({} as never)),
+      });
+      // What the gateway reads back is the event as stored.
+      const parsed = JSON.parse(line.ok ? line.line : '') as { event: unknown; bufferId: string };
+      expect(parsed).toEqual({
+        type: 'inbound',
+        event: JSON.parse(JSON.stringify(event)),
+        bufferId: 'dlv_0123456789abcdef01234567',
+      });
+    }
+  });
+
+  it('still refuses a corrupt or foreign stored body (the checked path), never splices it', () => {
+    const good = JSON.stringify(messageDeliveryBody(wireEvent, 'dlv_1'));
+    const cases: [body: string, error: RegExp][] = [
+      [good.slice(0, -7), /stored body: invalid JSON/], // truncated row
+      [`${good.slice(0, 40)}\u0000garbage`, /stored body: invalid JSON/],
+      ['not json', /stored body: invalid JSON/],
+      ['{"type":"message","event":"hi","delivery_id":"dlv_1"}', /no valid frame: event/],
+      ['{"type":"message","event":[],"delivery_id":"dlv_1"}', /no valid frame: event/],
+      ['{"type":"message","event":null,"delivery_id":"dlv_1"}', /no valid frame: event/],
+    ];
+    for (const [body, error] of cases) {
+      const line = deliveryLine(record('message', body));
+      expect(line.ok, body).toBe(false);
+      if (!line.ok) expect(line.error).toMatch(error);
+    }
+  });
+
+  it('checks, and re-encodes, bodies of any other shape as before', () => {
+    // A pretty-printed body (another writer), a body naming another delivery, one without an id.
+    const other = JSON.stringify(messageDeliveryBody(wireEvent, 'dlv_other'));
+    const pretty = JSON.stringify(messageDeliveryBody(wireEvent, 'dlv_1'), null, 2);
+    const bare = JSON.stringify(messageDeliveryBody(wireEvent));
+    for (const body of [other, pretty, bare]) {
+      const line = deliveryLine(record('message', body));
+      expect(line).toEqual({
+        ok: true,
+        type: 'inbound',
+        line: encodeFrame({ type: 'inbound', event: wireEvent, bufferId: 'dlv_1' }),
+      });
+    }
+    // The ingest shape with a line break inside: spliced, it would end the frame early on the
+    // wire; checked and re-encoded, it is one line.
+    const broken = '{"type":"message","event":{"text":"a"\n,"x":1},"delivery_id":"dlv_1"}';
+    expect(deliveryLine(record('message', broken))).toEqual({
+      ok: true,
+      type: 'inbound',
+      line: '{"type":"inbound","event":{"text":"a","x":1},"bufferId":"dlv_1"}\n',
+    });
+    const interrupt = JSON.stringify(interruptDeliveryBody('k1', 'c1', 'stop', 'dlv_2'));
+    expect(deliveryLine(record('interrupt', interrupt))).toEqual({
+      ok: true,
+      type: 'interrupt_inbound',
+      line: '{"type":"interrupt_inbound","session_key":"k1","chat_id":"c1"}\n',
+    });
   });
 });
 
