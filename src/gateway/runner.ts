@@ -3,7 +3,7 @@ import { isUsableSecret } from '../auth/index.js';
 import { VERSION } from '../cli/version.js';
 import { errorMessage } from '../common/errors.js';
 import { isLoopbackHost } from '../common/loopback.js';
-import { ActivityLog } from '../home/activity-log.js';
+import { type ActivityInput, ActivityLog } from '../home/activity-log.js';
 import type { GatewayConfig } from '../home/config.js';
 import { DrainWatcher } from '../home/drain-control.js';
 import { conversationsPath, inboxPath, mediaDownloadsPath } from '../home/home.js';
@@ -134,6 +134,32 @@ export function activeTurnsStatus(options: {
   };
 }
 
+/**
+ * The activity log's appends (a file open, write and close each, and a rewrite of the file every
+ * 200 events), made just after the message path that produced them: on the next `setImmediate`,
+ * in order, each with the time it happened. A turn's start is then recorded after its agent was
+ * called instead of before. `flush` appends what is queued at once (on stop).
+ */
+export function deferredActivity(activity: Pick<ActivityLog, 'append'>): {
+  append(input: ActivityInput): void;
+  flush(): void;
+} {
+  const queue: { input: ActivityInput; at: number }[] = [];
+  let scheduled: NodeJS.Immediate | undefined;
+  const flush = () => {
+    if (scheduled !== undefined) clearImmediate(scheduled);
+    scheduled = undefined;
+    for (const { input, at } of queue.splice(0)) activity.append(input, at);
+  };
+  return {
+    append: (input) => {
+      queue.push({ input, at: Date.now() });
+      scheduled ??= setImmediate(flush);
+    },
+    flush,
+  };
+}
+
 export class GatewayStartupError extends Error {
   constructor(
     message: string,
@@ -175,8 +201,10 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     turns: [],
     relay: null,
   });
-  const activity = new ActivityLog(home, (error) =>
-    log.warn({ err: errorMessage(error) }, 'could not append to activity.jsonl'),
+  const activity = deferredActivity(
+    new ActivityLog(home, (error) =>
+      log.warn({ err: errorMessage(error) }, 'could not append to activity.jsonl'),
+    ),
   );
   if (config.relayDisabledBy) {
     fail(
@@ -570,6 +598,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
         restartRequested: kind === 'restart',
         platform: { name: PLATFORM_KEY, state: 'disabled' },
       });
+      activity.flush();
       lock.release();
       log.info({ code, timedOut }, 'gateway stopped');
       resolveDone(code);

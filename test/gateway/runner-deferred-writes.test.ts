@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ACTIVE_STATUS_COALESCE_MS, activeTurnsStatus } from '../../src/gateway/runner.js';
+import { ACTIVE_STATUS_COALESCE_MS, activeTurnsStatus, deferredActivity } from '../../src/gateway/runner.js';
+import type { ActivityInput } from '../../src/home/activity-log.js';
 
 afterEach(() => vi.useRealTimers());
 
@@ -68,5 +69,50 @@ describe('turn boundaries in gateway_state.json (issue 20 latency)', () => {
     writer.cancel();
     vi.advanceTimersByTime(10 * ACTIVE_STATUS_COALESCE_MS);
     expect(state.written).toEqual([]);
+  });
+});
+
+describe('activity log appends (issue 20 latency)', () => {
+  it('are made after the message path, in order, with the time each event happened', () => {
+    vi.useFakeTimers({ toFake: ['setImmediate', 'clearImmediate', 'Date'] });
+    vi.setSystemTime(1_000);
+    const appended: { input: ActivityInput; at: number | undefined }[] = [];
+    const activity = deferredActivity({
+      append: (input: ActivityInput, now?: number) => {
+        appended.push({ input, at: now });
+        return undefined;
+      },
+    });
+    activity.append({ kind: 'turn_started', session: 's', platform: 'webchat', chat_id: 'c' });
+    vi.setSystemTime(1_005);
+    activity.append({
+      kind: 'turn_finished',
+      session: 's',
+      platform: 'webchat',
+      chat_id: 'c',
+      seconds: 0.005,
+    });
+    expect(appended).toEqual([]);
+    vi.advanceTimersByTime(0);
+    expect(appended.map((a) => [a.input.kind, a.at])).toEqual([
+      ['turn_started', 1_000],
+      ['turn_finished', 1_005],
+    ]);
+  });
+
+  it('flush appends what is queued at once, and nothing twice', () => {
+    vi.useFakeTimers({ toFake: ['setImmediate', 'clearImmediate'] });
+    const kinds: string[] = [];
+    const activity = deferredActivity({
+      append: (input: ActivityInput) => {
+        kinds.push(input.kind);
+        return undefined;
+      },
+    });
+    activity.append({ kind: 'gateway_stopping', detail: 'shutdown' });
+    activity.flush();
+    expect(kinds).toEqual(['gateway_stopping']);
+    vi.advanceTimersByTime(0);
+    expect(kinds).toEqual(['gateway_stopping']);
   });
 });
