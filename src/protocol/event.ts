@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { withCompiledParser } from './compiled.js';
 import { describeZodError } from './errors.js';
 
 /**
@@ -18,8 +19,8 @@ const optionalText = z
   .transform((v) => v ?? undefined);
 const optionalBool = z.boolean().optional().catch(undefined);
 
-/** SessionSource (June reference §7.2; current §5.5 adds profile, auto-thread and author fields). */
-export const SessionSourceSchema = z.object({
+/** SessionSource as zod interprets it: the reference the compiled fast path is tested against. */
+export const SessionSourceDefinition = z.object({
   platform: z.string().catch('relay').default('relay'),
   chat_id: optionalId.transform((v) => v ?? ''),
   chat_type: z
@@ -48,6 +49,12 @@ export const SessionSourceSchema = z.object({
   auto_thread_initial_name: optionalText,
   prospective_thread_id: optionalId,
 });
+
+/**
+ * SessionSource (June reference §7.2; current §5.5 adds profile, auto-thread and author fields),
+ * with its compiled fast path (`./compiled.ts`).
+ */
+export const SessionSourceSchema = withCompiledParser(SessionSourceDefinition);
 
 export type SessionSource = z.output<typeof SessionSourceSchema>;
 /** What a connector builds; every field but the platform may be left out. */
@@ -85,8 +92,8 @@ const ContextItemSchema = z.object({
 export type MediaItem = z.output<typeof MediaItemSchema>;
 export type ContextItem = z.output<typeof ContextItemSchema>;
 
-/** MessageEvent wire form (June §7.1, current §5.4). Unknown message types read as `text`. */
-export const MessageEventSchema = z.object({
+/** MessageEvent as zod interprets it: the one definition, and the reference of the fast path. */
+export const MessageEventDefinition = z.object({
   text: z.string().catch('').default(''),
   // `.optional()`: an absent key must read as `text`, not fail the whole event.
   message_type: z
@@ -116,10 +123,33 @@ export const MessageEventSchema = z.object({
     })
     .optional()
     .catch(undefined),
-  source: SessionSourceSchema.catch(() => SessionSourceSchema.parse({})).default(() =>
-    SessionSourceSchema.parse({}),
+  source: SessionSourceDefinition.catch(() => SessionSourceDefinition.parse({})).default(() =>
+    SessionSourceDefinition.parse({}),
   ),
 });
+
+/**
+ * `z.compile` refuses a `.catch()` whose value is a callback, which `source` needs (a fresh object
+ * per event, never one shared). Its twin here: every field of SessionSource catches, so the object
+ * rejects only a value that is not an object, and the catch then parses `{}` — exactly what parsing
+ * `{}` in place of such a value gives; an absent `source` keeps the same default.
+ */
+const compilableSource = z
+  .preprocess(
+    (value) => (value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {}),
+    SessionSourceDefinition,
+  )
+  .default(() => SessionSourceSchema.parse({}));
+
+/**
+ * MessageEvent wire form (June §7.1, current §5.4). Unknown message types read as `text`. Parses
+ * through a compiled fast path (`./compiled.ts`) proven equal to the interpreted definition;
+ * rejections and their messages are the definition's.
+ */
+/** The twin `z.compile` accepts (see `compilableSource`); frames that carry an event compile with it. */
+export const COMPILABLE_MESSAGE_EVENT = MessageEventDefinition.extend({ source: compilableSource });
+
+export const MessageEventSchema = withCompiledParser(MessageEventDefinition, COMPILABLE_MESSAGE_EVENT);
 
 export type MessageEvent = z.output<typeof MessageEventSchema>;
 

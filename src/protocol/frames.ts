@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { type OutboundActionInput, OutboundResultSchema } from './actions.js';
+import { withCompiledParser } from './compiled.js';
 import { CapabilityDescriptorSchema } from './descriptor.js';
 import { describeZodError } from './errors.js';
-import { MessageEventSchema } from './event.js';
+import { COMPILABLE_MESSAGE_EVENT, MessageEventDefinition } from './event.js';
 
 /**
  * WebSocket frames (reference §4.2, spec decision 5). Frames a gateway sends are "G→C", frames a
@@ -64,11 +65,17 @@ export const OutboundResultFrameSchema = z.object({
   requestId,
   result: OutboundResultSchema,
 });
-export const InboundFrameSchema = z.object({
+/** The `inbound` frame as zod interprets it: the definition, and the reference of its fast path. */
+export const InboundFrameDefinition = z.object({
   type: z.literal('inbound'),
-  event: MessageEventSchema,
+  event: MessageEventDefinition,
   bufferId: bufferId.optional(),
 });
+/** The socket's hot frame: compiled like its event (`./compiled.ts`), errors from the definition. */
+export const InboundFrameSchema = withCompiledParser(
+  InboundFrameDefinition,
+  InboundFrameDefinition.extend({ event: COMPILABLE_MESSAGE_EVENT }),
+);
 export const GoingIdleAckFrameSchema = z.object({ type: z.literal('going_idle_ack') });
 /** A platform webhook the connector verified and acknowledged, forwarded as received (current §12). */
 export const PassthroughForwardSchema = z.object({
