@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { urlToHttpOptions } from 'node:url';
 import { boundedCache } from '../common/cache.js';
+import { errorMessage } from '../common/errors.js';
 import { type TargetCheck, TargetGuard, targetUrlProblem } from '../common/ssrf.js';
 
 /**
@@ -26,7 +27,15 @@ const MAX_RESPONSE_CHARS = 2048;
 
 /** An endpoint URL parsed once: its request options, or why it cannot be posted to. */
 type Target =
-  | { ok: true; secure: boolean; host: string; options: http.RequestOptions }
+  | {
+      ok: true;
+      secure: boolean;
+      /** The name or address to connect to (no brackets, no port). */
+      host: string;
+      /** The `Host` header node would send: the URL's host, port only when not the default. */
+      hostHeader: string;
+      options: http.RequestOptions;
+    }
   | { ok: false; error: string };
 /** Endpoints are few (one per tenant or gateway); bounded so odd inputs cannot grow it. */
 const targets = boundedCache<string, Target>({ max: 1024 });
@@ -40,7 +49,13 @@ function target(url: string): Target {
     const options = urlToHttpOptions(location);
     parsed = problem
       ? { ok: false, error: `endpoint URL ${problem}` }
-      : { ok: true, secure: location.protocol === 'https:', host: options.hostname ?? '', options };
+      : {
+          ok: true,
+          secure: location.protocol === 'https:',
+          host: options.hostname ?? '',
+          hostHeader: location.host,
+          options: { ...options, method: 'POST' },
+        };
   } catch {
     parsed = { ok: false, error: 'invalid endpoint URL' };
   }
@@ -98,6 +113,10 @@ function transportFor(guard: TargetGuard): Transport {
   return transport;
 }
 
+/**
+ * POST `body` to `url` with `headers` (the caller's; `Host` and `Content-Length` are set here and
+ * must not be among them).
+ */
 export function postBytes(
   url: string,
   body: Buffer,
@@ -125,40 +144,53 @@ export function postBytes(
       clearTimeout(timer);
       resolve(outcome);
     };
-    const request = (secure ? https : http).request(
-      {
-        ...endpoint.options,
-        method: 'POST',
-        agent: secure ? transport.https : transport.http,
-        // Used only when a new connection is opened to a name (never for an IP literal).
-        lookup: transport.lookup,
-        headers: { ...headers, 'content-length': String(body.length) },
-      },
-      (response) => {
-        const status = response.statusCode ?? 0;
-        if (status >= 200 && status < 300) {
-          // A success needs nothing but its end: the body is drained unread, the headers unparsed.
-          response.resume();
-          response.on('end', () => finish({ kind: 'response', status, retryAfterMs: undefined, body: '' }));
-          response.on('error', (error) => finish({ kind: 'error', error: error.message, timedOut: false }));
-          return;
-        }
-        let text = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => {
-          if (text.length < MAX_RESPONSE_CHARS) text += chunk;
-        });
-        response.on('end', () =>
-          finish({
-            kind: 'response',
-            status: response.statusCode ?? 0,
-            retryAfterMs: parseRetryAfter(response.headers['retry-after']),
-            body: text.slice(0, MAX_RESPONSE_CHARS),
-          }),
-        );
+    // Raw `[name, value, …]` headers: node validates and writes them as given, without building a
+    // header map per request; so `Host` is ours to send (as node would: the URL's host).
+    const raw = ['host', endpoint.hostHeader];
+    for (const name in headers) raw.push(name, headers[name] as string);
+    raw.push('content-length', String(body.length));
+    let request: http.ClientRequest;
+    try {
+      request = (secure ? https : http).request(
+        {
+          ...endpoint.options,
+          agent: secure ? transport.https : transport.http,
+          // Used only when a new connection is opened to a name (never for an IP literal).
+          lookup: transport.lookup,
+          headers: raw,
+        },
+        onResponse,
+      );
+    } catch (error) {
+      // A header node refuses (a line break in a value): nothing was sent; an error, not a throw.
+      settled = true;
+      resolve({ kind: 'error', error: `request not sent: ${errorMessage(error)}`, timedOut: false });
+      return;
+    }
+    function onResponse(response: http.IncomingMessage): void {
+      const status = response.statusCode ?? 0;
+      if (status >= 200 && status < 300) {
+        // A success needs nothing but its end: the body is drained unread, the headers unparsed.
+        response.resume();
+        response.on('end', () => finish({ kind: 'response', status, retryAfterMs: undefined, body: '' }));
         response.on('error', (error) => finish({ kind: 'error', error: error.message, timedOut: false }));
-      },
-    );
+        return;
+      }
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        if (text.length < MAX_RESPONSE_CHARS) text += chunk;
+      });
+      response.on('end', () =>
+        finish({
+          kind: 'response',
+          status: response.statusCode ?? 0,
+          retryAfterMs: parseRetryAfter(response.headers['retry-after']),
+          body: text.slice(0, MAX_RESPONSE_CHARS),
+        }),
+      );
+      response.on('error', (error) => finish({ kind: 'error', error: error.message, timedOut: false }));
+    }
     const timer = setTimeout(() => {
       finish({ kind: 'error', error: `timed out after ${timeoutMs} ms`, timedOut: true });
       request.destroy();
