@@ -156,11 +156,10 @@ export class InboundReceiver {
     beforeBody?: () => void,
   ): Promise<void> {
     try {
-      securityHeadersFor(response);
       await this.route(request, response, beforeBody);
     } catch (error) {
       this.log.error({ err: errorMessage(error) }, 'inbound receiver failed on a request');
-      if (!response.headersSent) sendJson(response, 500, { error: 'internal error' });
+      if (!response.headersSent) answerJson(response, 500, { error: 'internal error' });
       else response.destroy();
     }
   }
@@ -173,30 +172,32 @@ export class InboundReceiver {
     const path = (request.url ?? '/').split('?', 1)[0] ?? '/';
     if (path === '/healthz') {
       if (request.method !== 'GET' && request.method !== 'HEAD') {
-        return sendJson(response, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+        return answerJson(response, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
       }
+      securityHeadersFor(response);
       response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '2' });
       response.end(request.method === 'HEAD' ? undefined : 'ok');
       return;
     }
     if (path !== '/' && path !== INTERRUPT_DELIVERY_SUFFIX) {
-      return sendJson(response, 404, { error: 'not found' });
+      return answerJson(response, 404, { error: 'not found' });
     }
     if (request.method !== 'POST') {
-      return sendJson(response, 405, { error: 'method not allowed' }, { allow: 'POST' });
+      return answerJson(response, 405, { error: 'method not allowed' }, { allow: 'POST' });
     }
     if (this.declaredTooLarge(request)) return this.tooLarge(response);
     // §3.3 steps 1–2 as far as they need no body; the signature itself is checked on the bytes.
+    const keys = this.options.verifyKeys();
     const early = checkDeliveryHeaders(
       request.headers[HEADER_TIMESTAMP],
       request.headers[HEADER_SIGNATURE],
-      this.options.verifyKeys(),
+      keys,
       Math.floor(this.now() / 1000),
     );
     if (!early.ok) return this.unauthorized(response, path, early, { connection: 'close' });
     if (this.bodiesBeingRead >= this.maxConcurrentBodies) {
       this.log.debug({ limit: this.maxConcurrentBodies }, 'inbound delivery deferred: too many bodies');
-      return sendJson(
+      return answerJson(
         response,
         503,
         { error: RECEIVER_SATURATED_ERROR },
@@ -215,21 +216,23 @@ export class InboundReceiver {
       if (read.reason === 'too_large') return this.tooLarge(response);
       return; // the client went away; nobody to answer
     }
-    await this.deliver(path, request, read.body, response);
+    await this.deliver(path, request, read.body, keys, response);
   }
 
   private async deliver(
     path: string,
     request: IncomingMessage,
     raw: Buffer,
+    keys: readonly string[],
     response: ServerResponse,
   ): Promise<void> {
-    // §3.3 steps 1–2: fail closed without a key, then the signature over the exact bytes.
+    // §3.3 steps 1–2: fail closed without a key, then the signature over the exact bytes (with the
+    // keys the headers were checked against; the clock is read again after the body).
     const verified = verifyDelivery(
       raw,
       request.headers[HEADER_TIMESTAMP],
       request.headers[HEADER_SIGNATURE],
-      this.options.verifyKeys(),
+      keys,
       Math.floor(this.now() / 1000),
     );
     if (!verified.ok) return this.unauthorized(response, path, verified);
@@ -237,24 +240,24 @@ export class InboundReceiver {
     const parsed = parseJsonBytes(raw);
     if (!parsed.ok) {
       this.log.debug({ path, reason: parsed.error }, 'inbound delivery refused');
-      return sendJson(response, 400, { error: RECEIVER_ERRORS.badJson });
+      return answerJson(response, 400, { error: RECEIVER_ERRORS.badJson });
     }
     // Steps 4–5: interrupt by path or body type, else a message that must carry an event.
     const delivery = interpretDelivery(path, parsed.value);
     if (delivery.kind === 'rejected') {
       this.log.debug({ path, reason: 'missing_event' }, 'inbound delivery refused');
-      return sendJson(response, delivery.status, { error: delivery.error });
+      return answerJson(response, delivery.status, { error: delivery.error });
     }
     // The body's id is covered by the signature; the header is the fallback (spec decision 4).
     const deliveryId = cleanId(delivery.deliveryId) ?? cleanId(request.headers[HEADER_DELIVERY_ID]);
     if (deliveryId !== undefined) {
       if (this.isRemembered(deliveryId)) {
         this.log.debug({ deliveryId }, 'duplicate delivery answered without dispatch');
-        return sendJson(response, 200, { ok: true, duplicate: true });
+        return answerJson(response, 200, { ok: true, duplicate: true });
       }
       if (this.inFlight.has(deliveryId)) {
         this.log.debug({ deliveryId }, 'delivery still being dispatched; asked to retry');
-        return sendJson(response, 503, { error: RECEIVER_BUSY_ERROR }, { 'retry-after': '1' });
+        return answerJson(response, 503, { error: RECEIVER_BUSY_ERROR }, { 'retry-after': '1' });
       }
       this.inFlight.add(deliveryId);
     }
@@ -268,13 +271,13 @@ export class InboundReceiver {
       }
     } catch (error) {
       this.log.warn({ deliveryId, kind: delivery.kind, err: errorMessage(error) }, 'inbound dispatch failed');
-      return sendJson(response, 500, { error: RECEIVER_DISPATCH_ERROR });
+      return answerJson(response, 500, { error: RECEIVER_DISPATCH_ERROR });
     } finally {
       if (deliveryId !== undefined) this.inFlight.delete(deliveryId);
     }
     if (deliveryId !== undefined) this.remember(deliveryId);
     // Remembered by the durable inbox from before a restart: dispatch was suppressed there.
-    if (disposition === 'duplicate') return sendJson(response, 200, { ok: true, duplicate: true });
+    if (disposition === 'duplicate') return answerJson(response, 200, { ok: true, duplicate: true });
     sendOk(response);
   }
 
@@ -286,7 +289,7 @@ export class InboundReceiver {
   ): void {
     this.log.debug({ path, reason: failure.reason }, 'inbound delivery refused');
     const error = failure.reason === 'no_key' ? RECEIVER_ERRORS.noKey : RECEIVER_ERRORS.badSignature;
-    sendJson(response, 401, { error }, headers);
+    answerJson(response, 401, { error }, headers);
   }
 
   private declaredTooLarge(request: IncomingMessage): boolean {
@@ -297,7 +300,7 @@ export class InboundReceiver {
   /** 413 and close the connection, so the rest of the body is never read into memory. */
   private tooLarge(response: ServerResponse): void {
     this.log.debug({ limit: this.maxBodyBytes }, 'inbound delivery refused: body too large');
-    sendJson(response, 413, { error: RECEIVER_TOO_LARGE_ERROR }, { connection: 'close' });
+    answerJson(response, 413, { error: RECEIVER_TOO_LARGE_ERROR }, { connection: 'close' });
   }
 
   private isRemembered(id: string): boolean {
@@ -317,13 +320,42 @@ function cleanId(value: unknown): string | undefined {
   return id;
 }
 
-const OK_BODY = JSON.stringify({ ok: true });
-const OK_HEADERS = {
-  'content-type': 'application/json; charset=utf-8',
-  'content-length': String(Buffer.byteLength(OK_BODY)),
-} as const;
+/** {@link sendJson} with the security headers, which every answer of the receiver carries. */
+function answerJson(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers?: Record<string, string | number>,
+): void {
+  if (!response.headersSent) securityHeadersFor(response);
+  sendJson(response, status, body, headers);
+}
 
-/** `sendJson(response, 200, { ok: true })`, with the body and headers built once (every delivery). */
+/** The security headers as name/value pairs, read once from `securityHeadersFor` (their one source). */
+function securityHeaderPairs(): string[] {
+  const set = new Map<string, string>();
+  const recorder = {
+    setHeader: (name: string, value: string) => set.set(name.toLowerCase(), value),
+    hasHeader: (name: string) => set.has(name.toLowerCase()),
+  };
+  securityHeadersFor(recorder as unknown as ServerResponse);
+  return [...set].flat();
+}
+
+const OK_BODY = JSON.stringify({ ok: true });
+/** Raw `[name, value, …]` headers: node writes them without building a header map per answer. */
+const OK_HEADERS = [
+  'content-type',
+  'application/json; charset=utf-8',
+  'content-length',
+  String(Buffer.byteLength(OK_BODY)),
+  ...securityHeaderPairs(),
+];
+
+/**
+ * `answerJson(response, 200, { ok: true })`, with the body and all headers built once (every
+ * delivery): one `writeHead` with the raw list, no `setHeader` per header and answer.
+ */
 function sendOk(response: ServerResponse): void {
   response.writeHead(200, OK_HEADERS);
   response.end(OK_BODY);

@@ -211,6 +211,38 @@ describe('answers', () => {
       expect(response.headers.get('cache-control')).toBe('no-store');
     }
   });
+
+  it('carry the security headers on a delivered message, its duplicate and refusals after the body', async () => {
+    const { url, key } = await start({ maxBodyBytes: 4096 });
+    const body = JSON.stringify({
+      type: 'message',
+      delivery_id: 'dlv_headers',
+      event: { text: 'hi', source: { chat_id: 'c1' } },
+    });
+    const ts = nowSeconds();
+    const signedHeaders = (text: string, signingKey = key) => ({
+      'content-type': 'application/json',
+      'x-relay-timestamp': String(ts),
+      'x-relay-signature': signDelivery(text, signingKey, ts),
+    });
+    const send = (text: string, signingKey = key) =>
+      fetch(`${url}/`, { method: 'POST', headers: signedHeaders(text, signingKey), body: text });
+    const answers: [Response, number, unknown][] = [
+      [await send(body), 200, { ok: true }],
+      [await send(body), 200, { ok: true, duplicate: true }],
+      [await send(body, generateSecret()), 401, { error: RECEIVER_ERRORS.badSignature }],
+      [await send('{"type":"message"'), 400, { error: RECEIVER_ERRORS.badJson }],
+    ];
+    for (const [response, status, json] of answers) {
+      expect(response.status).toBe(status);
+      expect(await response.json()).toEqual(json);
+      expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(response.headers.get('x-frame-options')).toBe('DENY');
+      expect(response.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      expect(response.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    }
+  });
 });
 
 describe('duplicates after a restart', () => {
