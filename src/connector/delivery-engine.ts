@@ -169,8 +169,16 @@ export class DeliveryEngine {
    * delivery is sent again once the claim is released or expires, and gateways deduplicate by
    * delivery id (the receiver's memory and the durable inbox). `done` waits for the commit, so
    * `stop()` (which waits for in-flight attempts) never leaves a completion unwritten.
+   *
+   * Both group commits are started from one `setImmediate` ({@link writeBatches}); on a store with
+   * `atomically` (SQLite) the completions and the new rows of one turn share one transaction: one
+   * commit, and the WAL pages both touch written once (issue 20: 43 % fewer bytes written and
+   * 5–20 % less CPU per row in a store microbenchmark of 16-row batches). Durability is unchanged:
+   * no ingest and no completion is answered before that commit.
    */
   private readonly completions: GroupCommit<string, CompletionResult>;
+  /** Both group commits are written in one `setImmediate`, so a store can commit them together. */
+  private writesScheduled = false;
   private running = false;
   private wasFenced = false;
   private pumping = false;
@@ -221,15 +229,59 @@ export class DeliveryEngine {
     this.backoffBaseMs = options.backoffBaseMs ?? 1_000;
     this.backoffCapMs = options.backoffCapMs ?? 5 * 60 * 1000;
     const { store } = options;
+    const schedule = (): void => this.scheduleWrites();
     this.enqueues = new GroupCommit(
-      (batch) => this.enqueueLeased(batch),
+      (batch, committed) => this.enqueueLeased(batch, committed),
       (one) => store.enqueueDelivery(one),
+      schedule,
     );
     this.completions = new GroupCommit(
-      (ids) => store.completeDeliveries(ids, options.instanceId),
+      async (ids, committed) => {
+        const results = await store.completeDeliveries(ids, options.instanceId);
+        await committed;
+        return results;
+      },
       // Alone (a failed batch is retried one by one), a completion may have promoted a successor.
       async (id) => ({ completed: await store.completeDelivery(id, options.instanceId), promoted: true }),
+      schedule,
     );
+  }
+
+  private scheduleWrites(): void {
+    if (this.writesScheduled) return;
+    this.writesScheduled = true;
+    setImmediate(() => {
+      this.writesScheduled = false;
+      this.writeBatches();
+    });
+  }
+
+  /**
+   * Write what both group commits gathered this turn: completions first (a session's next row may
+   * become its head), then the new rows. With a store that can (`atomically`: SQLite) both go in
+   * one transaction, one commit instead of two (issue 20); nobody is answered before that commit.
+   */
+  private writeBatches(): void {
+    const { store } = this;
+    if (store.atomically && this.completions.hasWork() && this.enqueues.hasWork()) {
+      let settle!: (commit: Promise<void>) => void;
+      const committed = new Promise<void>((resolve) => {
+        settle = resolve;
+      });
+      let ran = false;
+      const commit = store.atomically(() => {
+        ran = true;
+        this.completions.start(committed);
+        this.enqueues.start(committed);
+      });
+      settle(commit);
+      // Each batch awaits `committed` and takes its failure (retrying its items one by one).
+      commit.catch(() => undefined);
+      if (ran) return;
+      // The transaction could not even begin (the file is locked): each batch on its own.
+    }
+    this.completions.start(COMMITTED);
+    this.enqueues.start(COMMITTED);
   }
 
   async start(): Promise<void> {
@@ -261,7 +313,7 @@ export class DeliveryEngine {
    * the pump's timer hop. The slots are taken before the write (the pump may run meanwhile) and
    * the unused ones handed back after it; `ingest` launches each leased row it gets back.
    */
-  private async enqueueLeased(batch: NewDelivery[]): Promise<DeliveryRecord[]> {
+  private async enqueueLeased(batch: NewDelivery[], committed: Promise<void>): Promise<DeliveryRecord[]> {
     let slots =
       this.running && !this.fenced()
         ? Math.max(0, Math.min(batch.length, this.concurrency - this.inflight))
@@ -296,6 +348,8 @@ export class DeliveryEngine {
             }
           : undefined,
       );
+      // Not before the commit: a failed one wrote nothing, so no row is leased (slots handed back).
+      await committed;
       for (const record of records)
         if (record.claimedBy === this.options.instanceId && !record.duplicate) {
           leased++;
@@ -921,45 +975,55 @@ interface Waiter<T, R> {
   reject: (error: unknown) => void;
 }
 
+/** The commit of a batch written on its own, outside any shared transaction. */
+const COMMITTED: Promise<void> = Promise.resolve();
+
 /**
  * Group commit: items submitted during one event-loop turn are written together by `many` (one
- * store transaction), scheduled with `setImmediate`, so whatever this turn's I/O callbacks and
+ * store transaction, or part of one shared with the other group commit of the engine: `many`
+ * makes its store call synchronously and then awaits `committed`, the shared commit), started
+ * from the owner's `setImmediate` (`schedule`), so whatever this turn's I/O callbacks and
  * microtasks submit joins the batch. Each submitter's promise settles only after the batch's
- * transaction did. One batch is written at a time (the next one gathers meanwhile). If a batch
- * fails, its items are retried one by one with `one`, so one bad item fails only its own caller.
+ * transaction committed. One batch is written at a time (the next one gathers meanwhile). If a
+ * batch fails, its items are retried one by one with `one`, so one bad item fails only its own
+ * caller.
  */
 class GroupCommit<T, R> {
   private pending: Waiter<T, R>[] = [];
-  private scheduled = false;
   private writing = false;
 
   constructor(
-    private readonly many: (items: T[]) => Promise<R[]>,
+    private readonly many: (items: T[], committed: Promise<void>) => Promise<R[]>,
     private readonly one: (item: T) => Promise<R>,
+    private readonly schedule: () => void,
   ) {}
 
   submit(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      this.schedule();
+      if (!this.writing) this.schedule();
     });
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.writing || this.pending.length === 0) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      void this.write();
-    });
+  /** A batch can start now: items wait and none is being written. */
+  hasWork(): boolean {
+    return !this.writing && this.pending.length > 0;
   }
 
-  private async write(): Promise<void> {
-    if (this.writing) return;
+  /** Start writing the pending batch, if any and none is being written; `many` runs at once. */
+  start(committed: Promise<void>): void {
+    if (this.writing || this.pending.length === 0) return;
     this.writing = true;
     const batch = this.pending.splice(0, MAX_GROUP_COMMIT);
+    void this.write(batch, committed);
+  }
+
+  private async write(batch: Waiter<T, R>[], committed: Promise<void>): Promise<void> {
     try {
-      const outcomes = await this.commit(batch.map((waiter) => waiter.item));
+      const outcomes = await this.commit(
+        batch.map((waiter) => waiter.item),
+        committed,
+      );
       batch.forEach((waiter, i) => {
         const outcome = outcomes[i];
         if (outcome?.ok) waiter.resolve(outcome.value);
@@ -967,13 +1031,13 @@ class GroupCommit<T, R> {
       });
     } finally {
       this.writing = false;
-      this.schedule();
+      if (this.pending.length > 0) this.schedule();
     }
   }
 
-  private async commit(items: T[]): Promise<Settled<R>[]> {
+  private async commit(items: T[], committed: Promise<void>): Promise<Settled<R>[]> {
     try {
-      const values = await this.many(items);
+      const values = await this.many(items, committed);
       return values.map((value) => ({ ok: true, value }));
     } catch (error) {
       if (items.length === 1) return [{ ok: false, error }];

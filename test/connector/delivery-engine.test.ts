@@ -264,6 +264,52 @@ describe('DeliveryEngine write path', () => {
     expect(completionCalls).toBeLessThanOrEqual(20);
   });
 
+  it('writes completions and new rows of one turn in one commit, and survives a failed shared commit (issue 20)', async () => {
+    let shared = 0;
+    let failNext = false;
+    let failed = 0;
+    const { engine, endpoint, store } = await setup({
+      wrap: (s) => {
+        const atomically = s.atomically.bind(s);
+        s.atomically = async (work) => {
+          shared++;
+          if (!failNext) return atomically(work);
+          failNext = false;
+          failed++;
+          // The calls run and answer, then the whole transaction rolls back.
+          return atomically(() => {
+            work();
+            throw new Error('injected commit failure');
+          });
+        };
+      },
+    });
+    const outcomes: Promise<{ ok: boolean }>[] = [];
+    for (let wave = 0; wave < 30; wave++) {
+      if (wave === 15) failNext = true;
+      for (let i = 0; i < 8; i++)
+        outcomes.push(engine.ingest('test', { routeKey: 'room', event: event(`c${i}`, `w${wave}-${i}`) }));
+      await until(() => endpoint.received.length > wave * 4, 10_000, 'deliveries under way');
+    }
+    expect((await Promise.all(outcomes)).every((o) => o.ok)).toBe(true);
+    await until(() => endpoint.received.length === 240, 10_000, 'all deliveries');
+    await until(async () => (await store.outboxDepth()) === 0, 10_000, 'an empty outbox');
+    expect(shared).toBeGreaterThan(0);
+    expect(failed).toBe(1);
+    // Each once, and each chat in order.
+    expect(new Set(endpoint.received.map((r) => r.id)).size).toBe(240);
+    for (let i = 0; i < 8; i++)
+      expect(endpoint.received.filter((r) => r.chatId === `c${i}`).map((r) => r.text)).toEqual(
+        Array.from({ length: 30 }, (_, wave) => `w${wave}-${i}`),
+      );
+    // No attempt slot was kept by a lease the failed commit rolled back.
+    await until(
+      () => (engine as unknown as { inflight: number }).inflight === 0,
+      10_000,
+      'no attempt in flight',
+    );
+  });
+
   it('retries a failed attempt and still completes it once', async () => {
     const { engine, endpoint, store } = await setup();
     let failures = 0;

@@ -154,6 +154,45 @@ describe('SqliteStore on disk', () => {
     }
   });
 
+  it('atomically: the calls made inside commit together, a failing call rolls back alone, a failing whole writes nothing (issue 20)', async () => {
+    const path = join(dir, 'relay.db');
+    const store = SqliteStore.open(path);
+    try {
+      await store.enqueueDelivery(delivery('m1', 's1'));
+      const [claimed] = await store.claimDueDeliveries('c', 1, 10, 100);
+      expect(claimed?.id).toBe('m1');
+      // One transaction: m1 completed and m2, m3 queued; the duplicate m2 fails alone.
+      let completion: Promise<unknown> | undefined;
+      let enqueued: Promise<unknown> | undefined;
+      let duplicate: Promise<unknown> | undefined;
+      await store.atomically(() => {
+        completion = store.completeDeliveries(['m1'], 'c');
+        enqueued = store.enqueueDeliveries([delivery('m2', 's1'), delivery('m3', 's2')]);
+        duplicate = store.enqueueDeliveries([delivery('m4', 's3'), delivery('m2', 's3')]);
+      });
+      await expect(completion).resolves.toEqual([{ completed: true, promoted: false }]);
+      await expect(enqueued).resolves.toHaveLength(2);
+      await expect(duplicate).rejects.toThrow(/UNIQUE/);
+      const raw = new Database(path, { readonly: true });
+      try {
+        expect(raw.prepare('SELECT id FROM outbox ORDER BY seq').pluck().all()).toEqual(['m2', 'm3']);
+      } finally {
+        raw.close();
+      }
+      // A whole that fails (here: after its calls) writes nothing, whatever the calls answered.
+      await expect(
+        store.atomically(() => {
+          void store.completeDeliveries(['m2'], 'nobody');
+          void store.enqueueDeliveries([delivery('m5', 's5')]);
+          throw new Error('injected commit failure');
+        }),
+      ).rejects.toThrow('injected commit failure');
+      expect((await store.listDeliveries(10)).map((d) => d.id).sort()).toEqual(['m2', 'm3']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a database written by a newer schema', async () => {
     const path = join(dir, 'relay.db');
     const raw = new Database(path);

@@ -210,6 +210,7 @@ export class SqliteStore implements RelayStore {
   readonly #completeManyTx;
   readonly #deadLetterTx;
   readonly #retryDeadLetterTx;
+  readonly #atomicTx;
   /** Web-chat history and retention (`sqlite-housekeeping.ts`). */
   readonly #housekeeping;
 
@@ -759,6 +760,8 @@ export class SqliteStore implements RelayStore {
       return true;
     });
 
+    this.#atomicTx = db.transaction((work: () => void): void => work());
+
     this.#housekeeping = new SqliteHousekeeping(db);
     this.#repairHeads();
   }
@@ -1084,6 +1087,11 @@ export class SqliteStore implements RelayStore {
   async completeDeliveries(ids: readonly string[], claimer: string): Promise<CompletionResult[]> {
     if (ids.length === 0) return [];
     return this.#completeManyTx.immediate(ids, claimer);
+  }
+
+  async atomically(work: () => void): Promise<void> {
+    // The calls' own transactions nest as savepoints (better-sqlite3), one commit for them all.
+    this.#atomicTx.immediate(work);
   }
 
   async retryDeliveryLater(

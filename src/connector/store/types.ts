@@ -330,6 +330,16 @@ export interface RelayStore {
    * failure rejects and completes none of them.
    */
   completeDeliveries(ids: readonly string[], claimer: string): Promise<CompletionResult[]>;
+  /**
+   * Optional (a store whose calls run synchronously underneath: SQLite). Runs `work`, which makes
+   * store calls synchronously (it never awaits), in one transaction, each call in a savepoint of
+   * its own: one commit for the engine's ingest and completion batches of one event-loop turn
+   * instead of two (issue 20). A call that fails inside rolls back alone (its promise rejects);
+   * the returned promise settles after the commit and rejects if it failed, in which case nothing
+   * `work` did was written, whatever the promises of its calls said: callers must not trust those
+   * results before this promise resolved.
+   */
+  atomically?(work: () => void): Promise<void>;
   retryDeliveryLater(
     id: string,
     claimer: string,
