@@ -1,5 +1,6 @@
 // Build step after `tsc -p tsconfig.web.json`: the browser apps' style sheets (`src/**/web/*.css`)
-// go beside their compiled scripts in `dist/web/`, where the servers read them.
+// go beside their compiled scripts in `dist/web/`, where the servers read them (the shared
+// `src/http/web/base.css` too: the servers put it in front of each page's own sheet).
 import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 

@@ -1,11 +1,17 @@
 import { brandHtml, escapeHtml, htmlDocument } from '../http/html.js';
-import { readWebAsset, type StaticAsset } from '../http/static-assets.js';
+import {
+  readPageStyleSheet,
+  readWebAsset,
+  type StaticAsset,
+  sharedWebModules,
+} from '../http/static-assets.js';
 
 /**
  * The dashboard web page (`GET /`): the HTML document, plus its stylesheet and script served from
  * `/assets/` under content-hashed names (so they can be cached forever). The browser code lives in
  * `web/` (`app.ts`, `app.css`), built into `dist/web/` by `tsconfig.web.json`; no framework, no
- * bundler, no external network.
+ * bundler, no external network. The style sheet is the shared `base.css` followed by `app.css`;
+ * the script imports the shared `./sse.js` (which imports `./backoff.js`), served beside it.
  *
  * The server-side values (title, version, session token) are escaped here; the session token and
  * the other settings reach the script through an inert JSON block (`#hermes-dashboard-config`). No
@@ -25,12 +31,17 @@ export interface DashboardPageOptions {
 const DEFAULT_DASHBOARD_TITLE = 'Hermes Relay';
 
 const DASHBOARD_JS = readWebAsset('dashboard/web/app.js');
-const DASHBOARD_CSS = readWebAsset('dashboard/web/app.css');
+const DASHBOARD_CSS = readPageStyleSheet('dashboard/web/app.css');
 const JS_NAME = `dashboard.${DASHBOARD_JS.version}.js`;
 const CSS_NAME = `dashboard.${DASHBOARD_CSS.version}.css`;
 
-/** Static files for `GET /assets/<name>`; names carry a content hash, so they are cached forever. */
+/**
+ * Static files for `GET /assets/<name>`: the page's style sheet and script under content-hashed
+ * names (cached forever), and the shared modules the script imports (`sse.js`, `backoff.js`:
+ * revalidated on each use).
+ */
 export const DASHBOARD_ASSETS: Readonly<Record<string, StaticAsset>> = {
+  ...sharedWebModules(),
   [CSS_NAME]: DASHBOARD_CSS,
   [JS_NAME]: DASHBOARD_JS,
 };

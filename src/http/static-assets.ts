@@ -73,10 +73,42 @@ const WEB_BUILD_DIR = join(packageRoot(), 'dist', 'web');
  * `src/dashboard/web/app.ts`).
  */
 export function readWebAsset(relativePath: string): StaticAsset {
+  return staticAsset(relativePath, readWebText(relativePath));
+}
+
+function readWebText(relativePath: string): string {
   const path = join(WEB_BUILD_DIR, relativePath);
   if (!existsSync(path))
     throw new Error(`${path} is missing: the browser code is built by \`npm run build\` (tsconfig.web.json)`);
-  return readAsset(path);
+  return readFileSync(path, 'utf8');
+}
+
+/** The style sheet every page of ours starts with: design tokens (light, dark) and base rules. */
+export const BASE_STYLESHEET = 'http/web/base.css';
+
+/**
+ * A page's style sheet: `base.css`, then the page's own (by its path below `src/`), joined into
+ * one asset — one `<link>`, and one content hash that covers both files.
+ */
+export function readPageStyleSheet(relativePath: string): StaticAsset {
+  return staticAsset(relativePath, `${readWebText(BASE_STYLESHEET)}\n${readWebText(relativePath)}`);
+}
+
+let sharedModules: Readonly<Record<string, StaticAsset>> | undefined;
+
+/**
+ * The browser modules shared by the pages' scripts (name → asset), read on first use and kept: the
+ * event-stream client (`src/http/web/sse.ts`) and the one backoff (`src/common/backoff.ts`) it
+ * imports. A page script imports them as `./sse.js`, so a server registers them under the same
+ * prefix as that script; their names carry no version, so they are revalidated on each use and
+ * never lag behind the script that imports them.
+ */
+export function sharedWebModules(): Readonly<Record<string, StaticAsset>> {
+  sharedModules ??= {
+    'sse.js': readWebAsset('http/web/sse.js'),
+    'backoff.js': readWebAsset('common/backoff.js'),
+  };
+  return sharedModules;
 }
 
 /** A URL of `name` under `prefix` that carries its version, so it may be cached for good. */

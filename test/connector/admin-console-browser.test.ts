@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_ASSETS_PREFIX, adminAssets, renderAdminPage } from '../../src/connector/admin-console/page.js';
+import { sharedWebModules } from '../../src/http/static-assets.js';
 import { collectPageErrors, HAS_CHROMIUM, launchChromium, NO_CHROMIUM_MESSAGE } from '../support/browser.js';
 import {
   hermesJson,
@@ -33,15 +34,21 @@ describe('renderAdminPage', () => {
       (m) => `${m[1]}@${m[2]}`,
     );
     const assets = adminAssets();
+    // The page links its own style sheet and script; the shared modules are imported by the script.
+    const shared = sharedWebModules();
     expect(referenced.sort()).toEqual(
       Object.entries(assets)
+        .filter(([name]) => !(name in shared))
         .map(([name, a]) => `${name}@${a.version}`)
         .sort(),
     );
+    expect(Object.keys(assets).sort()).toEqual(['admin.css', 'admin.js', ...Object.keys(shared)].sort());
     expect(html).not.toMatch(/<script(?![^>]*\bsrc=)/);
     expect(html).not.toMatch(/<style|\sstyle=|\son[a-z]+=/i);
-    // No HTML sinks for data in the browser script.
-    expect(assets['admin.js']?.body).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+    // No HTML sinks for data in the browser scripts.
+    for (const [name, asset] of Object.entries(assets))
+      if (name.endsWith('.js'))
+        expect(asset.body, name).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
   });
 });
 
@@ -168,6 +175,12 @@ describe.skipIf(!HAS_CHROMIUM)('admin console in a real browser', () => {
         url.includes('.js?') ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8',
       );
       expect(asset.headers.get('cache-control')).toContain('immutable');
+    }
+    // The shared modules admin.js imports (`./sse.js`, and it `./backoff.js`), beside it.
+    for (const name of ['sse.js', 'backoff.js']) {
+      const asset = await fetch(`${base()}${ADMIN_ASSETS_PREFIX}${name}`);
+      expect(asset.status, name).toBe(200);
+      expect(asset.headers.get('content-type'), name).toBe('text/javascript; charset=utf-8');
     }
     expect((await fetch(`${base()}/admin/assets/nope.js`)).status).toBe(404);
   });

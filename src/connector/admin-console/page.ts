@@ -1,12 +1,21 @@
 import type { FastifyInstance } from 'fastify';
 import { brandHtml, escapeHtml, htmlDocument } from '../../http/html.js';
 import { pageContentSecurityPolicy } from '../../http/security-headers.js';
-import { readWebAsset, registerAssets, type StaticAsset, versionedUrl } from '../../http/static-assets.js';
+import {
+  readPageStyleSheet,
+  readWebAsset,
+  registerAssets,
+  type StaticAsset,
+  sharedWebModules,
+  versionedUrl,
+} from '../../http/static-assets.js';
 
 /**
  * The `/admin` web page: the HTML shell and its static files under `/admin/assets/`. The browser
  * code lives in `web/` (`admin.ts`, `admin.css`), built into `dist/web/` by `tsconfig.web.json`; no
- * framework, no external network. The shell holds no secret and no inline script or style: the
+ * framework, no external network. `admin.css` is served as the shared `base.css` followed by the
+ * console's own rules; `admin.js` imports the shared `./sse.js` (and it `./backoff.js`), served
+ * beside it. The shell holds no secret and no inline script or style: the
  * page asks for the admin token itself and talks to `/admin/api/` with it (docs/admin-api.md).
  */
 
@@ -23,8 +32,9 @@ let assets: Readonly<Record<string, StaticAsset>> | undefined;
 /** The page's static files (name → asset), read on first use and kept. */
 export function adminAssets(): Readonly<Record<string, StaticAsset>> {
   assets ??= {
+    ...sharedWebModules(),
     'admin.js': readWebAsset('connector/admin-console/web/admin.js'),
-    'admin.css': readWebAsset('connector/admin-console/web/admin.css'),
+    'admin.css': readPageStyleSheet('connector/admin-console/web/admin.css'),
   };
   return assets;
 }

@@ -7,10 +7,12 @@
  * JSON block `#hermes-dashboard-config` of the page: no inline script. Untrusted data (status
  * fields, error texts, principals) only ever reaches the DOM through `textContent`. Every API
  * request, the event stream included, carries the session token in the `X-Hermes-Session-Token`
- * header on a loopback bind; cookie-login writes carry the CSRF token from `api/auth/me`.
+ * header on a loopback bind; cookie-login writes carry the CSRF token from `api/auth/me`. The
+ * stream's parser, stall limit and reconnect wait are shared with the admin console (`./sse.js`,
+ * served beside this script).
  */
 
-export {};
+import { eventJson, readEventStream, reconnectDelay, STALE_STREAM_MS, type StreamEvent } from './sse.js';
 
 type Tone = 'ok' | 'warn' | 'bad' | 'info' | 'idle';
 type View = 'loading' | 'login' | 'dashboard';
@@ -107,8 +109,6 @@ interface ApiResult {
 
 const CONFIG_ID = 'hermes-dashboard-config';
 const HISTORY_LIMIT = 100;
-const STALE_STREAM_MS = 45000;
-const MAX_BACKOFF_MS = 30000;
 const CONNECT_TIMEOUT_MS = 15000;
 
 function $<T extends HTMLElement = HTMLElement>(id: string): T {
@@ -781,25 +781,10 @@ function stopStream(): void {
   state.stream = null;
   if (ctrl) ctrl.abort();
 }
-function dispatch(block: string): void {
-  let event = 'message';
-  const data: string[] = [];
-  for (const line of block.split('\n')) {
-    if (line === '' || line.startsWith(':')) continue;
-    const i = line.indexOf(':');
-    const field = i < 0 ? line : line.slice(0, i);
-    let value = i < 0 ? '' : line.slice(i + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'event') event = value;
-    else if (field === 'data') data.push(value);
-  }
-  if (data.length === 0) return;
-  let payload: unknown;
-  try {
-    payload = JSON.parse(data.join('\n'));
-  } catch {
-    return;
-  }
+function dispatch(message: StreamEvent): void {
+  const { event } = message;
+  const payload = eventJson(message);
+  if (payload === undefined) return;
   if (event === 'status') applyStatus(payload as GatewayStatus);
   else if (event === 'action') applyAction(payload as ActionEvent);
   else if (event === 'activity') addActivity((payload as { events?: ActivityEntry[] }).events ?? [], true);
@@ -844,24 +829,12 @@ async function connect(): Promise<void> {
   state.everConnected = true;
   setConn('live', 'Live');
   void loadActivity();
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
+  await readEventStream(res.body, {
+    onEvent: dispatch,
+    onChunk: () => {
       state.lastByteAt = Date.now();
-      buffer += value.replace(/\r/g, '');
-      let cut = buffer.indexOf('\n\n');
-      while (cut >= 0) {
-        dispatch(buffer.slice(0, cut));
-        buffer = buffer.slice(cut + 2);
-        cut = buffer.indexOf('\n\n');
-      }
-    }
-  } catch {
-    // aborted or network error: handled below
-  }
+    },
+  });
   if (state.stream !== ctrl) return;
   if (Date.now() - state.connectedAt > 10000) state.attempt = 0;
   if (!state.lostLogged) timeline('connection', 'warn', 'Connection to the dashboard lost');
@@ -870,8 +843,7 @@ async function connect(): Promise<void> {
 }
 function scheduleReconnect(): void {
   window.clearTimeout(state.retryTimer);
-  const ceiling = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** state.attempt);
-  const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+  const delay = reconnectDelay(state.attempt);
   state.attempt += 1;
   state.retryAt = Date.now() + delay;
   state.retryTimer = window.setTimeout(connect, delay);

@@ -5,13 +5,15 @@
  * answer's message. It shows the overview, gateways, tenants, routes, outbox, dead letters and the
  * audit log, runs the operator actions (irreversible ones behind a dialog where the id is typed
  * again; new secrets shown once, with a copy button), and reads `/admin/api/events` with fetch()
- * streaming (EventSource cannot send the header) to update counts and connection states live.
+ * streaming (EventSource cannot send the header) to update counts and connection states live; the
+ * stream's parser, stall limit and reconnect wait are shared with the dashboard (`./sse.js`, served
+ * beside this script).
  *
  * Untrusted data (names, ids, error texts, audit details) reaches the DOM only through
  * `textContent` and `value`: no HTML sinks.
  */
 
-export {};
+import { eventJson, readEventStream, reconnectDelay, STALE_STREAM_MS, type StreamEvent } from './sse.js';
 
 type Json = Record<string, unknown>;
 
@@ -86,9 +88,6 @@ interface ApiResult<T> {
 
 const API = '/admin/api';
 const TOKEN_KEY = 'hermes-admin-token';
-const MAX_BACKOFF_MS = 30_000;
-/** No byte for this long (pings come every 15 s) means the stream is stuck: reconnect. */
-const STALE_STREAM_MS = 45_000;
 
 function $<T extends HTMLElement = HTMLElement>(id: string): T {
   const node = document.getElementById(id);
@@ -746,24 +745,11 @@ function applySnapshot(s: Snapshot): void {
     state.reloadGatewaysTimer = window.setTimeout(() => void loadGateways(), 300);
   }
 }
-function dispatch(block: string): void {
-  let event = 'message';
-  const data: string[] = [];
-  for (const line of block.split('\n')) {
-    if (line === '' || line.startsWith(':')) continue;
-    const i = line.indexOf(':');
-    const field = i < 0 ? line : line.slice(0, i);
-    let value = i < 0 ? '' : line.slice(i + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'event') event = value;
-    else if (field === 'data') data.push(value);
-  }
-  if (event !== 'snapshot' || data.length === 0) return;
-  try {
-    applySnapshot(JSON.parse(data.join('\n')) as Snapshot);
-  } catch {
-    // a malformed snapshot is skipped; the next one replaces it
-  }
+function dispatch(message: StreamEvent): void {
+  if (message.event !== 'snapshot') return;
+  const snapshot = eventJson(message);
+  // A malformed snapshot is skipped; the next one replaces it.
+  if (snapshot && typeof snapshot === 'object') applySnapshot(snapshot as Snapshot);
 }
 async function readStream(ctrl: AbortController): Promise<void> {
   let response: Response;
@@ -793,22 +779,12 @@ async function readStream(ctrl: AbortController): Promise<void> {
   state.attempt = 0;
   state.lastByteAt = Date.now();
   setLive('live', 'Live');
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
+  await readEventStream(response.body, {
+    onEvent: dispatch,
+    onChunk: () => {
       state.lastByteAt = Date.now();
-      buffer += value.replace(/\r/g, '');
-      for (let cut = buffer.indexOf('\n\n'); cut >= 0; cut = buffer.indexOf('\n\n')) {
-        dispatch(buffer.slice(0, cut));
-        buffer = buffer.slice(cut + 2);
-      }
-    }
-  } catch {
-    // aborted or the network failed: reconnect below
-  }
+    },
+  });
 }
 function connect(): void {
   stopStream();
@@ -818,9 +794,7 @@ function connect(): void {
   if ($('live').dataset.state !== 'reconnecting') setLive('connecting', 'Connecting');
   void readStream(ctrl).then(() => {
     if (state.stream !== ctrl || !state.token) return;
-    // Equal jitter (half the ceiling, plus up to half again) under a doubling ceiling (1 s, 2 s, 4 s … 30 s).
-    const ceiling = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** state.attempt);
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    const delay = reconnectDelay(state.attempt);
     state.attempt += 1;
     setLive('reconnecting', 'Reconnecting');
     state.retryTimer = window.setTimeout(connect, delay);
