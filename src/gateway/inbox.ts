@@ -56,6 +56,9 @@ export class SqliteInbox implements InboxJournal {
   private readonly markStarted: Database.Statement<[number]>;
   private readonly markDone: Database.Statement<[number, string, number]>;
   private readonly prune: Database.Statement<[number]>;
+  /** The batch's own statements, prepared once like the rest (issue 20): no SQL parse per burst. */
+  private readonly begin: Database.Statement<[]>;
+  private readonly commit: Database.Statement<[]>;
   private accepted = 0;
   /** Writes of this event-loop turn share one transaction (group commit); its waiters follow it. */
   private batchOpen = false;
@@ -92,6 +95,8 @@ export class SqliteInbox implements InboxJournal {
     this.prune = db.prepare(
       "DELETE FROM inbox INDEXED BY inbox_done_at WHERE state = 'done' AND done_at < ?",
     );
+    this.begin = db.prepare('BEGIN IMMEDIATE');
+    this.commit = db.prepare('COMMIT');
   }
 
   static open(path: string): SqliteInbox {
@@ -150,7 +155,7 @@ export class SqliteInbox implements InboxJournal {
    */
   private openBatch(): void {
     if (this.batchOpen) return;
-    this.db.exec('BEGIN IMMEDIATE');
+    this.begin.run();
     this.batchOpen = true;
     setImmediate(() => this.commitBatch());
   }
@@ -161,7 +166,7 @@ export class SqliteInbox implements InboxJournal {
     this.batchWaiters = [];
     this.batchOpen = false;
     try {
-      this.db.exec('COMMIT');
+      this.commit.run();
       for (const waiter of waiters) waiter.resolve();
     } catch (error) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');

@@ -513,7 +513,8 @@ export class RelayTransport {
   ): void {
     const log = this.options.log;
     const source = event.source;
-    if (source.platform && source.platform !== 'relay' && source.chat_id)
+    // Only a gateway fronting several identities tags its outbound frames by the chat's platform.
+    if (this.identities.length > 1 && source.platform && source.platform !== 'relay' && source.chat_id)
       this.chatPlatforms.set(source.chat_id, source.platform);
     const key = dedupeKey === undefined ? undefined : String(dedupeKey);
     if (bufferId !== undefined && key !== undefined && this.handledBuffers.has(key)) {

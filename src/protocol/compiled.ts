@@ -15,17 +15,22 @@ import { z } from 'zod';
  *   and require the same success flag, the same output and the same key order, nested);
  * - anything it does not accept goes to the original's interpreted parse, so every rejection and
  *   every error message is the original's;
- * - where `new Function` is unavailable (or zod refuses the twin too) the original is returned
- *   unchanged: slower, never different.
+ * - where `new Function` is unavailable (or zod refuses the twin too) every parse is the original's
+ *   interpreted one: slower, never different.
  */
 export function withCompiledParser<S extends z.ZodType>(schema: S, twin: z.ZodType = schema): S {
-  let fast: z.ZodType;
-  try {
-    fast = z.compile(twin, { strict: true });
-  } catch {
-    return schema;
-  }
+  // Compiled on the first parse, not at import: a process that never parses one (the CLI) pays
+  // nothing. `null`: zod refused it or `new Function` is unavailable, so every parse is the runtime's.
+  let fast: z.ZodType | null | undefined;
   return z.withParser(schema, (input) => {
+    if (fast === undefined) {
+      try {
+        fast = z.compile(twin, { strict: true });
+      } catch {
+        fast = null;
+      }
+    }
+    if (fast === null) return z.INVALID;
     const result = fast.safeParse(input);
     return result.success ? (result.data as z.output<S>) : z.INVALID;
   });

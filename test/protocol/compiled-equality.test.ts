@@ -1,8 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
+  COMPILABLE_MESSAGE_EVENT,
   describeZodError,
   InboundFrameDefinition,
   InboundFrameSchema,
@@ -260,6 +261,14 @@ describe('the compiled fast paths equal zod', () => {
     expect(MessageEventSchema).not.toBe(MessageEventDefinition);
     expect(SessionSourceSchema).not.toBe(SessionSourceDefinition);
     expect(InboundFrameSchema).not.toBe(InboundFrameDefinition);
+    // …and zod compiles every twin (a refusal would silently leave the interpreted parse in place).
+    expect(() => z.compile(SessionSourceDefinition, { strict: true })).not.toThrow();
+    expect(() => z.compile(COMPILABLE_MESSAGE_EVENT, { strict: true })).not.toThrow();
+    expect(() =>
+      z.compile(InboundFrameDefinition.extend({ event: COMPILABLE_MESSAGE_EVENT }), { strict: true }),
+    ).not.toThrow();
+    // The definitions themselves are what z.compile refuses (source's callback catch): the reason for twins.
+    expect(() => z.compile(MessageEventDefinition, { strict: true })).toThrow(/catch with a callback/);
     expect(sources.length).toBeGreaterThan(10);
   });
 
