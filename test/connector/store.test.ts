@@ -193,6 +193,45 @@ describe('SqliteStore on disk', () => {
     }
   });
 
+  it('findRoute answers from its cache only while no route changed, here or in another process (issue 20)', async () => {
+    const path = join(dir, 'relay.db');
+    const store = SqliteStore.open(path);
+    const other = new Database(path);
+    try {
+      const { id: tenantId } = await store.createTenant('acme', 1);
+      expect(await store.findRoute('test', 'room')).toBeNull();
+      await store.upsertRoute(
+        { platform: 'test', routeKey: 'room', tenantId, endpoint: '', gatewayId: 'gw1' },
+        2,
+      );
+      expect(await store.findRoute('test', 'room')).toMatchObject({ gatewayId: 'gw1' });
+      await store.upsertRoute(
+        { platform: 'test', routeKey: 'room', tenantId, endpoint: '', gatewayId: 'gw2' },
+        3,
+      );
+      const found = await store.findRoute('test', 'room');
+      expect(found).toMatchObject({ gatewayId: 'gw2' });
+      // A caller changing its copy changes nothing for the next one.
+      if (found) found.gatewayId = 'mutated';
+      expect(await store.findRoute('test', 'room')).toMatchObject({ gatewayId: 'gw2' });
+      // Another connection (the CLI, another process) changes or adds routes: seen at once.
+      other.prepare("UPDATE routes SET gateway_id = 'gw3' WHERE route_key = 'room'").run();
+      expect(await store.findRoute('test', 'room')).toMatchObject({ gatewayId: 'gw3' });
+      expect(await store.findRoute('test', 'other')).toBeNull();
+      other
+        .prepare(
+          "INSERT INTO routes (platform, route_key, tenant_id, endpoint, gateway_id, created_at) VALUES ('test', '*', ?, '', NULL, 4)",
+        )
+        .run(tenantId);
+      expect(await store.findRoute('test', 'other')).toMatchObject({ routeKey: '*' });
+      other.prepare("DELETE FROM routes WHERE route_key = 'room'").run();
+      expect(await store.findRoute('test', 'room')).toMatchObject({ routeKey: '*' });
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
+
   it('refuses a database written by a newer schema', async () => {
     const path = join(dir, 'relay.db');
     const raw = new Database(path);

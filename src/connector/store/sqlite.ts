@@ -111,6 +111,9 @@ const NO_OLDER_MESSAGE = `(o.kind = 'interrupt' OR NOT EXISTS (
 /** Upper bound on one claim, so a caller's huge limit cannot hold the write lock for long. */
 const MAX_CLAIM = 1000;
 
+/** Route lookups remembered (see `#routes`). */
+const ROUTE_CACHE_MAX = 10_000;
+
 interface FairHeadsParams {
   now: number;
   limit: number;
@@ -165,6 +168,15 @@ export class SqliteStore implements RelayStore {
   readonly #rotateDeliveryKey;
   // Routes and chats
   readonly #getRoute;
+  readonly #dataVersion;
+  /**
+   * `platform \0 route key` → the route `findRoute` answers (null: none), valid while this
+   * connection changed no route and `PRAGMA data_version` says no other connection committed
+   * anything (issue 20: every ingest looks its route up; the pragma costs less than half the
+   * select). Bounded: unknown route keys come from the platforms.
+   */
+  readonly #routes = boundedCache<string, { route: RouteRecord | null }>({ max: ROUTE_CACHE_MAX });
+  #routesVersion: number | undefined;
   readonly #insertRoute;
   readonly #updateRoute;
   readonly #listRoutes;
@@ -394,6 +406,7 @@ export class SqliteStore implements RelayStore {
     this.#getRoute = db.prepare<[string, string], RouteRow>(
       'SELECT * FROM routes WHERE platform = ? AND route_key = ?',
     );
+    this.#dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.#insertRoute = db.prepare<[string, string, string, string, string | null, number], RouteRow>(
       `INSERT INTO routes (platform, route_key, tenant_id, endpoint, gateway_id, created_at)
        VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
@@ -1028,14 +1041,29 @@ export class SqliteStore implements RelayStore {
   }
 
   async upsertRoute(route: Omit<RouteRecord, 'createdAt'>, now: number): Promise<RouteUpsert> {
-    return this.#upsertRouteTx.immediate(route, now);
+    try {
+      return this.#upsertRouteTx.immediate(route, now);
+    } finally {
+      // This connection's own writes leave data_version alone.
+      this.#routes.clear();
+    }
   }
 
   async findRoute(platform: string, routeKey: string): Promise<RouteRecord | null> {
+    const version = this.#dataVersion.get();
+    if (version !== this.#routesVersion) {
+      this.#routes.clear();
+      this.#routesVersion = version;
+    }
+    const key = `${platform}\u0000${routeKey}`;
+    const cached = this.#routes.get(key);
+    if (cached) return cached.route && { ...cached.route };
     // Two primary-key lookups: cheaper than one `IN (?, '*')` query, which sorts (every ingest and
     // op runs this).
     const row = this.#getRoute.get(platform, routeKey) ?? this.#getRoute.get(platform, '*');
-    return row ? toRoute(row) : null;
+    const route = row ? toRoute(row) : null;
+    this.#routes.set(key, { route });
+    return route && { ...route };
   }
 
   async listRoutes(tenantId?: string): Promise<RouteRecord[]> {
