@@ -67,7 +67,7 @@ export function renderDashboardPage(options: DashboardPageOptions): string {
     `<a class="skip" href="#main">Skip to content</a>
 <header class="topbar">
   ${brandHtml(title, 'Gateway dashboard', { extra: `<span class="version" title="Dashboard version">v${escapeHtml(options.version)}</span>` })}
-  <div id="conn" class="conn" data-state="connecting" role="status" aria-live="polite" aria-label="Connection">
+  <div id="conn" class="stream-state" data-state="connecting" role="status" aria-live="polite" aria-label="Connection">
     <span class="dot" aria-hidden="true"></span><span id="conn-text">Connecting</span><span id="conn-detail" aria-hidden="true">…</span>
   </div>
   <button id="logout" type="button" class="btn small" hidden>Sign out</button>

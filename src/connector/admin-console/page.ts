@@ -71,7 +71,7 @@ export function renderAdminPage(): string {
     `<a class="skip" href="#main">Skip to content</a>
 <header class="topbar">
   ${brandHtml('Connector admin', 'Hermes Relay', { subtitleId: 'meta' })}
-  <p id="live" class="live" data-state="off" role="status" aria-live="polite"><span class="dot" aria-hidden="true"></span><span id="live-text">Not signed in</span></p>
+  <p id="live" class="stream-state" data-state="off" role="status" aria-live="polite"><span class="dot" aria-hidden="true"></span><span id="live-text">Not signed in</span></p>
   <button id="sign-out" type="button" class="btn small" hidden>Sign out</button>
 </header>
 <main id="main" tabindex="-1">
