@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -329,5 +331,43 @@ describe('the compiled fast paths equal zod', () => {
       }
     }
     expect(rejected).toBeGreaterThan(100);
+  });
+});
+
+describe('without new Function', () => {
+  it('parses through the interpreted definition, with the same result (node --disallow-code-generation-from-strings)', () => {
+    const entry = resolve(VECTORS_DIR, '../../dist/src/protocol/index.js');
+    const script = `
+      const p = await import(${JSON.stringify(pathToFileURL(entry).href)});
+      const input = { text: 'hi', message_id: 5, source: { platform: 'telegram', chat_id: -1, user_name: null } };
+      const a = p.MessageEventSchema.safeParse(input);
+      const b = p.MessageEventDefinition.safeParse(input);
+      const frame = p.parseConnectorFrame({ type: 'inbound', event: input, bufferId: '' });
+      let evalRefused = false;
+      try { new Function('return 1'); } catch { evalRefused = true; }
+      console.log(JSON.stringify({ evalRefused, same: JSON.stringify(a) === JSON.stringify(b), keys: Object.keys(a.data.source), frame }));
+    `;
+    const run = spawnSync(
+      process.execPath,
+      ['--disallow-code-generation-from-strings', '--input-type=module', '-e', script],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(run.stderr).toBe('');
+    const out = JSON.parse(run.stdout) as {
+      evalRefused: boolean;
+      same: boolean;
+      keys: string[];
+      frame: unknown;
+    };
+    expect(out.evalRefused).toBe(true);
+    expect(out.same).toBe(true);
+    expect(out.keys.slice(0, 3)).toEqual(['platform', 'chat_id', 'chat_type']);
+    expect(out.frame).toEqual({
+      kind: 'invalid',
+      type: 'inbound',
+      error: expect.stringContaining('bufferId'),
+    });
   });
 });
