@@ -101,7 +101,7 @@ export function renderDashboardPage(options: DashboardPageOptions): string {
           <h2 id="status-title">Gateway</h2>
           <p id="status-meta" class="meta"></p>
         </div>
-        <p><span class="sr-only">Gateway state: </span><span id="state-badge" class="badge">Unknown</span></p>
+        <p><span class="sr-only">Gateway state: </span><span id="state-badge" class="badge tone-idle">Unknown</span></p>
       </div>
       <div class="status-body">
         <div class="status-main">
