@@ -30,16 +30,27 @@ import {
  */
 
 const MODULE = 'connections';
-const WANTED = 10_000;
+/** Issue 20: the `ulimit -n` of the bench machine (20,000) less room for everything else. */
+const WANTED = 19_000;
 /** Dials in flight at once. */
 const WINDOW = 200;
-/** Per side: stop dialing when this is spent, and measure the largest N reached. */
-const DIAL_BUDGET_MS = 40_000;
-/** File descriptors kept free in each process for everything else. */
+/**
+ * Per side: stop dialing when this is spent, and measure the largest N reached. A guard against a
+ * stalled run, not a target: 19,000 dials take ~10 s on an idle 2-core machine, several times that
+ * on a busy one.
+ */
+const DIAL_BUDGET_MS = 120_000;
+/**
+ * File descriptors kept free in each process for everything else. The connector child holds one
+ * per socket plus its own (~30: SQLite, pipes, epoll, the listener); this process holds one per
+ * client socket plus its own (~25), and no more than N client sockets at a time (each side's are
+ * closed before the next side is dialed).
+ */
 const FD_MARGIN = 400;
 const SETTLE_MS = 1_000;
 const KIB_TARGET = 16;
-const RATIO_TARGET = 2;
+/** Issue 20: RSS per socket at most 1.2x a bare `ws` server's (it was 2x). */
+const RATIO_TARGET = 1.2;
 
 interface DialResult {
   established: number;
@@ -188,7 +199,8 @@ async function run(): Promise<BenchResult[]> {
     await connector.stop();
 
     const n = relay.dial.established;
-    const bareChild = spawnNode(['-e', BARE_SERVER], {
+    // Same V8 flags as the connector child, so both heaps grow by the same rules.
+    const bareChild = spawnNode(['--max-old-space-size=1024', '-e', BARE_SERVER], {
       WS_MODULE: createRequire(import.meta.url).resolve('ws'),
       REPLY_BYTES: String(relay.dial.replyBytes || 1000),
     });
@@ -219,6 +231,8 @@ async function run(): Promise<BenchResult[]> {
     const barePerConn = (bare.rssAfter - bare.rssBefore) / Math.max(1, bare.dial.established);
     const memoryRatio = relayPerConn / Math.max(1, barePerConn);
     const memoryOk = relayPerConn <= KIB_TARGET * 1024 && memoryRatio <= RATIO_TARGET;
+    // The issue's row is about N = 19,000: fewer (a lower ulimit, failed dials) is not a pass.
+    const scaleOk = n >= WANTED;
 
     const establish: BenchResult = {
       module: MODULE,
@@ -256,8 +270,8 @@ async function run(): Promise<BenchResult[]> {
       ratio: barePerConn / Math.max(1, relayPerConn),
       ratioIqr: [0, 0],
       target: 1 / RATIO_TARGET,
-      status: memoryOk ? 'PASS' : 'BELOW',
-      note: `targets: <= ${KIB_TARGET} KiB per socket and <= ${RATIO_TARGET}x bare (ratio = bare/connector >= ${1 / RATIO_TARGET})`,
+      status: memoryOk && scaleOk ? 'PASS' : 'BELOW',
+      note: `targets: N = ${WANTED}, <= ${KIB_TARGET} KiB per socket and <= ${RATIO_TARGET}x bare (ratio = bare/connector >= ${(1 / RATIO_TARGET).toFixed(3)}); ${limited}`,
       detail: {
         connections: n,
         connectorRssBeforeBytes: relay.rssBefore,
@@ -277,8 +291,8 @@ async function run(): Promise<BenchResult[]> {
     console.log(
       `  connections: ${limited}; established in ${(relay.dial.elapsedMs / 1000).toFixed(2)} s ` +
         `(bare ${(bare.dial.elapsedMs / 1000).toFixed(2)} s); RSS ${formatKiB(relayPerConn)}/socket ` +
-        `(bare ${formatKiB(barePerConn)}, ${memoryRatio.toFixed(2)}x; targets <= ${KIB_TARGET} KiB and <= ${RATIO_TARGET}x: ` +
-        `${memoryOk ? 'met' : 'MISSED'})`,
+        `(bare ${formatKiB(barePerConn)}, ${memoryRatio.toFixed(2)}x; targets N = ${WANTED}, <= ${KIB_TARGET} KiB and <= ${RATIO_TARGET}x: ` +
+        `${memoryOk && scaleOk ? 'met' : 'MISSED'})`,
     );
     return [establish, memory];
   } finally {

@@ -18,6 +18,7 @@ import {
   PING_INTERVAL_MS,
   parseGatewayFrame,
   type UnauthorizedCloseReason,
+  type WireFrame,
 } from '../protocol/index.js';
 import type { DeliveryEngine } from './delivery-engine.js';
 import { authenticateGateway, type GatewayAuthentication } from './gateway-auth.js';
@@ -25,6 +26,7 @@ import {
   type GatewayConnection,
   type GatewayRegistry,
   identityForTag,
+  type SocketIdentity,
   sendFrame,
 } from './gateway-registry.js';
 import type { ConnectorMetrics } from './metrics.js';
@@ -59,11 +61,47 @@ export class RelayServer {
   private pingTimer: NodeJS.Timeout | undefined;
   private revocationTimer: NodeJS.Timeout | undefined;
   private revocationWatermark: number;
-  private readonly lastPong = new WeakMap<WebSocket, number>();
+  /**
+   * Decodes every message that ends a line on a socket with nothing held back (nearly all): after
+   * such a message a decoder holds nothing, so one serves them all and a socket keeps its own only
+   * while a frame is split across messages.
+   */
+  private readonly sharedDecoder = new FrameDecoder();
+  /**
+   * The socket listeners, made once for every socket (the socket is `this`, its connection a
+   * property of it): per-socket closures are ~100 bytes each with their context.
+   */
+  private readonly listeners: {
+    message: (this: WebSocket, data: Buffer, isBinary: boolean) => void;
+    pong: (this: WebSocket) => void;
+    error: (this: WebSocket, error: Error) => void;
+    close: (this: WebSocket, code: number) => void;
+  };
 
   constructor(private readonly options: RelayServerOptions) {
     this.now = options.now ?? Date.now;
     this.revocationWatermark = this.now();
+    const server = this;
+    this.listeners = {
+      message(data, isBinary) {
+        const connection = connectionOf(this);
+        if (connection) server.onMessage(connection, data, isBinary);
+      },
+      pong() {
+        const connection = connectionOf(this);
+        if (connection) connection.lastPong = server.now();
+      },
+      error(error) {
+        server.options.log.debug(
+          { err: error.message, connection: connectionOf(this)?.id },
+          'gateway socket error',
+        );
+      },
+      close(code) {
+        const connection = connectionOf(this);
+        if (connection) server.onClose(connection, code);
+      },
+    };
   }
 
   start(): void {
@@ -85,7 +123,9 @@ export class RelayServer {
 
   /** Take a `/relay` upgrade. Authentication happens before the upgrade completes. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    // A function of the module, not a closure: a closure here would keep the request and `head`
+    // alive for as long as the socket (its context holds every local of this function).
+    socket.on('error', destroySocket);
     void this.authenticate(request)
       .catch((error: unknown): Authentication => {
         this.options.log.error({ err: errorMessage(error) }, 'gateway authentication failed with an error');
@@ -94,6 +134,8 @@ export class RelayServer {
       .then((auth) => {
         if (socket.destroyed) return;
         this.wss.handleUpgrade(request, socket, head, (ws) => {
+          // `ws` has its own error listener on the socket from here on.
+          socket.off('error', destroySocket);
           if (auth.ok) this.accept(ws, auth.gateway);
           else this.refuse(ws, auth, request);
         });
@@ -131,61 +173,64 @@ export class RelayServer {
   }
 
   private accept(ws: WebSocket, gateway: GatewayRecord): void {
-    const { registry, metrics, log, engine } = this.options;
-    const connection: GatewayConnection = {
-      id: `c_${randomBytes(8).toString('hex')}`,
-      gatewayId: gateway.id,
-      tenantId: gateway.tenantId,
-      ws,
-      writer: new FrameWriter((data, done) => ws.send(data, done)),
-      connectedAt: this.now(),
-      platform: undefined,
-      identities: [],
-      handshaken: false,
-      idle: false,
-    };
+    const { registry, metrics, log } = this.options;
+    // Only what the socket needs is kept: never the gateway record (its secrets) nor the request.
+    const connection = new RelayConnection(nextConnectionId(), gateway.id, gateway.tenantId, ws, this.now());
+    (ws as RelayWebSocket)[CONNECTION] = connection;
     registry.add(connection);
-    // A socket that never says hello is closed after the handshake timeout (spec §5).
-    const helloTimer = setTimeout(() => {
-      if (!connection.handshaken) ws.close(1008, 'no hello');
-    }, HANDSHAKE_TIMEOUT_MS);
-    helloTimer.unref();
+    // A socket that never says hello is closed after the handshake timeout (spec §5); the timer
+    // goes with the hello, so an established socket holds none.
+    connection.helloTimer = setTimeout(closeWithoutHello, HANDSHAKE_TIMEOUT_MS, connection);
+    connection.helloTimer.unref();
     metrics.connections.set(registry.size);
-    this.lastPong.set(ws, this.now());
     void this.options.store.touchGateway(gateway.id, this.now()).catch(() => undefined);
-    log.info(
-      { gatewayId: gateway.id, tenantId: gateway.tenantId, connection: connection.id },
-      'gateway connected',
-    );
-
-    const decoder = new FrameDecoder();
-    ws.on('pong', () => this.lastPong.set(ws, this.now()));
-    const budget = new MalformedFrameBudget(this.now);
-    ws.on('message', (data, isBinary) => {
-      // Nothing a gateway sends may throw out of this listener: an exception here would end the
-      // process, and with it every tenant's sockets.
-      try {
-        const chunk = isBinary ? (data as Buffer) : (data as Buffer).toString('utf8');
-        const { values, errors } = decoder.push(chunk);
-        for (const error of errors) this.malformed(connection, budget, error.error, error.line);
-        for (const value of values) this.onValue(connection, budget, value);
-      } catch (error) {
-        log.error({ err: errorMessage(error), connection: connection.id }, 'gateway message failed');
-      }
-    });
-    ws.on('error', (error) =>
-      log.debug({ err: error.message, connection: connection.id }, 'gateway socket error'),
-    );
-    ws.on('close', (code) => {
-      clearTimeout(helloTimer);
-      registry.remove(connection);
-      metrics.connections.set(registry.size);
-      engine.connectionClosed(connection);
-      log.info({ gatewayId: gateway.id, connection: connection.id, code }, 'gateway disconnected');
-    });
+    if (log.isLevelEnabled('info'))
+      log.info(
+        { gatewayId: gateway.id, tenantId: gateway.tenantId, connection: connection.id },
+        'gateway connected',
+      );
+    ws.on('message', this.listeners.message);
+    ws.on('pong', this.listeners.pong);
+    ws.on('error', this.listeners.error);
+    ws.on('close', this.listeners.close);
   }
 
-  private onValue(connection: GatewayConnection, budget: MalformedFrameBudget, value: unknown): void {
+  private onMessage(connection: RelayConnection, data: Buffer, isBinary: boolean): void {
+    // Nothing a gateway sends may throw out of this listener: an exception here would end the
+    // process, and with it every tenant's sockets.
+    try {
+      const chunk = isBinary ? data : data.toString('utf8');
+      // Ends on a newline: every line in it is complete, and a decoder fed it holds nothing after.
+      const endsLine = isBinary ? data[data.length - 1] === NEWLINE : (chunk as string).endsWith('\n');
+      let decoder = connection.decoder;
+      if (decoder === undefined && !endsLine) {
+        decoder = new FrameDecoder();
+        connection.decoder = decoder;
+      }
+      const { values, errors } = (decoder ?? this.sharedDecoder).push(chunk);
+      if (endsLine) connection.decoder = undefined;
+      for (const error of errors) this.malformed(connection, error.error, error.line);
+      for (const value of values) this.onValue(connection, value);
+    } catch (error) {
+      this.options.log.error(
+        { err: errorMessage(error), connection: connection.id },
+        'gateway message failed',
+      );
+    }
+  }
+
+  private onClose(connection: RelayConnection, code: number): void {
+    const { registry, metrics, engine, log } = this.options;
+    clearTimeout(connection.helloTimer);
+    connection.helloTimer = undefined;
+    registry.remove(connection);
+    metrics.connections.set(registry.size);
+    engine.connectionClosed(connection);
+    if (log.isLevelEnabled('info'))
+      log.info({ gatewayId: connection.gatewayId, connection: connection.id, code }, 'gateway disconnected');
+  }
+
+  private onValue(connection: RelayConnection, value: unknown): void {
     const parsed = parseGatewayFrame(value);
     if (parsed.kind === 'frame') {
       void this.onFrame(connection, parsed.frame).catch((error: unknown) =>
@@ -198,7 +243,7 @@ export class RelayServer {
     }
     if (parsed.kind === 'ignored') return;
     // Never re-serialise an untrusted value to log it; say what kind of frame it claimed to be.
-    this.malformed(connection, budget, parsed.error, `type ${describeType(value)}`);
+    this.malformed(connection, parsed.error, `type ${describeType(value)}`);
     // An outbound we cannot read still gets its one result, if it named a request id.
     const requestId = (value as { requestId?: unknown } | null)?.requestId;
     if (parsed.type === 'outbound' && typeof requestId === 'string' && requestId.length <= 256) {
@@ -210,15 +255,20 @@ export class RelayServer {
     }
   }
 
-  private async onFrame(connection: GatewayConnection, frame: GatewayFrame): Promise<void> {
+  private async onFrame(connection: RelayConnection, frame: GatewayFrame): Promise<void> {
     const { ops, engine } = this.options;
     switch (frame.type) {
       case 'hello': {
+        clearTimeout(connection.helloTimer);
+        connection.helloTimer = undefined;
         // One descriptor per hello, in hello order (current §4.3); hellos repeated for an identity
         // (a re-sent hello) answer again without adding it twice.
         const served = await ops.platformForHello(connection.tenantId, frame.platform);
-        if (!connection.identities.some((i) => i.platform === frame.platform && i.botId === frame.botId))
-          connection.identities.push({ platform: frame.platform, botId: frame.botId, served });
+        const identity: SocketIdentity = { platform: frame.platform, botId: frame.botId, served };
+        // The first as an array of exactly one (a push onto [] reserves room for 17).
+        if (connection.identities.length === 0) connection.identities = [identity];
+        else if (!connection.identities.some((i) => i.platform === frame.platform && i.botId === frame.botId))
+          connection.identities.push(identity);
         connection.platform ??= served;
         sendFrame(connection, { type: 'descriptor', descriptor: ops.descriptorFor(served) });
         if (frame.command_manifest && served === frame.platform)
@@ -287,14 +337,10 @@ export class RelayServer {
    * Count an unreadable frame. The log gets the first one of each window and then one summary per
    * window, never a line per frame; a socket that keeps sending garbage is closed (1008).
    */
-  private malformed(
-    connection: GatewayConnection,
-    budget: MalformedFrameBudget,
-    error: string,
-    line: string,
-  ): void {
+  private malformed(connection: RelayConnection, error: string, line: string): void {
     this.options.metrics.malformedFrames.inc();
-    const verdict = budget.record();
+    connection.budget ??= new MalformedFrameBudget(this.now);
+    const verdict = connection.budget.record();
     const fields = { connection: connection.id, gatewayId: connection.gatewayId, error, line };
     if (verdict.log)
       this.options.log.warn(
@@ -316,7 +362,7 @@ export class RelayServer {
   private keepalive(deadAfterMs: number): void {
     const now = this.now();
     for (const ws of this.wss.clients) {
-      if (now - (this.lastPong.get(ws) ?? now) > deadAfterMs) {
+      if (now - (connectionOf(ws)?.lastPong ?? now) > deadAfterMs) {
         ws.terminate();
         continue;
       }
@@ -341,6 +387,101 @@ export class RelayServer {
     } catch (error) {
       this.options.log.warn({ err: errorMessage(error) }, 'revocation check failed');
     }
+  }
+}
+
+/** Where a socket's connection is kept, for the listeners every socket shares. */
+const CONNECTION = Symbol('relay connection');
+type RelayWebSocket = WebSocket & { [CONNECTION]?: RelayConnection };
+const NEWLINE = 0x0a;
+
+function connectionOf(ws: WebSocket): RelayConnection | undefined {
+  return (ws as RelayWebSocket)[CONNECTION];
+}
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
+function closeWithoutHello(connection: RelayConnection): void {
+  connection.helloTimer = undefined;
+  if (!connection.handshaken) connection.ws.close(1008, 'no hello');
+}
+
+/**
+ * Connection ids: `c_` + 16 hex, unique across the instances of a cluster (the cluster bus names
+ * sockets by them): 32 random bits per process, then a counter.
+ */
+const CONNECTION_ID_PREFIX = `c_${randomBytes(4).toString('hex')}`;
+let connectionCounter = 0;
+function nextConnectionId(): string {
+  connectionCounter = (connectionCounter + 1) % 0x1_0000_0000;
+  return CONNECTION_ID_PREFIX + connectionCounter.toString(16).padStart(8, '0');
+}
+
+/**
+ * One authenticated gateway socket, as small as it can be kept: an idle gateway costs its socket,
+ * this object, its identities and its registry entries. The frame writer, the decoder and the
+ * malformed-frame budget exist only while in use.
+ */
+export class RelayConnection implements GatewayConnection {
+  platform: string | undefined = undefined;
+  identities: SocketIdentity[] = [];
+  handshaken = false;
+  idle = false;
+  lastPong: number;
+  helloTimer: NodeJS.Timeout | undefined = undefined;
+  /** Only while a frame is split across messages (see `RelayServer.sharedDecoder`). */
+  decoder: FrameDecoder | undefined = undefined;
+  budget: MalformedFrameBudget | undefined = undefined;
+  #writer: ConnectionWriter | undefined = undefined;
+
+  constructor(
+    readonly id: string,
+    readonly gatewayId: string,
+    readonly tenantId: string,
+    readonly ws: WebSocket,
+    readonly connectedAt: number,
+  ) {
+    this.lastPong = connectedAt;
+  }
+
+  /**
+   * Frames to `ws`, coalesced per event-loop turn. Made on first use and let go once everything
+   * written went out, so an idle socket holds no writer (~250 bytes with its buffers and callback).
+   */
+  get writer(): FrameWriter {
+    this.#writer ??= new ConnectionWriter(this);
+    return this.#writer;
+  }
+
+  /** The writer sent all it was given: drop it (the next frame makes a new one). */
+  release(writer: ConnectionWriter): void {
+    if (this.#writer === writer && writer.flushed === writer.written) this.#writer = undefined;
+  }
+}
+
+/** A `FrameWriter` that lets its connection drop it once every frame it took has been sent. */
+class ConnectionWriter extends FrameWriter {
+  /** Frames taken, and how many of them had been taken at the last flush. */
+  written = 0;
+  flushed = 0;
+
+  constructor(connection: RelayConnection) {
+    const self: { writer?: ConnectionWriter } = {};
+    super((data, done) => {
+      const writer = self.writer as ConnectionWriter;
+      writer.flushed = writer.written;
+      // Not at once: `write` may flush a full message and then buffer its own frame here.
+      queueMicrotask(() => connection.release(writer));
+      connection.ws.send(data, done);
+    });
+    self.writer = this;
+  }
+
+  override write(frame: WireFrame, done?: (error?: Error) => void): void {
+    super.write(frame, done);
+    this.written++;
   }
 }
 
