@@ -269,7 +269,7 @@ async function run(): Promise<BenchResult[]> {
       },
       ratio: barePerConn / Math.max(1, relayPerConn),
       ratioIqr: [0, 0],
-      target: 1 / RATIO_TARGET,
+      target: Number((1 / RATIO_TARGET).toFixed(3)),
       status: memoryOk && scaleOk ? 'PASS' : 'BELOW',
       note: `targets: N = ${WANTED}, <= ${KIB_TARGET} KiB per socket and <= ${RATIO_TARGET}x bare (ratio = bare/connector >= ${(1 / RATIO_TARGET).toFixed(3)}); ${limited}`,
       detail: {
