@@ -201,20 +201,25 @@ async function run(): Promise<BenchResult[]> {
 
   // The gateway as `hermes gateway run` starts it, in its own process (as in production and in
   // `npm start`), with the two observers of latency-gateway.ts.
-  const gateway = spawn(process.execPath, [GATEWAY_ENTRY], {
-    env: {
-      ...process.env,
-      HERMES_HOME: home,
-      GATEWAY_RELAY_URL: relayUrl,
-      GATEWAY_RELAY_ID: gatewayId,
-      GATEWAY_RELAY_SECRET: secret,
-      GATEWAY_RELAY_DELIVERY_KEY: tenant.deliveryKey,
-      GATEWAY_RELAY_PLATFORM: 'webchat',
-      HERMES_AGENT: 'echo',
-      HERMES_RESTART_DRAIN_TIMEOUT: '5',
+  const gateway = spawn(
+    process.execPath,
+    // E.g. LATENCY_GATEWAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the gateway.
+    [...(process.env.LATENCY_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? []), GATEWAY_ENTRY],
+    {
+      env: {
+        ...process.env,
+        HERMES_HOME: home,
+        GATEWAY_RELAY_URL: relayUrl,
+        GATEWAY_RELAY_ID: gatewayId,
+        GATEWAY_RELAY_SECRET: secret,
+        GATEWAY_RELAY_DELIVERY_KEY: tenant.deliveryKey,
+        GATEWAY_RELAY_PLATFORM: 'webchat',
+        HERMES_AGENT: 'echo',
+        HERMES_RESTART_DRAIN_TIMEOUT: '5',
+      },
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     },
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
+  );
   let gatewayErrors = '';
   gateway.stderr?.on('data', (chunk: Buffer) => {
     gatewayErrors = (gatewayErrors + chunk.toString('utf8')).slice(-4000);
