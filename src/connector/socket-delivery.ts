@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../common/errors.js';
-import { type DeliveryFrame, deliveryLine } from '../protocol/index.js';
+import { type DeliveryFrame, deliveryLine, EncodedLine } from '../protocol/index.js';
 import type { ClusterBus, SocketAnnouncement } from './cluster/bus.js';
 import { type GatewayConnection, type GatewayRegistry, pickForSession } from './gateway-registry.js';
 import type { ConnectorMetrics } from './metrics.js';
@@ -237,7 +237,8 @@ export class SocketDelivery {
  */
 function sendLine(connection: GatewayConnection, line: string, done?: (error?: Error) => void): boolean {
   if (connection.ws.readyState !== connection.ws.OPEN) return false;
-  connection.writer.writeLine(line, done);
+  // Through `write` (not around it), so a writer that counts what it took sees this frame too.
+  connection.writer.write(new EncodedLine(line), done);
   return true;
 }
 

@@ -138,7 +138,7 @@ export function deliveryFrame(delivery: {
   return accepted(InboundFrameSchema, { type: 'inbound', event: body.event, bufferId: delivery.id });
 }
 
-/** A delivery's frame as one encoded NDJSON line, ready for a socket's `FrameWriter.writeLine`. */
+/** A delivery's frame as one encoded NDJSON line, ready for a socket's `FrameWriter` (as an `EncodedLine`). */
 export type DeliveryLine =
   | { ok: true; type: DeliveryFrame['type']; line: string }
   | { ok: false; error: string };

@@ -30,6 +30,15 @@ export function encodeLine(value: object): string {
   return `${JSON.stringify(value)}\n`;
 }
 
+/**
+ * One frame already encoded as one line (JSON + "\n", no other line break), for
+ * `FrameWriter.write`: a stored delivery's `inbound` frame spliced from its stored text
+ * (`deliveryLine`, issue 20).
+ */
+export class EncodedLine {
+  constructor(readonly line: string) {}
+}
+
 /** Largest message a `FrameWriter` builds from several frames (one bigger frame still goes alone). */
 export const COALESCED_MESSAGE_BYTES = 64 * 1024;
 
@@ -50,15 +59,9 @@ export class FrameWriter {
     private readonly maxMessageBytes = COALESCED_MESSAGE_BYTES,
   ) {}
 
-  write(frame: WireFrame, done?: (error?: Error) => void): void {
-    this.writeLine(encodeFrame(frame), done);
-  }
-
-  /**
-   * One frame already encoded as one line (JSON + "\n", no other newline), e.g. a delivery's
-   * `inbound` frame spliced from its stored text (`deliveryLine`).
-   */
-  writeLine(line: string, done?: (error?: Error) => void): void {
+  /** One frame, or one already encoded ({@link EncodedLine}); subclasses see both here. */
+  write(frame: WireFrame | EncodedLine, done?: (error?: Error) => void): void {
+    const line = frame instanceof EncodedLine ? frame.line : encodeFrame(frame);
     // UTF-16 length × 3 bounds the UTF-8 size without encoding twice.
     const size = line.length * 3;
     if (this.lines.length > 0 && this.bytes + size > this.maxMessageBytes) this.flush();

@@ -215,6 +215,34 @@ describe('SocketDelivery', () => {
     expect(lines[1]).toBe('{"type":"interrupt_inbound","session_key":"k1","chat_id":"c1"}\n');
   });
 
+  it("sends a spliced line through the writer's own write, which a writer that counts its frames sees", async () => {
+    const taken: unknown[] = [];
+    const lines: string[] = [];
+    class CountingWriter extends FrameWriter {
+      override write(frame: Parameters<FrameWriter['write']>[0], done?: (error?: Error) => void): void {
+        taken.push(frame);
+        super.write(frame, done);
+      }
+    }
+    const connection = {
+      ...fakeConnection(lines),
+      writer: new CountingWriter((data, done) => {
+        lines.push(data);
+        done();
+      }),
+    };
+    const registry = new GatewayRegistry();
+    registry.add(connection);
+    const sockets = new SocketDelivery({ registry, sessions: new SessionDirectory(), log });
+    const body = JSON.stringify(messageDeliveryBody(wireEvent, 'dlv_1'));
+    const outcome = sockets.deliver(record('message', body));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(taken).toHaveLength(1);
+    expect(lines).toEqual([encodeFrame({ type: 'inbound', event: wireEvent, bufferId: 'dlv_1' })]);
+    sockets.acknowledge(connection, 'dlv_1');
+    expect(await outcome).toEqual({ kind: 'delivered' });
+  });
+
   it('answers invalid for a corrupt body, before looking for a socket and without writing', async () => {
     const registry = new GatewayRegistry();
     const lines: string[] = [];
