@@ -67,6 +67,8 @@ export class RelayServer {
    * while a frame is split across messages.
    */
   private readonly sharedDecoder = new FrameDecoder();
+  /** Gateways accepted this turn, their `last_seen_at` not written yet (see `noteSeen`). */
+  private readonly seen = new Set<string>();
   /**
    * The socket listeners, made once for every socket (the socket is `this`, its connection a
    * property of it): per-socket closures are ~100 bytes each with their context.
@@ -183,7 +185,7 @@ export class RelayServer {
     connection.helloTimer = setTimeout(closeWithoutHello, HANDSHAKE_TIMEOUT_MS, connection);
     connection.helloTimer.unref();
     metrics.connections.set(registry.size);
-    void this.options.store.touchGateway(gateway.id, this.now()).catch(() => undefined);
+    this.noteSeen(gateway.id);
     if (log.isLevelEnabled('info'))
       log.info(
         { gatewayId: gateway.id, tenantId: gateway.tenantId, connection: connection.id },
@@ -193,6 +195,32 @@ export class RelayServer {
     ws.on('pong', this.listeners.pong);
     ws.on('error', this.listeners.error);
     ws.on('close', this.listeners.close);
+  }
+
+  /**
+   * `last_seen_at` of the gateways whose sockets were accepted during this event-loop turn, written
+   * after it: in one transaction where the store can (`atomically`, SQLite), one commit for a burst
+   * of upgrades (a reconnect storm) instead of one each. Informational, so a failed write is only
+   * logged at debug level, as the write per upgrade it replaces was ignored.
+   */
+  private noteSeen(gatewayId: string): void {
+    if (this.seen.size === 0) setImmediate(() => this.writeSeen());
+    this.seen.add(gatewayId);
+  }
+
+  private writeSeen(): void {
+    const { store, log } = this.options;
+    const ids = [...this.seen];
+    this.seen.clear();
+    const now = this.now();
+    const touch = (id: string): Promise<void> => store.touchGateway(id, now).catch(() => undefined);
+    if (ids.length > 1 && store.atomically)
+      void store
+        .atomically(() => {
+          for (const id of ids) void touch(id);
+        })
+        .catch((error: unknown) => log.debug({ err: errorMessage(error) }, 'last seen not written'));
+    else for (const id of ids) void touch(id);
   }
 
   private onMessage(connection: RelayConnection, data: Buffer, isBinary: boolean): void {

@@ -63,10 +63,13 @@ async function rawSocket(gatewayId: string, secret: string): Promise<{ ws: WebSo
   return { ws, text: () => received };
 }
 
-async function until<T>(probe: () => T | undefined | false, what: string): Promise<T> {
+async function until<T>(
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  what: string,
+): Promise<T> {
   const started = Date.now();
   for (;;) {
-    const value = probe();
+    const value = await probe();
     if (value !== undefined && value !== false) return value;
     if (Date.now() - started > 10_000) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -120,6 +123,28 @@ describe('/relay sockets (real connector process)', () => {
     expect(result).not.toContain('said no hello');
     split.ws.close();
     whole.ws.close();
+  });
+
+  it('records when each gateway was last seen, for a burst of upgrades written together', async () => {
+    const ids = ['gw-seen-1', 'gw-seen-2', 'gw-seen-3'];
+    const clients = await Promise.all(
+      ids.map(async (id) => new TestRelayClient(relayUrl(), id, await enroll(id))),
+    );
+    await Promise.all(clients.map((client) => client.connect()));
+    const seen = await until(async () => {
+      const rows = await hermesJson<{ id: string; lastSeen: string | null }[]>([
+        'connector',
+        'gateway',
+        'list',
+        '--json',
+        '--db',
+        db,
+      ]);
+      const mine = rows.filter((row) => ids.includes(row.id));
+      return mine.length === 3 && mine.every((row) => row.lastSeen !== null) && mine;
+    }, 'last seen of the three gateways');
+    expect(seen.map((row) => row.id).sort()).toEqual(ids);
+    for (const client of clients) client.close();
   });
 
   it('closes every socket of a revoked gateway with 4401, and only those', async () => {
