@@ -18,7 +18,6 @@ import {
   PING_INTERVAL_MS,
   parseGatewayFrame,
   type UnauthorizedCloseReason,
-  type WireFrame,
 } from '../protocol/index.js';
 import type { DeliveryEngine } from './delivery-engine.js';
 import { authenticateGateway, type GatewayAuthentication } from './gateway-auth.js';
@@ -507,7 +506,7 @@ class ConnectionWriter extends FrameWriter {
     self.writer = this;
   }
 
-  override write(frame: WireFrame, done?: (error?: Error) => void): void {
+  override write(frame: Parameters<FrameWriter['write']>[0], done?: (error?: Error) => void): void {
     super.write(frame, done);
     this.written++;
   }
