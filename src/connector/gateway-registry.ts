@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import type { ConnectorFrameInput, FrameWriter } from '../protocol/index.js';
+import type { ConnectorFrameInput, EncodedLine, FrameWriter } from '../protocol/index.js';
 
 /** One authenticated gateway socket. */
 export interface GatewayConnection {
@@ -52,7 +52,7 @@ export function identityForTag(
  */
 export function sendFrame(
   connection: GatewayConnection,
-  frame: ConnectorFrameInput,
+  frame: ConnectorFrameInput | EncodedLine,
   done?: (error?: Error) => void,
 ): boolean {
   if (connection.ws.readyState !== connection.ws.OPEN) return false;

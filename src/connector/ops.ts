@@ -4,7 +4,9 @@ import { errorMessage } from '../common/errors.js';
 import {
   type CapabilityDescriptor,
   type CommandManifest,
+  EncodedLine,
   egressDeclined,
+  encodeFrame,
   type FollowUpAction,
   failedResult,
   MAX_OUTBOUND_CONTENT_BYTES,
@@ -39,6 +41,8 @@ const CHAT_OWNERSHIP_CACHE_MAX = 50_000;
 export class OpDispatcher {
   /** `tenant \0 chat \0 platform hint` → the chat's platform, for a while (`options.clock`). */
   private readonly ownership: BoundedCache<string, string>;
+  /** Encoded `descriptor` frames by served platform (`descriptorFrame`). */
+  private readonly descriptorLines = new Map<string, EncodedLine>();
 
   constructor(
     private readonly store: RelayStore,
@@ -58,6 +62,19 @@ export class OpDispatcher {
       ttlMs: options.ownershipTtlMs ?? CHAT_OWNERSHIP_TTL_MS,
       now: options.clock,
     });
+  }
+
+  /**
+   * The `descriptor` frame for a platform, encoded once: every handshake sends it (current §4.3), and
+   * the adapters are fixed for the connector's life and their descriptors constant.
+   */
+  descriptorFrame(platform: string): EncodedLine {
+    let line = this.descriptorLines.get(platform);
+    if (!line) {
+      line = new EncodedLine(encodeFrame({ type: 'descriptor', descriptor: this.descriptorFor(platform) }));
+      this.descriptorLines.set(platform, line);
+    }
+    return line;
   }
 
   /** The full descriptor for a platform, with `supported_ops` derived from what the adapter can do. */

@@ -297,7 +297,7 @@ export class RelayServer {
         else if (!connection.identities.some((i) => i.platform === frame.platform && i.botId === frame.botId))
           connection.identities.push(identity);
         connection.platform ??= served;
-        sendFrame(connection, { type: 'descriptor', descriptor: ops.descriptorFor(served) });
+        sendFrame(connection, ops.descriptorFrame(served));
         if (frame.command_manifest && served === frame.platform)
           ops.declareCommands(connection.tenantId, served, frame.command_manifest);
         if (!connection.handshaken) {

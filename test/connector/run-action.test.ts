@@ -18,7 +18,12 @@ import { OpDispatcher } from '../../src/connector/ops.js';
 import { type AdapterAction, OP_METHODS, runAction } from '../../src/connector/platforms/run-action.js';
 import type { PlatformAdapter, PlatformContext } from '../../src/connector/platforms/types.js';
 import { SqliteStore } from '../../src/connector/store/sqlite.js';
-import { type OutboundResult, parseOutboundAction, placeholderDescriptor } from '../../src/protocol/index.js';
+import {
+  encodeFrame,
+  type OutboundResult,
+  parseOutboundAction,
+  placeholderDescriptor,
+} from '../../src/protocol/index.js';
 
 const log = pino({ level: 'silent' });
 
@@ -223,6 +228,11 @@ describe('clusterAdapter', () => {
         new OpDispatcher(store, new Map([['few', adapter]]), 'few', new ConnectorMetrics(), log);
       expect(dispatcher(wrapped).descriptorFor('few')).toEqual(dispatcher(few).descriptorFor('few'));
       expect(dispatcher(wrapped).descriptorFor('few').supported_ops).toEqual(['send', 'typing']);
+      // The handshake sends the frame encoded once per platform: the same bytes as encoding it each time.
+      const ops = dispatcher(few);
+      const line = ops.descriptorFrame('few');
+      expect(line.line).toBe(encodeFrame({ type: 'descriptor', descriptor: ops.descriptorFor('few') }));
+      expect(ops.descriptorFrame('few')).toBe(line);
     } finally {
       await store.close();
     }

@@ -272,6 +272,11 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         expect((await store.getGateway('gw1'))?.idleSince).toBe(1234);
         await store.setGatewayIdle('gw1', null);
         expect((await store.getGateway('gw1'))?.idleSince).toBeNull();
+        // Clearing a mark that is not there (every first hello) changes nothing; marking again works.
+        await store.setGatewayIdle('gw1', null);
+        expect((await store.getGateway('gw1'))?.idleSince).toBeNull();
+        await store.setGatewayIdle('gw1', 99);
+        expect((await store.getGateway('gw1'))?.idleSince).toBe(99);
       });
 
       it('stores one policy per (tenant, platform, instance), each put replacing the last', async () => {

@@ -448,7 +448,13 @@ export class PostgresStore implements RelayStore {
   }
 
   async setGatewayIdle(id: string, idleSince: number | null): Promise<void> {
-    await this.#pool.query('UPDATE gateways SET idle_since = $1 WHERE id = $2', [idleSince, id]);
+    // Clearing a mark that is not there (every first hello) locks and rewrites no row.
+    if (idleSince === null)
+      await this.#pool.query(
+        'UPDATE gateways SET idle_since = NULL WHERE id = $1 AND idle_since IS NOT NULL',
+        [id],
+      );
+    else await this.#pool.query('UPDATE gateways SET idle_since = $1 WHERE id = $2', [idleSince, id]);
   }
 
   async addGatewayIdentity(gatewayId: string, platform: string, botId: string, now: number): Promise<void> {

@@ -146,6 +146,8 @@ export class SqliteStore implements RelayStore {
   readonly #listRevokedSince;
   readonly #touchGateway;
   readonly #setGatewayIdle;
+  readonly #clearGatewayIdle;
+  readonly #makeSocketDeliveriesDue;
   readonly #upsertIdentity;
   readonly #listIdentities;
   readonly #listAllIdentities;
@@ -333,6 +335,16 @@ export class SqliteStore implements RelayStore {
     this.#touchGateway = db.prepare<[number, string]>('UPDATE gateways SET last_seen_at = ? WHERE id = ?');
     this.#setGatewayIdle = db.prepare<[number | null, string]>(
       'UPDATE gateways SET idle_since = ? WHERE id = ?',
+    );
+    // Every first hello clears the idle mark; almost always there is none, and an UPDATE that
+    // matches no row writes no page (a handshake-rate cost, issue 20).
+    this.#clearGatewayIdle = db.prepare<[string]>(
+      'UPDATE gateways SET idle_since = NULL WHERE id = ? AND idle_since IS NOT NULL',
+    );
+    this.#makeSocketDeliveriesDue = db.prepare<{ now: number; tenantId: string }>(
+      `UPDATE outbox SET next_attempt_at = @now
+       WHERE tenant_id = @tenantId AND endpoint = '' AND next_attempt_at > @now
+         AND (claimed_by IS NULL OR claimed_until < @now)`,
     );
     this.#upsertIdentity = db.prepare<[string, string, string, number]>(
       `INSERT INTO gateway_identities (gateway_id, platform, bot_id, created_at) VALUES (?, ?, ?, ?)
@@ -958,7 +970,8 @@ export class SqliteStore implements RelayStore {
   }
 
   async setGatewayIdle(id: string, idleSince: number | null): Promise<void> {
-    this.#setGatewayIdle.run(idleSince, id);
+    if (idleSince === null) this.#clearGatewayIdle.run(id);
+    else this.#setGatewayIdle.run(idleSince, id);
   }
 
   async addGatewayIdentity(gatewayId: string, platform: string, botId: string, now: number): Promise<void> {
@@ -1159,13 +1172,7 @@ export class SqliteStore implements RelayStore {
   }
 
   async makeSocketDeliveriesDue(tenantId: string, now: number): Promise<number> {
-    return this.#db
-      .prepare<{ now: number; tenantId: string }>(
-        `UPDATE outbox SET next_attempt_at = @now
-         WHERE tenant_id = @tenantId AND endpoint = '' AND next_attempt_at > @now
-           AND (claimed_by IS NULL OR claimed_until < @now)`,
-      )
-      .run({ now, tenantId }).changes;
+    return this.#makeSocketDeliveriesDue.run({ now, tenantId }).changes;
   }
 
   async outboxCounts(): Promise<OutboxCount[]> {
