@@ -184,7 +184,10 @@ export class RelayServer {
     connection.helloTimer = setTimeout(closeWithoutHello, HANDSHAKE_TIMEOUT_MS, connection);
     connection.helloTimer.unref();
     metrics.connections.set(registry.size);
-    this.noteSeen(gateway.id);
+    // `lastSeen` is the last connection to within LAST_SEEN_RESOLUTION_MS: a gateway redialling
+    // sooner (a reconnect storm, a flapping link) costs no write.
+    if (gateway.lastSeenAt === null || this.now() - gateway.lastSeenAt >= LAST_SEEN_RESOLUTION_MS)
+      this.noteSeen(gateway.id);
     if (log.isLevelEnabled('info'))
       log.info(
         { gatewayId: gateway.id, tenantId: gateway.tenantId, connection: connection.id },
@@ -416,6 +419,9 @@ export class RelayServer {
     }
   }
 }
+
+/** How stale a gateway's stored `last_seen_at` may be before a new connection rewrites it. */
+export const LAST_SEEN_RESOLUTION_MS = 30_000;
 
 /** Where a socket's connection is kept, for the listeners every socket shares. */
 const CONNECTION = Symbol('relay connection');

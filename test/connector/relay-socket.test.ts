@@ -127,9 +127,8 @@ describe('/relay sockets (real connector process)', () => {
 
   it('records when each gateway was last seen, for a burst of upgrades written together', async () => {
     const ids = ['gw-seen-1', 'gw-seen-2', 'gw-seen-3'];
-    const clients = await Promise.all(
-      ids.map(async (id) => new TestRelayClient(relayUrl(), id, await enroll(id))),
-    );
+    const secrets = await Promise.all(ids.map((id) => enroll(id)));
+    const clients = ids.map((id, i) => new TestRelayClient(relayUrl(), id, secrets[i] as string));
     await Promise.all(clients.map((client) => client.connect()));
     const seen = await until(async () => {
       const rows = await hermesJson<{ id: string; lastSeen: string | null }[]>([
@@ -145,6 +144,23 @@ describe('/relay sockets (real connector process)', () => {
     }, 'last seen of the three gateways');
     expect(seen.map((row) => row.id).sort()).toEqual(ids);
     for (const client of clients) client.close();
+    // Redialling within LAST_SEEN_RESOLUTION_MS (30 s) costs no write: the stored time stays.
+    const first = seen.find((row) => row.id === 'gw-seen-1')?.lastSeen;
+    const again = new TestRelayClient(relayUrl(), 'gw-seen-1', secrets[0] as string);
+    await again.connect();
+    await again.hello();
+    // A write, were there one, is queued for the end of the accepting turn; the hello's answer
+    // comes after it.
+    const rows = await hermesJson<{ id: string; lastSeen: string | null }[]>([
+      'connector',
+      'gateway',
+      'list',
+      '--json',
+      '--db',
+      db,
+    ]);
+    expect(rows.find((row) => row.id === 'gw-seen-1')?.lastSeen).toBe(first);
+    again.close();
   });
 
   it('closes every socket of a revoked gateway with 4401, and only those', async () => {
