@@ -386,7 +386,7 @@ export class SessionManager {
       }
       if (press === 'ignore') return;
       void replies.typing(target).catch(() => undefined);
-      const past = history.load(key, HISTORY_TURNS);
+      const past = agent.usesHistory === false ? [] : history.load(key, HISTORY_TURNS);
       const seen = this.options.localizeMedia ? await this.options.localizeMedia(event) : event;
       if (run.controller.signal.aborted) return;
       run.started = true;

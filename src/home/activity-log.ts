@@ -85,6 +85,7 @@ export function readActivity(home: string, limit = ACTIVITY_CAP): ActivityEvent[
 export class ActivityLog {
   private lines: number;
   private seq = 0;
+  private prepared = false;
   private readonly path: string;
 
   constructor(
@@ -110,10 +111,13 @@ export class ActivityLog {
       ...(input.detail !== undefined ? { detail: input.detail.slice(0, DETAIL_MAX) } : {}),
     };
     try {
-      mkdirSync(this.home, { recursive: true, mode: 0o700 });
+      // The folder and the file's mode are checked on the first append only (the gateway owns its
+      // home and is its one writer; a trim rewrites the file 0600): appends sit on turn boundaries.
+      if (!this.prepared) mkdirSync(this.home, { recursive: true, mode: 0o700 });
       const fd = openSync(this.path, 'a', 0o600);
       try {
-        fchmodSync(fd, 0o600);
+        if (!this.prepared) fchmodSync(fd, 0o600);
+        this.prepared = true;
         writeSync(fd, `${JSON.stringify(event)}\n`);
       } finally {
         closeSync(fd);
@@ -122,6 +126,7 @@ export class ActivityLog {
       if (this.lines >= ACTIVITY_CAP * 2) this.trim();
       return event;
     } catch (error) {
+      this.prepared = false; // the folder may have gone: check it again next time
       this.onError(error);
       return undefined;
     }

@@ -120,6 +120,29 @@ describe('SessionManager', () => {
     expect(history.data.size).toBe(2);
   });
 
+  it('skips loading history for an agent that says it reads none, and still appends the turn', async () => {
+    const { agent, manager, history } = setup();
+    let loads = 0;
+    const load = history.load.bind(history);
+    history.load = (key, limit) => {
+      loads += 1;
+      return load(key, limit);
+    };
+    manager.handleInbound(event('first'));
+    await until(() => agent.calls.length === 1);
+    expect(loads).toBe(1);
+    agent.finish(0, 'one');
+    await until(() => manager.activeCount === 0);
+    Object.defineProperty(agent, 'usesHistory', { value: false });
+    manager.handleInbound(event('second'));
+    await until(() => agent.calls.length === 2);
+    expect(loads).toBe(1);
+    expect(agent.calls[1]?.history).toEqual([]);
+    agent.finish(1, 'two');
+    await until(() => manager.activeCount === 0);
+    expect(history.data.get([...history.data.keys()][0] as string)).toHaveLength(4);
+  });
+
   it('replies carry the discriminators learned from the inbound: user_id for a DM, scope_id and user_id in a guild (current §14 case 28)', async () => {
     const { agent, manager, link } = setup();
     manager.handleInbound(

@@ -118,6 +118,8 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
 /** Replies `echo: <text>`; `/help` explains itself; `/slow N text` streams the echo over N seconds. */
 export class EchoAgent implements Agent {
   readonly name = 'echo';
+  /** Echo answers the message alone: no history read per turn. */
+  readonly usesHistory = false;
   readonly commands = [
     { name: 'help', description: 'What the echo agent can do' },
     { name: 'image', description: 'Send a picture' },

@@ -69,6 +69,12 @@ export interface Agent {
   /** True when `run` calls `onHandedOver`; otherwise the turn counts as started when `run` is called. */
   readonly reportsHandover?: boolean;
   /**
+   * False when `run` never reads `input.history` (the echo agent): the session manager then skips
+   * loading it, a SQLite read on every turn's way to the agent. The turn is still appended, so a
+   * switch to another agent keeps the conversation. Default true.
+   */
+  readonly usesHistory?: boolean;
+  /**
    * Slash commands the agent understands, offered where a chat has a command menu (a gateway
    * fronting Discord declares them in its `hello`, current §4.1). Options are Discord's.
    */
