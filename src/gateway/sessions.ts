@@ -297,17 +297,33 @@ export class SessionManager {
     this.options.metrics?.turnStarted();
     this.turnEvent('turn_started', key, run);
     this.options.onActiveChange(this.running.size);
-    void this.runTurn(key, event, run).finally(() => {
-      const seconds = (performance.now() - run.startedAt) / 1000;
-      if (run.stoppedBy) this.turnEvent('turn_stopped', key, run, { by: run.stoppedBy, seconds });
-      else this.turnEvent(run.failed ? 'turn_failed' : 'turn_finished', key, run, { seconds });
-      this.finish(
-        event,
-        run.stoppedBy === 'shutdown' ? 'cut_by_shutdown' : run.stoppedBy ? 'stopped' : 'answered',
-        { seconds: (performance.now() - run.startedAt) / 1000, failed: run.failed && !run.stoppedBy },
-      );
-      this.release(key, run);
-    });
+    // The agent gets the event only once its inbox row is committed: a crash before that commit
+    // leaves neither a row nor a turn, and the connector's redelivery runs it once. Had the turn
+    // started first, a crash in between would run it twice. A failed commit runs nothing: the
+    // delivery stays unacknowledged and comes again.
+    const journaled = this.options.journal?.committed() ?? Promise.resolve();
+    void journaled
+      .then(
+        () => this.runTurn(key, event, run),
+        (error: unknown) => {
+          run.failed = true;
+          this.options.log.error(
+            { session: key, err: errorMessage(error) },
+            'inbox commit failed; the turn waits for the redelivery',
+          );
+        },
+      )
+      .finally(() => {
+        const seconds = (performance.now() - run.startedAt) / 1000;
+        if (run.stoppedBy) this.turnEvent('turn_stopped', key, run, { by: run.stoppedBy, seconds });
+        else this.turnEvent(run.failed ? 'turn_failed' : 'turn_finished', key, run, { seconds });
+        this.finish(
+          event,
+          run.stoppedBy === 'shutdown' ? 'cut_by_shutdown' : run.stoppedBy ? 'stopped' : 'answered',
+          { seconds: (performance.now() - run.startedAt) / 1000, failed: run.failed && !run.stoppedBy },
+        );
+        this.release(key, run);
+      });
   }
 
   private turnEvent(

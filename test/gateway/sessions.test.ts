@@ -8,6 +8,7 @@ import {
   type ConversationMessage,
   type HistoryStore,
 } from '../../src/gateway/agents/types.js';
+import type { InboxJournal } from '../../src/gateway/inbox.js';
 import { ACTION_TEXTS, type OutboundLink, ReplyChannel } from '../../src/gateway/replies.js';
 import { GatewayStoppingError, SessionManager, TEXTS } from '../../src/gateway/sessions.js';
 import {
@@ -282,10 +283,12 @@ describe('SessionManager and the durable inbox', () => {
     done(id: number) {
       this.log.push(`done ${id}`);
     }
+    committed(): Promise<void> {
+      return Promise.resolve();
+    }
   }
 
-  function withJournal(agent: Agent) {
-    const journal = new RecordingJournal();
+  function withJournal<J extends InboxJournal>(agent: Agent, journal: J) {
     const manager = new SessionManager({
       agent,
       history: new MemoryHistory(),
@@ -304,6 +307,31 @@ describe('SessionManager and the durable inbox', () => {
     return { journal, manager };
   }
 
+  it('hands the agent an event only once its inbox row is committed, and never when the commit fails', async () => {
+    const commits: { resolve: () => void; reject: (error: Error) => void }[] = [];
+    class HeldJournal extends RecordingJournal {
+      override committed(): Promise<void> {
+        return new Promise((resolve, reject) => commits.push({ resolve, reject }));
+      }
+    }
+    const agent = new ManualAgent();
+    const { manager } = withJournal(agent, new HeldJournal());
+    manager.handleInbound(event('kept', 'c1'));
+    manager.handleInbound(event('lost commit', 'c2'));
+    expect(manager.activeCount).toBe(2);
+    // Journaled but not committed: a crash now must find no turn begun.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(agent.calls).toHaveLength(0);
+    commits[0]?.resolve();
+    commits[1]?.reject(new Error('disk I/O error'));
+    await until(() => agent.calls.length === 1);
+    expect(agent.calls[0]?.message.content).toBe('kept');
+    await until(() => manager.activeCount === 1);
+    expect(agent.calls).toHaveLength(1);
+    agent.finish(0, 'done');
+    await until(() => manager.activeCount === 0);
+  });
+
   it('an agent that reports the handover: the turn counts as started only when it is handed over', async () => {
     let handOver: (() => void) | undefined;
     let finish: ((text: string) => void) | undefined;
@@ -316,7 +344,7 @@ describe('SessionManager and the durable inbox', () => {
           finish = (text) => resolve({ text });
         }),
     };
-    const { journal, manager } = withJournal(agent);
+    const { journal, manager } = withJournal(agent, new RecordingJournal());
     manager.handleInbound(event('hello'));
     await until(() => handOver !== undefined);
     // Running but not handed over: a crash now leaves it pending, so it is replayed.
@@ -330,7 +358,7 @@ describe('SessionManager and the durable inbox', () => {
 
   it('any other agent: the turn counts as started when the agent is called', async () => {
     const agent = new ManualAgent();
-    const { journal, manager } = withJournal(agent);
+    const { journal, manager } = withJournal(agent, new RecordingJournal());
     manager.handleInbound(event('hello'));
     await until(() => agent.calls.length === 1);
     expect(journal.log).toEqual(['accept 1', 'started 1']);
