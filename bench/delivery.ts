@@ -13,12 +13,12 @@ import {
   createBenchTenant,
   deliveryBodyBytes,
   InjectAdapter,
+  sessionIngest,
   silentLog,
   sizedEvent,
   startBareHttpServer,
   startBenchConnector,
   tempDir,
-  watchCompletions,
 } from './support.js';
 
 /**
@@ -71,24 +71,12 @@ export async function startDeliveryRig(): Promise<DeliveryRig> {
   });
 
   // Completion = the connector deleted the outbox row after a 2xx.
-  const { completed } = watchCompletions(store);
-  let failed = 0;
+  const ingest = sessionIngest(adapter, store, SESSIONS, BODY_BYTES);
 
-  // One session per worker: a session never has two deliveries in flight, so 64 workers ⇒ 64 sessions.
-  const events = Array.from({ length: SESSIONS }, (_, i) => sizedEvent(`bench-session-${i}`, BODY_BYTES));
   return {
-    async deliverOne(session) {
-      const event = events[session];
-      if (!event) throw new Error(`no session ${session}`);
-      const outcome = await adapter.ingest({ routeKey: 'room', event });
-      if (!outcome.ok) {
-        failed++;
-        throw new Error(`ingest failed: ${outcome.message}`);
-      }
-      await completed(outcome.deliveryId);
-    },
+    deliverOne: (session) => ingest.deliverOne(session),
     get failed() {
-      return failed;
+      return ingest.failed;
     },
     get rememberedCount() {
       return receiver.rememberedCount;

@@ -415,6 +415,37 @@ export function watchCompletions(store: SqliteStore): CompletionWatch {
   };
 }
 
+/**
+ * The closed-loop operation of the `delivery` and `ws-inbound` subjects: one `sizedEvent` of
+ * `bodyBytes` per session (a session never has two deliveries in flight, so N workers ⇒ N
+ * sessions), ingested through `adapter` and awaited until its outbox row is completed.
+ */
+export function sessionIngest(
+  adapter: InjectAdapter,
+  store: SqliteStore,
+  sessions: number,
+  bodyBytes: number,
+): { deliverOne(session: number): Promise<void>; readonly failed: number } {
+  const { completed } = watchCompletions(store);
+  const events = Array.from({ length: sessions }, (_, i) => sizedEvent(`bench-session-${i}`, bodyBytes));
+  let failed = 0;
+  return {
+    async deliverOne(session) {
+      const event = events[session];
+      if (!event) throw new Error(`no session ${session}`);
+      const outcome = await adapter.ingest({ routeKey: 'room', event });
+      if (!outcome.ok) {
+        failed++;
+        throw new Error(`ingest failed: ${outcome.message}`);
+      }
+      await completed(outcome.deliveryId);
+    },
+    get failed() {
+      return failed;
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ingest outcomes of a real platform adapter
 
@@ -531,4 +562,70 @@ export async function startBareWsPair(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** CPU time of the main thread in µs (Linux: /proc; elsewhere undefined). */
+function mainThreadCpuUs(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A bench subject that can be driven alone: one event per call, per session. */
+export interface ProfiledRig {
+  deliverOne(session: number): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * A bench subject alone, for profiling (issue 20): no baseline, no slices, one worker per session
+ * in a closed loop for a 1 s warm-up and then `seconds`. Prints events/s and the CPU time per event
+ * of the main thread and of the whole process: on a machine shared with other work, CPU per event
+ * moves far less than the rate does, so it is the figure to compare builds with. `tally` adds the
+ * subject's own counts to the line.
+ */
+export async function profileSubject<R extends ProfiledRig>(options: {
+  label: string;
+  sessions: number;
+  seconds: number;
+  start: () => Promise<R>;
+  tally: (rig: R) => string;
+}): Promise<void> {
+  const rig = await options.start();
+  const closedLoop = async (ms: number): Promise<number> => {
+    const end = performance.now() + ms;
+    let done = 0;
+    const worker = async (session: number): Promise<void> => {
+      while (performance.now() < end) {
+        await rig.deliverOne(session);
+        done++;
+      }
+    };
+    await Promise.all(Array.from({ length: options.sessions }, (_, i) => worker(i)));
+    return done;
+  };
+  try {
+    await closedLoop(1_000);
+    const cpu0 = process.cpuUsage();
+    const main0 = mainThreadCpuUs();
+    const t0 = performance.now();
+    const events = await closedLoop(options.seconds * 1_000);
+    const elapsed = (performance.now() - t0) / 1_000;
+    const cpu = process.cpuUsage(cpu0);
+    const main1 = mainThreadCpuUs();
+    const mainPerEvent =
+      main0 === undefined || main1 === undefined ? '?' : ((main1 - main0) / events).toFixed(1);
+    console.log(
+      `${options.label} subject: ${(events / elapsed).toFixed(0)} events/s, CPU per event ${mainPerEvent} µs ` +
+        `(main thread), ${((cpu.user + cpu.system) / events).toFixed(1)} µs (process); ` +
+        `${events} events, ${options.tally(rig)}`,
+    );
+  } finally {
+    await rig.close();
+  }
 }

@@ -9,13 +9,13 @@ import {
   deliveryBodyBytes,
   enrollBenchGateway,
   InjectAdapter,
+  sessionIngest,
   silentLog,
   sizedEvent,
   startBareWsPair,
   startBenchConnector,
   tempDir,
   waitFor,
-  watchCompletions,
 } from './support.js';
 
 /**
@@ -62,13 +62,12 @@ export async function startInboundRig(): Promise<InboundRig> {
   const secret = await enrollBenchGateway(store, tenant.tenantId, gatewayId);
   // No endpoint: the tenant's deliveries ride its gateway's socket.
   await addRoute(store, { tenantRef: tenant.tenantId, platform: 'bench', routeKey: 'room' });
-  const { completed } = watchCompletions(store);
+  const ingest = sessionIngest(adapter, store, SESSIONS, BODY_BYTES);
 
   // What the gateway runtime does before acknowledging: journal the event durably, keyed by its
   // delivery id, then hand it over (here: nothing to run, so the entry is done at once).
   const inbox = SqliteInbox.open(join(dir.path, 'inbox.db'));
   let journaled = 0;
-  let failed = 0;
   const transport = new RelayTransport({
     url: relayUrl,
     credentials: () => ({ gatewayId, secret }),
@@ -88,24 +87,13 @@ export async function startInboundRig(): Promise<InboundRig> {
   transport.start();
   await waitFor(() => transport.connected, 10_000, 'relay handshake');
 
-  // One session per worker: a session never has two deliveries in flight, so 64 workers ⇒ 64 sessions.
-  const events = Array.from({ length: SESSIONS }, (_, i) => sizedEvent(`bench-session-${i}`, BODY_BYTES));
   return {
-    async deliverOne(session) {
-      const event = events[session];
-      if (!event) throw new Error(`no session ${session}`);
-      const outcome = await adapter.ingest({ routeKey: 'room', event });
-      if (!outcome.ok) {
-        failed++;
-        throw new Error(`ingest failed: ${outcome.message}`);
-      }
-      await completed(outcome.deliveryId);
-    },
+    deliverOne: (session) => ingest.deliverOne(session),
     get journaled() {
       return journaled;
     },
     get failed() {
-      return failed;
+      return ingest.failed;
     },
     async close() {
       await transport.stop();
