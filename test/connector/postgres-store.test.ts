@@ -9,8 +9,9 @@ import {
 import type { DeliveryRecord, RelayStore } from '../../src/connector/store/types.js';
 import { freePort } from '../support/ports.js';
 import { type PostgresServer, postgresUnavailable, startPostgres } from '../support/postgres.js';
+import { mulberry32 } from '../support/prng.js';
 import { until } from '../support/processes.js';
-import { delivery, describeStoreContract, mulberry32 } from './store-contract.js';
+import { delivery, describeStoreContract } from './store-contract.js';
 
 // The contract suite against the SQLite reference, so the shared cases are known to encode the
 // reference's behaviour (store.test.ts has the SQLite-specific ones).

@@ -11,6 +11,7 @@ import {
   PRUNE_KINDS,
   type RelayStore,
 } from '../../src/connector/store/types.js';
+import { mulberry32 } from '../support/prng.js';
 
 export function delivery(
   id: string,
@@ -26,18 +27,6 @@ export function delivery(
     body: JSON.stringify({ delivery_id: id, text: `body of ${id}` }),
     endpoint: 'https://gw.example/relay',
     createdAt: opts.createdAt ?? 0,
-  };
-}
-
-/** Deterministic PRNG so a failing interleaving can be replayed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

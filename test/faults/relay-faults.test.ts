@@ -13,6 +13,7 @@ import { inboxPath } from '../../src/home/home.js';
 import { readRuntimeStatus } from '../../src/home/status-file.js';
 import { encodeFrame, encodeLine, type GatewayFrameInput } from '../../src/protocol/index.js';
 import { freePort } from '../support/ports.js';
+import { mulberry32 } from '../support/prng.js';
 import { hermesJson, type RunningProcess, startHermes, tempDir, until } from '../support/processes.js';
 import { TestRelayClient } from '../support/test-gateway.js';
 import {
@@ -42,18 +43,6 @@ import {
 
 const ENABLED = process.env.HERMES_FAULTS === '1';
 const SEED = Number(process.env.HERMES_FAULTS_SEED ?? 20261123);
-
-/** Deterministic PRNG (mulberry32), so a proxy's fault pattern is reproducible from the seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // A proxy between the connector and the gateway receiver
@@ -90,7 +79,7 @@ class FaultProxy {
     private readonly target: string,
     private readonly options: ProxyOptions,
   ) {
-    this.random = prng(options.seed);
+    this.random = mulberry32(options.seed);
   }
 
   async start(): Promise<string> {

@@ -16,6 +16,7 @@ import {
   SessionSourceDefinition,
   SessionSourceSchema,
 } from '../../src/protocol/index.js';
+import { mulberry32 } from '../support/prng.js';
 import { VECTORS_DIR } from '../support/vectors.js';
 
 /**
@@ -171,18 +172,6 @@ const SEED_EVENTS: Json[] = [
 
 const ROOT_VALUES: unknown[] = [null, undefined, 'hi', 3, 0, true, [], [{}], NaN, ''];
 
-/** Mulberry32: seeded, so a failure names a case that can be run again. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const EVENT_KEYS = [
   'text',
   'message_type',
@@ -275,7 +264,7 @@ describe('the compiled fast paths equal zod', () => {
   });
 
   it('SessionSource: every source of the vectors and docs, and their mutations', () => {
-    const mutate = mutator(prng(1));
+    const mutate = mutator(mulberry32(1));
     for (const source of [...sources, FULL_SOURCE, ...ROOT_VALUES]) {
       agree(SessionSourceSchema, SessionSourceDefinition, source);
       for (let i = 0; i < 20; i++) agree(SessionSourceSchema, SessionSourceDefinition, mutate(source, 1));
@@ -283,7 +272,7 @@ describe('the compiled fast paths equal zod', () => {
   });
 
   it('MessageEvent: every seed, vector and docs event, the non-objects, and 4,000 mutations', () => {
-    const mutate = mutator(prng(2));
+    const mutate = mutator(mulberry32(2));
     for (const value of [...events, ...ROOT_VALUES]) agree(MessageEventSchema, MessageEventDefinition, value);
     const withSources = sources.map((source) => ({ text: 't', source }));
     const seeds = [...events, ...withSources];
@@ -309,7 +298,7 @@ describe('the compiled fast paths equal zod', () => {
       { type: 'inbound_ack', event: {} },
       { event: {} },
     ];
-    const mutate = mutator(prng(3));
+    const mutate = mutator(mulberry32(3));
     const all = [...frames, ...ROOT_VALUES];
     for (let i = 0; i < 3_000; i++) all.push(mutate(frames[i % frames.length], 0));
     let rejected = 0;
