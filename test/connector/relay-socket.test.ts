@@ -26,6 +26,11 @@ const db = `${dir.path}/connector.db`;
 let connector: RunningProcess & { url: string };
 let tenantToken: string;
 
+/** The gateways as `hermes connector gateway list --json` shows them. */
+function gatewayRows(): Promise<{ id: string; lastSeen: string | null }[]> {
+  return hermesJson(['connector', 'gateway', 'list', '--json', '--db', db]);
+}
+
 async function enroll(gatewayId: string): Promise<string> {
   const { token } = await hermesJson<{ token: string }>([
     'connector',
@@ -131,14 +136,7 @@ describe('/relay sockets (real connector process)', () => {
     const clients = ids.map((id, i) => new TestRelayClient(relayUrl(), id, secrets[i] as string));
     await Promise.all(clients.map((client) => client.connect()));
     const seen = await until(async () => {
-      const rows = await hermesJson<{ id: string; lastSeen: string | null }[]>([
-        'connector',
-        'gateway',
-        'list',
-        '--json',
-        '--db',
-        db,
-      ]);
+      const rows = await gatewayRows();
       const mine = rows.filter((row) => ids.includes(row.id));
       return mine.length === 3 && mine.every((row) => row.lastSeen !== null) && mine;
     }, 'last seen of the three gateways');
@@ -151,14 +149,7 @@ describe('/relay sockets (real connector process)', () => {
     await again.hello();
     // A write, were there one, is queued for the end of the accepting turn; the hello's answer
     // comes after it.
-    const rows = await hermesJson<{ id: string; lastSeen: string | null }[]>([
-      'connector',
-      'gateway',
-      'list',
-      '--json',
-      '--db',
-      db,
-    ]);
+    const rows = await gatewayRows();
     expect(rows.find((row) => row.id === 'gw-seen-1')?.lastSeen).toBe(first);
     again.close();
   });
