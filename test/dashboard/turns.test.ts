@@ -69,6 +69,19 @@ async function turns(): Promise<Turn[]> {
   return ((await status()).turns ?? []) as Turn[];
 }
 
+/** The gateway's dashboard on a random loopback port, as the cases use it. */
+function startLoopbackDashboard() {
+  return startDashboard({
+    home,
+    host: '127.0.0.1',
+    port: 0,
+    log: pino({ level: 'silent' }),
+    version: 'test',
+    restartDrainTimeout: 0,
+    env: {},
+  });
+}
+
 function stopTurn(session: unknown, headers: Record<string, string> = auth()) {
   return fetch(`${dashboard.url}/api/turns/stop`, {
     method: 'POST',
@@ -143,15 +156,7 @@ beforeAll(async () => {
   );
   expect(enrolled.code, enrolled.stderr).toBe(0);
   await startGatewayProcess();
-  dashboard = await startDashboard({
-    home,
-    host: '127.0.0.1',
-    port: 0,
-    log: pino({ level: 'silent' }),
-    version: 'test',
-    restartDrainTimeout: 0,
-    env: {},
-  });
+  dashboard = await startLoopbackDashboard();
 }, 120_000);
 
 afterAll(async () => {
@@ -385,15 +390,7 @@ describe('dashboard: running turns, per-turn Stop, activity, relay', () => {
     );
     const before = await activity();
     await dashboard.stop();
-    dashboard = await startDashboard({
-      home,
-      host: '127.0.0.1',
-      port: 0,
-      log: pino({ level: 'silent' }),
-      version: 'test',
-      restartDrainTimeout: 0,
-      env: {},
-    });
+    dashboard = await startLoopbackDashboard();
     expect(await activity()).toEqual(before);
     expect(before.length).toBeLessThanOrEqual(200);
   }, 120_000);
