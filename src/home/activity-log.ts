@@ -11,10 +11,11 @@ import { isoUtc, writeFileAtomic } from './atomic-file.js';
  *
  * Append-only, trimmed: each event is one `appendFile` of one short line (O(1) on every turn
  * boundary, no read–modify–write of the whole list by a busy gateway), and a reader skips a torn
- * last line. When the file reaches twice the cap the writer rewrites it atomically
- * (`writeFileAtomic`) with the newest `ACTIVITY_CAP` lines, so the file stays bounded (≤ 400
- * lines, a few tens of KiB) and a crash mid-trim leaves either the old or the new file. Readers
- * always return at most the newest 200. One writer per home: the gateway (it holds the home lock).
+ * last line. The append that would bring the file to twice the cap is instead an atomic rewrite
+ * (`writeFileAtomic`) of the newest `ACTIVITY_CAP` events, this one included, so the file never
+ * holds 400 lines, not even for the moment between an append and its trim, and a crash mid-trim
+ * leaves either the old or the new file. Readers always return at most the newest 200. One
+ * writer per home: the gateway (it holds the home lock).
  */
 
 export const ACTIVITY_FILE_NAME = 'activity.jsonl';
@@ -110,20 +111,24 @@ export class ActivityLog {
       ...input,
       ...(input.detail !== undefined ? { detail: input.detail.slice(0, DETAIL_MAX) } : {}),
     };
+    const line = `${JSON.stringify(event)}\n`;
     try {
+      if (this.lines + 1 >= ACTIVITY_CAP * 2) {
+        this.rewrite(readActivity(this.home, ACTIVITY_CAP - 1), line);
+        return event;
+      }
       // The folder and the file's mode are checked on the first append only (the gateway owns its
-      // home and is its one writer; a trim rewrites the file 0600): appends sit on turn boundaries.
+      // home and is its one writer; a rewrite is 0600 too): appends sit on turn boundaries.
       if (!this.prepared) mkdirSync(this.home, { recursive: true, mode: 0o700 });
       const fd = openSync(this.path, 'a', 0o600);
       try {
         if (!this.prepared) fchmodSync(fd, 0o600);
         this.prepared = true;
-        writeSync(fd, `${JSON.stringify(event)}\n`);
+        writeSync(fd, line);
       } finally {
         closeSync(fd);
       }
       this.lines += 1;
-      if (this.lines >= ACTIVITY_CAP * 2) this.trim();
       return event;
     } catch (error) {
       this.prepared = false; // the folder may have gone: check it again next time
@@ -132,10 +137,9 @@ export class ActivityLog {
     }
   }
 
-  /** Keep the newest `ACTIVITY_CAP` events (atomic rewrite, 0600). */
-  trim(): void {
-    const kept = readActivity(this.home, ACTIVITY_CAP);
-    writeFileAtomic(this.path, kept.map((event) => `${JSON.stringify(event)}\n`).join(''), 0o600);
-    this.lines = kept.length;
+  /** Replace the file (atomic, 0600) with the events `kept` followed by `line`. */
+  private rewrite(kept: ActivityEvent[], line: string): void {
+    writeFileAtomic(this.path, kept.map((event) => `${JSON.stringify(event)}\n`).join('') + line, 0o600);
+    this.lines = kept.length + 1;
   }
 }

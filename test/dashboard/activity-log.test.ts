@@ -1,7 +1,14 @@
 import { appendFileSync, readFileSync, statSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ACTIVITY_CAP, ActivityLog, activityPath, readActivity } from '../../src/home/activity-log.js';
+import * as atomicFile from '../../src/home/atomic-file.js';
 import { tempHome } from './helpers.js';
+
+// The rewrite at the cap goes through writeFileAtomic; one test makes it fail once.
+vi.mock('../../src/home/atomic-file.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../../src/home/atomic-file.js')>();
+  return { ...actual, writeFileAtomic: vi.fn(actual.writeFileAtomic) };
+});
 
 /** The gateway's activity log on its own: cap, trim, torn lines, file mode. */
 describe('activity log', () => {
@@ -19,6 +26,27 @@ describe('activity log', () => {
     expect(lines).toBeLessThan(ACTIVITY_CAP * 2);
     expect(statSync(activityPath(dir)).mode & 0o777).toBe(0o600);
     expect(new Set(events.map((event) => event.id)).size).toBe(ACTIVITY_CAP);
+  });
+
+  it('never holds twice the cap, even when the rewrite at the cap fails', () => {
+    const dir = home();
+    const errors: unknown[] = [];
+    const log = new ActivityLog(dir, (error) => errors.push(error));
+    const countLines = () => readFileSync(activityPath(dir), 'utf8').split('\n').filter(Boolean).length;
+    for (let i = 0; i < ACTIVITY_CAP * 2 - 1; i++) log.append({ kind: 'error', detail: `n${i}` });
+    expect(countLines()).toBe(ACTIVITY_CAP * 2 - 1);
+    vi.mocked(atomicFile.writeFileAtomic).mockImplementationOnce(() => {
+      throw new Error('disk full');
+    });
+    // The event that would have been line 400 is not written at all: the file keeps 399 lines.
+    expect(log.append({ kind: 'error', detail: 'lost' })).toBeUndefined();
+    expect(errors).toHaveLength(1);
+    expect(countLines()).toBe(ACTIVITY_CAP * 2 - 1);
+    // The next append rewrites: the newest 199 and itself.
+    expect(log.append({ kind: 'error', detail: 'kept' })).toBeDefined();
+    expect(countLines()).toBe(ACTIVITY_CAP);
+    expect(readActivity(dir).at(-1)?.detail).toBe('kept');
+    expect(readActivity(dir)[0]?.detail).toBe(`n${ACTIVITY_CAP}`);
   });
 
   it('skips a torn or foreign line, and a new writer continues the count', () => {
