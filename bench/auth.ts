@@ -42,7 +42,7 @@ import {
 const MODULE = 'auth';
 const TARGET = 0.8;
 /** Handshakes in flight at once, on each side. */
-const HANDSHAKE_CONCURRENCY = 32;
+export const HANDSHAKE_CONCURRENCY = 32;
 /**
  * Distinct gateways dialing in turn: more than the HMAC key cache holds (1024), so each upgrade
  * builds its gateway's key as a fleet dialing in after a restart would.
@@ -176,11 +176,34 @@ function handshake(url: string, authorization: string, hello: string): Promise<n
   });
 }
 
-async function handshakeResults(): Promise<BenchResult[]> {
+/**
+ * The handshake row's setup, shared with `profile-handshake.ts`: a connector in process on a SQLite
+ * file with `HANDSHAKE_GATEWAYS` enrolled gateways, and a bare `ws` server answering `hello` with
+ * a reply of the descriptor's size. `relay()` and `bare()` each run one handshake, the next gateway
+ * in turn.
+ */
+export interface HandshakeRig {
+  relay(): Promise<number>;
+  bare(): Promise<number>;
+  readonly hello: string;
+  readonly descriptorBytes: number;
+  close(): Promise<void>;
+}
+
+export async function startHandshakeRig(): Promise<HandshakeRig> {
   const dir = tempDir('handshake');
   const adapter = new InjectAdapter('bench');
   const { connector, store, relayUrl } = await startBenchConnector(join(dir.path, 'connector.db'), [adapter]);
   let bare: WebSocketServer | undefined;
+  const close = async (): Promise<void> => {
+    if (bare) {
+      const server = bare;
+      for (const ws of server.clients) ws.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    await connector.stop();
+    dir.remove();
+  };
   try {
     const tenant = await createBenchTenant(store, 'bench-handshake');
     const authorizations: string[] = [];
@@ -205,18 +228,30 @@ async function handshakeResults(): Promise<BenchResult[]> {
     let nextRelay = 0;
     let nextBare = 0;
     const authorizationFor = (i: number): string => authorizations[i % HANDSHAKE_GATEWAYS] as string;
+    return {
+      relay: () => handshake(relayUrl, authorizationFor(nextRelay++), hello),
+      bare: () => handshake(bareUrl, authorizationFor(nextBare++), hello),
+      hello,
+      descriptorBytes,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+async function handshakeResults(): Promise<BenchResult[]> {
+  const rig = await startHandshakeRig();
+  try {
     return [
       await compare({
         module: MODULE,
         name: 'gateway handshake: upgrade (token verified, gateway looked up) + hello → descriptor',
-        subject: asyncWorkload(
-          'connector /relay',
-          () => handshake(relayUrl, authorizationFor(nextRelay++), hello),
-          HANDSHAKE_CONCURRENCY,
-        ),
+        subject: asyncWorkload('connector /relay', () => rig.relay(), HANDSHAKE_CONCURRENCY),
         baseline: asyncWorkload(
-          `bare ws upgrade + one round trip (${hello.length} B → ${descriptorBytes} B)`,
-          () => handshake(bareUrl, authorizationFor(nextBare++), hello),
+          `bare ws upgrade + one round trip (${rig.hello.length} B → ${rig.descriptorBytes} B)`,
+          () => rig.bare(),
           HANDSHAKE_CONCURRENCY,
         ),
         target: TARGET,
@@ -225,13 +260,7 @@ async function handshakeResults(): Promise<BenchResult[]> {
       }),
     ];
   } finally {
-    if (bare) {
-      const server = bare;
-      for (const ws of server.clients) ws.terminate();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-    await connector.stop();
-    dir.remove();
+    await rig.close();
   }
 }
 

@@ -40,8 +40,11 @@ export interface DecodedUpgradeToken {
 const INTEGER = /^-?\d{1,16}$/;
 const COLON = 0x3a;
 
-/** Structural decoding only; says nothing about authenticity. Works on the bytes (hot path). */
-function decodeUpgradeToken(token: unknown): DecodedUpgradeToken | null {
+/**
+ * Structural decoding only; says nothing about authenticity (the gatewayId it gives is only for
+ * looking up which secrets to verify against). Works on the bytes (hot path).
+ */
+export function decodeUpgradeToken(token: unknown): DecodedUpgradeToken | null {
   if (typeof token !== 'string' || token.length === 0 || token.length > MAX_UPGRADE_TOKEN_CHARS) return null;
   if (token.length % 4 === 1) return null;
   const bytes = Buffer.from(token, 'base64url');
@@ -111,7 +114,16 @@ export function verifyUpgradeToken(
   now = nowSeconds(),
   policy: UpgradeTokenPolicy = {},
 ): UpgradeTokenVerification {
-  const decoded = decodeUpgradeToken(token);
+  return verifyDecodedUpgradeToken(decodeUpgradeToken(token), verifyList, now, policy);
+}
+
+/** {@link verifyUpgradeToken} of a token already decoded (the connector decodes once per upgrade). */
+export function verifyDecodedUpgradeToken(
+  decoded: DecodedUpgradeToken | null,
+  verifyList: readonly unknown[],
+  now = nowSeconds(),
+  policy: UpgradeTokenPolicy = {},
+): UpgradeTokenVerification {
   if (!decoded) return { ok: false, reason: 'malformed' };
   const { gatewayId, exp, signature, signed } = decoded;
   const skew = policy.skewSeconds ?? UPGRADE_TOKEN_SKEW_SECONDS;

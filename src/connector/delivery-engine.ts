@@ -139,7 +139,7 @@ export class DeliveryEngine {
   private readonly maxAgeMs: number;
   private readonly backoffBaseMs: number;
   private readonly backoffCapMs: number;
-  /** Reached only through the engine (acknowledge, connectionReady/Closed, deliverHere). */
+  /** Reached only through the engine (acknowledge, connectionsReady/Closed, deliverHere). */
   private readonly sockets: SocketDelivery;
   /**
    * Chats recently recorded for their tenant: `recordChat` is written once per chat and day, not
@@ -603,16 +603,31 @@ export class DeliveryEngine {
     this.sockets.acknowledge(connection, bufferId);
   }
 
-  /** A socket finished its handshake: deliveries waiting for a socket can go now. */
-  connectionReady(connection: GatewayConnection): void {
-    this.sockets.connectionReady(connection);
-    // Rows of this tenant waiting out a no-socket backoff need not wait any longer.
-    void this.store
-      .makeSocketDeliveriesDue(connection.tenantId, this.now())
-      .catch((error: unknown) =>
-        this.log.warn({ err: errorMessage(error) }, 'waiting deliveries not rescheduled'),
-      )
-      .finally(() => this.wake());
+  /**
+   * Sockets finished their handshake: deliveries waiting for a socket of their tenants can go now.
+   * The store calls are issued at once (synchronously for SQLite), so a caller may run this inside
+   * `store.atomically` with its own writes: one commit for a burst of handshakes.
+   */
+  connectionsReady(connections: readonly GatewayConnection[]): void {
+    const tenants = new Set<string>();
+    for (const connection of connections) {
+      this.sockets.connectionReady(connection);
+      tenants.add(connection.tenantId);
+    }
+    const now = this.now();
+    // Rows of these tenants waiting out a no-socket backoff need not wait any longer. Only when some
+    // were moved is the pump woken: a row already due is on the pump's timer, and a handshake
+    // storm must not cost a claim query per socket (issue 20).
+    for (const tenantId of tenants)
+      void this.store.makeSocketDeliveriesDue(tenantId, now).then(
+        (moved) => {
+          if (moved > 0) this.wake();
+        },
+        (error: unknown) => {
+          this.log.warn({ err: errorMessage(error) }, 'waiting deliveries not rescheduled');
+          this.wake();
+        },
+      );
   }
 
   /** A socket closed: deliveries waiting for its acks are retried elsewhere or later. */

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { bearerToken, peekUnverifiedGatewayId, verifyUpgradeToken } from '../auth/index.js';
+import { bearerToken, decodeUpgradeToken, verifyDecodedUpgradeToken } from '../auth/index.js';
 import type { UnauthorizedCloseReason } from '../protocol/index.js';
 import type { GatewayRecord, RelayStore } from './store/types.js';
 
@@ -22,15 +22,16 @@ export async function authenticateGateway(
 ): Promise<GatewayAuthentication> {
   const token = bearerToken(authorization);
   if (!token) return { ok: false, reason: 'unauthorized', detail: 'missing bearer token' };
-  const claimed = peekUnverifiedGatewayId(token);
-  if (claimed === null) return { ok: false, reason: 'unauthorized', detail: 'malformed token' };
-  const gateway = await store.getGateway(claimed);
+  // Decoded once: its claimed gatewayId only says which secrets to verify the same bytes against.
+  const decoded = decodeUpgradeToken(token);
+  if (decoded === null) return { ok: false, reason: 'unauthorized', detail: 'malformed token' };
+  const gateway = await store.getGateway(decoded.gatewayId);
   if (!gateway) return { ok: false, reason: 'unauthorized', detail: 'unknown gateway' };
   if (gateway.revoked) return { ok: false, reason: 'unauthorized', detail: 'gateway revoked' };
   const verifyList = [gateway.secret];
   if (gateway.secondarySecret && (gateway.secondaryExpiresAt ?? 0) > options.now)
     verifyList.push(gateway.secondarySecret);
-  const result = verifyUpgradeToken(token, verifyList, Math.floor(options.now / 1000), {
+  const result = verifyDecodedUpgradeToken(decoded, verifyList, Math.floor(options.now / 1000), {
     allowNonExpiring: options.allowNonExpiringTokens,
   });
   if (result.ok && result.gatewayId === gateway.id) return { ok: true, gateway };

@@ -68,6 +68,8 @@ export class RelayServer {
   private readonly sharedDecoder = new FrameDecoder();
   /** Gateways accepted this turn, their `last_seen_at` not written yet (see `noteSeen`). */
   private readonly seen = new Set<string>();
+  /** Sockets whose first hello came this turn, not made ready yet (see `noteReady`). */
+  private ready: RelayConnection[] = [];
   /**
    * The socket listeners, made once for every socket (the socket is `this`, its connection a
    * property of it): per-socket closures are ~100 bytes each with their context.
@@ -117,6 +119,7 @@ export class RelayServer {
   async stop(): Promise<void> {
     clearInterval(this.pingTimer);
     clearInterval(this.revocationTimer);
+    this.ready = [];
     for (const connection of this.options.registry.all()) connection.writer.flush();
     for (const client of this.wss.clients) client.close(1001, 'connector shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
@@ -225,6 +228,41 @@ export class RelayServer {
     else for (const id of ids) void touch(id);
   }
 
+  /**
+   * A socket's first hello: back from idle (current §9), live again, and its buffered inbound goes
+   * now, in order. Done after this event-loop turn for every socket that said hello during it, in
+   * one transaction where the store can (`atomically`, SQLite): a reconnect storm pays one commit
+   * per turn instead of two per socket (issue 20).
+   */
+  private noteReady(connection: RelayConnection): void {
+    if (this.ready.length === 0) setImmediate(() => this.flushReady());
+    this.ready.push(connection);
+  }
+
+  private flushReady(): void {
+    const { store, engine, registry, log } = this.options;
+    // A socket that closed meanwhile is not announced: its close has been handled already.
+    const live = this.ready.filter((connection) => registry.get(connection.id) === connection);
+    this.ready = [];
+    if (live.length === 0) return;
+    const warn = (error: unknown): void => log.warn({ err: errorMessage(error) }, 'idle mark not cleared');
+    let ran = false;
+    const work = (): void => {
+      ran = true;
+      // A going_idle that followed the hello in the same turn has set the mark since: it stays.
+      for (const connection of live)
+        if (!connection.idle) void store.setGatewayIdle(connection.gatewayId, null).catch(warn);
+      engine.connectionsReady(live);
+    };
+    if (!store.atomically) work();
+    else
+      store.atomically(work).catch((error: unknown) => {
+        warn(error);
+        // The transaction never began: the sockets are ready all the same.
+        if (!ran) work();
+      });
+  }
+
   private onMessage(connection: RelayConnection, data: Buffer, isBinary: boolean): void {
     // Nothing a gateway sends may throw out of this listener: an exception here would end the
     // process, and with it every tenant's sockets.
@@ -305,9 +343,7 @@ export class RelayServer {
           ops.declareCommands(connection.tenantId, served, frame.command_manifest);
         if (!connection.handshaken) {
           connection.handshaken = true;
-          // Back from idle (current §9): live again, and its buffered inbound goes now, in order.
-          await this.options.store.setGatewayIdle(connection.gatewayId, null);
-          engine.connectionReady(connection);
+          this.noteReady(connection);
         }
         return;
       }

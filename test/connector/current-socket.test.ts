@@ -189,6 +189,24 @@ describe('scale to zero (current §9)', () => {
   });
 });
 
+describe('hello and going_idle in one message', () => {
+  it('leaves the gateway idle: its first hello is made ready before the going_idle, never after', async () => {
+    const creds = await provision('gw-idle-at-once', { routeKeys: [] });
+    const client = new TestRelayClient(relayUrl(), creds.gatewayId, creds.secret);
+    await client.connect();
+    client.sendTogether({ type: 'hello', platform: 'webchat', botId: '' }, { type: 'going_idle' });
+    await until(() => client.frames.find((f) => f.type === 'going_idle_ack'), 10_000, 'going_idle_ack');
+    expect(client.frames.map((f) => f.type)).toEqual(['descriptor', 'going_idle_ack']);
+    // Read by another process once the socket is gone: the hello's ready work is long done.
+    client.close();
+    await client.closed();
+    const row = (
+      await hermesJson<Record<string, unknown>[]>(['connector', 'gateway', 'list', '--db', db])
+    ).find((gateway) => gateway.id === creds.gatewayId);
+    expect(row).toMatchObject({ idleSince: expect.any(String) });
+  });
+});
+
 describe('the SSRF rule for addresses others name', () => {
   it('refuses loopback, private, link-local and mapped addresses, and names resolving to them', async () => {
     for (const address of [

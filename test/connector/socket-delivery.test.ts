@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WebSocket } from 'ws';
 import { addRoute, createTenant } from '../../src/connector/admin.js';
 import { DeliveryEngine } from '../../src/connector/delivery-engine.js';
@@ -328,6 +328,65 @@ describe('DeliveryEngine and a corrupt socket row', () => {
     expect(dead?.id).toBe('dlv_bad');
     expect(dead?.reason).toMatch(/^stored body makes no valid frame: event/);
     expect(await store.outboxDepth()).toBe(0);
+  });
+});
+
+describe('DeliveryEngine when sockets become ready', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('wakes the pump only when rows waiting for a socket were moved, and then delivers them', async () => {
+    // Only timeouts are faked: the pump's wake is a 0 ms timeout, its own schedule 50 ms or more.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const store = SqliteStore.open(':memory:');
+    const registry = new GatewayRegistry();
+    const lines: string[] = [];
+    const connection = fakeConnection(lines);
+    const now = 1_000_000;
+    let claims = 0;
+    const claimDueDeliveries = store.claimDueDeliveries.bind(store);
+    store.claimDueDeliveries = (...args) => {
+      claims++;
+      return claimDueDeliveries(...args);
+    };
+    const engine = new DeliveryEngine({
+      store,
+      registry,
+      metrics: new ConnectorMetrics(),
+      log,
+      instanceId: 'engine-a',
+      now: () => now,
+    });
+    try {
+      await engine.start();
+      await vi.advanceTimersByTimeAsync(1);
+      // Nothing waits: the socket is announced, and no claim query is made for it.
+      const before = claims;
+      registry.add(connection);
+      engine.connectionsReady([connection]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(claims).toBe(before);
+
+      // A row of the tenant waiting out a no-socket backoff for another minute.
+      const body = JSON.stringify(messageDeliveryBody(wireEvent, 'dlv_wait'));
+      await store.enqueueDelivery({ ...record('message', body, 'dlv_wait'), createdAt: now });
+      const [claimed] = await claimDueDeliveries('elsewhere', now, 1, 1);
+      expect(claimed?.id).toBe('dlv_wait');
+      await store.retryDeliveryLater('dlv_wait', 'elsewhere', now + 60_000, 'no socket', null);
+      engine.connectionsReady([connection]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(claims).toBeGreaterThan(before);
+      // The attempt writes through the connection's writer, which flushes after the turn.
+      for (let turn = 0; turn < 20 && lines.length === 0; turn++)
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('"bufferId":"dlv_wait"');
+    } finally {
+      vi.useRealTimers();
+      await engine.stop(0);
+      await store.close();
+    }
   });
 });
 

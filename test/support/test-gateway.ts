@@ -152,6 +152,11 @@ export class TestRelayClient {
     this.ws?.send(encodeLine(frame));
   }
 
+  /** Several frames in one WebSocket message, as the current reference gateway may send them. */
+  sendTogether(...frames: object[]): void {
+    this.ws?.send(frames.map((frame) => encodeLine(frame)).join(''));
+  }
+
   op(action: OutboundActionInput | Record<string, unknown>): Promise<OutboundResult> {
     const requestId = `r${++this.counter}${Date.now().toString(16)}`;
     return new Promise((resolve, reject) => {
