@@ -638,6 +638,8 @@ describe('web chat page', () => {
     expect(html).toContain('data-room="support_2"');
     expect(html).toContain('/chat/assets/app.js');
     expect(html).toContain('/chat/assets/app.css');
+    // No request for /favicon.ico (a 404 in every visitor's console).
+    expect(html).toContain('<link rel="icon" href="data:,">');
     expect(html).toContain('Test &lt;Chat&gt;');
     expect(html).not.toContain('Test <Chat>');
   });

@@ -122,7 +122,7 @@ describe('page shell helpers', () => {
     expect(html).not.toContain('</script><');
     expect(html.indexOf('src="/md.js" defer')).toBeLessThan(html.indexOf('type="module" src="/app.js"'));
     expect(html).toMatch(/<\/head>\n<body>\n<main id="main">hi<\/main>\n<\/body>\n<\/html>\n$/);
-    // The web chat's shell has no referrer policy or favicon line and lets the page fill a notch.
+    // A shell asking for neither has no referrer policy or favicon line; it may fill a notch.
     const plain = htmlDocument({ title: 't', viewportFitCover: true }, 'x');
     expect(plain).toContain('initial-scale=1, viewport-fit=cover');
     expect(plain).not.toContain('referrer');

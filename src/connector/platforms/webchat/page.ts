@@ -59,6 +59,8 @@ function shell(title: string, body: string, scripts = false): string {
     {
       title,
       viewportFitCover: true,
+      // A visitor's browser would otherwise ask the connector for /favicon.ico and log its 404.
+      noFavicon: true,
       stylesheets: [assetUrl('app.css')],
       ...(scripts ? { deferredScripts: [assetUrl(MARKDOWN_IT)], modules: [assetUrl('app.js')] } : {}),
     },
