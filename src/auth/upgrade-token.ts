@@ -29,12 +29,17 @@ export function mintUpgradeToken(
   return Buffer.from(`${signed}:${hmacHex(signed, secret)}`, 'utf8').toString('base64url');
 }
 
+/**
+ * A token taken apart, NOT verified. Only {@link decodeUnverifiedUpgradeToken} makes one; hand one
+ * to nothing but {@link verifyDecodedUpgradeToken} (`signed` is what the signature is checked
+ * against, so an object built any other way could pair one gateway's id with another's bytes).
+ */
 export interface DecodedUpgradeToken {
-  gatewayId: string;
-  exp: number;
-  signature: string;
+  readonly gatewayId: string;
+  readonly exp: number;
+  readonly signature: string;
   /** The UTF-8 bytes of `<gatewayId>:<exp>` that the signature must cover. */
-  signed: Uint8Array;
+  readonly signed: Uint8Array;
 }
 
 const INTEGER = /^-?\d{1,16}$/;
@@ -44,7 +49,7 @@ const COLON = 0x3a;
  * Structural decoding only; says nothing about authenticity (the gatewayId it gives is only for
  * looking up which secrets to verify against). Works on the bytes (hot path).
  */
-export function decodeUpgradeToken(token: unknown): DecodedUpgradeToken | null {
+export function decodeUnverifiedUpgradeToken(token: unknown): DecodedUpgradeToken | null {
   if (typeof token !== 'string' || token.length === 0 || token.length > MAX_UPGRADE_TOKEN_CHARS) return null;
   if (token.length % 4 === 1) return null;
   const bytes = Buffer.from(token, 'base64url');
@@ -71,7 +76,7 @@ export function decodeUpgradeToken(token: unknown): DecodedUpgradeToken | null {
  * against; never treat the result as an identity.
  */
 export function peekUnverifiedGatewayId(token: unknown): string | null {
-  return decodeUpgradeToken(token)?.gatewayId ?? null;
+  return decodeUnverifiedUpgradeToken(token)?.gatewayId ?? null;
 }
 
 /** Strip an `Authorization` header value down to its bearer token, or null. */
@@ -114,7 +119,7 @@ export function verifyUpgradeToken(
   now = nowSeconds(),
   policy: UpgradeTokenPolicy = {},
 ): UpgradeTokenVerification {
-  return verifyDecodedUpgradeToken(decodeUpgradeToken(token), verifyList, now, policy);
+  return verifyDecodedUpgradeToken(decodeUnverifiedUpgradeToken(token), verifyList, now, policy);
 }
 
 /** {@link verifyUpgradeToken} of a token already decoded (the connector decodes once per upgrade). */

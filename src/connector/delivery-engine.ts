@@ -603,22 +603,21 @@ export class DeliveryEngine {
     this.sockets.acknowledge(connection, bufferId);
   }
 
+  /** Sockets finished their handshake: they may receive deliveries, from any instance. */
+  connectionsReady(connections: readonly GatewayConnection[]): void {
+    for (const connection of connections) this.sockets.connectionReady(connection);
+  }
+
   /**
-   * Sockets finished their handshake: deliveries waiting for a socket of their tenants can go now.
-   * The store calls are issued at once (synchronously for SQLite), so a caller may run this inside
+   * A socket of each of these tenants is ready: their rows waiting out a no-socket backoff need not
+   * wait any longer. Only when some were moved is the pump woken: a row already due is on the
+   * pump's timer, and a handshake storm must not cost a claim query per socket (issue 20). The
+   * store calls are issued at once (synchronously for SQLite), so a caller may run this inside
    * `store.atomically` with its own writes: one commit for a burst of handshakes.
    */
-  connectionsReady(connections: readonly GatewayConnection[]): void {
-    const tenants = new Set<string>();
-    for (const connection of connections) {
-      this.sockets.connectionReady(connection);
-      tenants.add(connection.tenantId);
-    }
+  releaseWaitingDeliveries(tenantIds: Iterable<string>): void {
     const now = this.now();
-    // Rows of these tenants waiting out a no-socket backoff need not wait any longer. Only when some
-    // were moved is the pump woken: a row already due is on the pump's timer, and a handshake
-    // storm must not cost a claim query per socket (issue 20).
-    for (const tenantId of tenants)
+    for (const tenantId of tenantIds)
       void this.store.makeSocketDeliveriesDue(tenantId, now).then(
         (moved) => {
           if (moved > 0) this.wake();

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { bearerToken, decodeUpgradeToken, verifyDecodedUpgradeToken } from '../auth/index.js';
+import { bearerToken, decodeUnverifiedUpgradeToken, verifyDecodedUpgradeToken } from '../auth/index.js';
 import type { UnauthorizedCloseReason } from '../protocol/index.js';
 import type { GatewayRecord, RelayStore } from './store/types.js';
 
@@ -23,7 +23,7 @@ export async function authenticateGateway(
   const token = bearerToken(authorization);
   if (!token) return { ok: false, reason: 'unauthorized', detail: 'missing bearer token' };
   // Decoded once: its claimed gatewayId only says which secrets to verify the same bytes against.
-  const decoded = decodeUpgradeToken(token);
+  const decoded = decodeUnverifiedUpgradeToken(token);
   if (decoded === null) return { ok: false, reason: 'unauthorized', detail: 'malformed token' };
   const gateway = await store.getGateway(decoded.gatewayId);
   if (!gateway) return { ok: false, reason: 'unauthorized', detail: 'unknown gateway' };

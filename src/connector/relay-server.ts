@@ -70,6 +70,8 @@ export class RelayServer {
   private readonly seen = new Set<string>();
   /** Sockets whose first hello came this turn, not made ready yet (see `noteReady`). */
   private ready: RelayConnection[] = [];
+  /** Idle clears still in flight on a store without `atomically` (see `noteIdleWrite`). */
+  private readonly idleWrites = new Map<RelayConnection, Promise<void>>();
   /**
    * The socket listeners, made once for every socket (the socket is `this`, its connection a
    * property of it): per-socket closures are ~100 bytes each with their context.
@@ -241,26 +243,55 @@ export class RelayServer {
 
   private flushReady(): void {
     const { store, engine, registry, log } = this.options;
-    // A socket that closed meanwhile is not announced: its close has been handled already.
-    const live = this.ready.filter((connection) => registry.get(connection.id) === connection);
+    // A socket that closed meanwhile is not announced: its close has been handled already. One that
+    // said going_idle after its hello (same turn) has set its idle mark since: it stays, unannounced.
+    const live = this.ready.filter(
+      (connection) => registry.get(connection.id) === connection && !connection.idle,
+    );
     this.ready = [];
     if (live.length === 0) return;
-    const warn = (error: unknown): void => log.warn({ err: errorMessage(error) }, 'idle mark not cleared');
-    let ran = false;
-    const work = (): void => {
-      ran = true;
-      // A going_idle that followed the hello in the same turn has set the mark since: it stays.
-      for (const connection of live)
-        if (!connection.idle) void store.setGatewayIdle(connection.gatewayId, null).catch(warn);
+    try {
       engine.connectionsReady(live);
-    };
-    if (!store.atomically) work();
-    else
-      store.atomically(work).catch((error: unknown) => {
-        warn(error);
-        // The transaction never began: the sockets are ready all the same.
-        if (!ran) work();
-      });
+      const writes = (): void => {
+        for (const connection of live) {
+          const cleared = store.setGatewayIdle(connection.gatewayId, null);
+          this.noteIdleWrite(connection, cleared);
+          cleared.catch((error: unknown) =>
+            log.warn({ err: errorMessage(error), gatewayId: connection.gatewayId }, 'idle mark not cleared'),
+          );
+        }
+        engine.releaseWaitingDeliveries(new Set(live.map((connection) => connection.tenantId)));
+      };
+      if (!store.atomically) writes();
+      else
+        store.atomically(writes).catch((error: unknown) => {
+          // Not begun, or rolled back at the commit: the same writes, each on its own.
+          log.warn({ err: errorMessage(error) }, 'ready writes retried one by one');
+          try {
+            writes();
+          } catch (retryError) {
+            log.error({ err: errorMessage(retryError) }, 'ready writes failed');
+          }
+        });
+    } catch (error) {
+      log.error({ err: errorMessage(error) }, 'sockets not made ready');
+    }
+  }
+
+  /**
+   * A store whose writes may finish out of order (Postgres: a pool) could otherwise apply a
+   * `going_idle` before the idle clear of the hello that preceded it; `going_idle` waits for it.
+   */
+  private noteIdleWrite(connection: RelayConnection, write: Promise<unknown>): void {
+    if (this.options.store.atomically) return;
+    const settled = write.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.idleWrites.set(connection, settled);
+    void settled.then(() => {
+      if (this.idleWrites.get(connection) === settled) this.idleWrites.delete(connection);
+    });
   }
 
   private onMessage(connection: RelayConnection, data: Buffer, isBinary: boolean): void {
@@ -351,6 +382,7 @@ export class RelayServer {
         // Keyed by the authenticated record, never by the frame: this socket gets no more live
         // deliveries, and the gateway stays idle (its inbound kept in the outbox) until it dials again.
         connection.idle = true;
+        await this.idleWrites.get(connection);
         await this.options.store.setGatewayIdle(connection.gatewayId, this.now());
         this.options.log.info(
           { gatewayId: connection.gatewayId, connection: connection.id },

@@ -81,7 +81,7 @@ export class SocketDelivery {
       }
       // Ours: that very socket, not a local re-pick (which could choose another gateway process).
       const mine = chosen ? registry.get(chosen.connectionId) : undefined;
-      if (mine?.handshaken && mine.tenantId === delivery.tenantId) {
+      if (mine?.handshaken && !mine.idle && mine.tenantId === delivery.tenantId) {
         sessions.noteConnection(delivery.sessionKey, mine.id);
         return this.sendOn(mine, delivery.id, framed);
       }
@@ -125,7 +125,7 @@ export class SocketDelivery {
     work: SocketDeliveryWork,
   ): Promise<SocketOutcome> {
     const connection = this.options.registry.get(connectionId);
-    if (!connection || connection.tenantId !== tenantId || !connection.handshaken) {
+    if (!connection || connection.tenantId !== tenantId || !connection.handshaken || connection.idle) {
       // A directory entry left by an earlier run of this instance: drop it so it is not chosen again.
       if (!connection)
         await this.options.bus

@@ -114,7 +114,7 @@ export class ActivityLog {
     const line = `${JSON.stringify(event)}\n`;
     try {
       if (this.lines + 1 >= ACTIVITY_CAP * 2) {
-        this.rewrite(readActivity(this.home, ACTIVITY_CAP - 1), line);
+        this.rewrite(line);
         return event;
       }
       // The folder and the file's mode are checked on the first append only (the gateway owns its
@@ -137,8 +137,18 @@ export class ActivityLog {
     }
   }
 
-  /** Replace the file (atomic, 0600) with the events `kept` followed by `line`. */
-  private rewrite(kept: ActivityEvent[], line: string): void {
+  /**
+   * Replace the file (atomic, 0600) with its newest `ACTIVITY_CAP - 1` events and then `line`. A file
+   * that cannot be read (anything but absent) fails the append rather than being replaced by one line.
+   */
+  private rewrite(line: string): void {
+    let text = '';
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const kept = parseLines(text).slice(-(ACTIVITY_CAP - 1));
     writeFileAtomic(this.path, kept.map((event) => `${JSON.stringify(event)}\n`).join('') + line, 0o600);
     this.lines = kept.length + 1;
   }

@@ -285,6 +285,11 @@ describe('DeliveryEngine.deliverHere (the one route to socket delivery from the 
       expect(await engine.deliverHere('c_1', 't1', interrupt)).toEqual({ kind: 'delivered' });
       expect(lines).toEqual(['{"type":"interrupt_inbound","session_key":"k1","chat_id":"c1"}\n']);
       expect(await engine.deliverHere('c_1', 'other-tenant', interrupt)).toEqual({ kind: 'no_socket' });
+      // A socket that said going_idle gets no live delivery, whichever instance asks.
+      const held = registry.get('c_1');
+      if (held) held.idle = true;
+      expect(await engine.deliverHere('c_1', 't1', interrupt)).toEqual({ kind: 'no_socket' });
+      if (held) held.idle = false;
       expect((await engine.deliverHere('c_1', 't1', record('interrupt', '{'))).kind).toBe('invalid');
     } finally {
       await store.close();
@@ -365,6 +370,7 @@ describe('DeliveryEngine when sockets become ready', () => {
       const before = claims;
       registry.add(connection);
       engine.connectionsReady([connection]);
+      engine.releaseWaitingDeliveries([connection.tenantId]);
       await vi.advanceTimersByTimeAsync(1);
       expect(claims).toBe(before);
 
@@ -374,7 +380,7 @@ describe('DeliveryEngine when sockets become ready', () => {
       const [claimed] = await claimDueDeliveries('elsewhere', now, 1, 1);
       expect(claimed?.id).toBe('dlv_wait');
       await store.retryDeliveryLater('dlv_wait', 'elsewhere', now + 60_000, 'no socket', null);
-      engine.connectionsReady([connection]);
+      engine.releaseWaitingDeliveries([connection.tenantId]);
       await vi.advanceTimersByTimeAsync(1);
       expect(claims).toBeGreaterThan(before);
       // The attempt writes through the connection's writer, which flushes after the turn.
@@ -382,9 +388,14 @@ describe('DeliveryEngine when sockets become ready', () => {
         await new Promise<void>((resolve) => setImmediate(resolve));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toContain('"bufferId":"dlv_wait"');
+      // Acknowledged: the row is completed, so nothing is left in flight when the engine stops.
+      engine.acknowledge(connection, 'dlv_wait');
+      for (let turn = 0; turn < 20 && (await store.outboxDepth()) > 0; turn++)
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(await store.outboxDepth()).toBe(0);
     } finally {
-      vi.useRealTimers();
       await engine.stop(0);
+      vi.useRealTimers();
       await store.close();
     }
   });

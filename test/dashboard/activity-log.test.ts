@@ -1,13 +1,18 @@
+import * as fs from 'node:fs';
 import { appendFileSync, readFileSync, statSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import { ACTIVITY_CAP, ActivityLog, activityPath, readActivity } from '../../src/home/activity-log.js';
 import * as atomicFile from '../../src/home/atomic-file.js';
 import { tempHome } from './helpers.js';
 
-// The rewrite at the cap goes through writeFileAtomic; one test makes it fail once.
+// The rewrite at the cap reads the file and writes it with writeFileAtomic; tests make each fail once.
 vi.mock('../../src/home/atomic-file.js', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../../src/home/atomic-file.js')>();
   return { ...actual, writeFileAtomic: vi.fn(actual.writeFileAtomic) };
+});
+vi.mock('node:fs', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:fs')>();
+  return { ...actual, readFileSync: vi.fn(actual.readFileSync) };
 });
 
 /** The gateway's activity log on its own: cap, trim, torn lines, file mode. */
@@ -47,6 +52,21 @@ describe('activity log', () => {
     expect(countLines()).toBe(ACTIVITY_CAP);
     expect(readActivity(dir).at(-1)?.detail).toBe('kept');
     expect(readActivity(dir)[0]?.detail).toBe(`n${ACTIVITY_CAP}`);
+  });
+
+  it('keeps the file when it cannot be read at the cap, rather than replacing it with one line', () => {
+    const dir = home();
+    const errors: unknown[] = [];
+    const log = new ActivityLog(dir, (error) => errors.push(error));
+    for (let i = 0; i < ACTIVITY_CAP * 2 - 1; i++) log.append({ kind: 'error', detail: `n${i}` });
+    vi.mocked(fs.readFileSync).mockImplementationOnce(() => {
+      throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
+    });
+    expect(log.append({ kind: 'error', detail: 'not now' })).toBeUndefined();
+    expect(errors).toHaveLength(1);
+    const events = readActivity(dir);
+    expect(events).toHaveLength(ACTIVITY_CAP);
+    expect(events.at(-1)?.detail).toBe(`n${ACTIVITY_CAP * 2 - 2}`);
   });
 
   it('skips a torn or foreign line, and a new writer continues the count', () => {
