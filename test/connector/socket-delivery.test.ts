@@ -54,6 +54,22 @@ function record(kind: 'message' | 'interrupt', body: string, id = 'dlv_1'): Deli
   };
 }
 
+/** The engine these cases drive: one instance on `store`, its sockets in `registry`, a silent log. */
+function testEngine(
+  store: SqliteStore,
+  registry: GatewayRegistry,
+  extra: Partial<ConstructorParameters<typeof DeliveryEngine>[0]> = {},
+): DeliveryEngine {
+  return new DeliveryEngine({
+    store,
+    registry,
+    metrics: new ConnectorMetrics(),
+    log,
+    instanceId: 'engine-a',
+    ...extra,
+  });
+}
+
 describe('deliveryFrame', () => {
   it('carries the stored event unchanged in an inbound frame acknowledged by the delivery id', () => {
     const body = JSON.stringify(messageDeliveryBody(wireEvent, 'dlv_1'));
@@ -271,13 +287,7 @@ describe('DeliveryEngine.deliverHere (the one route to socket delivery from the 
     registry.add(fakeConnection(lines));
     const store = SqliteStore.open(':memory:');
     try {
-      const engine = new DeliveryEngine({
-        store,
-        registry,
-        metrics: new ConnectorMetrics(),
-        log,
-        instanceId: 'engine-a',
-      });
+      const engine = testEngine(store, registry);
       const interrupt = record(
         'interrupt',
         JSON.stringify(interruptDeliveryBody('k1', 'c1', 'stop', 'dlv_3')),
@@ -319,13 +329,7 @@ describe('DeliveryEngine and a corrupt socket row', () => {
       endpoint: '',
       createdAt: Date.now(),
     });
-    const engine = new DeliveryEngine({
-      store,
-      registry: new GatewayRegistry(),
-      metrics: new ConnectorMetrics(),
-      log,
-      instanceId: 'engine-a',
-    });
+    const engine = testEngine(store, new GatewayRegistry());
     await engine.start();
     cleanups.push(() => engine.stop(1_000));
     await until(async () => (await store.listDeadLetters(10)).length > 0, 5_000, 'a dead letter');
@@ -355,14 +359,7 @@ describe('DeliveryEngine when sockets become ready', () => {
       claims++;
       return claimDueDeliveries(...args);
     };
-    const engine = new DeliveryEngine({
-      store,
-      registry,
-      metrics: new ConnectorMetrics(),
-      log,
-      instanceId: 'engine-a',
-      now: () => now,
-    });
+    const engine = testEngine(store, registry, { now: () => now });
     try {
       await engine.start();
       await vi.advanceTimersByTimeAsync(1);
@@ -424,13 +421,7 @@ describe('passthrough forwards (current §12)', () => {
     const lines: string[] = [];
     const connection = { ...fakeConnection(lines), tenantId: tenant.id };
     registry.add(connection);
-    const engine = new DeliveryEngine({
-      store,
-      registry,
-      metrics: new ConnectorMetrics(),
-      log,
-      instanceId: 'engine-a',
-    });
+    const engine = testEngine(store, registry);
     await engine.start();
     cleanups.push(() => engine.stop(1_000));
     const source = {
@@ -474,13 +465,7 @@ describe('passthrough forwards (current §12)', () => {
       endpoint: 'http://127.0.0.1:9/hook',
       allowPrivateTargets: 'all',
     });
-    const engine = new DeliveryEngine({
-      store,
-      registry: new GatewayRegistry(),
-      metrics: new ConnectorMetrics(),
-      log,
-      instanceId: 'engine-a',
-    });
+    const engine = testEngine(store, new GatewayRegistry());
     const outcome = await engine.ingest('discord', {
       routeKey: 'guild-2',
       event: { text: '', source: { platform: 'discord', chat_id: 'chan-2' } },

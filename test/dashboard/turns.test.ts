@@ -70,7 +70,7 @@ async function turns(): Promise<Turn[]> {
 }
 
 /** The gateway's dashboard on a random loopback port, as the cases use it. */
-function startLoopbackDashboard() {
+function startLoopbackDashboard(extra: { requireLogin?: boolean } = {}) {
   return startDashboard({
     home,
     host: '127.0.0.1',
@@ -79,6 +79,7 @@ function startLoopbackDashboard() {
     version: 'test',
     restartDrainTimeout: 0,
     env: {},
+    ...extra,
   });
 }
 
@@ -310,16 +311,7 @@ describe('dashboard: running turns, per-turn Stop, activity, relay', () => {
   it('a cookie session stops a turn only with the CSRF token and its own origin; the stop is audited; a restarted dashboard shows the same activity', async () => {
     rmSync(release, { force: true });
     await setPassword(home, 'operator', 'correct horse battery staple');
-    const gated = await startDashboard({
-      home,
-      host: '127.0.0.1',
-      port: 0,
-      log: pino({ level: 'silent' }),
-      version: 'test',
-      restartDrainTimeout: 0,
-      requireLogin: true,
-      env: {},
-    });
+    const gated = await startLoopbackDashboard({ requireLogin: true });
     try {
       const origin = new URL(gated.url).origin;
       const login = await fetch(`${gated.url}/auth/password-login`, {
