@@ -489,7 +489,7 @@ export class RelayServer {
 }
 
 /** How stale a gateway's stored `last_seen_at` may be before a new connection rewrites it. */
-export const LAST_SEEN_RESOLUTION_MS = 30_000;
+const LAST_SEEN_RESOLUTION_MS = 30_000;
 
 /** Where a socket's connection is kept, for the listeners every socket shares. */
 const CONNECTION = Symbol('relay connection');

@@ -320,7 +320,7 @@ export class SessionManager {
         this.finish(
           event,
           run.stoppedBy === 'shutdown' ? 'cut_by_shutdown' : run.stoppedBy ? 'stopped' : 'answered',
-          { seconds: (performance.now() - run.startedAt) / 1000, failed: run.failed && !run.stoppedBy },
+          { seconds, failed: run.failed && !run.stoppedBy },
         );
         this.release(key, run);
       });

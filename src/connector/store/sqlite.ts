@@ -333,9 +333,7 @@ export class SqliteStore implements RelayStore {
       'SELECT id, revoked_at AS revokedAt FROM gateways WHERE revoked_at >= ? ORDER BY revoked_at, id',
     );
     this.#touchGateway = db.prepare<[number, string]>('UPDATE gateways SET last_seen_at = ? WHERE id = ?');
-    this.#setGatewayIdle = db.prepare<[number | null, string]>(
-      'UPDATE gateways SET idle_since = ? WHERE id = ?',
-    );
+    this.#setGatewayIdle = db.prepare<[number, string]>('UPDATE gateways SET idle_since = ? WHERE id = ?');
     // Every first hello clears the idle mark; almost always there is none, and an UPDATE that
     // matches no row writes no page (a handshake-rate cost, issue 20).
     this.#clearGatewayIdle = db.prepare<[string]>(
