@@ -44,8 +44,8 @@ const TARGET = 0.8;
 /** Handshakes in flight at once, on each side. */
 export const HANDSHAKE_CONCURRENCY = 32;
 /**
- * Distinct gateways dialing in turn: more than the HMAC key cache holds (1024), so each upgrade
- * builds its gateway's key as a fleet dialing in after a restart would.
+ * Distinct gateways dialing in turn: more than any per-gateway cache would keep warm, as a fleet
+ * dialing in after a restart.
  */
 const HANDSHAKE_GATEWAYS = 2048;
 const HANDSHAKE_OPTIONS: RunOptions = { warmupMs: 1_000, durationMs: 6_000, slices: 12 };
