@@ -65,6 +65,26 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         expect(await store.getPlatformState('discord:session:0', 0)).toBeNull();
       });
 
+      it('puts many keys to one value in one call, and deletes only those still holding a value', async () => {
+        const keys = Array.from({ length: 700 }, (_, i) => `admin:presence:gw${String(i).padStart(3, '0')}`);
+        await store.putPlatformState('admin:presence:gw001', 'old', 500);
+        // A repeated key is one row (Postgres: one INSERT may not touch a row twice).
+        await store.putPlatformStates([...keys, 'admin:presence:gw002'], 'A', 1_000);
+        await store.putPlatformStates([], 'A', 1_000);
+        const live = await store.listPlatformState('admin:presence:', 900);
+        expect(live).toHaveLength(700);
+        expect(new Set(live.map((e) => e.value))).toEqual(new Set(['A']));
+        // Another writer took two keys since: those stay.
+        await store.putPlatformState('admin:presence:gw005', 'B', 1_000);
+        await store.putPlatformState('admin:presence:gw699', 'B', 1_000);
+        expect(await store.deletePlatformStatesHolding([...keys, 'admin:presence:absent'], 'A')).toBe(698);
+        expect(await store.deletePlatformStatesHolding([], 'A')).toBe(0);
+        expect(await store.listPlatformState('admin:presence:', 0)).toEqual([
+          { key: 'admin:presence:gw005', value: 'B' },
+          { key: 'admin:presence:gw699', value: 'B' },
+        ]);
+      });
+
       it('inserts only where no live value is, and purges what expired', async () => {
         expect(await store.insertPlatformState('seen:1', 'x', 1_000, 0)).toBe(true);
         expect(await store.insertPlatformState('seen:1', 'y', 5_000, 500)).toBe(false);

@@ -503,6 +503,26 @@ export class PostgresStore implements RelayStore {
     );
   }
 
+  async putPlatformStates(keys: readonly string[], value: string, expiresAt: number): Promise<void> {
+    if (keys.length === 0) return;
+    // DISTINCT: one INSERT … ON CONFLICT may not touch the same row twice.
+    await this.#pool.query(
+      `INSERT INTO platform_state (key, value, expires_at)
+       SELECT DISTINCT key, $2::text, $3::bigint FROM unnest($1::text[]) AS key
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`,
+      [keys, value, expiresAt],
+    );
+  }
+
+  async deletePlatformStatesHolding(keys: readonly string[], value: string): Promise<number> {
+    if (keys.length === 0) return 0;
+    const result = await this.#pool.query(
+      'DELETE FROM platform_state WHERE key = ANY($1::text[]) AND value = $2',
+      [keys, value],
+    );
+    return result.rowCount ?? 0;
+  }
+
   async insertPlatformState(key: string, value: string, expiresAt: number, now: number): Promise<boolean> {
     const result = await this.#pool.query(
       `INSERT INTO platform_state (key, value, expires_at) VALUES ($1, $2, $3)

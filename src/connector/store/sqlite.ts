@@ -163,6 +163,9 @@ export class SqliteStore implements RelayStore {
   readonly #putState;
   readonly #insertState;
   readonly #deleteState;
+  readonly #deleteStateHolding;
+  readonly #putStatesTx;
+  readonly #deleteStatesHoldingTx;
   readonly #purgeState;
   // Delivery keys
   readonly #getDeliveryKeys;
@@ -374,6 +377,19 @@ export class SqliteStore implements RelayStore {
        WHERE platform_state.expires_at <= ?`,
     );
     this.#deleteState = db.prepare<[string]>('DELETE FROM platform_state WHERE key = ?');
+    this.#deleteStateHolding = db.prepare<[string, string]>(
+      'DELETE FROM platform_state WHERE key = ? AND value = ?',
+    );
+    const putState = this.#putState;
+    const deleteStateHolding = this.#deleteStateHolding;
+    this.#putStatesTx = db.transaction((keys: readonly string[], value: string, expiresAt: number): void => {
+      for (const key of keys) putState.run(key, value, expiresAt);
+    });
+    this.#deleteStatesHoldingTx = db.transaction((keys: readonly string[], value: string): number => {
+      let deleted = 0;
+      for (const key of keys) deleted += deleteStateHolding.run(key, value).changes;
+      return deleted;
+    });
     this.#purgeState = db.prepare<[number]>('DELETE FROM platform_state WHERE expires_at <= ?');
     this.#upsertPolicy = db.prepare<[string, string, string, number, string, number, number]>(
       `INSERT INTO gateway_policies
@@ -1014,6 +1030,14 @@ export class SqliteStore implements RelayStore {
 
   async putPlatformState(key: string, value: string, expiresAt: number): Promise<void> {
     this.#putState.run(key, value, expiresAt);
+  }
+
+  async putPlatformStates(keys: readonly string[], value: string, expiresAt: number): Promise<void> {
+    if (keys.length > 0) this.#putStatesTx.immediate(keys, value, expiresAt);
+  }
+
+  async deletePlatformStatesHolding(keys: readonly string[], value: string): Promise<number> {
+    return keys.length > 0 ? this.#deleteStatesHoldingTx.immediate(keys, value) : 0;
   }
 
   async insertPlatformState(key: string, value: string, expiresAt: number, now: number): Promise<boolean> {

@@ -380,9 +380,19 @@ export interface RelayStore {
   /** The value under `key`, or null when absent or expired at `now`. */
   getPlatformState(key: string, now: number): Promise<string | null>;
   putPlatformState(key: string, value: string, expiresAt: number): Promise<void>;
+  /**
+   * Every key set to the same `value` until `expiresAt` in one write: one transaction, one
+   * statement on Postgres (issue 20: presence records of thousands of gateways every 10 s).
+   */
+  putPlatformStates(keys: readonly string[], value: string, expiresAt: number): Promise<void>;
   /** Store `value` unless a live (unexpired at `now`) value is there; true when stored. */
   insertPlatformState(key: string, value: string, expiresAt: number, now: number): Promise<boolean>;
   deletePlatformState(key: string): Promise<void>;
+  /**
+   * Delete those of `keys` whose value is still `value` (compare and delete, in one write: a key
+   * another writer has taken since stays); returns how many went.
+   */
+  deletePlatformStatesHolding(keys: readonly string[], value: string): Promise<number>;
   /**
    * Every live (unexpired at `now`) entry whose key starts with `prefix`, in one query, by key.
    * The prefix is ASCII (a key range on the primary key, so it does not scan the table).
