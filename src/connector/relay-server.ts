@@ -206,9 +206,9 @@ export class RelayServer {
 
   /**
    * `last_seen_at` of the gateways whose sockets were accepted during this event-loop turn, written
-   * after it: in one transaction where the store can (`atomically`, SQLite), one commit for a burst
-   * of upgrades (a reconnect storm) instead of one each. Informational, so a failed write is only
-   * logged at debug level, as the write per upgrade it replaces was ignored.
+   * after it in one store write: one commit (one statement on Postgres) for a burst of upgrades (a
+   * reconnect storm) instead of one each. Informational, so a failed write is only logged at debug
+   * level, as the write per upgrade it replaces was ignored.
    */
   private noteSeen(gatewayId: string): void {
     if (this.seen.size === 0) setImmediate(() => this.writeSeen());
@@ -216,18 +216,13 @@ export class RelayServer {
   }
 
   private writeSeen(): void {
-    const { store, log } = this.options;
     const ids = [...this.seen];
     this.seen.clear();
-    const now = this.now();
-    const touch = (id: string): Promise<void> => store.touchGateway(id, now).catch(() => undefined);
-    if (ids.length > 1 && store.atomically)
-      void store
-        .atomically(() => {
-          for (const id of ids) void touch(id);
-        })
-        .catch((error: unknown) => log.debug({ err: errorMessage(error) }, 'last seen not written'));
-    else for (const id of ids) void touch(id);
+    this.options.store
+      .touchGateways(ids, this.now())
+      .catch((error: unknown) =>
+        this.options.log.debug({ err: errorMessage(error) }, 'last seen not written'),
+      );
   }
 
   /**
@@ -253,20 +248,18 @@ export class RelayServer {
     try {
       engine.connectionsReady(live);
       const writes = (): void => {
-        for (const connection of live) {
-          const cleared = store.setGatewayIdle(connection.gatewayId, null);
-          this.noteIdleWrite(connection, cleared);
-          cleared.catch((error: unknown) =>
-            log.warn({ err: errorMessage(error), gatewayId: connection.gatewayId }, 'idle mark not cleared'),
-          );
-        }
+        const cleared = store.clearGatewaysIdle(live.map((connection) => connection.gatewayId));
+        for (const connection of live) this.noteIdleWrite(connection, cleared);
+        cleared.catch((error: unknown) =>
+          log.warn({ err: errorMessage(error), gateways: live.length }, 'idle marks not cleared'),
+        );
         engine.releaseWaitingDeliveries(new Set(live.map((connection) => connection.tenantId)));
       };
       if (!store.atomically) writes();
       else
         store.atomically(writes).catch((error: unknown) => {
-          // Not begun, or rolled back at the commit: the same writes, each on its own.
-          log.warn({ err: errorMessage(error) }, 'ready writes retried one by one');
+          // Not begun, or rolled back at the commit: the same writes, each in its own transaction.
+          log.warn({ err: errorMessage(error) }, 'ready writes retried outside one transaction');
           try {
             writes();
           } catch (retryError) {

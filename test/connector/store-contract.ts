@@ -279,10 +279,11 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
 
         await store.setGatewayIdle('gw1', 1234);
         expect((await store.getGateway('gw1'))?.idleSince).toBe(1234);
-        await store.setGatewayIdle('gw1', null);
+        await store.clearGatewaysIdle(['gw1']);
         expect((await store.getGateway('gw1'))?.idleSince).toBeNull();
         // Clearing a mark that is not there (every first hello) changes nothing; marking again works.
-        await store.setGatewayIdle('gw1', null);
+        await store.clearGatewaysIdle(['gw1']);
+        await store.clearGatewaysIdle([]);
         expect((await store.getGateway('gw1'))?.idleSince).toBeNull();
         await store.setGatewayIdle('gw1', 99);
         expect((await store.getGateway('gw1'))?.idleSince).toBe(99);
@@ -478,9 +479,26 @@ export function describeStoreContract(name: string, fresh: () => Promise<RelaySt
         });
         expect((await store.listGateways()).map((g) => g.id)).toEqual(['gw1', 'gw2', 'gw3']);
         expect((await store.listGateways(a.id)).map((g) => g.id)).toEqual(['gw1', 'gw3']);
-        await store.touchGateway('gw2', 77);
+        await store.touchGateways(['gw2'], 77);
         expect((await store.getGateway('gw2'))?.lastSeenAt).toBe(77);
         expect((await store.getGateway('gw1'))?.lastSeenAt).toBeNull();
+        // Many in one write; an unknown id is no error.
+        await store.touchGateways(['gw3', 'gw1', 'nope'], 88);
+        await store.touchGateways([], 99);
+        expect((await store.listGateways()).map((g) => [g.id, g.lastSeenAt])).toEqual([
+          ['gw1', 88],
+          ['gw2', 77],
+          ['gw3', 88],
+        ]);
+        // Idle marks of many cleared in one write; a gateway not named keeps its mark.
+        await store.setGatewayIdle('gw1', 5);
+        await store.setGatewayIdle('gw2', 6);
+        await store.clearGatewaysIdle(['gw3', 'gw1', 'nope']);
+        expect((await store.listGateways()).map((g) => [g.id, g.idleSince])).toEqual([
+          ['gw1', null],
+          ['gw2', 6],
+          ['gw3', null],
+        ]);
       });
 
       it('revokes idempotently, keeping the first revocation time', async () => {

@@ -432,8 +432,15 @@ export class PostgresStore implements RelayStore {
     );
   }
 
-  async touchGateway(id: string, now: number): Promise<void> {
-    await this.#pool.query('UPDATE gateways SET last_seen_at = $1 WHERE id = $2', [now, id]);
+  async touchGateways(ids: readonly string[], now: number): Promise<void> {
+    if (ids.length === 0) return;
+    // Rows locked in id order, as `clearGatewaysIdle` does: two such updates of the same gateways
+    // running at once (one turn's upgrades and hellos) then wait for each other, never deadlock.
+    await this.#pool.query(
+      `UPDATE gateways SET last_seen_at = $1
+       WHERE id IN (SELECT id FROM gateways WHERE id = ANY($2::text[]) ORDER BY id FOR UPDATE)`,
+      [now, ids],
+    );
   }
 
   async updateGatewayDetails(id: string, details: GatewayDetails): Promise<GatewayRecord | null> {
@@ -447,14 +454,20 @@ export class PostgresStore implements RelayStore {
     return row ? toGateway(row) : null;
   }
 
-  async setGatewayIdle(id: string, idleSince: number | null): Promise<void> {
-    // Clearing a mark that is not there (every first hello) locks and rewrites no row.
-    if (idleSince === null)
-      await this.#pool.query(
-        'UPDATE gateways SET idle_since = NULL WHERE id = $1 AND idle_since IS NOT NULL',
-        [id],
-      );
-    else await this.#pool.query('UPDATE gateways SET idle_since = $1 WHERE id = $2', [idleSince, id]);
+  async setGatewayIdle(id: string, idleSince: number): Promise<void> {
+    await this.#pool.query('UPDATE gateways SET idle_since = $1 WHERE id = $2', [idleSince, id]);
+  }
+
+  async clearGatewaysIdle(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    // A mark that is not there (nearly every first hello) locks and rewrites no row; rows locked
+    // in id order (see `touchGateways`).
+    await this.#pool.query(
+      `UPDATE gateways SET idle_since = NULL
+       WHERE id IN (SELECT id FROM gateways WHERE id = ANY($1::text[]) AND idle_since IS NOT NULL
+                    ORDER BY id FOR UPDATE)`,
+      [ids],
+    );
   }
 
   async addGatewayIdentity(gatewayId: string, platform: string, botId: string, now: number): Promise<void> {

@@ -145,6 +145,8 @@ export class SqliteStore implements RelayStore {
   readonly #revokeGateway;
   readonly #listRevokedSince;
   readonly #touchGateway;
+  readonly #touchGatewaysTx;
+  readonly #clearGatewaysIdleTx;
   readonly #setGatewayIdle;
   readonly #clearGatewayIdle;
   readonly #makeSocketDeliveriesDue;
@@ -342,6 +344,14 @@ export class SqliteStore implements RelayStore {
     this.#clearGatewayIdle = db.prepare<[string]>(
       'UPDATE gateways SET idle_since = NULL WHERE id = ? AND idle_since IS NOT NULL',
     );
+    const touchGateway = this.#touchGateway;
+    const clearGatewayIdle = this.#clearGatewayIdle;
+    this.#touchGatewaysTx = db.transaction((ids: readonly string[], now: number): void => {
+      for (const id of ids) touchGateway.run(now, id);
+    });
+    this.#clearGatewaysIdleTx = db.transaction((ids: readonly string[]): void => {
+      for (const id of ids) clearGatewayIdle.run(id);
+    });
     this.#makeSocketDeliveriesDue = db.prepare<{ now: number; tenantId: string }>(
       `UPDATE outbox SET next_attempt_at = @now
        WHERE tenant_id = @tenantId AND endpoint = '' AND next_attempt_at > @now
@@ -967,8 +977,10 @@ export class SqliteStore implements RelayStore {
     return this.#listRevokedSince.all(since);
   }
 
-  async touchGateway(id: string, now: number): Promise<void> {
-    this.#touchGateway.run(now, id);
+  async touchGateways(ids: readonly string[], now: number): Promise<void> {
+    // One statement is its own transaction; BEGIN and COMMIT around it would only add two.
+    if (ids.length === 1) this.#touchGateway.run(now, ids[0] as string);
+    else if (ids.length > 1) this.#touchGatewaysTx.immediate(ids, now);
   }
 
   async updateGatewayDetails(id: string, details: GatewayDetails): Promise<GatewayRecord | null> {
@@ -983,9 +995,13 @@ export class SqliteStore implements RelayStore {
     return this.getGateway(id);
   }
 
-  async setGatewayIdle(id: string, idleSince: number | null): Promise<void> {
-    if (idleSince === null) this.#clearGatewayIdle.run(id);
-    else this.#setGatewayIdle.run(idleSince, id);
+  async setGatewayIdle(id: string, idleSince: number): Promise<void> {
+    this.#setGatewayIdle.run(idleSince, id);
+  }
+
+  async clearGatewaysIdle(ids: readonly string[]): Promise<void> {
+    if (ids.length === 1) this.#clearGatewayIdle.run(ids[0] as string);
+    else if (ids.length > 1) this.#clearGatewaysIdleTx.immediate(ids);
   }
 
   async addGatewayIdentity(gatewayId: string, platform: string, botId: string, now: number): Promise<void> {

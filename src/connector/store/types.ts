@@ -254,11 +254,17 @@ export interface RelayStore {
   revokeGateway(id: string, now: number): Promise<GatewayRecord | null>;
   /** Gateways revoked at or after `since` (the connector polls this to close live sockets). */
   listRevokedSince(since: number): Promise<{ id: string; revokedAt: number }[]>;
-  touchGateway(id: string, now: number): Promise<void>;
+  /** `last_seen_at` of many gateways in one write (the upgrades of one event-loop turn). */
+  touchGateways(ids: readonly string[], now: number): Promise<void>;
   /** Change provision details; null when there is no such gateway. */
   updateGatewayDetails(id: string, details: GatewayDetails): Promise<GatewayRecord | null>;
-  /** Mark the gateway idle since `idleSince`, or live again with null. */
-  setGatewayIdle(id: string, idleSince: number | null): Promise<void>;
+  /** Mark the gateway idle since `idleSince` (its `going_idle`). */
+  setGatewayIdle(id: string, idleSince: number): Promise<void>;
+  /**
+   * Live again: the idle marks of these gateways cleared in one write (the first hellos of one
+   * event-loop turn); a gateway that has none is not written.
+   */
+  clearGatewaysIdle(ids: readonly string[]): Promise<void>;
   /** Add (or re-point the bot id of) one platform identity; `putGatewaySecret` adds its own. */
   addGatewayIdentity(gatewayId: string, platform: string, botId: string, now: number): Promise<void>;
   /** The gateway's identities, oldest first. */
