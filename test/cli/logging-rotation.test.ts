@@ -87,6 +87,8 @@ describe('rotateByCopy / watchInheritedLog (the running gateway)', () => {
       stdio: ['ignore', 'pipe', fd],
     });
     closeSync(fd);
+    // stdout is 'pipe' above, so it exists; the stdio array is not typed per slot.
+    if (!child.stdout) throw new Error('the child has no stdout pipe');
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();

@@ -98,8 +98,19 @@ function fullAdapter(name: string, holds: boolean, calls: Call[]): Required<Plat
     exclusiveLease: record('exclusiveLease', `lease:${name}`),
     registerRoutes: record('registerRoutes', undefined),
     handleUpgrade: record('handleUpgrade', false),
+    attach: record('attach', undefined),
+    followUp: record('followUp', Promise.resolve({ success: true, message_id: `${name}-follow-up` })),
+    registerCommands: record('registerCommands', Promise.resolve()),
+    // Generic, so not through `record`: runs the op's work, as an adapter does.
+    asOneOp<T>(this: unknown, chatId: string, work: () => Promise<T>): Promise<T> {
+      calls.push({ member: 'asOneOp', self: this, args: [chatId, work] });
+      return work();
+    },
   };
 }
+
+/** The work `asOneOp` is given in the forwarding check (one function, so the args compare equal). */
+const ONE_OP_WORK = async (): Promise<OutboundResult> => ({ success: true });
 
 /** Two connector instances on one in-memory bus; `B` holds every chat. */
 function cluster() {
@@ -182,6 +193,7 @@ describe('clusterAdapter', () => {
       if (op) return [SAMPLES[op as AdapterAction['op']]];
       if (member === 'start') return [context];
       if (member === 'stop') return [];
+      if (member === 'asOneOp') return ['c1', ONE_OP_WORK];
       return [`arg-${member}`];
     };
     // The one member not exposed: the cluster adapter runs the lease itself.

@@ -38,6 +38,13 @@ const secrets: Record<string, string> = {};
 /** Everything that must be free of secrets: outputs and answers, named for the failure message. */
 const looked: { where: string; text: string }[] = [];
 
+/** A secret the setup recorded: a missing one fails here, not later as a request that is wrong. */
+function secret(name: string): string {
+  const value = secrets[name];
+  if (value === undefined) throw new Error(`the setup recorded no ${name}`);
+  return value;
+}
+
 beforeAll(async () => {
   telegram = await FakeTelegram.start();
   discord = await startFakeDiscord({ heartbeatIntervalMs: 1_000 });
@@ -202,7 +209,7 @@ describe('secrets never printed', () => {
     const wrong = new TestRelayClient(
       `${connector.url.replace('http', 'ws')}/relay`,
       'gw-leaky',
-      `${secrets.gatewaySecret.slice(0, -2)}00`,
+      `${secret('gatewaySecret').slice(0, -2)}00`,
     );
     await wrong.connect();
     expect(await wrong.closed()).toBe(4401);
@@ -211,7 +218,9 @@ describe('secrets never printed', () => {
         'media with a stale token',
         fetch(`${connector.url}/relay/media`, {
           method: 'POST',
-          headers: { authorization: `Bearer ${mintUpgradeToken('gw-leaky', secrets.gatewaySecret, -3600)}` },
+          headers: {
+            authorization: `Bearer ${mintUpgradeToken('gw-leaky', secret('gatewaySecret'), -3600)}`,
+          },
           body: 'x',
         }),
       ),
@@ -232,7 +241,9 @@ describe('secrets never printed', () => {
     expect(
       await answer(
         'dashboard status',
-        fetch(`${dashboard.url}/api/status`, { headers: { 'x-hermes-session-token': secrets.sessionToken } }),
+        fetch(`${dashboard.url}/api/status`, {
+          headers: { 'x-hermes-session-token': secret('sessionToken') },
+        }),
       ),
     ).toBe(200);
     expect(

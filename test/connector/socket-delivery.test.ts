@@ -116,7 +116,16 @@ describe('deliveryLine (issue 20: the stored event spliced, not re-parsed)', () 
     messageEventToWire({
       text: 'line\nbreak "quoted" \\ \u2028 \ud800 \u0000',
       media_urls: ['https://x.test/a b'],
-      media: [{ url: 'https://x.test/a b', kind: 'image', mime: undefined, size: 12.5 }],
+      media: [
+        {
+          url: 'https://x.test/a b',
+          kind: 'image',
+          mime: undefined,
+          size: 12.5,
+          filename: undefined,
+          caption: undefined,
+        },
+      ],
       reply_to: { text: 'prev', author: 'a', is_own: false },
       context: [{ text: 'ctx', source: { user_name: 'b', user_id: '9' } }],
       source: { platform: 'discord', chat_id: '1', chat_type: 'channel', is_bot: true },

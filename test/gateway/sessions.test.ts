@@ -14,6 +14,7 @@ import { GatewayStoppingError, SessionManager, TEXTS } from '../../src/gateway/s
 import {
   type CapabilityDescriptor,
   MessageEventSchema,
+  type OutboundResult,
   placeholderDescriptor,
 } from '../../src/protocol/index.js';
 import { until } from '../support/poll.js';
@@ -24,7 +25,7 @@ class RecordingLink implements OutboundLink {
   readonly actions: Record<string, unknown>[] = [];
   private counter = 0;
   constructor(public descriptor: CapabilityDescriptor | undefined) {}
-  async send(action: Record<string, unknown>) {
+  async send(action: Record<string, unknown>): Promise<OutboundResult> {
     this.actions.push(action);
     return { success: true, message_id: action.op === 'send' ? `m${++this.counter}` : undefined };
   }

@@ -100,7 +100,7 @@ describe('RelayTransport on the wire', () => {
     });
     const port = (wss.address() as AddressInfo).port;
     const inbound: string[] = [];
-    transport = new RelayTransport({
+    const relay = new RelayTransport({
       url: `ws://127.0.0.1:${port}`,
       credentials: () => ({}),
       platform: 'relay',
@@ -110,9 +110,10 @@ describe('RelayTransport on the wire', () => {
         inbound.push(event.text);
       },
     });
-    transport.start();
-    await until(() => transport.connected && inbound.length > 0, 5_000, 'the handshake and an inbound frame');
-    const result = await transport.send({
+    transport = relay;
+    relay.start();
+    await until(() => relay.connected && inbound.length > 0, 5_000, 'the handshake and an inbound frame');
+    const result = await relay.send({
       op: 'send',
       chat_id: 'c1',
       content: 'hello',
@@ -120,7 +121,7 @@ describe('RelayTransport on the wire', () => {
       metadata: { thread_id: 't' },
     });
     expect(result).toEqual({ success: true, message_id: '7' });
-    expect(transport.sendInterrupt('agent:main:relay:dm:c1', null)).toBe(true);
+    expect(relay.sendInterrupt('agent:main:relay:dm:c1', null)).toBe(true);
     await until(() => messages.length >= 4, 5_000, 'four frames at the connector');
     const requestId = (
       JSON.parse(messages.find((m) => m.includes('"outbound"')) ?? '{}') as { requestId: string }
