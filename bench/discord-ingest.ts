@@ -17,6 +17,7 @@ import {
   type RunOptions,
 } from './harness.js';
 import {
+  benchCheckpointError,
   createBenchTenant,
   enrollBenchGateway,
   manualMeasurement,
@@ -156,7 +157,9 @@ async function run(): Promise<BenchResult[]> {
   await addRoute(store, { tenantRef: tenant.tenantId, platform: 'webchat', routeKey: ROOM });
 
   // The gateway side as in ws-inbound: journal durably, then acknowledge.
-  const inbox = SqliteInbox.open(join(dir.path, 'inbox.db'));
+  const inbox = SqliteInbox.open(join(dir.path, 'inbox.db'), {
+    backgroundCheckpoints: { onError: benchCheckpointError },
+  });
   const eventBytes = new Map<string, number>();
   let measuringSizes = false;
   const transport = new RelayTransport({
@@ -357,7 +360,7 @@ async function run(): Promise<BenchResult[]> {
     await transport.stop();
     await connector.stop();
     await discord.close();
-    inbox.close();
+    await inbox.close();
     dir.remove();
   }
 }

@@ -37,6 +37,11 @@ import { type Measurement, quantile } from './harness.js';
 
 export const silentLog: Logger = pino({ level: 'silent' });
 
+/** A bench store or inbox whose background checkpoints failed measures something else: say so. */
+export function benchCheckpointError(message: string): void {
+  console.error(`bench: ${message}`);
+}
+
 /** Compiled to dist/bench/support.js: the CLI entry point of the same build. */
 export const CLI_PATH = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -139,7 +144,8 @@ export async function startBenchConnector(
   adapters: PlatformAdapter[],
   instanceId = 'bench-connector',
 ): Promise<BenchConnector> {
-  const store = SqliteStore.open(dbPath);
+  // As `hermes connector serve` opens it: WAL checkpoints on a worker thread.
+  const store = SqliteStore.open(dbPath, { backgroundCheckpoints: { onError: benchCheckpointError } });
   // From an empty environment, so defaults added to the config later apply here too.
   const config: ConnectorConfig = {
     // Bench endpoints are on 127.0.0.1: the one private target allowed (SSRF rule).

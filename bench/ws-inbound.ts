@@ -5,6 +5,7 @@ import { RelayTransport } from '../src/gateway/transport.js';
 import { buildSessionKey, encodeFrame } from '../src/protocol/index.js';
 import { asyncWorkload, type BenchModule, type BenchResult, compare, type RunOptions } from './harness.js';
 import {
+  benchCheckpointError,
   createBenchTenant,
   deliveryBodyBytes,
   enrollBenchGateway,
@@ -66,7 +67,9 @@ export async function startInboundRig(): Promise<InboundRig> {
 
   // What the gateway runtime does before acknowledging: journal the event durably, keyed by its
   // delivery id, then hand it over (here: nothing to run, so the entry is done at once).
-  const inbox = SqliteInbox.open(join(dir.path, 'inbox.db'));
+  const inbox = SqliteInbox.open(join(dir.path, 'inbox.db'), {
+    backgroundCheckpoints: { onError: benchCheckpointError },
+  });
   let journaled = 0;
   const transport = new RelayTransport({
     url: relayUrl,
@@ -98,7 +101,7 @@ export async function startInboundRig(): Promise<InboundRig> {
     async close() {
       await transport.stop();
       await connector.stop();
-      inbox.close();
+      await inbox.close();
       dir.remove();
     },
   };

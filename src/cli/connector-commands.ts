@@ -149,7 +149,9 @@ export function registerConnectorCommands(program: Command): void {
       const log = createLogger(logLevelFor('connector', undefined, { exitCode: 78 }), 'connector');
       let store: RelayStore;
       try {
-        store = await openStore(config.db);
+        store = await openStore(config.db, {
+          backgroundCheckpoints: { onError: (message) => log.warn(message) },
+        });
       } catch (error) {
         throw new CliError(
           redactUrlsIn(`cannot open the connector store at ${redactUrl(config.db)}: ${errorMessage(error)}`),

@@ -1,6 +1,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { type BackgroundCheckpoints, startBackgroundCheckpoints } from '../common/sqlite-checkpoints.js';
 import type { MessageEvent } from '../protocol/index.js';
 
 /**
@@ -60,6 +61,7 @@ export class SqliteInbox implements InboxJournal {
   private readonly begin: Database.Statement<[]>;
   private readonly commit: Database.Statement<[]>;
   private accepted = 0;
+  private checkpoints: BackgroundCheckpoints | undefined;
   /** Writes of this event-loop turn share one transaction (group commit); its waiters follow it. */
   private batchOpen = false;
   private batchWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
@@ -99,7 +101,14 @@ export class SqliteInbox implements InboxJournal {
     this.commit = db.prepare('COMMIT');
   }
 
-  static open(path: string): SqliteInbox {
+  /**
+   * `backgroundCheckpoints`: WAL checkpoints on a worker thread (`src/common/sqlite-checkpoints.ts`),
+   * for the gateway runtime; `onError` hears when they fall back to this connection.
+   */
+  static open(
+    path: string,
+    options: { backgroundCheckpoints?: { onError: (message: string) => void } } = {},
+  ): SqliteInbox {
     if (path !== ':memory:') {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
@@ -111,7 +120,10 @@ export class SqliteInbox implements InboxJournal {
     // otherwise repair); only an OS crash or power loss may lose the last commits, as in the connector.
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
-    return new SqliteInbox(db);
+    const inbox = new SqliteInbox(db);
+    if (options.backgroundCheckpoints && path !== ':memory:')
+      inbox.checkpoints = startBackgroundCheckpoints(db, path, options.backgroundCheckpoints);
+    return inbox;
   }
 
   accept(
@@ -197,8 +209,16 @@ export class SqliteInbox implements InboxJournal {
     };
   }
 
-  close(): void {
+  /** Closed at once, or after the checkpoint worker's connection when there is one (see `SqliteStore.close`). */
+  close(): Promise<void> {
     this.commitBatch();
-    if (this.db.open) this.db.close();
+    const { checkpoints } = this;
+    if (!checkpoints) {
+      if (this.db.open) this.db.close();
+      return Promise.resolve();
+    }
+    return checkpoints.stop().then(() => {
+      if (this.db.open) this.db.close();
+    });
   }
 }

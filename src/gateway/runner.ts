@@ -282,7 +282,9 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       log.child({ part: 'agent' }),
     );
     history = SqliteHistoryStore.open(conversationsPath(home));
-    inbox = SqliteInbox.open(inboxPath(home));
+    inbox = SqliteInbox.open(inboxPath(home), {
+      backgroundCheckpoints: { onError: (message) => log.warn({ part: 'inbox' }, message) },
+    });
   } catch (error) {
     return fail(errorMessage(error), EXIT.config);
   }
@@ -295,7 +297,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     } catch (error) {
       agent.close?.().catch(() => undefined);
       history.close();
-      inbox.close();
+      await inbox.close();
       return fail(
         `metrics listener could not start on ${options.metricsListener.host}:${options.metricsListener.port} (GATEWAY_METRICS_PORT): ${errorMessage(error)}`,
         EXIT.failure,
@@ -588,7 +590,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       replies.close();
       await agent.close?.().catch(() => undefined);
       history.close();
-      inbox.close();
+      await inbox.close();
       const code = kind === 'restart' ? EXIT.restart : kind === 'unexpected' ? EXIT.failure : EXIT.ok;
       status({
         gatewayState: 'stopped',

@@ -22,6 +22,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { boundedCache } from '../../common/cache.js';
+import { type BackgroundCheckpoints, startBackgroundCheckpoints } from '../../common/sqlite-checkpoints.js';
 import { migrate } from './migrations.js';
 import {
   type AuditRow,
@@ -121,8 +122,17 @@ interface FairHeadsParams {
   busy: string;
 }
 
+export interface SqliteStoreOptions {
+  /**
+   * WAL checkpoints on a worker thread (`src/common/sqlite-checkpoints.ts`), for a long-running
+   * connector; `onError` hears when they fall back to the writer's connection.
+   */
+  backgroundCheckpoints?: { onError: (message: string) => void };
+}
+
 export class SqliteStore implements RelayStore {
   readonly #db: Database.Database;
+  #checkpoints: BackgroundCheckpoints | undefined;
   readonly #ping;
 
   // Tenants
@@ -238,7 +248,7 @@ export class SqliteStore implements RelayStore {
    * path, the parent directory is created with mode 0700 and the database file with mode 0600
    * before SQLite touches it; `:memory:` gives a private in-memory store (tests).
    */
-  static open(path: string): SqliteStore {
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
     if (!isFileless(path)) {
       const dir = dirname(path);
       if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -257,7 +267,10 @@ export class SqliteStore implements RelayStore {
         for (const extra of [`${path}-wal`, `${path}-shm`]) if (existsSync(extra)) chmodSync(extra, 0o600);
       }
       migrate(db);
-      return new SqliteStore(db);
+      const store = new SqliteStore(db);
+      if (options.backgroundCheckpoints && !isFileless(path))
+        store.#checkpoints = startBackgroundCheckpoints(db, path, options.backgroundCheckpoints);
+      return store;
     } catch (err) {
       db.close();
       throw err;
@@ -907,7 +920,14 @@ export class SqliteStore implements RelayStore {
   }
 
   async close(): Promise<void> {
+    // The worker's connection first: the last one to close checkpoints the whole log and removes it.
+    await this.#checkpoints?.stop();
     if (this.#db.open) this.#db.close();
+  }
+
+  /** The background checkpoints, when this store runs them. */
+  get checkpoints(): BackgroundCheckpoints | undefined {
+    return this.#checkpoints;
   }
 
   async createTenant(name: string, now: number): Promise<Tenant> {
