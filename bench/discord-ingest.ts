@@ -17,7 +17,6 @@ import {
   type RunOptions,
 } from './harness.js';
 import {
-  benchCheckpointError,
   createBenchTenant,
   enrollBenchGateway,
   manualMeasurement,
@@ -157,9 +156,7 @@ async function run(): Promise<BenchResult[]> {
   await addRoute(store, { tenantRef: tenant.tenantId, platform: 'webchat', routeKey: ROOM });
 
   // The gateway side as in ws-inbound: journal durably, then acknowledge.
-  const inbox = SqliteInbox.open(join(dir.path, 'inbox.db'), {
-    backgroundCheckpoints: { onError: benchCheckpointError },
-  });
+  const inbox = SqliteInbox.open(join(dir.path, 'inbox.db'));
   const eventBytes = new Map<string, number>();
   let measuringSizes = false;
   const transport = new RelayTransport({
@@ -360,7 +357,7 @@ async function run(): Promise<BenchResult[]> {
     await transport.stop();
     await connector.stop();
     await discord.close();
-    await inbox.close();
+    inbox.close();
     dir.remove();
   }
 }

@@ -5,7 +5,6 @@ import { RelayTransport } from '../src/gateway/transport.js';
 import { buildSessionKey, encodeFrame } from '../src/protocol/index.js';
 import { asyncWorkload, type BenchModule, type BenchResult, compare, type RunOptions } from './harness.js';
 import {
-  benchCheckpointError,
   createBenchTenant,
   deliveryBodyBytes,
   enrollBenchGateway,
@@ -67,9 +66,7 @@ export async function startInboundRig(): Promise<InboundRig> {
 
   // What the gateway runtime does before acknowledging: journal the event durably, keyed by its
   // delivery id, then hand it over (here: nothing to run, so the entry is done at once).
-  const inbox = SqliteInbox.open(join(dir.path, 'inbox.db'), {
-    backgroundCheckpoints: { onError: benchCheckpointError },
-  });
+  const inbox = SqliteInbox.open(join(dir.path, 'inbox.db'));
   let journaled = 0;
   const transport = new RelayTransport({
     url: relayUrl,
@@ -101,7 +98,7 @@ export async function startInboundRig(): Promise<InboundRig> {
     async close() {
       await transport.stop();
       await connector.stop();
-      await inbox.close();
+      inbox.close();
       dir.remove();
     },
   };

@@ -8,15 +8,17 @@ import type { CheckpointWorkerData, CheckpointWorkerMessage } from './wal-checkp
  * log, and by default the committing connection copies them back into the database once the log
  * holds 1,000 pages — inside whichever commit crosses that line, fsyncs included, so every socket of
  * the process waits a few milliseconds then. Here a worker thread with its own connection does it
- * instead (`wal_checkpoint(PASSIVE)`, which never blocks the writer), and the writer's own
- * checkpoint stays only as a safety net at 10,000 pages, for a worker that is gone or behind.
+ * instead (`wal_checkpoint(PASSIVE)`, which never waits for the writer), and the writer's own
+ * checkpoint stays only as a safety net at 10,000 pages, for a worker that is gone or behind. The
+ * writer can still wait a moment for the lock slot a running checkpoint holds: fine for the
+ * connector, whose answers all follow their commits, not for the gateway's inbox (see there).
  * Durability is the same: a commit is in the log before it returns either way; the checkpoint only
  * moves committed pages. Under steady writes the log is rarely all copied at the moment a write
  * begins (when SQLite would start it over), so it grows to the safety net, whose checkpoint then
  * finds nearly everything copied: 40 MB of log at most, one short stall per 10,000 pages instead
- * of one per 1,000. Measured with the `latency` bench (web chat → echo turn; connector and gateway
- * each with it), four runs alternated with the build before: max load 2,568–2,681 → 2,885–3,093
- * turns/s (+13 %), p99 at half of it unchanged (7–10 ms, at the higher load).
+ * of one per 1,000. Measured with the `latency` bench (web chat → echo turn), four runs alternated
+ * with the build before: max load 2,568–2,681 → 2,885–3,093 turns/s (+13 %), p99 at half of it
+ * unchanged (7–10 ms, at the higher load) — with the gateway's inbox on it too, as it then was.
  */
 
 export const BUSY_INTERVAL_MS = 20;

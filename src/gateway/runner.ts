@@ -282,9 +282,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       log.child({ part: 'agent' }),
     );
     history = SqliteHistoryStore.open(conversationsPath(home));
-    inbox = SqliteInbox.open(inboxPath(home), {
-      backgroundCheckpoints: { onError: (message) => log.warn({ part: 'inbox' }, message) },
-    });
+    inbox = SqliteInbox.open(inboxPath(home));
   } catch (error) {
     return fail(errorMessage(error), EXIT.config);
   }
@@ -297,7 +295,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
     } catch (error) {
       agent.close?.().catch(() => undefined);
       history.close();
-      await inbox.close();
+      inbox.close();
       return fail(
         `metrics listener could not start on ${options.metricsListener.host}:${options.metricsListener.port} (GATEWAY_METRICS_PORT): ${errorMessage(error)}`,
         EXIT.failure,
@@ -590,7 +588,7 @@ export async function startGateway(options: RunGatewayOptions): Promise<RunningG
       replies.close();
       await agent.close?.().catch(() => undefined);
       history.close();
-      await inbox.close();
+      inbox.close();
       const code = kind === 'restart' ? EXIT.restart : kind === 'unexpected' ? EXIT.failure : EXIT.ok;
       status({
         gatewayState: 'stopped',
