@@ -21,8 +21,8 @@ import type { CheckpointWorkerData, CheckpointWorkerMessage } from './wal-checkp
  * unchanged (7–10 ms, at the higher load) — with the gateway's inbox on it too, as it then was.
  */
 
-export const BUSY_INTERVAL_MS = 20;
-export const IDLE_INTERVAL_MS = 1_000;
+const BUSY_INTERVAL_MS = 20;
+const IDLE_INTERVAL_MS = 1_000;
 /** SQLite's default `wal_autocheckpoint`, given back when the worker stops or fails. */
 const DEFAULT_AUTOCHECKPOINT_PAGES = 1_000;
 const SAFETY_NET_PAGES = 10_000;
@@ -75,11 +75,15 @@ export function startBackgroundCheckpoints(
   worker.unref();
   let active = true;
   let stopping = false;
-  const fallBack = (message: string): void => {
-    if (!active) return;
+  /** Checkpoints back on the writer's connection; true the first time. */
+  const handBack = (): boolean => {
+    if (!active) return false;
     active = false;
     if (db.open) db.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
-    options.onError?.(message);
+    return true;
+  };
+  const fallBack = (message: string): void => {
+    if (handBack()) options.onError?.(message);
   };
   db.pragma(`wal_autocheckpoint = ${SAFETY_NET_PAGES}`);
   worker.on('message', (message: CheckpointWorkerMessage) => {
@@ -106,8 +110,7 @@ export function startBackgroundCheckpoints(
       const timer = setTimeout(() => void worker.terminate(), STOP_TIMEOUT_MS);
       await exited;
       clearTimeout(timer);
-      active = false;
-      if (db.open) db.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
+      handBack();
     },
   };
 }

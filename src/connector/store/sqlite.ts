@@ -155,8 +155,8 @@ export class SqliteStore implements RelayStore {
   readonly #revokeGateway;
   readonly #listRevokedSince;
   readonly #touchGateway;
-  readonly #touchGatewaysTx;
-  readonly #clearGatewaysIdleTx;
+  /** One write per item of a list, all in one transaction; the rows changed (the batch writes). */
+  readonly #eachTx;
   readonly #setGatewayIdle;
   readonly #clearGatewayIdle;
   readonly #makeSocketDeliveriesDue;
@@ -176,8 +176,6 @@ export class SqliteStore implements RelayStore {
   readonly #insertState;
   readonly #deleteState;
   readonly #deleteStateHolding;
-  readonly #putStatesTx;
-  readonly #deleteStatesHoldingTx;
   readonly #purgeState;
   // Delivery keys
   readonly #getDeliveryKeys;
@@ -357,13 +355,10 @@ export class SqliteStore implements RelayStore {
     this.#clearGatewayIdle = db.prepare<[string]>(
       'UPDATE gateways SET idle_since = NULL WHERE id = ? AND idle_since IS NOT NULL',
     );
-    const touchGateway = this.#touchGateway;
-    const clearGatewayIdle = this.#clearGatewayIdle;
-    this.#touchGatewaysTx = db.transaction((ids: readonly string[], now: number): void => {
-      for (const id of ids) touchGateway.run(now, id);
-    });
-    this.#clearGatewaysIdleTx = db.transaction((ids: readonly string[]): void => {
-      for (const id of ids) clearGatewayIdle.run(id);
+    this.#eachTx = db.transaction((items: readonly string[], write: (item: string) => number): number => {
+      let changed = 0;
+      for (const item of items) changed += write(item);
+      return changed;
     });
     this.#makeSocketDeliveriesDue = db.prepare<{ now: number; tenantId: string }>(
       `UPDATE outbox SET next_attempt_at = @now
@@ -403,16 +398,6 @@ export class SqliteStore implements RelayStore {
     this.#deleteStateHolding = db.prepare<[string, string]>(
       'DELETE FROM platform_state WHERE key = ? AND value = ?',
     );
-    const putState = this.#putState;
-    const deleteStateHolding = this.#deleteStateHolding;
-    this.#putStatesTx = db.transaction((keys: readonly string[], value: string, expiresAt: number): void => {
-      for (const key of keys) putState.run(key, value, expiresAt);
-    });
-    this.#deleteStatesHoldingTx = db.transaction((keys: readonly string[], value: string): number => {
-      let deleted = 0;
-      for (const key of keys) deleted += deleteStateHolding.run(key, value).changes;
-      return deleted;
-    });
     this.#purgeState = db.prepare<[number]>('DELETE FROM platform_state WHERE expires_at <= ?');
     this.#upsertPolicy = db.prepare<[string, string, string, number, string, number, number]>(
       `INSERT INTO gateway_policies
@@ -1000,7 +985,7 @@ export class SqliteStore implements RelayStore {
   async touchGateways(ids: readonly string[], now: number): Promise<void> {
     // One statement is its own transaction; BEGIN and COMMIT around it would only add two.
     if (ids.length === 1) this.#touchGateway.run(now, ids[0] as string);
-    else if (ids.length > 1) this.#touchGatewaysTx.immediate(ids, now);
+    else if (ids.length > 1) this.#eachTx.immediate(ids, (id) => this.#touchGateway.run(now, id).changes);
   }
 
   async updateGatewayDetails(id: string, details: GatewayDetails): Promise<GatewayRecord | null> {
@@ -1021,7 +1006,7 @@ export class SqliteStore implements RelayStore {
 
   async clearGatewaysIdle(ids: readonly string[]): Promise<void> {
     if (ids.length === 1) this.#clearGatewayIdle.run(ids[0] as string);
-    else if (ids.length > 1) this.#clearGatewaysIdleTx.immediate(ids);
+    else if (ids.length > 1) this.#eachTx.immediate(ids, (id) => this.#clearGatewayIdle.run(id).changes);
   }
 
   async addGatewayIdentity(gatewayId: string, platform: string, botId: string, now: number): Promise<void> {
@@ -1069,11 +1054,12 @@ export class SqliteStore implements RelayStore {
   }
 
   async putPlatformStates(keys: readonly string[], value: string, expiresAt: number): Promise<void> {
-    if (keys.length > 0) this.#putStatesTx.immediate(keys, value, expiresAt);
+    if (keys.length > 0)
+      this.#eachTx.immediate(keys, (key) => this.#putState.run(key, value, expiresAt).changes);
   }
 
   async deletePlatformStatesHolding(keys: readonly string[], value: string): Promise<number> {
-    return keys.length > 0 ? this.#deleteStatesHoldingTx.immediate(keys, value) : 0;
+    return this.#eachTx.immediate(keys, (key) => this.#deleteStateHolding.run(key, value).changes);
   }
 
   async insertPlatformState(key: string, value: string, expiresAt: number, now: number): Promise<boolean> {
